@@ -1,0 +1,45 @@
+// reduce: sums over the outer and inner axes of a tensor viewed as [A, J, K]:
+//   out[j] = sum over a < A, k < K of f(x[(a * J + j) * K + k]),  f(v) = v or v * v.
+// Per-sample sum of squares: A = 1, J = N, K = C*H*W. Per-channel sum (bias gradients):
+// A = N, J = C, K = H*W. Sum over the batch: A = N, J = features, K = 1.
+// One workgroup per output; its 256 invocations stride over the A*K terms, then a tree reduction
+// in workgroup memory.
+
+struct Params {
+    outer: u32,   // A
+    rows: u32,    // J
+    inner: u32,   // K
+    square: u32,  // 1: sum of squares
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+var<workgroup> partial: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let j = wid.y * nwg.x + wid.x;
+    if (j >= p.rows) { return; }
+    var acc = 0.0;
+    let terms = p.outer * p.inner;
+    for (var t = lid; t < terms; t += 256u) {
+        let a = t / p.inner;
+        let k = t - a * p.inner;
+        let v = x[(a * p.rows + j) * p.inner + k];
+        acc += select(v, v * v, p.square == 1u);
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride /= 2u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        out[j] = partial[0];
+    }
+}

@@ -1,0 +1,207 @@
+//! Kernels: WGSL shaders compiled once per device, and their launch.
+//!
+//! Binding convention, the same in every shader: `@group(0) @binding(0)` is the uniform of scalar
+//! parameters, `@binding(1..)` are tensors. One shader file holds all entry points of an op family
+//! (forward, backward, JVP), each using some of the file's tensor bindings. Naga reflects which ones
+//! an entry point uses, and the launcher binds the tensors it is given to exactly those, in
+//! ascending binding order.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Result};
+use wgpu::util::DeviceExt;
+
+use super::{Gpu, Tensor};
+
+/// Helpers every shader may call (index arithmetic for split dispatches); prepended to each source.
+pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+/// A shader file of `shaders/`: its op name and WGSL source.
+#[derive(Clone, Copy, Debug)]
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+impl Shader {
+    /// The source as compiled: the common helpers, then the op's own code.
+    pub fn full_source(&self) -> String {
+        format!("{COMMON}\n{}", self.source)
+    }
+
+    /// Parses and validates the full source with naga, as the device would.
+    pub fn validate(&self) -> Result<(naga::Module, naga::valid::ModuleInfo)> {
+        let source = self.full_source();
+        let module = naga::front::wgsl::parse_str(&source)
+            .map_err(|e| anyhow!("shaders/{}.wgsl: {}", self.name, e.emit_to_string(&source)))?;
+        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+            .validate(&module)
+            .map_err(|e| anyhow!("shaders/{}.wgsl: {}", self.name, e.emit_to_string(&source)))?;
+        Ok((module, info))
+    }
+}
+
+/// How many workgroups to launch.
+#[derive(Clone, Copy, Debug)]
+pub enum Dispatch {
+    /// One invocation per item of a 1-D range of this many items. Workgroups are spread over x and y
+    /// so no dimension exceeds the limit; shaders recover the index with `linear_index` (common.wgsl).
+    Items(usize),
+    /// An explicit grid of workgroups.
+    Groups([u32; 3]),
+}
+
+pub(super) struct Module {
+    wgpu: wgpu::ShaderModule,
+    naga: naga::Module,
+    info: naga::valid::ModuleInfo,
+}
+
+pub(super) struct Pipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+    /// The binding numbers the entry point uses, ascending.
+    bindings: Vec<u32>,
+    workgroup_size: [u32; 3],
+}
+
+impl Gpu {
+    fn module(&self, shader: &Shader) -> Result<Arc<Module>> {
+        if let Some(m) = self.modules.lock().unwrap().get(shader.name) {
+            return Ok(m.clone());
+        }
+        let (naga, info) = shader.validate()?;
+        let wgpu = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(shader.name),
+            source: wgpu::ShaderSource::Wgsl(shader.full_source().into()),
+        });
+        let m = Arc::new(Module { wgpu, naga, info });
+        self.modules.lock().unwrap().insert(shader.name, m.clone());
+        Ok(m)
+    }
+
+    fn pipeline(&self, shader: &Shader, entry: &'static str) -> Result<Arc<Pipeline>> {
+        if let Some(p) = self.pipelines.lock().unwrap().get(&(shader.name, entry)) {
+            return Ok(p.clone());
+        }
+        let module = self.module(shader)?;
+        let index = module
+            .naga
+            .entry_points
+            .iter()
+            .position(|e| e.name == entry)
+            .ok_or_else(|| anyhow!("shaders/{}.wgsl has no entry point {entry}", shader.name))?;
+        let uses = module.info.get_entry_point(index);
+        let mut bindings: Vec<u32> = module
+            .naga
+            .global_variables
+            .iter()
+            .filter(|(handle, _)| !uses[*handle].is_empty())
+            .filter_map(|(_, var)| var.binding.as_ref().map(|b| b.binding))
+            .collect();
+        bindings.sort_unstable();
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module.wgpu,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let p = Arc::new(Pipeline {
+            layout: pipeline.get_bind_group_layout(0),
+            pipeline,
+            bindings,
+            workgroup_size: module.naga.entry_points[index].workgroup_size,
+        });
+        self.pipelines.lock().unwrap().insert((shader.name, entry), p.clone());
+        Ok(p)
+    }
+
+    /// Records one dispatch of `shader`'s `entry` with the scalar `params` (32-bit words: use
+    /// `f32::to_bits` for floats) at binding 0 and `tensors` at the entry point's tensor bindings,
+    /// in ascending order.
+    /// Errors, never panics, when a tensor exceeds the device's binding limit or the grid its
+    /// dispatch limit.
+    pub fn launch(
+        &self,
+        shader: &Shader,
+        entry: &'static str,
+        params: &[u32],
+        tensors: &[&Tensor],
+        dispatch: Dispatch,
+    ) -> Result<()> {
+        let p = self.pipeline(shader, entry)?;
+        let what = || format!("{}.{entry}", shader.name);
+        let groups = self
+            .groups(dispatch, p.workgroup_size[0])
+            .map_err(|e| anyhow!("{}: {e}", what()))?;
+        // Uniform buffers are at least 16 bytes and a multiple of 16 in every backend's rules.
+        let mut words = params.to_vec();
+        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
+        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&words),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let storage = p.bindings.iter().filter(|&&b| b != 0).count();
+        if tensors.len() != storage {
+            bail!("{} binds {storage} tensors but was given {}", what(), tensors.len());
+        }
+        let limit = self.limits.max_storage_buffer_binding_size;
+        if let Some(t) = tensors.iter().find(|t| t.bytes() > limit) {
+            bail!(
+                "{}: tensor {:?} is {} MiB, over this device's storage binding limit of {} MiB",
+                what(),
+                t.shape,
+                t.bytes() >> 20,
+                limit >> 20
+            );
+        }
+        let mut next = tensors.iter();
+        let entries: Vec<_> = p
+            .bindings
+            .iter()
+            .map(|&b| wgpu::BindGroupEntry {
+                binding: b,
+                resource: if b == 0 {
+                    uniform.as_entire_binding()
+                } else {
+                    next.next().unwrap().buf.as_entire_binding()
+                },
+            })
+            .collect();
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &p.layout,
+            entries: &entries,
+        });
+        self.record(|encoder| {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(entry),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&p.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        });
+        Ok(())
+    }
+
+    /// The workgroup grid of a dispatch, within the device's per-dimension limit.
+    fn groups(&self, dispatch: Dispatch, workgroup_x: u32) -> Result<[u32; 3]> {
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        let grid = match dispatch {
+            Dispatch::Items(n) => {
+                let total = n.div_ceil(workgroup_x as usize).max(1);
+                let x = total.min(max as usize);
+                [x as u64, total.div_ceil(x) as u64, 1]
+            }
+            Dispatch::Groups(g) => g.map(u64::from),
+        };
+        if grid.iter().any(|&g| g > max as u64) {
+            bail!("a grid of {grid:?} workgroups exceeds this device's limit of {max} per dimension");
+        }
+        Ok(grid.map(|g| g as u32))
+    }
+}

@@ -1,0 +1,159 @@
+//! The GPU runtime shared by the native CLI and the browser: adapter and device choice, tensors,
+//! kernels (a pipeline cache over `shaders/*.wgsl`) and their launch, and readback.
+
+mod kernel;
+mod tensor;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Result};
+
+pub use kernel::{Dispatch, Shader};
+pub use tensor::Tensor;
+
+/// Environment variable that filters adapters by name, like `--adapter NAME`.
+pub const ADAPTER_ENV: &str = "PGGAN_ADAPTER";
+
+/// How to pick the device.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Case-insensitive substring of the adapter's name; `None` takes the high-performance adapter.
+    pub adapter: Option<String>,
+    /// Ask for WebGPU's default limits instead of the adapter's: what every browser grants. The tests
+    /// use this so that every kernel is proven correct at the defaults.
+    pub default_limits: bool,
+}
+
+impl GpuOptions {
+    /// The options the tests use: default WebGPU limits, adapter filter from the environment.
+    pub fn for_tests() -> Self {
+        GpuOptions {
+            adapter: std::env::var(ADAPTER_ENV).ok(),
+            default_limits: true,
+        }
+    }
+}
+
+/// One device and queue, with the kernels compiled on it and the commands recorded but not yet
+/// submitted. Launches are recorded into one encoder and submitted together by [`Gpu::flush`]
+/// (a download flushes first), so a training step is one submission.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<kernel::Pipeline>>>,
+    modules: Mutex<HashMap<&'static str, Arc<kernel::Module>>>,
+    encoder: Mutex<Option<wgpu::CommandEncoder>>,
+}
+
+impl Gpu {
+    pub async fn new(opts: &GpuOptions) -> Result<Gpu> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pick_adapter(&instance, opts.adapter.as_deref()).await?;
+        let info = adapter.get_info();
+        let required_limits = if opts.default_limits {
+            wgpu::Limits::default()
+        } else {
+            adapter.limits()
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("pggan"),
+                required_limits: required_limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow!("adapter {} could not open a device: {e}", info.name))?;
+        Ok(Gpu {
+            limits: device.limits(),
+            device,
+            queue,
+            info,
+            pipelines: Mutex::default(),
+            modules: Mutex::default(),
+            encoder: Mutex::default(),
+        })
+    }
+
+    /// "name (backend, device type)", the line every test and command prints.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// Submits everything recorded so far.
+    pub fn flush(&self) -> wgpu::SubmissionIndex {
+        let pending = self.encoder.lock().unwrap().take();
+        self.queue.submit(pending.map(|e| e.finish()))
+    }
+
+    /// Runs `record` on the pending encoder, creating it when there is none.
+    fn record<R>(&self, record: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
+        let mut guard = self.encoder.lock().unwrap();
+        let encoder = guard.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+        record(encoder)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+async fn pick_adapter(instance: &wgpu::Instance, filter: Option<&str>) -> Result<wgpu::Adapter> {
+    let Some(filter) = filter else {
+        return instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "no GPU adapter found ({e}); install a Vulkan driver (on Debian: mesa-vulkan-drivers libvulkan1)"
+                )
+            });
+    };
+    let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+    let names: Vec<String> = adapters
+        .iter()
+        .map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend))
+        .collect();
+    let needle = filter.to_lowercase();
+    adapters
+        .into_iter()
+        .filter(|a| a.get_info().name.to_lowercase().contains(&needle))
+        // Among matches, a real GPU before a software one, Vulkan/Metal/DX12 before GL.
+        .min_by_key(|a| {
+            let info = a.get_info();
+            (
+                info.device_type == wgpu::DeviceType::Cpu,
+                info.backend == wgpu::Backend::Gl,
+            )
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "no adapter's name contains {filter:?}; adapters found: {}",
+                names.join(", ")
+            )
+        })
+}
+
+#[cfg(target_arch = "wasm32")]
+async fn pick_adapter(instance: &wgpu::Instance, filter: Option<&str>) -> Result<wgpu::Adapter> {
+    // A browser offers one adapter per power preference; the filter only checks its name.
+    let adapter = instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow!("this browser offers no WebGPU adapter ({e})"))?;
+    match filter {
+        Some(f) if !adapter.get_info().name.to_lowercase().contains(&f.to_lowercase()) => Err(anyhow!(
+            "the browser's adapter {:?} does not match {f:?}",
+            adapter.get_info().name
+        )),
+        _ => Ok(adapter),
+    }
+}

@@ -1,0 +1,128 @@
+//! A GPU tensor (a storage buffer and its NCHW shape), upload and asynchronous download.
+
+use anyhow::{anyhow, bail, Result};
+use wgpu::util::DeviceExt;
+
+use super::Gpu;
+
+/// How long a native download waits for the GPU before it reports an error instead of hanging.
+#[cfg(not(target_arch = "wasm32"))]
+const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// An f32 tensor living in a storage buffer.
+pub struct Tensor {
+    pub buf: wgpu::Buffer,
+    pub shape: Vec<usize>,
+}
+
+impl Tensor {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bytes(&self) -> u64 {
+        4 * self.len() as u64
+    }
+}
+
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl Gpu {
+    fn check_shape(&self, shape: &[usize]) -> Result<u64> {
+        let len: usize = shape.iter().product();
+        if len == 0 {
+            bail!("tensor of shape {shape:?} is empty");
+        }
+        let bytes = 4 * len as u64;
+        if bytes > self.limits.max_buffer_size {
+            bail!(
+                "tensor of shape {shape:?} needs {} MiB, over this device's buffer limit of {} MiB",
+                bytes >> 20,
+                self.limits.max_buffer_size >> 20
+            );
+        }
+        Ok(bytes)
+    }
+
+    /// A tensor holding `data`, which must have exactly the shape's number of elements.
+    pub fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        self.check_shape(shape)?;
+        if data.len() != shape.iter().product::<usize>() {
+            bail!("{} values do not fill a tensor of shape {shape:?}", data.len());
+        }
+        let buf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(data),
+            usage: USAGE,
+        });
+        Ok(Tensor {
+            buf,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// A zero-filled tensor (wgpu zero-initialises new buffers).
+    pub fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
+        let size = self.check_shape(shape)?;
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size,
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Tensor {
+            buf,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// Copies `src` into `dst` (same number of elements) as a recorded command.
+    pub fn copy(&self, src: &Tensor, dst: &Tensor) -> Result<()> {
+        if src.len() != dst.len() {
+            bail!("cannot copy {:?} into {:?}", src.shape, dst.shape);
+        }
+        self.record(|e| e.copy_buffer_to_buffer(&src.buf, 0, &dst.buf, 0, src.bytes()));
+        Ok(())
+    }
+
+    /// Submits all recorded work and reads `t` back. Never blocks the browser: on wasm it awaits the
+    /// mapping callback; natively it polls the device with a finite timeout.
+    pub async fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("download"),
+            size: t.bytes(),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.record(|e| e.copy_buffer_to_buffer(&t.buf, 0, &staging, 0, t.bytes()));
+        let _index = self.flush();
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(_index),
+                timeout: Some(DOWNLOAD_TIMEOUT),
+            })
+            .map_err(|e| anyhow!("waiting for the GPU failed: {e}"))?;
+        rx.await
+            .map_err(|_| anyhow!("the GPU dropped a download before it finished"))?
+            .map_err(|e| anyhow!("reading a tensor back failed: {e}"))?;
+        let data = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| anyhow!("mapping a download failed: {e}"))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(data)
+    }
+}

@@ -1,0 +1,10 @@
+//! pggan: Progressive Growing of GANs trained on the GPU through WebGPU, natively (wgpu on Vulkan,
+//! Metal, DX12) and in the browser (WASM), with hand-written WGSL kernels.
+
+pub mod check;
+pub mod gpu;
+pub mod ops;
+pub mod rng;
+pub mod selftest;
+#[cfg(target_arch = "wasm32")]
+pub mod web;

@@ -1,0 +1,67 @@
+//! The native command line.
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+// The browser uses the library through src/web.rs; the binary has nothing to do there.
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::process::ExitCode;
+
+    use clap::{Parser, Subcommand};
+    use pggan::gpu::{Gpu, GpuOptions, ADAPTER_ENV};
+
+    #[derive(Parser)]
+    #[command(
+        name = "pggan",
+        version,
+        about = "Progressive Growing of GANs on the GPU through WebGPU"
+    )]
+    struct Cli {
+        /// Use the adapter whose name contains this text (also the PGGAN_ADAPTER environment variable).
+        #[arg(long, global = true, env = ADAPTER_ENV)]
+        adapter: Option<String>,
+        #[command(subcommand)]
+        command: Option<Command>,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Run every kernel on the adapter against its CPU reference and print the table.
+        Selftest {
+            /// Ask for WebGPU's default limits (what browsers grant) instead of the adapter's.
+            #[arg(long)]
+            default_limits: bool,
+        },
+    }
+
+    pub fn main() -> ExitCode {
+        let cli = Cli::parse();
+        let result = match cli.command.unwrap_or(Command::Selftest { default_limits: false }) {
+            Command::Selftest { default_limits } => selftest(GpuOptions {
+                adapter: cli.adapter,
+                default_limits,
+            }),
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn selftest(opts: GpuOptions) -> anyhow::Result<ExitCode> {
+        let gpu = pollster::block_on(Gpu::new(&opts))?;
+        println!("adapter: {}", gpu.describe());
+        let (table, ok) = pollster::block_on(pggan::selftest::report(&gpu));
+        print!("{table}");
+        Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+}

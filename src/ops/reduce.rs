@@ -1,0 +1,94 @@
+//! reduce: sums and sums of squares over the outer and inner axes of a tensor viewed as [A, J, K]
+//! (`shaders/reduce.wgsl`): per-sample sums of squares, per-channel sums (bias gradients), batch sums.
+
+use anyhow::{ensure, Result};
+
+use crate::check::{compare, f64s, Row};
+use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
+use crate::rng::Rng;
+
+pub const SHADER: Shader = Shader {
+    name: "reduce",
+    source: include_str!("../../shaders/reduce.wgsl"),
+};
+
+/// How `x` is viewed: `[outer, rows, inner]`, summed over outer and inner.
+#[derive(Clone, Copy, Debug)]
+pub struct View {
+    pub outer: usize,
+    pub rows: usize,
+    pub inner: usize,
+}
+
+impl View {
+    /// One sum per sample of an [N, ...] tensor.
+    pub fn per_sample(shape: &[usize]) -> View {
+        View {
+            outer: 1,
+            rows: shape[0],
+            inner: shape[1..].iter().product(),
+        }
+    }
+
+    /// One sum per channel of an [N, C, ...] tensor.
+    pub fn per_channel(shape: &[usize]) -> View {
+        View {
+            outer: shape[0],
+            rows: shape[1],
+            inner: shape[2..].iter().product(),
+        }
+    }
+}
+
+/// out[j] = sum over a, k of x[a, j, k] (or its square when `square`).
+pub fn sum(gpu: &Gpu, x: &Tensor, view: View, square: bool, out: &Tensor) -> Result<()> {
+    ensure!(
+        view.outer * view.rows * view.inner == x.len(),
+        "reduce: view {view:?} of a tensor {:?}",
+        x.shape
+    );
+    ensure!(
+        out.len() == view.rows,
+        "reduce: {} outputs for {} rows",
+        out.len(),
+        view.rows
+    );
+    let params = [view.outer as u32, view.rows as u32, view.inner as u32, square as u32];
+    gpu.launch(&SHADER, "sum", &params, &[x, out], Dispatch::Items(view.rows * 256))
+}
+
+/// CPU reference of `sum`.
+pub fn sum_ref(x: &[f64], view: View, square: bool) -> Vec<f64> {
+    let mut out = vec![0.0; view.rows];
+    for a in 0..view.outer {
+        for (j, o) in out.iter_mut().enumerate() {
+            for k in 0..view.inner {
+                let v = x[(a * view.rows + j) * view.inner + k];
+                *o += if square { v * v } else { v };
+            }
+        }
+    }
+    out
+}
+
+/// Per-sample sums of squares and per-channel sums on awkward shapes.
+pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Row>>> + '_>> {
+    Box::pin(async move {
+        let mut rows = Vec::new();
+        let mut rng = Rng::new(2);
+        for shape in [[3usize, 17, 8, 8], [4, 5, 16, 16]] {
+            let xs = rng.normals(shape.iter().product());
+            let x = gpu.upload(&xs, &shape)?;
+            for (name, view, square) in [
+                ("reduce per-sample sum of squares", View::per_sample(&shape), true),
+                ("reduce per-channel sum", View::per_channel(&shape), false),
+            ] {
+                let out = gpu.zeros(&[view.rows])?;
+                sum(gpu, &x, view, square, &out)?;
+                let r = sum_ref(&f64s(&xs), view, square);
+                rows.push(compare(name, &shape, &gpu.download(&out).await?, &r, 1e-5));
+            }
+        }
+        Ok(rows)
+    })
+}

@@ -1,0 +1,38 @@
+//! The self-test: every op's check on the current adapter, as one table.
+
+use crate::check::{table, Row};
+use crate::gpu::Gpu;
+use crate::ops::CHECKS;
+
+/// Runs every check; a check that cannot run at all gives a failing row naming the error.
+pub async fn run(gpu: &Gpu) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (name, check) in CHECKS {
+        match check(gpu).await {
+            Ok(r) => rows.extend(r),
+            Err(e) => rows.push(Row {
+                name: format!("{name}: {e:#}"),
+                shape: String::new(),
+                max_abs: f64::NAN,
+                max_rel: f64::NAN,
+                tol: 0.0,
+                pass: false,
+            }),
+        }
+    }
+    rows
+}
+
+/// The table, the adapter, and whether everything passed.
+pub async fn report(gpu: &Gpu) -> (String, bool) {
+    let rows = run(gpu).await;
+    let ok = rows.iter().all(|r| r.pass);
+    let failed = rows.iter().filter(|r| !r.pass).count();
+    let text = format!(
+        "{}adapter: {}\n{} rows, {failed} failed\n",
+        table(&rows),
+        gpu.describe(),
+        rows.len()
+    );
+    (text, ok)
+}

@@ -1,0 +1,73 @@
+//! Every op's GPU kernels against its CPU reference, on the native adapter (lavapipe in CI).
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use pggan::gpu::Dispatch;
+use pggan::ops;
+
+#[test]
+fn act() {
+    common::run_check(ops::act::check);
+}
+
+#[test]
+fn reduce() {
+    common::run_check(ops::reduce::check);
+}
+
+#[test]
+fn every_op_has_a_test_here() {
+    // A new op added to CHECKS must get its own test above.
+    let names: Vec<&str> = ops::CHECKS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["act", "reduce"]);
+}
+
+#[test]
+fn launch_refuses_a_binding_over_the_limit() {
+    let gpu = common::gpu();
+    // One element past WebGPU's default 128 MiB storage binding limit.
+    let limit = gpu.limits.max_storage_buffer_binding_size as usize;
+    let big = gpu.zeros(&[limit / 4 + 1]).unwrap();
+    let small = gpu.zeros(&[1]).unwrap();
+    let err = ops::reduce::sum(
+        &gpu,
+        &big,
+        ops::reduce::View::per_sample(&[1, limit / 4 + 1]),
+        true,
+        &small,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("storage binding limit"), "{err}");
+}
+
+#[test]
+fn launch_splits_large_dispatches_and_refuses_too_large_grids() {
+    let gpu = common::gpu();
+    // 70000 rows need 70000 workgroups: more than 65535 in one dimension, so the launcher splits.
+    let rows = 70_000;
+    let data: Vec<f32> = (0..rows).map(|i| (i % 7) as f32).collect();
+    let x = gpu.upload(&data, &[rows, 1]).unwrap();
+    let out = gpu.zeros(&[rows]).unwrap();
+    ops::reduce::sum(&gpu, &x, ops::reduce::View::per_sample(&[rows, 1]), false, &out).unwrap();
+    assert_eq!(pollster::block_on(gpu.download(&out)).unwrap(), data);
+
+    let err = gpu.launch(
+        &ops::reduce::SHADER,
+        "sum",
+        &[1, 1, 1, 0],
+        &[&x, &out],
+        Dispatch::Groups([70_000, 1, 1]),
+    );
+    assert!(err.unwrap_err().to_string().contains("exceeds"));
+}
+
+#[test]
+fn launch_refuses_the_wrong_number_of_tensors() {
+    let gpu = common::gpu();
+    let x = gpu.zeros(&[4]).unwrap();
+    let err = gpu
+        .launch(&ops::reduce::SHADER, "sum", &[1, 4, 1, 0], &[&x], Dispatch::Items(4))
+        .unwrap_err();
+    assert!(err.to_string().contains("binds 2 tensors but was given 1"), "{err}");
+}
