@@ -1,5 +1,6 @@
 // reduce: sums over the outer and inner axes of a tensor viewed as [A, J, K]:
-//   out[j] = sum over a < A, k < K of f(x[(a * J + j) * K + k]),  f(v) = v or v * v.
+//   out[j] (+)= sum over a < A, k < K of f(x[(a * J + j) * K + k]),  f(v) = v or v * v.
+// Accumulating lets gradients from several passes add up in place (bias gradients).
 // Per-sample sum of squares: A = 1, J = N, K = C*H*W. Per-channel sum (bias gradients):
 // A = N, J = C, K = H*W. Sum over the batch: A = N, J = features, K = 1.
 // One workgroup per output; its 256 invocations stride over the A*K terms, then a tree reduction
@@ -9,7 +10,8 @@ struct Params {
     outer: u32,   // A
     rows: u32,    // J
     inner: u32,   // K
-    square: u32,  // 1: sum of squares
+    square: u32,      // 1: sum of squares
+    accumulate: u32,  // 1: add to out instead of overwriting it
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,6 +42,6 @@ fn sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         workgroupBarrier();
     }
     if (lid == 0u) {
-        out[j] = partial[0];
+        out[j] = select(0.0, out[j], p.accumulate == 1u) + partial[0];
     }
 }

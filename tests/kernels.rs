@@ -35,6 +35,7 @@ fn launch_refuses_a_binding_over_the_limit() {
         &big,
         ops::reduce::View::per_sample(&[1, limit / 4 + 1]),
         true,
+        false,
         &small,
     )
     .unwrap_err();
@@ -49,7 +50,7 @@ fn launch_splits_large_dispatches_and_refuses_too_large_grids() {
     let data: Vec<f32> = (0..rows).map(|i| (i % 7) as f32).collect();
     let x = gpu.upload(&data, &[rows, 1]).unwrap();
     let out = gpu.zeros(&[rows]).unwrap();
-    ops::reduce::sum(&gpu, &x, ops::reduce::View::per_sample(&[rows, 1]), false, &out).unwrap();
+    ops::reduce::sum(&gpu, &x, ops::reduce::View::per_sample(&[rows, 1]), false, false, &out).unwrap();
     assert_eq!(pollster::block_on(gpu.download(&out)).unwrap(), data);
 
     let err = gpu.launch(
@@ -67,7 +68,7 @@ fn launch_refuses_the_wrong_number_of_tensors() {
     let gpu = common::gpu();
     let x = gpu.zeros(&[4]).unwrap();
     let err = gpu
-        .launch(&ops::reduce::SHADER, "sum", &[1, 4, 1, 0], &[&x], Dispatch::Items(4))
+        .launch(&ops::reduce::SHADER, "sum", &[1, 4, 1, 0, 0], &[&x], Dispatch::Items(4))
         .unwrap_err();
     assert!(err.to_string().contains("binds 2 tensors but was given 1"), "{err}");
 }

@@ -9,7 +9,8 @@ use super::Gpu;
 #[cfg(not(target_arch = "wasm32"))]
 const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// An f32 tensor living in a storage buffer.
+/// An f32 tensor living in a storage buffer. Cloning shares the buffer.
+#[derive(Clone, Debug)]
 pub struct Tensor {
     pub buf: wgpu::Buffer,
     pub shape: Vec<usize>,

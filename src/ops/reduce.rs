@@ -40,8 +40,8 @@ impl View {
     }
 }
 
-/// out[j] = sum over a, k of x[a, j, k] (or its square when `square`).
-pub fn sum(gpu: &Gpu, x: &Tensor, view: View, square: bool, out: &Tensor) -> Result<()> {
+/// out[j] = sum over a, k of x[a, j, k] (or its square when `square`); added to out when `accumulate`.
+pub fn sum(gpu: &Gpu, x: &Tensor, view: View, square: bool, accumulate: bool, out: &Tensor) -> Result<()> {
     ensure!(
         view.outer * view.rows * view.inner == x.len(),
         "reduce: view {view:?} of a tensor {:?}",
@@ -53,7 +53,13 @@ pub fn sum(gpu: &Gpu, x: &Tensor, view: View, square: bool, out: &Tensor) -> Res
         out.len(),
         view.rows
     );
-    let params = [view.outer as u32, view.rows as u32, view.inner as u32, square as u32];
+    let params = [
+        view.outer as u32,
+        view.rows as u32,
+        view.inner as u32,
+        square as u32,
+        accumulate as u32,
+    ];
     gpu.launch(&SHADER, "sum", &params, &[x, out], Dispatch::Items(view.rows * 256))
 }
 
@@ -84,9 +90,19 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
                 ("reduce per-channel sum", View::per_channel(&shape), false),
             ] {
                 let out = gpu.zeros(&[view.rows])?;
-                sum(gpu, &x, view, square, &out)?;
+                sum(gpu, &x, view, square, false, &out)?;
                 let r = sum_ref(&f64s(&xs), view, square);
                 rows.push(compare(name, &shape, &gpu.download(&out).await?, &r, 1e-5));
+                // Accumulating the same sum again doubles it.
+                sum(gpu, &x, view, square, true, &out)?;
+                let r2: Vec<f64> = r.iter().map(|v| 2.0 * v).collect();
+                rows.push(compare(
+                    &format!("{name} (accumulate)"),
+                    &shape,
+                    &gpu.download(&out).await?,
+                    &r2,
+                    1e-5,
+                ));
             }
         }
         Ok(rows)
