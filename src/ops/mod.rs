@@ -2,6 +2,7 @@
 //! of op `x` is `shaders/x.wgsl`.
 
 pub mod act;
+pub mod pixelnorm;
 pub mod reduce;
 pub mod resample;
 
@@ -9,11 +10,12 @@ use crate::check::Check;
 use crate::gpu::Shader;
 
 /// Every shader of the crate (the naga test validates each one).
-pub const SHADERS: &[Shader] = &[act::SHADER, reduce::SHADER, resample::SHADER];
+pub const SHADERS: &[Shader] = &[act::SHADER, reduce::SHADER, resample::SHADER, pixelnorm::SHADER];
 
 /// Every op's check, in the order `pggan selftest` prints them.
 pub const CHECKS: &[(&str, Check)] = &[
     ("act", act::check),
     ("reduce", reduce::check),
     ("resample", resample::check),
+    ("pixelnorm", pixelnorm::check),
 ];
