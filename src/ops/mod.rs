@@ -2,13 +2,28 @@
 //! of op `x` is `shaders/x.wgsl`.
 
 pub mod act;
+pub mod lerp;
+pub mod pixelnorm;
 pub mod reduce;
+pub mod resample;
 
 use crate::check::Check;
 use crate::gpu::Shader;
 
 /// Every shader of the crate (the naga test validates each one).
-pub const SHADERS: &[Shader] = &[act::SHADER, reduce::SHADER];
+pub const SHADERS: &[Shader] = &[
+    act::SHADER,
+    reduce::SHADER,
+    resample::SHADER,
+    pixelnorm::SHADER,
+    lerp::SHADER,
+];
 
 /// Every op's check, in the order `pggan selftest` prints them.
-pub const CHECKS: &[(&str, Check)] = &[("act", act::check), ("reduce", reduce::check)];
+pub const CHECKS: &[(&str, Check)] = &[
+    ("act", act::check),
+    ("reduce", reduce::check),
+    ("resample", resample::check),
+    ("pixelnorm", pixelnorm::check),
+    ("lerp", lerp::check),
+];
