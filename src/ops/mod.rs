@@ -2,13 +2,22 @@
 //! of op `x` is `shaders/x.wgsl`.
 
 pub mod act;
+pub mod gp;
+pub mod loss;
+pub mod mbstd;
 pub mod reduce;
 
 use crate::check::Check;
 use crate::gpu::Shader;
 
 /// Every shader of the crate (the naga test validates each one).
-pub const SHADERS: &[Shader] = &[act::SHADER, reduce::SHADER];
+pub const SHADERS: &[Shader] = &[act::SHADER, reduce::SHADER, mbstd::SHADER, gp::SHADER, loss::SHADER];
 
 /// Every op's check, in the order `pggan selftest` prints them.
-pub const CHECKS: &[(&str, Check)] = &[("act", act::check), ("reduce", reduce::check)];
+pub const CHECKS: &[(&str, Check)] = &[
+    ("act", act::check),
+    ("reduce", reduce::check),
+    ("mbstd", mbstd::check),
+    ("gp", gp::check),
+    ("loss", loss::check),
+];
