@@ -2,7 +2,10 @@
 //! of op `x` is `shaders/x.wgsl`.
 
 pub mod act;
+pub mod gp;
 pub mod lerp;
+pub mod loss;
+pub mod mbstd;
 pub mod pixelnorm;
 pub mod reduce;
 pub mod resample;
@@ -17,6 +20,9 @@ pub const SHADERS: &[Shader] = &[
     resample::SHADER,
     pixelnorm::SHADER,
     lerp::SHADER,
+    mbstd::SHADER,
+    gp::SHADER,
+    loss::SHADER,
 ];
 
 /// Every op's check, in the order `pggan selftest` prints them.
@@ -26,4 +32,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("resample", resample::check),
     ("pixelnorm", pixelnorm::check),
     ("lerp", lerp::check),
+    ("mbstd", mbstd::check),
+    ("gp", gp::check),
+    ("loss", loss::check),
 ];

@@ -1,0 +1,80 @@
+// loss: WGAN loss pieces over D's scores real [B] and fake [B] (D outputs [B, 1]).
+//   L_D = mean(fake) - mean(real) + P + drift * mean(real^2),   L_G = -mean(fake'),
+//   P = (lambda/B) sum_b (||g_b|| - gamma)^2 / gamma^2 from sumsq_b = ||g_b||^2.
+// The score gradients are one invocation per sample; the statistics are one workgroup of 64 that
+// strides over the batch (any B; the batches here are <= 64) and reduces in workgroup memory.
+
+struct Params {
+    batch: u32,    // B of the D step (real, fake, sumsq)
+    g_batch: u32,  // B of the G step (g_fake)
+    lambda: f32,
+    gamma: f32,
+    drift: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> real: array<f32>;
+@group(0) @binding(2) var<storage, read> fake: array<f32>;
+@group(0) @binding(3) var<storage, read> sumsq: array<f32>;
+@group(0) @binding(4) var<storage, read> g_fake: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;     // d_real, d_fake of G, or stats
+@group(0) @binding(6) var<storage, read_write> out_fake: array<f32>; // d_fake of D
+
+// d_real = (-1 + 2 drift real) / B, d_fake = 1 / B: the gradients of L_D's score terms.
+@compute @workgroup_size(64)
+fn d_score_grads(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = linear_index(wid, nwg, lid, 64u);
+    if (i >= p.batch) { return; }
+    let b = f32(p.batch);
+    out[i] = (-1.0 + 2.0 * p.drift * real[i]) / b;
+    out_fake[i] = 1.0 / b;
+}
+
+// d_fake = -1 / B: the gradient of L_G.
+@compute @workgroup_size(64)
+fn g_score_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = linear_index(wid, nwg, lid, 64u);
+    if (i >= p.g_batch) { return; }
+    out[i] = -1.0 / f32(p.g_batch);
+}
+
+// Sums of real, fake, real^2 and the penalty terms; and of the G step's fake scores.
+var<workgroup> partial: array<vec4<f32>, 64>;
+var<workgroup> partial_g: array<f32, 64>;
+
+// out [5] = [L_D, L_G, P, drift * mean(real^2), mean(real) - mean(fake)].
+@compute @workgroup_size(64)
+fn stats(@builtin(local_invocation_index) lid: u32) {
+    var acc = vec4<f32>(0.0);
+    for (var i = lid; i < p.batch; i += 64u) {
+        let r = real[i];
+        let dev = (sqrt(sumsq[i]) - p.gamma) / p.gamma;
+        acc += vec4<f32>(r, fake[i], r * r, dev * dev);
+    }
+    var acc_g = 0.0;
+    for (var i = lid; i < p.g_batch; i += 64u) {
+        acc_g += g_fake[i];
+    }
+    partial[lid] = acc;
+    partial_g[lid] = acc_g;
+    workgroupBarrier();
+    for (var stride = 32u; stride > 0u; stride /= 2u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+            partial_g[lid] += partial_g[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let mean = partial[0] / f32(p.batch);
+        let penalty = p.lambda * mean.w;
+        let drift_term = p.drift * mean.z;
+        out[0] = mean.y - mean.x + penalty + drift_term;
+        out[1] = -partial_g[0] / f32(p.g_batch);
+        out[2] = penalty;
+        out[3] = drift_term;
+        out[4] = mean.x - mean.y;
+    }
+}
