@@ -2,6 +2,10 @@
 //! of op `x` is `shaders/x.wgsl`.
 
 pub mod act;
+pub mod adam;
+pub mod blas;
+pub mod dense;
+pub mod ema;
 pub mod gp;
 pub mod lerp;
 pub mod loss;
@@ -23,6 +27,10 @@ pub const SHADERS: &[Shader] = &[
     mbstd::SHADER,
     gp::SHADER,
     loss::SHADER,
+    dense::SHADER,
+    adam::SHADER,
+    ema::SHADER,
+    blas::SHADER,
 ];
 
 /// Every op's check, in the order `pggan selftest` prints them.
@@ -35,4 +43,8 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("mbstd", mbstd::check),
     ("gp", gp::check),
     ("loss", loss::check),
+    ("dense", dense::check),
+    ("adam", adam::check),
+    ("ema", ema::check),
+    ("blas", blas::check),
 ];

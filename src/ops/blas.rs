@@ -1,0 +1,94 @@
+//! blas: in-place vector updates over whole tensors (`shaders/blas.wgsl`): fill, scale, axpy.
+
+use anyhow::{ensure, Result};
+
+use crate::check::{compare, f64s, Row};
+use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
+use crate::rng::Rng;
+
+pub const SHADER: Shader = Shader {
+    name: "blas",
+    source: include_str!("../../shaders/blas.wgsl"),
+};
+
+/// x = value everywhere.
+pub fn fill(gpu: &Gpu, x: &Tensor, value: f32) -> Result<()> {
+    gpu.launch(
+        &SHADER,
+        "fill",
+        &[x.len() as u32, value.to_bits()],
+        &[x],
+        Dispatch::Items(x.len()),
+    )
+}
+
+/// x *= a.
+pub fn scale(gpu: &Gpu, x: &Tensor, a: f32) -> Result<()> {
+    gpu.launch(
+        &SHADER,
+        "scale",
+        &[x.len() as u32, a.to_bits()],
+        &[x],
+        Dispatch::Items(x.len()),
+    )
+}
+
+/// y += a x.
+pub fn axpy(gpu: &Gpu, a: f32, x: &Tensor, y: &Tensor) -> Result<()> {
+    ensure!(
+        x.len() == y.len(),
+        "blas axpy: x {:?} and y {:?} differ in size",
+        x.shape,
+        y.shape
+    );
+    gpu.launch(
+        &SHADER,
+        "axpy",
+        &[y.len() as u32, a.to_bits()],
+        &[x, y],
+        Dispatch::Items(y.len()),
+    )
+}
+
+/// CPU reference of `fill`.
+pub fn fill_ref(len: usize, value: f64) -> Vec<f64> {
+    vec![value; len]
+}
+
+/// CPU reference of `scale`.
+pub fn scale_ref(x: &[f64], a: f64) -> Vec<f64> {
+    x.iter().map(|v| a * v).collect()
+}
+
+/// CPU reference of `axpy`: the new y.
+pub fn axpy_ref(a: f64, x: &[f64], y: &[f64]) -> Vec<f64> {
+    x.iter().zip(y).map(|(x, y)| y + a * x).collect()
+}
+
+/// Fill, scale and axpy on awkward shapes, against the references.
+pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Row>>> + '_>> {
+    Box::pin(async move {
+        let mut rows = Vec::new();
+        let mut rng = Rng::new(6);
+        for shape in [vec![3, 13, 4, 4], vec![5, 17]] {
+            let len: usize = shape.iter().product();
+            let (xs, ys) = (rng.normals(len), rng.normals(len));
+            let (x, y) = (gpu.upload(&xs, &shape)?, gpu.upload(&ys, &shape)?);
+            let filled = gpu.upload(&ys, &shape)?;
+            let (value, a) = (-0.375f32, 0.7f32);
+            fill(gpu, &filled, value)?;
+            let scaled = gpu.upload(&xs, &shape)?;
+            scale(gpu, &scaled, a)?;
+            axpy(gpu, a, &x, &y)?;
+            let (x64, y64) = (f64s(&xs), f64s(&ys));
+            for (name, out, reference) in [
+                ("blas fill", &filled, fill_ref(len, value as f64)),
+                ("blas scale", &scaled, scale_ref(&x64, a as f64)),
+                ("blas axpy", &y, axpy_ref(a as f64, &x64, &y64)),
+            ] {
+                rows.push(compare(name, &shape, &gpu.download(out).await?, &reference, 1e-6));
+            }
+        }
+        Ok(rows)
+    })
+}

@@ -1,0 +1,18 @@
+//! blas: the GPU updates against the references, and axpy's refusal of mismatched sizes.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use pggan::ops::blas;
+
+#[test]
+fn blas() {
+    common::run_check(blas::check);
+}
+
+#[test]
+fn axpy_refuses_mismatched_sizes() {
+    let gpu = common::gpu();
+    let err = blas::axpy(&gpu, 1.0, &gpu.zeros(&[4]).unwrap(), &gpu.zeros(&[5]).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("differ in size"), "{err}");
+}
