@@ -2,13 +2,14 @@
 //! of op `x` is `shaders/x.wgsl`.
 
 pub mod act;
+pub mod conv;
 pub mod reduce;
 
 use crate::check::Check;
 use crate::gpu::Shader;
 
 /// Every shader of the crate (the naga test validates each one).
-pub const SHADERS: &[Shader] = &[act::SHADER, reduce::SHADER];
+pub const SHADERS: &[Shader] = &[act::SHADER, conv::SHADER, reduce::SHADER];
 
 /// Every op's check, in the order `pggan selftest` prints them.
-pub const CHECKS: &[(&str, Check)] = &[("act", act::check), ("reduce", reduce::check)];
+pub const CHECKS: &[(&str, Check)] = &[("act", act::check), ("reduce", reduce::check), ("conv", conv::check)];
