@@ -4,6 +4,7 @@
 pub mod act;
 pub mod adam;
 pub mod blas;
+pub mod conv;
 pub mod dense;
 pub mod ema;
 pub mod gp;
@@ -21,13 +22,14 @@ use crate::gpu::Shader;
 pub const SHADERS: &[Shader] = &[
     act::SHADER,
     reduce::SHADER,
+    conv::SHADER,
+    dense::SHADER,
     resample::SHADER,
     pixelnorm::SHADER,
     lerp::SHADER,
     mbstd::SHADER,
     gp::SHADER,
     loss::SHADER,
-    dense::SHADER,
     adam::SHADER,
     ema::SHADER,
     blas::SHADER,
@@ -37,13 +39,14 @@ pub const SHADERS: &[Shader] = &[
 pub const CHECKS: &[(&str, Check)] = &[
     ("act", act::check),
     ("reduce", reduce::check),
+    ("conv", conv::check),
+    ("dense", dense::check),
     ("resample", resample::check),
     ("pixelnorm", pixelnorm::check),
     ("lerp", lerp::check),
     ("mbstd", mbstd::check),
     ("gp", gp::check),
     ("loss", loss::check),
-    ("dense", dense::check),
     ("adam", adam::check),
     ("ema", ema::check),
     ("blas", blas::check),

@@ -1,0 +1,284 @@
+//! conv: 2-D convolution, stride 1, 'same' zero padding, K = 1 or 3, NCHW, with the
+//! equalized-learning-rate scale `gain / sqrt(Cin*K*K)` applied inside the kernel and no bias
+//! (`shaders/conv.wgsl`): forward, backward to the data, backward to the weights. Each pass is one
+//! tiled implicit GEMM; see the shader for the mappings.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::{ensure, Result};
+
+use crate::check::{compare, f64s, Row};
+use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
+use crate::rng::Rng;
+
+pub const SHADER: Shader = Shader {
+    name: "conv",
+    source: include_str!("../../shaders/conv.wgsl"),
+};
+
+/// Output tile edge and reduction slice depth of the shader's GEMM.
+const TILE: usize = 64;
+const TK: usize = 16;
+/// Split the reduction (split-K) until about this many workgroups run, when the output tiles alone
+/// are fewer: small layers (4x4 and 8x8 maps, weight gradients) would otherwise leave most of a GPU
+/// idle. Each split still reduces over at least `MIN_CHUNK` terms, so its partial sums are worth
+/// their extra pass.
+const TARGET_GROUPS: usize = 256;
+const MIN_CHUNK: usize = 4 * TK;
+
+/// The sizes of one convolution: batch, input and output channels, spatial size, kernel size.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvShape {
+    pub n: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+}
+
+impl ConvShape {
+    /// gain / sqrt(fan-in).
+    fn scale(&self, gain: f64) -> f64 {
+        gain / ((self.cin * self.k * self.k) as f64).sqrt()
+    }
+}
+
+/// x [N, Cin, H, W], w [Cout, Cin, K, K], y [N, Cout, H, W]; y = scale * conv(x, w).
+pub fn forward(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
+    let s = shape_of("conv forward", x, w, y)?;
+    let (m, ncol, kdim) = (s.cout, s.n * s.h * s.w, s.cin * s.k * s.k);
+    gemm(gpu, "forward", s, [m, ncol, kdim], [w, x], y, gain, false)
+}
+
+/// dx [N, Cin, H, W] = scale * conv_transpose(dy, w)  (overwritten).
+pub fn backward_data(gpu: &Gpu, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
+    let s = shape_of("conv backward_data", dx, w, dy)?;
+    let (m, ncol, kdim) = (s.cin, s.n * s.h * s.w, s.cout * s.k * s.k);
+    gemm(gpu, "backward_data", s, [m, ncol, kdim], [w, dy], dx, gain, false)
+}
+
+/// dw [Cout, Cin, K, K] = scale * sum_{n,h,w} dy * x-patch; `accumulate` adds to dw instead of overwriting
+/// (the exact gradient penalty sums a primal and a tangent weight gradient).
+pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f32, accumulate: bool) -> Result<()> {
+    let s = shape_of("conv backward_weight", x, dw, dy)?;
+    let (m, ncol, kdim) = (s.cout, s.cin * s.k * s.k, s.n * s.h * s.w);
+    gemm(
+        gpu,
+        "backward_weight",
+        s,
+        [m, ncol, kdim],
+        [dy, x],
+        dw,
+        gain,
+        accumulate,
+    )
+}
+
+/// The shape of a convolution from its input [N, Cin, H, W], weights [Cout, Cin, K, K] and output
+/// [N, Cout, H, W] (in the backward passes: the gradients with those shapes).
+fn shape_of(pass: &str, input: &Tensor, weight: &Tensor, output: &Tensor) -> Result<ConvShape> {
+    for (what, t) in [("input", input), ("weights", weight), ("output", output)] {
+        ensure!(t.shape.len() == 4, "{pass}: {what} {:?} is not 4-D", t.shape);
+    }
+    let (x, w, y) = (&input.shape, &weight.shape, &output.shape);
+    ensure!(
+        w[2] == w[3] && (w[2] == 1 || w[2] == 3),
+        "{pass}: weights {w:?} are not [Cout, Cin, K, K] with K = 1 or 3"
+    );
+    ensure!(
+        x[1] == w[1],
+        "{pass}: input {x:?} has {} channels, weights {w:?} expect {}",
+        x[1],
+        w[1]
+    );
+    ensure!(
+        y[..] == [x[0], w[0], x[2], x[3]],
+        "{pass}: output {y:?} should be {:?} for input {x:?} and weights {w:?}",
+        [x[0], w[0], x[2], x[3]]
+    );
+    Ok(ConvShape {
+        n: x[0],
+        cin: x[1],
+        cout: w[0],
+        h: x[2],
+        w: x[3],
+        k: w[2],
+    })
+}
+
+/// Records one pass: C[m, ncol] = scale * A B over `kdim` terms, split over the reduction when the
+/// output tiles are too few to fill the device.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    gpu: &Gpu,
+    entry: &'static str,
+    s: ConvShape,
+    [m, ncol, kdim]: [usize; 3],
+    [a, b]: [&Tensor; 2],
+    out: &Tensor,
+    gain: f32,
+    accumulate: bool,
+) -> Result<()> {
+    let (tiles_m, tiles_n) = (m.div_ceil(TILE), ncol.div_ceil(TILE));
+    let wanted = TARGET_GROUPS.div_ceil(tiles_m * tiles_n);
+    let splits = wanted.min(kdim / MIN_CHUNK).max(1);
+    let chunk = kdim.div_ceil(splits).div_ceil(TK) * TK;
+    let splits = kdim.div_ceil(chunk);
+    // Column tiles spread over x and y (the shader rebuilds their index), row tiles and splits over z.
+    let max = gpu.limits.max_compute_workgroups_per_dimension as usize;
+    let gx = tiles_n.min(max);
+    let grid = [gx, tiles_n.div_ceil(gx), tiles_m * splits];
+    ensure!(
+        grid.iter().all(|&g| g <= max),
+        "conv {entry}: {s:?} needs a grid of {grid:?} workgroups, over this device's limit of {max} per dimension"
+    );
+    let scale = s.scale(gain as f64) as f32;
+    let params = |accumulate: bool| {
+        [
+            m,
+            ncol,
+            kdim,
+            chunk,
+            tiles_m,
+            tiles_n,
+            s.cin,
+            s.cout,
+            s.h,
+            s.w,
+            s.k,
+            accumulate as usize,
+            scale.to_bits() as usize,
+            splits,
+        ]
+        .map(|v| v as u32)
+    };
+    let groups = Dispatch::Groups(grid.map(|g| g as u32));
+    if splits == 1 {
+        return gpu.launch(&SHADER, entry, &params(accumulate), &[a, b, out], groups);
+    }
+    // Each split writes its own slice; the slices are then summed into the output. The scratch
+    // buffer may be dropped here: wgpu keeps it alive until the recorded commands have run.
+    let slices = gpu.zeros(&[splits, m * ncol])?;
+    gpu.launch(&SHADER, entry, &params(false), &[a, b, &slices], groups)?;
+    gpu.launch(
+        &SHADER,
+        "sum_splits",
+        &params(accumulate),
+        &[&slices, out],
+        Dispatch::Items(m * ncol),
+    )
+}
+
+/// Calls `f(x index, w index, y index)` for every product x * w that enters y in the forward pass.
+fn for_each_tap(s: ConvShape, mut f: impl FnMut(usize, usize, usize)) {
+    let pad = s.k / 2;
+    for n in 0..s.n {
+        for co in 0..s.cout {
+            for h in 0..s.h {
+                for w in 0..s.w {
+                    let yi = ((n * s.cout + co) * s.h + h) * s.w + w;
+                    for ci in 0..s.cin {
+                        for ky in 0..s.k {
+                            for kx in 0..s.k {
+                                let (ih, iw) = ((h + ky).wrapping_sub(pad), (w + kx).wrapping_sub(pad));
+                                if ih < s.h && iw < s.w {
+                                    let xi = ((n * s.cin + ci) * s.h + ih) * s.w + iw;
+                                    let wi = ((co * s.cin + ci) * s.k + ky) * s.k + kx;
+                                    f(xi, wi, yi);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// CPU reference of `forward`.
+pub fn forward_ref(x: &[f64], w: &[f64], s: ConvShape, gain: f64) -> Vec<f64> {
+    let mut y = vec![0.0; s.n * s.cout * s.h * s.w];
+    for_each_tap(s, |xi, wi, yi| y[yi] += x[xi] * w[wi]);
+    y.iter().map(|v| v * s.scale(gain)).collect()
+}
+
+/// CPU reference of `backward_data`: the adjoint of `forward_ref` in x.
+pub fn backward_data_ref(dy: &[f64], w: &[f64], s: ConvShape, gain: f64) -> Vec<f64> {
+    let mut dx = vec![0.0; s.n * s.cin * s.h * s.w];
+    for_each_tap(s, |xi, wi, yi| dx[xi] += dy[yi] * w[wi]);
+    dx.iter().map(|v| v * s.scale(gain)).collect()
+}
+
+/// CPU reference of `backward_weight` (overwriting): the adjoint of `forward_ref` in w.
+pub fn backward_weight_ref(x: &[f64], dy: &[f64], s: ConvShape, gain: f64) -> Vec<f64> {
+    let mut dw = vec![0.0; s.cout * s.cin * s.k * s.k];
+    for_each_tap(s, |xi, wi, yi| dw[wi] += dy[yi] * x[xi]);
+    dw.iter().map(|v| v * s.scale(gain)).collect()
+}
+
+/// All three passes (and the accumulating weight gradient) on awkward shapes, against the references.
+/// Outputs start filled with noise, so overwriting is checked too. The shapes cover both paths of
+/// every pass: a single reduction (e.g. forward 3->17, K = 3: 27 terms) and split-K (forward
+/// 17->5, K = 3: 153 terms in 2 splits; every weight gradient with batch*H*W >= 128).
+pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
+    Box::pin(async move {
+        // f32 sums of up to 1024 products of normals: rounding stays near 1e-7 of the largest output.
+        const TOL: f64 = 1e-5;
+        let gain = std::f64::consts::SQRT_2;
+        let mut rows = Vec::new();
+        let mut rng = Rng::new(3);
+        for (n, cin, cout, hw, k) in [
+            (3, 3, 17, 8, 3),
+            (4, 17, 5, 16, 3),
+            (3, 13, 13, 4, 3),
+            (4, 5, 3, 16, 1),
+            (3, 13, 17, 8, 1),
+            // More than 64 channels: several row tiles, combined with split-K in every pass.
+            (3, 67, 70, 8, 3),
+        ] {
+            let s = ConvShape {
+                n,
+                cin,
+                cout,
+                h: hw,
+                w: hw,
+                k,
+            };
+            let (xs_shape, ys_shape, ws_shape) = ([n, cin, hw, hw], [n, cout, hw, hw], [cout, cin, k, k]);
+            let len = |shape: &[usize]| shape.iter().product::<usize>();
+            let (xs, ws, dys) = (
+                rng.normals(len(&xs_shape)),
+                rng.normals(len(&ws_shape)),
+                rng.normals(len(&ys_shape)),
+            );
+            let prior = rng.normals(len(&ws_shape));
+            let x = gpu.upload(&xs, &xs_shape)?;
+            let w = gpu.upload(&ws, &ws_shape)?;
+            let dy = gpu.upload(&dys, &ys_shape)?;
+            let y = gpu.upload(&rng.normals(len(&ys_shape)), &ys_shape)?;
+            let dx = gpu.upload(&rng.normals(len(&xs_shape)), &xs_shape)?;
+            let dw = gpu.upload(&rng.normals(len(&ws_shape)), &ws_shape)?;
+            let dw_acc = gpu.upload(&prior, &ws_shape)?;
+            forward(gpu, &x, &w, &y, gain as f32)?;
+            backward_data(gpu, &dy, &w, &dx, gain as f32)?;
+            backward_weight(gpu, &x, &dy, &dw, gain as f32, false)?;
+            backward_weight(gpu, &x, &dy, &dw_acc, gain as f32, true)?;
+
+            let (x64, w64, dy64) = (f64s(&xs), f64s(&ws), f64s(&dys));
+            let dw_ref = backward_weight_ref(&x64, &dy64, s, gain);
+            let dw_acc_ref: Vec<f64> = dw_ref.iter().zip(&prior).map(|(d, &p)| d + p as f64).collect();
+            let name = |pass: &str| format!("conv{k}x{k} {pass} {cin}->{cout}");
+            for (pass, t, r) in [
+                ("forward", &y, forward_ref(&x64, &w64, s, gain)),
+                ("backward_data", &dx, backward_data_ref(&dy64, &w64, s, gain)),
+                ("backward_weight", &dw, dw_ref),
+                ("backward_weight acc", &dw_acc, dw_acc_ref),
+            ] {
+                rows.push(compare(&name(pass), &xs_shape, &gpu.download(t).await?, &r, TOL));
+            }
+        }
+        Ok(rows)
+    })
+}

@@ -1,0 +1,98 @@
+#![cfg(not(target_arch = "wasm32"))]
+//! conv: the GPU passes against the references, the backward references against finite
+//! differences of the forward reference, and the launchers' refusal of bad shapes.
+
+mod common;
+
+use pggan::check::{f64s, finite_difference_error};
+use pggan::ops::conv::{self, ConvShape};
+use pggan::rng::Rng;
+
+/// The forward is linear, so central differences in f64 are exact up to rounding (about 1e-9 here).
+const FD_TOL: f64 = 1e-6;
+
+#[test]
+fn conv() {
+    common::run_check(conv::check);
+}
+
+fn fd_shape(k: usize) -> ConvShape {
+    ConvShape {
+        n: 2,
+        cin: 3,
+        cout: 5,
+        h: 4,
+        w: 4,
+        k,
+    }
+}
+
+#[test]
+fn backward_references_are_the_gradients_of_forward_ref() {
+    let gain = std::f64::consts::SQRT_2;
+    let mut rng = Rng::new(20);
+    for k in [3, 1] {
+        let s = fd_shape(k);
+        let x = f64s(&rng.normals(s.n * s.cin * s.h * s.w));
+        let w = f64s(&rng.normals(s.cout * s.cin * k * k));
+        let dy = f64s(&rng.normals(s.n * s.cout * s.h * s.w));
+        let dx = conv::backward_data_ref(&dy, &w, s, gain);
+        let err = finite_difference_error(|x| conv::forward_ref(x, &w, s, gain), &x, &dy, &dx);
+        assert!(err < FD_TOL, "K = {k}: backward_data_ref error {err}");
+        let dw = conv::backward_weight_ref(&x, &dy, s, gain);
+        let err = finite_difference_error(|w| conv::forward_ref(&x, w, s, gain), &w, &dy, &dw);
+        assert!(err < FD_TOL, "K = {k}: backward_weight_ref error {err}");
+    }
+}
+
+#[test]
+fn launchers_refuse_bad_shapes() {
+    let gpu = common::gpu();
+    let t = |shape: &[usize]| gpu.zeros(shape).unwrap();
+    let (x, y) = (t(&[2, 3, 4, 4]), t(&[2, 5, 4, 4]));
+    let expect = |r: anyhow::Result<()>, says: &str| {
+        let e = r.expect_err("a bad shape was accepted").to_string();
+        assert!(e.contains(says), "{e:?} does not say {says:?}");
+    };
+    // Kernel sizes other than 1 and 3, and non-square kernels.
+    expect(conv::forward(&gpu, &x, &t(&[5, 3, 5, 5]), &y, 1.0), "K = 1 or 3");
+    expect(conv::forward(&gpu, &x, &t(&[5, 3, 3, 1]), &y, 1.0), "K = 1 or 3");
+    // Weights that expect another number of input channels.
+    let w4 = t(&[5, 4, 3, 3]);
+    expect(conv::forward(&gpu, &x, &w4, &y, 1.0), "channels");
+    expect(conv::backward_data(&gpu, &y, &w4, &x, 1.0), "channels");
+    expect(conv::backward_weight(&gpu, &x, &y, &w4, 1.0, false), "channels");
+    // Outputs of the wrong batch, channel count or size; tensors that are not 4-D.
+    let w = t(&[5, 3, 3, 3]);
+    expect(
+        conv::forward(&gpu, &x, &w, &t(&[1, 5, 4, 4]), 1.0),
+        "should be [2, 5, 4, 4]",
+    );
+    expect(conv::forward(&gpu, &x, &w, &t(&[2, 5, 4, 8]), 1.0), "should be");
+    expect(conv::backward_data(&gpu, &t(&[2, 3, 4, 4]), &w, &x, 1.0), "should be");
+    expect(
+        conv::backward_weight(&gpu, &x, &t(&[2, 4, 4, 4]), &w, 1.0, true),
+        "should be",
+    );
+    expect(conv::forward(&gpu, &t(&[2, 3, 16]), &w, &y, 1.0), "not 4-D");
+    expect(conv::backward_weight(&gpu, &x, &y, &t(&[5, 27]), 1.0, false), "not 4-D");
+    // The right shapes pass.
+    conv::forward(&gpu, &x, &w, &y, 1.0).unwrap();
+    conv::backward_data(&gpu, &y, &w, &x, 1.0).unwrap();
+    conv::backward_weight(&gpu, &x, &y, &w, 1.0, true).unwrap();
+}
+
+#[test]
+fn forward_refuses_a_grid_over_the_limit() {
+    let gpu = common::gpu();
+    // 65536 * 64 + 1 output channels of a 1x1 image: 65537 row tiles, one more than a grid
+    // dimension allows. (Pixel tiles never overflow: they spread over x and y.)
+    let cout = 65536 * 64 + 1;
+    let (x, w, y) = (
+        gpu.zeros(&[1, 1, 1, 1]).unwrap(),
+        gpu.zeros(&[cout, 1, 1, 1]).unwrap(),
+        gpu.zeros(&[1, cout, 1, 1]).unwrap(),
+    );
+    let e = conv::forward(&gpu, &x, &w, &y, 1.0).unwrap_err().to_string();
+    assert!(e.contains("over this device's limit"), "{e}");
+}

@@ -1,0 +1,106 @@
+//! The networks and the exact WGAN-GP step: the f64 reference against finite differences of the whole
+//! D loss (penalty included), the GPU step against the reference, and bad configurations.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use pggan::nn::backend::{Cpu, CpuTensor};
+use pggan::nn::NetConfig;
+use pggan::train::check::{models, tiny};
+use pggan::train::step::{self, Model, StepConfig, StepInputs};
+
+/// L_D on the reference backend: WGAN terms, drift and the penalty of the gradient at xhat.
+fn d_loss(model: &Model<CpuTensor>, inputs: &StepInputs<CpuTensor>, sc: &StepConfig) -> f64 {
+    let (_, _, level, alpha) = tiny();
+    let out = step::d_gradients(&Cpu, model, inputs, level, alpha, sc).unwrap();
+    let stats = CpuTensor::new(vec![0.0; 5], &[5]);
+    use pggan::nn::backend::Backend;
+    Cpu.loss_stats(
+        &out.real_scores,
+        &out.fake_scores,
+        &out.grad_sumsq,
+        &out.fake_scores,
+        &stats,
+        sc.lambda,
+        sc.gamma,
+        sc.drift,
+    )
+    .unwrap();
+    stats.get()[0]
+}
+
+#[test]
+fn d_gradient_with_the_penalty_matches_finite_differences() {
+    let gpu = common::gpu();
+    let (_, _, model, inputs) = models(&gpu, 11).unwrap();
+    let (_, _, level, alpha) = tiny();
+    let sc = StepConfig::default();
+    step::d_gradients(&Cpu, &model, &inputs, level, alpha, &sc).unwrap();
+    let h = 1e-6;
+    let (mut checked, mut worst) = (0, 0.0f64);
+    // Entries of every layer type of D: fromRGB (1x1 conv) at both levels, 3x3 convs, both dense
+    // layers, and biases.
+    for (i, layer) in model.d_layers.iter().enumerate() {
+        for (kind, param, grad) in [("w", &model.d.w[i], &model.d_grad.w[i]), ("b", &model.d.b[i], &model.d_grad.b[i])] {
+            let g = grad.get();
+            let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for k in [0, g.len() / 2, g.len() - 1] {
+                let orig = param.data.borrow()[k];
+                param.data.borrow_mut()[k] = orig + h;
+                let up = d_loss(&model, &inputs, &sc);
+                param.data.borrow_mut()[k] = orig - h;
+                let down = d_loss(&model, &inputs, &sc);
+                param.data.borrow_mut()[k] = orig;
+                let fd = (up - down) / (2.0 * h);
+                // Relative to the larger of the entry and 1% of the tensor's largest gradient.
+                let err = (fd - g[k]).abs() / g[k].abs().max(0.01 * scale).max(1e-12);
+                assert!(err <= 1e-4, "{}.{kind}[{k}]: finite difference {fd}, gradient {}, rel error {err}", layer.name, g[k]);
+                checked += 1;
+                worst = worst.max(err);
+            }
+        }
+    }
+    assert!(checked >= 30, "only {checked} entries checked");
+    eprintln!("{checked} entries of dL_D/dtheta agree with central differences (h = {h}): worst rel error {worst:.2e}");
+}
+
+#[test]
+fn the_penalty_has_a_nonzero_weight_gradient_that_changes_the_step() {
+    let gpu = common::gpu();
+    let (_, _, model, inputs) = models(&gpu, 12).unwrap();
+    let (_, _, level, alpha) = tiny();
+    let with = StepConfig::default();
+    let without = StepConfig { lambda: 0.0, ..with };
+    let grads = |sc: &StepConfig| -> Vec<f64> {
+        step::d_gradients(&Cpu, &model, &inputs, level, alpha, sc).unwrap();
+        model.d_grad.tensors().flat_map(|t| t.get()).collect()
+    };
+    let (a, b) = (grads(&with), grads(&without));
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    let norm = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    eprintln!("|grad with penalty - grad without| = {diff:.3e}, |grad without| = {norm:.3e}");
+    assert!(diff > 1e-2 * norm, "the penalty barely changes D's gradient: {diff} vs {norm}");
+}
+
+#[test]
+fn gpu_step_matches_the_reference_step() {
+    common::run_check(pggan::train::check::check);
+}
+
+#[test]
+fn bad_configurations_are_refused_naming_the_setting() {
+    let gpu = common::gpu();
+    let base = tiny().0;
+    for (cfg, needle) in [
+        (NetConfig { max_res: 12, ..base.clone() }, "resolution 12"),
+        (NetConfig { channels: 0, ..base.clone() }, "channels"),
+        (NetConfig { latent: 0, ..base.clone() }, "latent"),
+        (NetConfig { fmap_base: 2, ..base.clone() }, "fmap-base"),
+    ] {
+        let err = Model::new(&gpu, &cfg, |s| gpu.zeros(s)).err().expect("refused");
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    let err = step::check_batch(6).unwrap_err();
+    assert!(err.to_string().contains("minibatch 6"), "{err}");
+    step::check_batch(8).unwrap();
+}
