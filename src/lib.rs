@@ -3,8 +3,10 @@
 
 pub mod check;
 pub mod gpu;
+pub mod nn;
 pub mod ops;
 pub mod rng;
 pub mod selftest;
+pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -15,6 +15,7 @@ mod cli {
 
     use clap::{Parser, Subcommand};
     use pggan::gpu::{Gpu, GpuOptions, ADAPTER_ENV};
+    use pggan::nn::NetConfig;
 
     #[derive(Parser)]
     #[command(
@@ -32,6 +33,19 @@ mod cli {
 
     #[derive(Subcommand)]
     enum Command {
+        /// Print the layers of G and D with shapes and parameter counts.
+        Info {
+            #[arg(long, default_value_t = 1024)]
+            resolution: usize,
+            #[arg(long, default_value_t = 8192)]
+            fmap_base: usize,
+            #[arg(long, default_value_t = 512)]
+            fmap_max: usize,
+            #[arg(long, default_value_t = 512)]
+            latent: usize,
+            #[arg(long, default_value_t = 3)]
+            channels: usize,
+        },
         /// Run every kernel on the adapter against its CPU reference and print the table.
         Selftest {
             /// Ask for WebGPU's default limits (what browsers grant) instead of the adapter's.
@@ -43,6 +57,25 @@ mod cli {
     pub fn main() -> ExitCode {
         let cli = Cli::parse();
         let result = match cli.command.unwrap_or(Command::Selftest { default_limits: false }) {
+            Command::Info {
+                resolution,
+                fmap_base,
+                fmap_max,
+                latent,
+                channels,
+            } => {
+                let cfg = NetConfig {
+                    max_res: resolution,
+                    fmap_base,
+                    fmap_max,
+                    latent,
+                    channels,
+                };
+                cfg.validate().map(|()| {
+                    print!("{}", pggan::nn::arch::describe(&cfg));
+                    ExitCode::SUCCESS
+                })
+            }
             Command::Selftest { default_limits } => selftest(GpuOptions {
                 adapter: cli.adapter,
                 default_limits,

@@ -1,13 +1,20 @@
 //! The self-test: every op's check on the current adapter, as one table.
 
-use crate::check::{table, Row};
+use crate::check::{table, Check, Row};
 use crate::gpu::Gpu;
 use crate::ops::CHECKS;
+
+/// Every op's check, then the training step (D and G gradients with the penalty, Adam) against the
+/// f64 reference step.
+pub fn checks() -> impl Iterator<Item = (&'static str, Check)> {
+    let step: (&str, Check) = ("train step", crate::train::check::check);
+    CHECKS.iter().copied().chain([step])
+}
 
 /// Runs every check; a check that cannot run at all gives a failing row naming the error.
 pub async fn run(gpu: &Gpu) -> Vec<Row> {
     let mut rows = Vec::new();
-    for (name, check) in CHECKS {
+    for (name, check) in checks() {
         match check(gpu).await {
             Ok(r) => rows.extend(r),
             Err(e) => rows.push(Row {

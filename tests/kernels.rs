@@ -20,7 +20,24 @@ fn reduce() {
 fn every_op_has_a_test_here() {
     // A new op added to CHECKS must get its own test above.
     let names: Vec<&str> = ops::CHECKS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["act", "reduce", "conv", "dense", "resample", "pixelnorm", "lerp", "mbstd", "gp", "loss", "adam", "ema", "blas"]);
+    assert_eq!(
+        names,
+        [
+            "act",
+            "reduce",
+            "conv",
+            "dense",
+            "resample",
+            "pixelnorm",
+            "lerp",
+            "mbstd",
+            "gp",
+            "loss",
+            "adam",
+            "ema",
+            "blas"
+        ]
+    );
 }
 
 #[test]

@@ -41,7 +41,10 @@ fn d_gradient_with_the_penalty_matches_finite_differences() {
     // Entries of every layer type of D: fromRGB (1x1 conv) at both levels, 3x3 convs, both dense
     // layers, and biases.
     for (i, layer) in model.d_layers.iter().enumerate() {
-        for (kind, param, grad) in [("w", &model.d.w[i], &model.d_grad.w[i]), ("b", &model.d.b[i], &model.d_grad.b[i])] {
+        for (kind, param, grad) in [
+            ("w", &model.d.w[i], &model.d_grad.w[i]),
+            ("b", &model.d.b[i], &model.d_grad.b[i]),
+        ] {
             let g = grad.get();
             let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             for k in [0, g.len() / 2, g.len() - 1] {
@@ -54,7 +57,12 @@ fn d_gradient_with_the_penalty_matches_finite_differences() {
                 let fd = (up - down) / (2.0 * h);
                 // Relative to the larger of the entry and 1% of the tensor's largest gradient.
                 let err = (fd - g[k]).abs() / g[k].abs().max(0.01 * scale).max(1e-12);
-                assert!(err <= 1e-4, "{}.{kind}[{k}]: finite difference {fd}, gradient {}, rel error {err}", layer.name, g[k]);
+                assert!(
+                    err <= 1e-4,
+                    "{}.{kind}[{k}]: finite difference {fd}, gradient {}, rel error {err}",
+                    layer.name,
+                    g[k]
+                );
                 checked += 1;
                 worst = worst.max(err);
             }
@@ -79,7 +87,10 @@ fn the_penalty_has_a_nonzero_weight_gradient_that_changes_the_step() {
     let diff = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
     let norm = b.iter().map(|x| x * x).sum::<f64>().sqrt();
     eprintln!("|grad with penalty - grad without| = {diff:.3e}, |grad without| = {norm:.3e}");
-    assert!(diff > 1e-2 * norm, "the penalty barely changes D's gradient: {diff} vs {norm}");
+    assert!(
+        diff > 1e-2 * norm,
+        "the penalty barely changes D's gradient: {diff} vs {norm}"
+    );
 }
 
 #[test]
@@ -92,10 +103,34 @@ fn bad_configurations_are_refused_naming_the_setting() {
     let gpu = common::gpu();
     let base = tiny().0;
     for (cfg, needle) in [
-        (NetConfig { max_res: 12, ..base.clone() }, "resolution 12"),
-        (NetConfig { channels: 0, ..base.clone() }, "channels"),
-        (NetConfig { latent: 0, ..base.clone() }, "latent"),
-        (NetConfig { fmap_base: 2, ..base.clone() }, "fmap-base"),
+        (
+            NetConfig {
+                max_res: 12,
+                ..base.clone()
+            },
+            "resolution 12",
+        ),
+        (
+            NetConfig {
+                channels: 0,
+                ..base.clone()
+            },
+            "channels",
+        ),
+        (
+            NetConfig {
+                latent: 0,
+                ..base.clone()
+            },
+            "latent",
+        ),
+        (
+            NetConfig {
+                fmap_base: 2,
+                ..base.clone()
+            },
+            "fmap-base",
+        ),
     ] {
         let err = Model::new(&gpu, &cfg, |s| gpu.zeros(s)).err().expect("refused");
         assert!(err.to_string().contains(needle), "{err}");

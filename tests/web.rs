@@ -1,5 +1,5 @@
-//! The same kernel checks as tests/kernels.rs, in headless Chromium through WebGPU
-//! (`wasm-pack test --headless --chrome -- --test web`).
+//! The kernel checks and the training-step check of the native tests, in headless Chromium through
+//! WebGPU (`wasm-pack test --headless --chrome -- --test web`).
 #![cfg(target_arch = "wasm32")]
 
 use pggan::check::{table, Check};
@@ -27,14 +27,42 @@ async fn run_check(check: Check) {
     );
 }
 
+/// One browser test per op check, named after the op.
+macro_rules! op_tests {
+    ($($op:ident),*) => {$(
+        #[wasm_bindgen_test]
+        async fn $op() {
+            run_check(ops::$op::check).await;
+        }
+    )*};
+}
+
+op_tests!(act, reduce, conv, dense, resample, pixelnorm, lerp, mbstd, gp, loss, adam, ema, blas);
+
 #[wasm_bindgen_test]
-async fn act() {
-    run_check(ops::act::check).await;
+fn every_op_has_a_browser_test() {
+    let names: Vec<&str> = ops::CHECKS.iter().map(|(n, _)| *n).collect();
+    let tested = [
+        "act",
+        "reduce",
+        "conv",
+        "dense",
+        "resample",
+        "pixelnorm",
+        "lerp",
+        "mbstd",
+        "gp",
+        "loss",
+        "adam",
+        "ema",
+        "blas",
+    ];
+    assert_eq!(names, tested);
 }
 
 #[wasm_bindgen_test]
-async fn reduce() {
-    run_check(ops::reduce::check).await;
+async fn train_step_matches_the_reference() {
+    run_check(pggan::train::check::check).await;
 }
 
 #[wasm_bindgen_test]

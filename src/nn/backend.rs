@@ -1,0 +1,436 @@
+//! The ops the networks and the training step are written against, implemented twice: on the GPU
+//! (the WGSL kernels) and on the CPU in f64 (each op's reference). The network code is written once,
+//! so the CPU run is a reference of the whole step built from the kernels' references, and the GPU
+//! run must agree with it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use anyhow::{ensure, Result};
+
+use crate::gpu::{Gpu, Tensor};
+use crate::ops::{act, adam, blas, conv, dense, ema, gp, lerp, loss, mbstd, pixelnorm, reduce, resample};
+
+pub trait Backend {
+    /// A tensor handle; cloning shares the storage.
+    type T: Clone;
+    fn zeros(&self, shape: &[usize]) -> Result<Self::T>;
+    fn shape<'a>(&self, t: &'a Self::T) -> &'a [usize];
+
+    fn conv(&self, x: &Self::T, w: &Self::T, y: &Self::T, gain: f32) -> Result<()>;
+    fn conv_backward_data(&self, dy: &Self::T, w: &Self::T, dx: &Self::T, gain: f32) -> Result<()>;
+    /// Adds to dw.
+    fn conv_backward_weight(&self, x: &Self::T, dy: &Self::T, dw: &Self::T, gain: f32) -> Result<()>;
+    fn dense(&self, x: &Self::T, w: &Self::T, y: &Self::T, gain: f32) -> Result<()>;
+    fn dense_backward_data(&self, dy: &Self::T, w: &Self::T, dx: &Self::T, gain: f32) -> Result<()>;
+    /// Adds to dw.
+    fn dense_backward_weight(&self, x: &Self::T, dy: &Self::T, dw: &Self::T, gain: f32) -> Result<()>;
+    fn act(&self, x: &Self::T, bias: &Self::T, y: &Self::T, slope: f32) -> Result<()>;
+    fn act_mask(&self, y: &Self::T, v: &Self::T, out: &Self::T, slope: f32) -> Result<()>;
+    /// Adds the per-channel sums of dy ([N, C, ...]) to db.
+    fn bias_grad(&self, dy: &Self::T, db: &Self::T) -> Result<()>;
+    fn upsample(&self, x: &Self::T, y: &Self::T) -> Result<()>;
+    fn upsample_backward(&self, dy: &Self::T, dx: &Self::T) -> Result<()>;
+    fn downsample(&self, x: &Self::T, y: &Self::T) -> Result<()>;
+    fn downsample_backward(&self, dy: &Self::T, dx: &Self::T) -> Result<()>;
+    fn pixelnorm(&self, x: &Self::T, y: &Self::T) -> Result<()>;
+    fn pixelnorm_backward(&self, x: &Self::T, dy: &Self::T, dx: &Self::T) -> Result<()>;
+    fn lerp(&self, a: &Self::T, b: &Self::T, out: &Self::T, alpha: f32) -> Result<()>;
+    fn lerp_backward(&self, dout: &Self::T, da: &Self::T, db: &Self::T, alpha: f32) -> Result<()>;
+    fn mbstd(&self, x: &Self::T, y: &Self::T) -> Result<()>;
+    fn mbstd_backward(&self, x: &Self::T, dy: &Self::T, dx: &Self::T) -> Result<()>;
+    fn mbstd_jvp(&self, x: &Self::T, tx: &Self::T, ty: &Self::T) -> Result<()>;
+    fn mbstd_jvp_backward(&self, x: &Self::T, tx: &Self::T, dty: &Self::T, dx2: &Self::T) -> Result<()>;
+    fn fill(&self, x: &Self::T, value: f32) -> Result<()>;
+    /// y += a x
+    fn axpy(&self, a: f32, x: &Self::T, y: &Self::T) -> Result<()>;
+    /// Per-sample sums of squares of x ([B, ...]) into out [B].
+    fn sum_squares(&self, x: &Self::T, out: &Self::T) -> Result<()>;
+    fn gp_mix(&self, real: &Self::T, fake: &Self::T, u: &Self::T, xhat: &Self::T) -> Result<()>;
+    fn gp_tangent(&self, g: &Self::T, sumsq: &Self::T, t: &Self::T, lambda: f32, gamma: f32) -> Result<()>;
+    fn d_score_grads(&self, real: &Self::T, d_real: &Self::T, d_fake: &Self::T, drift: f32) -> Result<()>;
+    fn g_score_grad(&self, d_fake: &Self::T) -> Result<()>;
+    #[allow(clippy::too_many_arguments)]
+    fn loss_stats(
+        &self,
+        real: &Self::T,
+        fake: &Self::T,
+        sumsq: &Self::T,
+        g_fake: &Self::T,
+        stats: &Self::T,
+        lambda: f32,
+        gamma: f32,
+        drift: f32,
+    ) -> Result<()>;
+    fn adam(&self, p: &Self::T, g: &Self::T, m: &Self::T, v: &Self::T, hp: adam::AdamParams, t: u32) -> Result<()>;
+    fn ema(&self, avg: &Self::T, src: &Self::T, beta: f32) -> Result<()>;
+}
+
+impl Backend for Gpu {
+    type T = Tensor;
+    fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
+        Gpu::zeros(self, shape)
+    }
+    fn shape<'a>(&self, t: &'a Tensor) -> &'a [usize] {
+        &t.shape
+    }
+    fn conv(&self, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
+        conv::forward(self, x, w, y, gain)
+    }
+    fn conv_backward_data(&self, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
+        conv::backward_data(self, dy, w, dx, gain)
+    }
+    fn conv_backward_weight(&self, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f32) -> Result<()> {
+        conv::backward_weight(self, x, dy, dw, gain, true)
+    }
+    fn dense(&self, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
+        dense::forward(self, x, w, y, gain)
+    }
+    fn dense_backward_data(&self, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
+        dense::backward_data(self, dy, w, dx, gain)
+    }
+    fn dense_backward_weight(&self, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f32) -> Result<()> {
+        dense::backward_weight(self, x, dy, dw, gain, true)
+    }
+    fn act(&self, x: &Tensor, bias: &Tensor, y: &Tensor, slope: f32) -> Result<()> {
+        act::forward(self, x, bias, y, slope)
+    }
+    fn act_mask(&self, y: &Tensor, v: &Tensor, out: &Tensor, slope: f32) -> Result<()> {
+        act::mask(self, y, v, out, slope)
+    }
+    fn bias_grad(&self, dy: &Tensor, db: &Tensor) -> Result<()> {
+        reduce::sum(self, dy, reduce::View::per_channel(&dy.shape), false, true, db)
+    }
+    fn upsample(&self, x: &Tensor, y: &Tensor) -> Result<()> {
+        resample::upsample(self, x, y)
+    }
+    fn upsample_backward(&self, dy: &Tensor, dx: &Tensor) -> Result<()> {
+        resample::upsample_backward(self, dy, dx)
+    }
+    fn downsample(&self, x: &Tensor, y: &Tensor) -> Result<()> {
+        resample::downsample(self, x, y)
+    }
+    fn downsample_backward(&self, dy: &Tensor, dx: &Tensor) -> Result<()> {
+        resample::downsample_backward(self, dy, dx)
+    }
+    fn pixelnorm(&self, x: &Tensor, y: &Tensor) -> Result<()> {
+        pixelnorm::forward(self, x, y)
+    }
+    fn pixelnorm_backward(&self, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
+        pixelnorm::backward(self, x, dy, dx)
+    }
+    fn lerp(&self, a: &Tensor, b: &Tensor, out: &Tensor, alpha: f32) -> Result<()> {
+        lerp::forward(self, a, b, out, alpha)
+    }
+    fn lerp_backward(&self, dout: &Tensor, da: &Tensor, db: &Tensor, alpha: f32) -> Result<()> {
+        lerp::backward(self, dout, da, db, alpha)
+    }
+    fn mbstd(&self, x: &Tensor, y: &Tensor) -> Result<()> {
+        mbstd::forward(self, x, y)
+    }
+    fn mbstd_backward(&self, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
+        mbstd::backward(self, x, dy, dx)
+    }
+    fn mbstd_jvp(&self, x: &Tensor, tx: &Tensor, ty: &Tensor) -> Result<()> {
+        mbstd::jvp(self, x, tx, ty)
+    }
+    fn mbstd_jvp_backward(&self, x: &Tensor, tx: &Tensor, dty: &Tensor, dx2: &Tensor) -> Result<()> {
+        mbstd::jvp_backward(self, x, tx, dty, dx2)
+    }
+    fn fill(&self, x: &Tensor, value: f32) -> Result<()> {
+        blas::fill(self, x, value)
+    }
+    fn axpy(&self, a: f32, x: &Tensor, y: &Tensor) -> Result<()> {
+        blas::axpy(self, a, x, y)
+    }
+    fn sum_squares(&self, x: &Tensor, out: &Tensor) -> Result<()> {
+        reduce::sum(self, x, reduce::View::per_sample(&x.shape), true, false, out)
+    }
+    fn gp_mix(&self, real: &Tensor, fake: &Tensor, u: &Tensor, xhat: &Tensor) -> Result<()> {
+        gp::mix(self, real, fake, u, xhat)
+    }
+    fn gp_tangent(&self, g: &Tensor, sumsq: &Tensor, t: &Tensor, lambda: f32, gamma: f32) -> Result<()> {
+        gp::tangent(self, g, sumsq, t, lambda, gamma)
+    }
+    fn d_score_grads(&self, real: &Tensor, d_real: &Tensor, d_fake: &Tensor, drift: f32) -> Result<()> {
+        loss::d_score_grads(self, real, d_real, d_fake, drift)
+    }
+    fn g_score_grad(&self, d_fake: &Tensor) -> Result<()> {
+        loss::g_score_grad(self, d_fake)
+    }
+    fn loss_stats(
+        &self,
+        real: &Tensor,
+        fake: &Tensor,
+        sumsq: &Tensor,
+        g_fake: &Tensor,
+        stats: &Tensor,
+        lambda: f32,
+        gamma: f32,
+        drift: f32,
+    ) -> Result<()> {
+        loss::stats(self, real, fake, sumsq, g_fake, stats, lambda, gamma, drift)
+    }
+    fn adam(&self, p: &Tensor, g: &Tensor, m: &Tensor, v: &Tensor, hp: adam::AdamParams, t: u32) -> Result<()> {
+        adam::step(self, p, g, m, v, hp, t)
+    }
+    fn ema(&self, avg: &Tensor, src: &Tensor, beta: f32) -> Result<()> {
+        ema::update(self, avg, src, beta)
+    }
+}
+
+/// A CPU tensor in f64; cloning shares the data, like a GPU buffer.
+#[derive(Clone, Debug)]
+pub struct CpuTensor {
+    pub shape: Vec<usize>,
+    pub data: Rc<RefCell<Vec<f64>>>,
+}
+
+impl CpuTensor {
+    pub fn new(data: Vec<f64>, shape: &[usize]) -> CpuTensor {
+        CpuTensor {
+            shape: shape.to_vec(),
+            data: Rc::new(RefCell::new(data)),
+        }
+    }
+    pub fn get(&self) -> Vec<f64> {
+        self.data.borrow().clone()
+    }
+    fn set(&self, v: Vec<f64>) -> Result<()> {
+        ensure!(
+            v.len() == self.data.borrow().len(),
+            "cpu: {} values into a tensor of shape {:?}",
+            v.len(),
+            self.shape
+        );
+        *self.data.borrow_mut() = v;
+        Ok(())
+    }
+    fn add(&self, v: Vec<f64>) -> Result<()> {
+        let mut d = self.data.borrow_mut();
+        ensure!(
+            v.len() == d.len(),
+            "cpu: adding {} values to a tensor of shape {:?}",
+            v.len(),
+            self.shape
+        );
+        d.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+        Ok(())
+    }
+    fn n(&self) -> usize {
+        self.shape[0]
+    }
+    fn hw(&self) -> usize {
+        self.shape[2..].iter().product()
+    }
+}
+
+/// The f64 reference backend: every op is the kernel's CPU reference.
+pub struct Cpu;
+
+fn conv_shape(x: &CpuTensor, w: &CpuTensor) -> conv::ConvShape {
+    conv::ConvShape {
+        n: x.shape[0],
+        cin: w.shape[1],
+        cout: w.shape[0],
+        h: x.shape[2],
+        w: x.shape[3],
+        k: w.shape[2],
+    }
+}
+
+fn dense_shape(x: &CpuTensor, w: &CpuTensor) -> dense::DenseShape {
+    dense::DenseShape {
+        n: x.shape[0],
+        inputs: w.shape[1],
+        outputs: w.shape[0],
+    }
+}
+
+/// (N*C, H, W, factor) of a resampling between a small [N, C, h, w] and a big [N, C, h*f, w*f] tensor.
+fn resample_dims(small: &CpuTensor, big: &CpuTensor) -> (usize, usize, usize, usize) {
+    (
+        small.shape[0] * small.shape[1],
+        small.shape[2],
+        small.shape[3],
+        big.shape[2] / small.shape[2],
+    )
+}
+
+impl Backend for Cpu {
+    type T = CpuTensor;
+    fn zeros(&self, shape: &[usize]) -> Result<CpuTensor> {
+        Ok(CpuTensor::new(vec![0.0; shape.iter().product()], shape))
+    }
+    fn shape<'a>(&self, t: &'a CpuTensor) -> &'a [usize] {
+        &t.shape
+    }
+    fn conv(&self, x: &CpuTensor, w: &CpuTensor, y: &CpuTensor, gain: f32) -> Result<()> {
+        y.set(conv::forward_ref(&x.get(), &w.get(), conv_shape(x, w), gain as f64))
+    }
+    fn conv_backward_data(&self, dy: &CpuTensor, w: &CpuTensor, dx: &CpuTensor, gain: f32) -> Result<()> {
+        dx.set(conv::backward_data_ref(
+            &dy.get(),
+            &w.get(),
+            conv_shape(dx, w),
+            gain as f64,
+        ))
+    }
+    fn conv_backward_weight(&self, x: &CpuTensor, dy: &CpuTensor, dw: &CpuTensor, gain: f32) -> Result<()> {
+        dw.add(conv::backward_weight_ref(
+            &x.get(),
+            &dy.get(),
+            conv_shape(x, dw),
+            gain as f64,
+        ))
+    }
+    fn dense(&self, x: &CpuTensor, w: &CpuTensor, y: &CpuTensor, gain: f32) -> Result<()> {
+        y.set(dense::forward_ref(&x.get(), &w.get(), dense_shape(x, w), gain as f64))
+    }
+    fn dense_backward_data(&self, dy: &CpuTensor, w: &CpuTensor, dx: &CpuTensor, gain: f32) -> Result<()> {
+        dx.set(dense::backward_data_ref(
+            &dy.get(),
+            &w.get(),
+            dense_shape(dx, w),
+            gain as f64,
+        ))
+    }
+    fn dense_backward_weight(&self, x: &CpuTensor, dy: &CpuTensor, dw: &CpuTensor, gain: f32) -> Result<()> {
+        dw.add(dense::backward_weight_ref(
+            &x.get(),
+            &dy.get(),
+            dense_shape(x, dw),
+            gain as f64,
+        ))
+    }
+    fn act(&self, x: &CpuTensor, bias: &CpuTensor, y: &CpuTensor, slope: f32) -> Result<()> {
+        y.set(act::forward_ref(&x.get(), &bias.get(), x.hw(), slope as f64))
+    }
+    fn act_mask(&self, y: &CpuTensor, v: &CpuTensor, out: &CpuTensor, slope: f32) -> Result<()> {
+        out.set(act::mask_ref(&y.get(), &v.get(), slope as f64))
+    }
+    fn bias_grad(&self, dy: &CpuTensor, db: &CpuTensor) -> Result<()> {
+        db.add(reduce::sum_ref(&dy.get(), reduce::View::per_channel(&dy.shape), false))
+    }
+    fn upsample(&self, x: &CpuTensor, y: &CpuTensor) -> Result<()> {
+        let (nc, h, w, f) = resample_dims(x, y);
+        y.set(resample::upsample_ref(&x.get(), nc, h, w, f))
+    }
+    fn upsample_backward(&self, dy: &CpuTensor, dx: &CpuTensor) -> Result<()> {
+        let (nc, h, w, f) = resample_dims(dx, dy);
+        dx.set(resample::upsample_backward_ref(&dy.get(), nc, h, w, f))
+    }
+    fn downsample(&self, x: &CpuTensor, y: &CpuTensor) -> Result<()> {
+        let (nc, _, _, f) = resample_dims(y, x);
+        y.set(resample::downsample_ref(&x.get(), nc, x.shape[2], x.shape[3], f))
+    }
+    fn downsample_backward(&self, dy: &CpuTensor, dx: &CpuTensor) -> Result<()> {
+        let (nc, _, _, f) = resample_dims(dy, dx);
+        dx.set(resample::downsample_backward_ref(
+            &dy.get(),
+            nc,
+            dx.shape[2],
+            dx.shape[3],
+            f,
+        ))
+    }
+    fn pixelnorm(&self, x: &CpuTensor, y: &CpuTensor) -> Result<()> {
+        y.set(pixelnorm::forward_ref(&x.get(), x.n(), x.shape[1], x.hw()))
+    }
+    fn pixelnorm_backward(&self, x: &CpuTensor, dy: &CpuTensor, dx: &CpuTensor) -> Result<()> {
+        dx.set(pixelnorm::backward_ref(&x.get(), &dy.get(), x.n(), x.shape[1], x.hw()))
+    }
+    fn lerp(&self, a: &CpuTensor, b: &CpuTensor, out: &CpuTensor, alpha: f32) -> Result<()> {
+        out.set(lerp::forward_ref(&a.get(), &b.get(), alpha as f64))
+    }
+    fn lerp_backward(&self, dout: &CpuTensor, da: &CpuTensor, db: &CpuTensor, alpha: f32) -> Result<()> {
+        let (a, b) = lerp::backward_ref(&dout.get(), alpha as f64);
+        da.set(a)?;
+        db.set(b)
+    }
+    fn mbstd(&self, x: &CpuTensor, y: &CpuTensor) -> Result<()> {
+        y.set(mbstd::forward_ref(&x.get(), x.n(), x.shape[1], x.hw()))
+    }
+    fn mbstd_backward(&self, x: &CpuTensor, dy: &CpuTensor, dx: &CpuTensor) -> Result<()> {
+        dx.set(mbstd::backward_ref(&x.get(), &dy.get(), x.n(), x.shape[1], x.hw()))
+    }
+    fn mbstd_jvp(&self, x: &CpuTensor, tx: &CpuTensor, ty: &CpuTensor) -> Result<()> {
+        ty.set(mbstd::jvp_ref(&x.get(), &tx.get(), x.n(), x.shape[1], x.hw()))
+    }
+    fn mbstd_jvp_backward(&self, x: &CpuTensor, tx: &CpuTensor, dty: &CpuTensor, dx2: &CpuTensor) -> Result<()> {
+        dx2.set(mbstd::jvp_backward_ref(
+            &x.get(),
+            &tx.get(),
+            &dty.get(),
+            x.n(),
+            x.shape[1],
+            x.hw(),
+        ))
+    }
+    fn fill(&self, x: &CpuTensor, value: f32) -> Result<()> {
+        x.data.borrow_mut().fill(value as f64);
+        Ok(())
+    }
+    fn axpy(&self, a: f32, x: &CpuTensor, y: &CpuTensor) -> Result<()> {
+        y.add(x.get().iter().map(|v| a as f64 * v).collect())
+    }
+    fn sum_squares(&self, x: &CpuTensor, out: &CpuTensor) -> Result<()> {
+        out.set(reduce::sum_ref(&x.get(), reduce::View::per_sample(&x.shape), true))
+    }
+    fn gp_mix(&self, real: &CpuTensor, fake: &CpuTensor, u: &CpuTensor, xhat: &CpuTensor) -> Result<()> {
+        xhat.set(gp::mix_ref(&real.get(), &fake.get(), &u.get(), real.n()))
+    }
+    fn gp_tangent(&self, g: &CpuTensor, _sumsq: &CpuTensor, t: &CpuTensor, lambda: f32, gamma: f32) -> Result<()> {
+        t.set(gp::tangent_ref(&g.get(), g.n(), lambda as f64, gamma as f64))
+    }
+    fn d_score_grads(&self, real: &CpuTensor, d_real: &CpuTensor, d_fake: &CpuTensor, drift: f32) -> Result<()> {
+        let (r, f) = loss::d_score_grads_ref(&real.get(), drift as f64);
+        d_real.set(r)?;
+        d_fake.set(f)
+    }
+    fn g_score_grad(&self, d_fake: &CpuTensor) -> Result<()> {
+        d_fake.set(loss::g_score_grad_ref(d_fake.n()))
+    }
+    fn loss_stats(
+        &self,
+        real: &CpuTensor,
+        fake: &CpuTensor,
+        sumsq: &CpuTensor,
+        g_fake: &CpuTensor,
+        stats: &CpuTensor,
+        lambda: f32,
+        gamma: f32,
+        drift: f32,
+    ) -> Result<()> {
+        let s = loss::stats_ref(
+            &real.get(),
+            &fake.get(),
+            &sumsq.get(),
+            &g_fake.get(),
+            lambda as f64,
+            gamma as f64,
+            drift as f64,
+        );
+        stats.set(s.to_vec())
+    }
+    fn adam(
+        &self,
+        p: &CpuTensor,
+        g: &CpuTensor,
+        m: &CpuTensor,
+        v: &CpuTensor,
+        hp: adam::AdamParams,
+        t: u32,
+    ) -> Result<()> {
+        let (mut pd, mut md, mut vd) = (p.get(), m.get(), v.get());
+        adam::step_ref(&mut pd, &g.get(), &mut md, &mut vd, hp, t);
+        p.set(pd)?;
+        m.set(md)?;
+        v.set(vd)
+    }
+    fn ema(&self, avg: &CpuTensor, src: &CpuTensor, beta: f32) -> Result<()> {
+        let mut a = avg.get();
+        ema::update_ref(&mut a, &src.get(), beta as f64);
+        avg.set(a)
+    }
+}

@@ -1,0 +1,435 @@
+//! G and D forward and backward, written once against [`Backend`] (GPU kernels or f64 references).
+//!
+//! D runs in forward mode when its input carries a tangent: every value is a [`Stream`] of a primal
+//! and an optional tangent. Linear ops apply themselves to the tangent (without bias), the leaky ReLU
+//! multiplies it by its slope mask, and minibatch stddev uses its JVP. Backward through such a run
+//! takes adjoints of both streams (DESIGN.md: the exact gradient penalty).
+
+use anyhow::Result;
+
+use super::arch::{d_fromrgb, g_block, g_torgb, Kind, Layer};
+use super::backend::Backend;
+use super::config::{res_of, NetConfig};
+
+/// One network's weights and biases (or their gradients, or Adam moments), layer by layer.
+pub struct Params<T> {
+    pub w: Vec<T>,
+    pub b: Vec<T>,
+}
+
+impl<T: Clone> Params<T> {
+    pub fn zeros<B: Backend<T = T>>(bk: &B, layers: &[Layer]) -> Result<Params<T>> {
+        Ok(Params {
+            w: layers
+                .iter()
+                .map(|l| bk.zeros(&l.weight_shape()))
+                .collect::<Result<_>>()?,
+            b: layers.iter().map(|l| bk.zeros(&[l.bias])).collect::<Result<_>>()?,
+        })
+    }
+
+    /// Weights and biases in one list, layer by layer: the order of checkpoints and optimizer loops.
+    pub fn tensors(&self) -> impl Iterator<Item = &T> {
+        self.w.iter().zip(&self.b).flat_map(|(w, b)| [w, b])
+    }
+}
+
+/// A primal value and, in forward mode, its tangent.
+#[derive(Clone)]
+pub struct Stream<T> {
+    pub p: T,
+    pub t: Option<T>,
+}
+
+/// Adjoints of a stream's primal and tangent; `None` where they are known to be zero.
+type Adjoint<T> = (Option<T>, Option<T>);
+
+/// Adjoints of a fade-in blend's (old, new) inputs.
+type Blend<T> = (Option<T>, Option<T>);
+
+/// One layer application kept for the backward pass.
+#[derive(Clone)]
+pub struct Saved<T> {
+    layer: usize,
+    input: Stream<T>,
+    /// The activated output.
+    out: Stream<T>,
+}
+
+/// A network: its configuration, layers and parameters.
+pub struct Net<'a, B: Backend> {
+    pub bk: &'a B,
+    pub cfg: &'a NetConfig,
+    pub layers: &'a [Layer],
+    pub params: &'a Params<B::T>,
+}
+
+impl<B: Backend> Net<'_, B> {
+    fn new_like(&self, t: &B::T) -> Result<B::T> {
+        self.bk.zeros(self.bk.shape(t))
+    }
+
+    fn linear(&self, l: &Layer, x: &B::T, w: &B::T, y: &B::T) -> Result<()> {
+        match l.kind {
+            Kind::Conv { .. } => self.bk.conv(x, w, y, l.gain),
+            Kind::Dense => self.bk.dense(x, w, y, l.gain),
+        }
+    }
+
+    /// Layer `i` (linear, bias, leaky ReLU) on both streams, output of shape `out`.
+    fn layer(&self, i: usize, input: &Stream<B::T>, out: &[usize]) -> Result<Saved<B::T>> {
+        let (l, w) = (&self.layers[i], &self.params.w[i]);
+        let pre = self.bk.zeros(out)?;
+        self.linear(l, &input.p, w, &pre)?;
+        let y = self.bk.zeros(out)?;
+        self.bk.act(&pre, &self.params.b[i], &y, l.slope)?;
+        let t = match &input.t {
+            Some(tx) => {
+                let ta = self.bk.zeros(out)?;
+                self.linear(l, tx, w, &ta)?;
+                let ty = self.bk.zeros(out)?;
+                self.bk.act_mask(&y, &ta, &ty, l.slope)?;
+                Some(ty)
+            }
+            None => None,
+        };
+        Ok(Saved {
+            layer: i,
+            input: input.clone(),
+            out: Stream { p: y, t },
+        })
+    }
+
+    /// Back through one layer: adds its weight and bias gradients to `grads` (when given) and returns
+    /// the adjoints of its input streams (when `need_input`). The slope mask is piecewise constant, so
+    /// the tangent adjoint adds nothing to the primal one here.
+    fn layer_back(
+        &self,
+        s: &Saved<B::T>,
+        (dy, dty): Adjoint<B::T>,
+        grads: Option<&Params<B::T>>,
+        need_input: bool,
+    ) -> Result<Adjoint<B::T>> {
+        let (l, w) = (&self.layers[s.layer], &self.params.w[s.layer]);
+        let back = |d: Option<B::T>, input: Option<&B::T>, bias: bool| -> Result<Option<B::T>> {
+            let Some(d) = d else { return Ok(None) };
+            let da = self.new_like(&d)?;
+            self.bk.act_mask(&s.out.p, &d, &da, l.slope)?;
+            if let Some(g) = grads {
+                if bias {
+                    self.bk.bias_grad(&da, &g.b[s.layer])?;
+                }
+                let x = input.expect("a tangent adjoint comes only from a forward-mode run");
+                match l.kind {
+                    Kind::Conv { .. } => self.bk.conv_backward_weight(x, &da, &g.w[s.layer], l.gain)?,
+                    Kind::Dense => self.bk.dense_backward_weight(x, &da, &g.w[s.layer], l.gain)?,
+                }
+            }
+            if !need_input {
+                return Ok(None);
+            }
+            let dx = self.new_like(&s.input.p)?;
+            match l.kind {
+                Kind::Conv { .. } => self.bk.conv_backward_data(&da, w, &dx, l.gain)?,
+                Kind::Dense => self.bk.dense_backward_data(&da, w, &dx, l.gain)?,
+            }
+            Ok(Some(dx))
+        };
+        // The bias enters the primal only; the weight gradient is primal_adjoint x primal + tangent_adjoint x tangent.
+        Ok((back(dy, Some(&s.input.p), true)?, back(dty, s.input.t.as_ref(), false)?))
+    }
+
+    /// A linear, parameter-free op on both streams.
+    fn map(&self, x: &Stream<B::T>, out: &[usize], f: impl Fn(&B::T, &B::T) -> Result<()>) -> Result<Stream<B::T>> {
+        let apply = |v: &B::T| -> Result<B::T> {
+            let y = self.bk.zeros(out)?;
+            f(v, &y)?;
+            Ok(y)
+        };
+        Ok(Stream {
+            p: apply(&x.p)?,
+            t: x.t.as_ref().map(apply).transpose()?,
+        })
+    }
+
+    /// A linear, parameter-free op's adjoint on both adjoints.
+    fn map_adj(
+        &self,
+        d: Adjoint<B::T>,
+        out: &[usize],
+        f: impl Fn(&B::T, &B::T) -> Result<()>,
+    ) -> Result<Adjoint<B::T>> {
+        let apply = |v: B::T| -> Result<B::T> {
+            let y = self.bk.zeros(out)?;
+            f(&v, &y)?;
+            Ok(y)
+        };
+        Ok((d.0.map(apply).transpose()?, d.1.map(apply).transpose()?))
+    }
+
+    fn add(&self, a: Option<B::T>, b: Option<B::T>) -> Result<Option<B::T>> {
+        Ok(match (a, b) {
+            (Some(a), Some(b)) => {
+                self.bk.axpy(1.0, &b, &a)?;
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        })
+    }
+}
+
+/// Whether a network at `level` with fade-in `alpha` blends in the previous level.
+pub fn fading(level: usize, alpha: f32) -> bool {
+    level > 1 && alpha < 1.0
+}
+
+/// What G's forward pass keeps for its backward pass.
+pub struct GRun<T> {
+    /// The two layers of every level's block, in order.
+    blocks: Vec<Saved<T>>,
+    rgb: Saved<T>,
+    /// The previous level's toRGB while fading in.
+    rgb_old: Option<Saved<T>>,
+    pub images: T,
+    level: usize,
+    alpha: f32,
+}
+
+impl<B: Backend> Net<'_, B> {
+    /// G at `level` (resolution 4 * 2^(level-1)) with fade-in `alpha`: latents [N, latent] -> images.
+    pub fn g_forward(&self, z: &B::T, level: usize, alpha: f32) -> Result<GRun<B::T>> {
+        let (bk, n) = (self.bk, self.bk.shape(z)[0]);
+        let mut h = self.new_like(z)?;
+        bk.pixelnorm(z, &h)?;
+        let (mut blocks, mut h_prev) = (Vec::new(), None);
+        for lev in 1..=level {
+            let (r, maps) = (res_of(lev), self.cfg.maps(lev));
+            let mut input = h.clone();
+            if lev > 1 {
+                input = bk.zeros(&[n, self.cfg.maps(lev - 1), r, r])?;
+                bk.upsample(&h, &input)?;
+            }
+            h_prev = Some(h);
+            for j in 0..2 {
+                let s = self.layer(g_block(lev) + j, &Stream { p: input, t: None }, &[n, maps, r, r])?;
+                input = self.new_like(&s.out.p)?;
+                bk.pixelnorm(&s.out.p, &input)?;
+                blocks.push(s);
+            }
+            h = input;
+        }
+        let (r, c) = (res_of(level), self.cfg.channels);
+        let rgb = self.layer(g_torgb(level), &Stream { p: h, t: None }, &[n, c, r, r])?;
+        let (images, rgb_old) = if fading(level, alpha) {
+            let old = self.layer(
+                g_torgb(level - 1),
+                &Stream {
+                    p: h_prev.unwrap(),
+                    t: None,
+                },
+                &[n, c, r / 2, r / 2],
+            )?;
+            let up = bk.zeros(&[n, c, r, r])?;
+            bk.upsample(&old.out.p, &up)?;
+            let images = bk.zeros(&[n, c, r, r])?;
+            bk.lerp(&up, &rgb.out.p, &images, alpha)?;
+            (images, Some(old))
+        } else {
+            (rgb.out.p.clone(), None)
+        };
+        Ok(GRun {
+            blocks,
+            rgb,
+            rgb_old,
+            images,
+            level,
+            alpha,
+        })
+    }
+
+    /// Adds G's parameter gradients for the image adjoint `d_images` to `grads`.
+    pub fn g_backward(&self, run: &GRun<B::T>, d_images: &B::T, grads: &Params<B::T>) -> Result<()> {
+        let bk = self.bk;
+        let (mut d_new, mut d_prev) = (d_images.clone(), None);
+        if let Some(old) = &run.rgb_old {
+            let (d_up, d_rgb) = (self.new_like(d_images)?, self.new_like(d_images)?);
+            bk.lerp_backward(d_images, &d_up, &d_rgb, run.alpha)?;
+            let d_old = self.new_like(&old.out.p)?;
+            bk.upsample_backward(&d_up, &d_old)?;
+            d_prev = self.layer_back(old, (Some(d_old), None), Some(grads), true)?.0;
+            d_new = d_rgb;
+        }
+        let mut dh = self
+            .layer_back(&run.rgb, (Some(d_new), None), Some(grads), true)?
+            .0
+            .unwrap();
+        for lev in (1..=run.level).rev() {
+            for j in (0..2).rev() {
+                let s = &run.blocks[2 * (lev - 1) + j];
+                let dy = self.new_like(&dh)?;
+                bk.pixelnorm_backward(&s.out.p, &dh, &dy)?;
+                // The latent's gradient is never needed.
+                let need_input = !(lev == 1 && j == 0);
+                match self.layer_back(s, (Some(dy), None), Some(grads), need_input)?.0 {
+                    Some(d) => dh = d,
+                    None => return Ok(()),
+                }
+            }
+            // dh is now the adjoint of the upsampled input of this level's block.
+            let h_prev = bk.zeros(&[
+                bk.shape(&dh)[0],
+                self.cfg.maps(lev - 1),
+                res_of(lev - 1),
+                res_of(lev - 1),
+            ])?;
+            bk.upsample_backward(&dh, &h_prev)?;
+            dh = self
+                .add(Some(h_prev), if lev == run.level { d_prev.take() } else { None })?
+                .unwrap();
+        }
+        Ok(())
+    }
+}
+
+/// What D's forward pass keeps for its backward pass.
+pub struct DRun<T> {
+    input: Stream<T>,
+    top: Saved<T>,
+    /// Each level's two block layers, from the current level down to level 2.
+    blocks: Vec<[Saved<T>; 2]>,
+    /// The previous level's fromRGB on the downsampled input, while fading in.
+    old: Option<Saved<T>>,
+    mbstd_in: Stream<T>,
+    /// The 4x4 conv, dense0, dense1.
+    tail: [Saved<T>; 3],
+    /// Scores [N, 1] (and their tangents in forward mode).
+    pub score: Stream<T>,
+    alpha: f32,
+}
+
+impl<B: Backend> Net<'_, B> {
+    /// D at `level` with fade-in `alpha` on images [N, C, R, R], in forward mode when `x.t` is given.
+    pub fn d_forward(&self, x: &Stream<B::T>, level: usize, alpha: f32) -> Result<DRun<B::T>> {
+        let (bk, cfg) = (self.bk, self.cfg);
+        let n = bk.shape(&x.p)[0];
+        let r = res_of(level);
+        let top = self.layer(d_fromrgb(level), x, &[n, cfg.maps(level), r, r])?;
+        let (mut h, mut blocks, mut old) = (top.out.clone(), Vec::new(), None);
+        for lev in (2..=level).rev() {
+            let (r, first) = (res_of(lev), d_fromrgb(lev));
+            let s0 = self.layer(first + 1, &h, &[n, cfg.maps(lev), r, r])?;
+            let s1 = self.layer(first + 2, &s0.out, &[n, cfg.maps(lev - 1), r, r])?;
+            let small = [n, cfg.maps(lev - 1), r / 2, r / 2];
+            h = self.map(&s1.out, &small, |a, b| bk.downsample(a, b))?;
+            if lev == level && fading(level, alpha) {
+                let x_small = self.map(x, &[n, cfg.channels, r / 2, r / 2], |a, b| bk.downsample(a, b))?;
+                let o = self.layer(d_fromrgb(lev - 1), &x_small, &small)?;
+                h = Stream {
+                    p: self.blend(&o.out.p, &h.p, alpha)?,
+                    t: match (&o.out.t, &h.t) {
+                        (Some(a), Some(b)) => Some(self.blend(a, b, alpha)?),
+                        _ => None,
+                    },
+                };
+                old = Some(o);
+            }
+            blocks.push([s0, s1]);
+        }
+        let maps = cfg.maps(1);
+        let with_std = [n, maps + 1, 4, 4];
+        let m = Stream {
+            p: {
+                let y = bk.zeros(&with_std)?;
+                bk.mbstd(&h.p, &y)?;
+                y
+            },
+            t: match &h.t {
+                Some(t) => {
+                    let ty = bk.zeros(&with_std)?;
+                    bk.mbstd_jvp(&h.p, t, &ty)?;
+                    Some(ty)
+                }
+                None => None,
+            },
+        };
+        let conv = self.layer(1, &m, &[n, maps, 4, 4])?;
+        let dense0 = self.layer(2, &conv.out, &[n, cfg.nf(0)])?;
+        let dense1 = self.layer(3, &dense0.out, &[n, 1])?;
+        Ok(DRun {
+            input: x.clone(),
+            top,
+            blocks,
+            old,
+            mbstd_in: h,
+            score: dense1.out.clone(),
+            tail: [conv, dense0, dense1],
+            alpha,
+        })
+    }
+
+    fn blend(&self, a: &B::T, b: &B::T, alpha: f32) -> Result<B::T> {
+        let out = self.new_like(a)?;
+        self.bk.lerp(a, b, &out, alpha)?;
+        Ok(out)
+    }
+
+    /// Back through D from the adjoints of the scores' primal and tangent. Adds D's parameter
+    /// gradients to `grads` when given; returns the input's adjoints when `need_input`.
+    pub fn d_backward(
+        &self,
+        run: &DRun<B::T>,
+        d_score: Adjoint<B::T>,
+        grads: Option<&Params<B::T>>,
+        need_input: bool,
+    ) -> Result<Adjoint<B::T>> {
+        let bk = self.bk;
+        let mut d = d_score;
+        for s in run.tail.iter().rev() {
+            d = self.layer_back(s, d, grads, true)?;
+        }
+        // Minibatch stddev: the primal adjoint gets J^T dy plus, in forward mode, the second-order
+        // term d<dty, J(x) tx>/dx; the tangent adjoint gets J^T dty.
+        let h = &run.mbstd_in;
+        let back = |dy: &B::T| -> Result<B::T> {
+            let dx = self.new_like(&h.p)?;
+            bk.mbstd_backward(&h.p, dy, &dx)?;
+            Ok(dx)
+        };
+        let second = match (&d.1, &h.t) {
+            (Some(dty), Some(tx)) => {
+                let dx2 = self.new_like(&h.p)?;
+                bk.mbstd_jvp_backward(&h.p, tx, dty, &dx2)?;
+                Some(dx2)
+            }
+            _ => None,
+        };
+        let primal = d.0.as_ref().map(back).transpose()?;
+        d = (self.add(primal, second)?, d.1.as_ref().map(back).transpose()?);
+
+        // While fading in, the input also reached level - 1's fromRGB through a downsampling.
+        let mut d_input_old: Adjoint<B::T> = (None, None);
+        for (i, [s0, s1]) in run.blocks.iter().enumerate().rev() {
+            if let (0, Some(old)) = (i, &run.old) {
+                let ((old_p, new_p), (old_t, new_t)) = (self.split(d.0, run.alpha)?, self.split(d.1, run.alpha)?);
+                let d_small = self.layer_back(old, (old_p, old_t), grads, need_input)?;
+                let big = self.bk.shape(&run.input.p).to_vec();
+                d_input_old = self.map_adj(d_small, &big, |a, b| bk.downsample_backward(a, b))?;
+                d = (new_p, new_t);
+            }
+            let big = bk.shape(&s1.out.p).to_vec();
+            d = self.map_adj(d, &big, |a, b| bk.downsample_backward(a, b))?;
+            d = self.layer_back(s1, d, grads, true)?;
+            d = self.layer_back(s0, d, grads, true)?;
+        }
+        let dx = self.layer_back(&run.top, d, grads, need_input)?;
+        Ok((self.add(dx.0, d_input_old.0)?, self.add(dx.1, d_input_old.1)?))
+    }
+
+    /// The adjoints of a fade-in blend's two inputs (old, new) from its output's adjoint.
+    fn split(&self, d: Option<B::T>, alpha: f32) -> Result<Blend<B::T>> {
+        let Some(d) = d else { return Ok((None, None)) };
+        let (d_old, d_new) = (self.new_like(&d)?, self.new_like(&d)?);
+        self.bk.lerp_backward(&d, &d_old, &d_new, alpha)?;
+        Ok((Some(d_old), Some(d_new)))
+    }
+}

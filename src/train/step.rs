@@ -1,0 +1,306 @@
+//! One training step: D step (WGAN terms, the exact gradient penalty, drift, Adam), then G step
+//! (Adam), then the EMA of G. Written once against [`Backend`]: on the GPU it records every kernel
+//! into one submission with no readback; on the CPU it is the f64 reference of the same step.
+
+use anyhow::{bail, Result};
+
+use crate::nn::arch::{self, d_fromrgb, g_torgb, Layer};
+use crate::nn::backend::Backend;
+use crate::nn::net::{Net, Params, Stream};
+use crate::nn::NetConfig;
+use crate::ops::adam::AdamParams;
+use crate::ops::mbstd;
+
+/// The loss and optimizer settings (PAPER.md defaults).
+#[derive(Clone, Copy, Debug)]
+pub struct StepConfig {
+    pub lambda: f32,
+    pub gamma: f32,
+    pub drift: f32,
+    pub adam: AdamParams,
+    pub ema_beta: f32,
+}
+
+impl Default for StepConfig {
+    fn default() -> Self {
+        StepConfig {
+            lambda: 10.0,
+            gamma: 1.0,
+            drift: 0.001,
+            adam: AdamParams::default(),
+            ema_beta: 0.999,
+        }
+    }
+}
+
+/// Names of the five values `stats` holds after a step.
+pub const STATS: [&str; 5] = ["d_loss", "g_loss", "penalty", "drift", "wasserstein"];
+
+/// Everything a run trains: both networks, the EMA generator, gradients and Adam moments.
+pub struct Model<T> {
+    pub cfg: NetConfig,
+    pub g_layers: Vec<Layer>,
+    pub d_layers: Vec<Layer>,
+    pub g: Params<T>,
+    pub d: Params<T>,
+    pub g_ema: Params<T>,
+    pub g_grad: Params<T>,
+    pub d_grad: Params<T>,
+    pub g_m: Params<T>,
+    pub g_v: Params<T>,
+    pub d_m: Params<T>,
+    pub d_v: Params<T>,
+    /// Adam step counts since the last reset.
+    pub g_t: u32,
+    pub d_t: u32,
+}
+
+/// Per-step inputs drawn by the caller's seeded RNG.
+pub struct StepInputs<T> {
+    /// Real images [N, C, R, R], already faded to the current alpha.
+    pub reals: T,
+    /// Latents for the D step and the G step, [N, latent] each.
+    pub z_d: T,
+    pub z_g: T,
+    /// Penalty mixing factors [N], uniform in [0, 1).
+    pub mix: T,
+}
+
+/// The scalars and tensors a D step leaves for the statistics.
+pub struct DOut<T> {
+    pub real_scores: T,
+    pub fake_scores: T,
+    pub grad_sumsq: T,
+}
+
+impl<T: Clone> Model<T> {
+    /// A model with the given weights (usually N(0,1), see `trainer`), zero biases, gradients and moments.
+    pub fn new<B: Backend<T = T>>(
+        bk: &B,
+        cfg: &NetConfig,
+        weights: impl FnMut(&[usize]) -> Result<T>,
+    ) -> Result<Model<T>> {
+        cfg.validate()?;
+        let (g_layers, d_layers) = (arch::generator(cfg), arch::discriminator(cfg));
+        let mut weights = weights;
+        let mut init = |layers: &[Layer]| -> Result<Params<T>> {
+            let mut p = Params::zeros(bk, layers)?;
+            p.w = layers
+                .iter()
+                .map(|l| weights(&l.weight_shape()))
+                .collect::<Result<_>>()?;
+            Ok(p)
+        };
+        let g = init(&g_layers)?;
+        let d = init(&d_layers)?;
+        let zeros = |layers: &[Layer]| Params::zeros(bk, layers);
+        let g_ema = zeros(&g_layers)?;
+        for (a, b) in g_ema.tensors().zip(g.tensors()) {
+            bk.axpy(1.0, b, a)?;
+        }
+        Ok(Model {
+            g_grad: zeros(&g_layers)?,
+            g_m: zeros(&g_layers)?,
+            g_v: zeros(&g_layers)?,
+            d_grad: zeros(&d_layers)?,
+            d_m: zeros(&d_layers)?,
+            d_v: zeros(&d_layers)?,
+            g,
+            d,
+            g_ema,
+            g_t: 0,
+            d_t: 0,
+            cfg: cfg.clone(),
+            g_layers,
+            d_layers,
+        })
+    }
+
+    pub fn g_net<'a, B: Backend<T = T>>(&'a self, bk: &'a B) -> Net<'a, B> {
+        Net {
+            bk,
+            cfg: &self.cfg,
+            layers: &self.g_layers,
+            params: &self.g,
+        }
+    }
+
+    pub fn d_net<'a, B: Backend<T = T>>(&'a self, bk: &'a B) -> Net<'a, B> {
+        Net {
+            bk,
+            cfg: &self.cfg,
+            layers: &self.d_layers,
+            params: &self.d,
+        }
+    }
+
+    /// Forgets Adam's moments: at each change of level of detail (PAPER.md).
+    pub fn reset_adam<B: Backend<T = T>>(&mut self, bk: &B) -> Result<()> {
+        for t in self
+            .g_m
+            .tensors()
+            .chain(self.g_v.tensors())
+            .chain(self.d_m.tensors())
+            .chain(self.d_v.tensors())
+        {
+            bk.fill(t, 0.0)?;
+        }
+        self.g_t = 0;
+        self.d_t = 0;
+        Ok(())
+    }
+}
+
+/// Refuses a batch the minibatch-stddev groups cannot split, naming the setting.
+pub fn check_batch(batch: usize) -> Result<()> {
+    if batch == 0 {
+        bail!("the minibatch must hold at least one image");
+    }
+    mbstd::group_size(batch)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("minibatch {batch}: {e:#}"))
+}
+
+fn ones<B: Backend>(bk: &B, n: usize) -> Result<B::T> {
+    let t = bk.zeros(&[n, 1])?;
+    bk.fill(&t, 1.0)?;
+    Ok(t)
+}
+
+/// Number of layers of each network used at `level` (layers are stored by level).
+fn active(level: usize) -> (usize, usize) {
+    (g_torgb(level) + 1, d_fromrgb(level) + if level == 1 { 4 } else { 3 })
+}
+
+/// D's gradient of L_D (WGAN terms, exact penalty, drift) into `model.d_grad`; no update.
+pub fn d_gradients<B: Backend>(
+    bk: &B,
+    model: &Model<B::T>,
+    inputs: &StepInputs<B::T>,
+    level: usize,
+    alpha: f32,
+    sc: &StepConfig,
+) -> Result<DOut<B::T>> {
+    for t in model.d_grad.tensors() {
+        bk.fill(t, 0.0)?;
+    }
+    let (g, d) = (model.g_net(bk), model.d_net(bk));
+    let n = bk.shape(&inputs.reals)[0];
+    let fake = g.g_forward(&inputs.z_d, level, alpha)?.images;
+    let primal = |x: &B::T| Stream { p: x.clone(), t: None };
+
+    // WGAN terms and drift: E[D(fake)] - E[D(real)] + drift E[D(real)^2].
+    let real_run = d.d_forward(&primal(&inputs.reals), level, alpha)?;
+    let fake_run = d.d_forward(&primal(&fake), level, alpha)?;
+    let (d_real, d_fake) = (bk.zeros(&[n, 1])?, bk.zeros(&[n, 1])?);
+    bk.d_score_grads(&real_run.score.p, &d_real, &d_fake, sc.drift)?;
+    d.d_backward(&real_run, (Some(d_real), None), Some(&model.d_grad), false)?;
+    d.d_backward(&fake_run, (Some(d_fake), None), Some(&model.d_grad), false)?;
+
+    // The penalty: g_b = d(sum D(xhat))/d(xhat_b), from one backward pass to the input.
+    let xhat = bk.zeros(bk.shape(&inputs.reals))?;
+    bk.gp_mix(&inputs.reals, &fake, &inputs.mix, &xhat)?;
+    let mix_run = d.d_forward(&primal(&xhat), level, alpha)?;
+    let grad = d
+        .d_backward(&mix_run, (Some(ones(bk, n)?), None), None, true)?
+        .0
+        .expect("input adjoint");
+    let sumsq = bk.zeros(&[n])?;
+    bk.sum_squares(&grad, &sumsq)?;
+    // Its exact weight gradient: d/dtheta <g(theta), u> with u_b = c_b g_b / ||g_b|| held constant,
+    // the reverse of D's forward-mode run at xhat along u.
+    let u = bk.zeros(bk.shape(&grad))?;
+    bk.gp_tangent(&grad, &sumsq, &u, sc.lambda, sc.gamma)?;
+    let tangent_run = d.d_forward(&Stream { p: xhat, t: Some(u) }, level, alpha)?;
+    d.d_backward(&tangent_run, (None, Some(ones(bk, n)?)), Some(&model.d_grad), false)?;
+    Ok(DOut {
+        real_scores: real_run.score.p,
+        fake_scores: fake_run.score.p,
+        grad_sumsq: sumsq,
+    })
+}
+
+/// G's gradient of L_G = -E[D(G(z))] into `model.g_grad`; returns the scores D gave the fakes.
+pub fn g_gradients<B: Backend>(bk: &B, model: &Model<B::T>, z: &B::T, level: usize, alpha: f32) -> Result<B::T> {
+    for t in model.g_grad.tensors() {
+        bk.fill(t, 0.0)?;
+    }
+    let (g, d) = (model.g_net(bk), model.d_net(bk));
+    let run = g.g_forward(z, level, alpha)?;
+    let d_run = d.d_forward(
+        &Stream {
+            p: run.images.clone(),
+            t: None,
+        },
+        level,
+        alpha,
+    )?;
+    let d_fake = bk.zeros(bk.shape(&d_run.score.p))?;
+    bk.g_score_grad(&d_fake)?;
+    let d_images = d
+        .d_backward(&d_run, (Some(d_fake), None), None, true)?
+        .0
+        .expect("input adjoint");
+    g.g_backward(&run, &d_images, &model.g_grad)?;
+    Ok(d_run.score.p)
+}
+
+/// Adam on the first `layers` layers of `[params, gradient, m, v]`.
+fn adam_update<B: Backend>(
+    bk: &B,
+    [p, grad, m, v]: [&Params<B::T>; 4],
+    layers: usize,
+    hp: AdamParams,
+    t: u32,
+) -> Result<()> {
+    for i in 0..layers {
+        bk.adam(&p.w[i], &grad.w[i], &m.w[i], &v.w[i], hp, t)?;
+        bk.adam(&p.b[i], &grad.b[i], &m.b[i], &v.b[i], hp, t)?;
+    }
+    Ok(())
+}
+
+/// One full step; `stats` [5] receives [`STATS`]. Nothing is read back.
+pub fn step<B: Backend>(
+    bk: &B,
+    model: &mut Model<B::T>,
+    inputs: &StepInputs<B::T>,
+    level: usize,
+    alpha: f32,
+    sc: &StepConfig,
+    stats: &B::T,
+) -> Result<()> {
+    let (g_layers, d_layers) = active(level);
+    let dout = d_gradients(bk, model, inputs, level, alpha, sc)?;
+    model.d_t += 1;
+    adam_update(
+        bk,
+        [&model.d, &model.d_grad, &model.d_m, &model.d_v],
+        d_layers,
+        sc.adam,
+        model.d_t,
+    )?;
+    let g_scores = g_gradients(bk, model, &inputs.z_g, level, alpha)?;
+    model.g_t += 1;
+    adam_update(
+        bk,
+        [&model.g, &model.g_grad, &model.g_m, &model.g_v],
+        g_layers,
+        sc.adam,
+        model.g_t,
+    )?;
+    for i in 0..g_layers {
+        bk.ema(&model.g_ema.w[i], &model.g.w[i], sc.ema_beta)?;
+        bk.ema(&model.g_ema.b[i], &model.g.b[i], sc.ema_beta)?;
+    }
+    bk.loss_stats(
+        &dout.real_scores,
+        &dout.fake_scores,
+        &dout.grad_sumsq,
+        &g_scores,
+        stats,
+        sc.lambda,
+        sc.gamma,
+        sc.drift,
+    )
+}
