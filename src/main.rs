@@ -33,6 +33,19 @@ mod cli {
 
     #[derive(Subcommand)]
     enum Command {
+        /// Benchmarks: `kernels` prints GFLOP/s of conv and dense passes beside a plain matmul.
+        Bench {
+            #[arg(value_parser = ["kernels"], default_value = "kernels")]
+            what: String,
+            #[arg(long, default_value_t = 16)]
+            batch: usize,
+            /// Cap on every channel count (lower it on a software adapter).
+            #[arg(long, default_value_t = 512)]
+            max_channels: usize,
+            /// Timed runs per pass, after one warm-up.
+            #[arg(long, default_value_t = 3)]
+            reps: usize,
+        },
         /// Print the layers of G and D with shapes and parameter counts.
         Info {
             #[arg(long, default_value_t = 1024)]
@@ -57,6 +70,20 @@ mod cli {
     pub fn main() -> ExitCode {
         let cli = Cli::parse();
         let result = match cli.command.unwrap_or(Command::Selftest { default_limits: false }) {
+            Command::Bench {
+                what: _,
+                batch,
+                max_channels,
+                reps,
+            } => bench(
+                GpuOptions {
+                    adapter: cli.adapter,
+                    default_limits: false,
+                },
+                batch,
+                max_channels,
+                reps,
+            ),
             Command::Info {
                 resolution,
                 fmap_base,
@@ -88,6 +115,18 @@ mod cli {
                 ExitCode::FAILURE
             }
         }
+    }
+
+    fn bench(opts: GpuOptions, batch: usize, max_channels: usize, reps: usize) -> anyhow::Result<ExitCode> {
+        let gpu = pollster::block_on(Gpu::new(&opts))?;
+        println!("adapter: {}", gpu.describe());
+        let mut rows = Vec::new();
+        for shape in pggan::bench::pggan_shapes(batch, max_channels) {
+            eprintln!("benchmarking {shape:?}");
+            rows.extend(pggan::bench::run(&gpu, shape, reps.max(1))?);
+        }
+        print!("{}", pggan::bench::table(&rows));
+        Ok(ExitCode::SUCCESS)
     }
 
     fn selftest(opts: GpuOptions) -> anyhow::Result<ExitCode> {

@@ -92,6 +92,20 @@ impl Gpu {
         Ok(())
     }
 
+    /// Submits all recorded work and blocks until the GPU has finished it (native only: the
+    /// browser must never block). A finite timeout turns a hung device into an error.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait(&self) -> Result<()> {
+        self.flush();
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(DOWNLOAD_TIMEOUT),
+            })
+            .map(|_| ())
+            .map_err(|e| anyhow!("waiting for the GPU failed: {e}"))
+    }
+
     /// Submits all recorded work and reads `t` back. Never blocks the browser: on wasm it awaits the
     /// mapping callback; natively it polls the device with a finite timeout.
     pub async fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
@@ -102,18 +116,13 @@ impl Gpu {
             mapped_at_creation: false,
         });
         self.record(|e| e.copy_buffer_to_buffer(&t.buf, 0, &staging, 0, t.bytes()));
-        let _index = self.flush();
+        self.flush();
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(_index),
-                timeout: Some(DOWNLOAD_TIMEOUT),
-            })
-            .map_err(|e| anyhow!("waiting for the GPU failed: {e}"))?;
+        self.wait()?;
         rx.await
             .map_err(|_| anyhow!("the GPU dropped a download before it finished"))?
             .map_err(|e| anyhow!("reading a tensor back failed: {e}"))?;

@@ -1,0 +1,161 @@
+//! `pggan bench kernels`: GFLOP/s of the convolution passes and the dense layer at PG-GAN shapes, each
+//! beside a plain tiled matrix product (`dense::matmul`) of the same GEMM size on the same device.
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::gpu::{Gpu, Tensor};
+use crate::ops::{conv, dense};
+
+/// One benchmarked layer shape.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub batch: usize,
+    pub cin: usize,
+    pub cout: usize,
+    /// Spatial size; 1 with `k == 0` marks a dense layer.
+    pub res: usize,
+    /// Kernel size; 0 for a dense layer.
+    pub k: usize,
+}
+
+/// The shapes of issue "Speed": batch 16, 512->512 at 8, 16, 32; 128->128 at 64; fromRGB and toRGB
+/// 1x1 at 64; D's 4x4 dense.
+/// `max_channels` caps every channel count, to keep a run short on a slow device.
+pub fn pggan_shapes(batch: usize, max_channels: usize) -> Vec<Shape> {
+    let c = |n: usize| n.min(max_channels);
+    let conv = |cin, cout, res, k| Shape {
+        batch,
+        cin: c(cin),
+        cout: c(cout),
+        res,
+        k,
+    };
+    vec![
+        conv(512, 512, 8, 3),
+        conv(512, 512, 16, 3),
+        conv(512, 512, 32, 3),
+        conv(128, 128, 64, 3),
+        conv(3, 128, 64, 1),
+        conv(128, 3, 64, 1),
+        Shape {
+            batch,
+            cin: c(512) * 16,
+            cout: c(512),
+            res: 1,
+            k: 0,
+        },
+    ]
+}
+
+/// Mean seconds of `reps` runs of `f` after one warm-up, waiting for the GPU each time.
+fn time(gpu: &Gpu, reps: usize, f: &dyn Fn() -> Result<()>) -> Result<f64> {
+    f()?;
+    gpu.wait()?;
+    let start = Instant::now();
+    for _ in 0..reps {
+        f()?;
+    }
+    gpu.wait()?;
+    Ok(start.elapsed().as_secs_f64() / reps as f64)
+}
+
+/// One row: pass, shape, GFLOP/s, and the ratio to a plain matmul of the same (M, K, N).
+pub struct Row {
+    pub pass: &'static str,
+    pub shape: Shape,
+    pub gflops: f64,
+    pub ratio: f64,
+}
+
+fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
+    gpu.zeros(shape)
+}
+
+/// Benchmarks every pass of `s`; each GEMM is (M, K, N) with 2 M K N flops.
+pub fn run(gpu: &Gpu, s: Shape, reps: usize) -> Result<Vec<Row>> {
+    let hw = s.res * s.res;
+    let taps = s.k.max(1) * s.k.max(1);
+    let (x, y, w) = if s.k == 0 {
+        (
+            zeros(gpu, &[s.batch, s.cin])?,
+            zeros(gpu, &[s.batch, s.cout])?,
+            zeros(gpu, &[s.cout, s.cin])?,
+        )
+    } else {
+        (
+            zeros(gpu, &[s.batch, s.cin, s.res, s.res])?,
+            zeros(gpu, &[s.batch, s.cout, s.res, s.res])?,
+            zeros(gpu, &[s.cout, s.cin, s.k, s.k])?,
+        )
+    };
+    let dense = s.k == 0;
+    let (m_out, red, cols) = (s.cout, s.cin * taps, s.batch * hw);
+    // (pass, GEMM dims (M, K, N), the launch)
+    type Launch<'a> = Box<dyn Fn() -> Result<()> + 'a>;
+    let passes: Vec<(&'static str, [usize; 3], Launch)> = vec![
+        (
+            "forward",
+            [m_out, red, cols],
+            Box::new(|| {
+                if dense {
+                    dense::forward(gpu, &x, &w, &y, 1.0)
+                } else {
+                    conv::forward(gpu, &x, &w, &y, 1.0)
+                }
+            }),
+        ),
+        (
+            "backward-data",
+            [s.cin, s.cout * taps, cols],
+            Box::new(|| {
+                if dense {
+                    dense::backward_data(gpu, &y, &w, &x, 1.0)
+                } else {
+                    conv::backward_data(gpu, &y, &w, &x, 1.0)
+                }
+            }),
+        ),
+        (
+            "backward-weight",
+            [m_out, cols, red],
+            Box::new(|| {
+                if dense {
+                    dense::backward_weight(gpu, &x, &y, &w, 1.0, false)
+                } else {
+                    conv::backward_weight(gpu, &x, &y, &w, 1.0, false)
+                }
+            }),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (pass, [m, k, n], launch) in passes {
+        let flops = 2.0 * (m * k * n) as f64;
+        let secs = time(gpu, reps, &launch)?;
+        let (a, b, c) = (zeros(gpu, &[m, k])?, zeros(gpu, &[k, n])?, zeros(gpu, &[m, n])?);
+        let base = time(gpu, reps, &|| dense::matmul(gpu, &a, &b, &c))?;
+        rows.push(Row {
+            pass,
+            shape: s,
+            gflops: flops / secs / 1e9,
+            ratio: base / secs,
+        });
+    }
+    Ok(rows)
+}
+
+/// The printed table.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = format!("{:<16} {:<30} {:>10} {:>14}\n", "pass", "shape", "GFLOP/s", "vs matmul");
+    for r in rows {
+        let s = r.shape;
+        let shape = if s.k == 0 {
+            format!("dense {}x{} -> {}", s.batch, s.cin, s.cout)
+        } else {
+            format!("conv{}x{} {}x{}->{} @{}", s.k, s.k, s.batch, s.cin, s.cout, s.res)
+        };
+        out += &format!("{:<16} {:<30} {:>10.2} {:>13.2}x\n", r.pass, shape, r.gflops, r.ratio);
+    }
+    out
+}
