@@ -78,11 +78,10 @@ impl<T: Clone> Model<T> {
     pub fn new<B: Backend<T = T>>(
         bk: &B,
         cfg: &NetConfig,
-        weights: impl FnMut(&[usize]) -> Result<T>,
+        mut weights: impl FnMut(&[usize]) -> Result<T>,
     ) -> Result<Model<T>> {
         cfg.validate()?;
         let (g_layers, d_layers) = (arch::generator(cfg), arch::discriminator(cfg));
-        let mut weights = weights;
         let mut init = |layers: &[Layer]| -> Result<Params<T>> {
             let mut p = Params::zeros(bk, layers)?;
             p.w = layers
