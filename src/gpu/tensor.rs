@@ -83,15 +83,6 @@ impl Gpu {
         })
     }
 
-    /// Copies `src` into `dst` (same number of elements) as a recorded command.
-    pub fn copy(&self, src: &Tensor, dst: &Tensor) -> Result<()> {
-        if src.len() != dst.len() {
-            bail!("cannot copy {:?} into {:?}", src.shape, dst.shape);
-        }
-        self.record(|e| e.copy_buffer_to_buffer(&src.buf, 0, &dst.buf, 0, src.bytes()));
-        Ok(())
-    }
-
     /// Submits all recorded work and blocks until the GPU has finished it (native only: the
     /// browser must never block). A finite timeout turns a hung device into an error.
     #[cfg(not(target_arch = "wasm32"))]

@@ -51,7 +51,7 @@ pub fn models(gpu: &Gpu, seed: u64) -> Result<Both> {
         v
     };
     let gm = Model::new(gpu, &cfg, |s| gpu.upload(&draw(s), s))?;
-    let mut it = values.clone().into_iter();
+    let mut it = values.into_iter();
     let cm = Model::new(&Cpu, &cfg, |s| Ok(CpuTensor::new(f64s(&it.next().unwrap()), s)))?;
     let mut rng = Rng::new(seed + 1);
     let shapes = [vec![n, cfg.channels, r, r], vec![n, cfg.latent], vec![n, cfg.latent]];

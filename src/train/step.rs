@@ -33,9 +33,6 @@ impl Default for StepConfig {
     }
 }
 
-/// Names of the five values `stats` holds after a step.
-pub const STATS: [&str; 5] = ["d_loss", "g_loss", "penalty", "drift", "wasserstein"];
-
 /// Everything a run trains: both networks, the EMA generator, gradients and Adam moments.
 pub struct Model<T> {
     pub cfg: NetConfig,
@@ -259,7 +256,8 @@ fn adam_update<B: Backend>(
     Ok(())
 }
 
-/// One full step; `stats` [5] receives [`STATS`]. Nothing is read back.
+/// One full step; `stats` [5] receives [L_D, L_G, penalty, drift term, Wasserstein estimate].
+/// Nothing is read back.
 pub fn step<B: Backend>(
     bk: &B,
     model: &mut Model<B::T>,
