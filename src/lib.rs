@@ -4,6 +4,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod check;
+pub mod data;
 pub mod gpu;
 pub mod nn;
 pub mod ops;
