@@ -1,7 +1,26 @@
 //! Datasets: the embedded emoji set, image folders, and the u8 image sets that training batches and
 //! the metrics are drawn from.
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cache;
+mod emoji;
+#[cfg(not(target_arch = "wasm32"))]
+mod folder;
+mod prepare;
+pub mod resize;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use cache::cached;
+pub use emoji::{emoji, emoji_cache_key};
+#[cfg(not(target_arch = "wasm32"))]
+pub use folder::folder;
+pub use prepare::{from_files, prepare};
+
+/// Version of the prepared images (decoding, resampling, pyramid) and of the cache file layout: a
+/// cache written under another version is rebuilt.
+pub const FORMAT_VERSION: u32 = 1;
 
 /// Same-size images as bytes, image-major then channel, row, column (NCHW), 0..=255.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,4 +61,200 @@ impl Images {
             .collect();
         Images::new(count, channels, res, pixels)
     }
+}
+
+/// A file that could not be used, and why (shown to the user beside the dataset).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
+}
+
+/// A training set at every resolution from 4x4 up to its largest: `levels[0]` is 4x4, each level the
+/// 2x2 box average of the next one up (computed in f64 and rounded), the last the full resolution.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub name: String,
+    pub levels: Vec<Images>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Checks a requested image shape before any work is done.
+pub(crate) fn check_shape(channels: usize, res: usize) -> Result<()> {
+    ensure!(
+        channels == 1 || channels == 3,
+        "images must have 1 (grayscale) or 3 (RGB) channels, not {channels}"
+    );
+    ensure!(
+        res >= 4 && res.is_power_of_two(),
+        "the resolution must be a power of two of at least 4 (4, 8, 16, ...), not {res}"
+    );
+    Ok(())
+}
+
+/// 2x2 box average of one level in f64, rounded to the nearest byte.
+fn halve(images: &Images) -> Images {
+    let (c, r) = (images.channels, images.res);
+    let h = r / 2;
+    let mut pixels = Vec::with_capacity(images.count * c * h * h);
+    for plane in images.pixels.chunks_exact(r * r) {
+        for y in 0..h {
+            for x in 0..h {
+                let at = |dy: usize, dx: usize| plane[(2 * y + dy) * r + 2 * x + dx] as f64;
+                pixels.push(((at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0).round() as u8);
+            }
+        }
+    }
+    Images::new(images.count, c, h, pixels).expect("a halved level has the size it was built with")
+}
+
+impl Dataset {
+    /// Builds the pyramid down to 4x4 from the full-resolution images.
+    pub fn from_images(name: &str, full: Images, skipped: Vec<Skipped>) -> Result<Dataset> {
+        ensure!(
+            full.res >= 4 && full.res.is_power_of_two(),
+            "dataset {name}: the resolution must be a power of two of at least 4, not {}",
+            full.res
+        );
+        ensure!(full.count > 0, "dataset {name} has no images");
+        ensure!(full.channels > 0, "dataset {name}: images have no channels");
+        let mut levels = vec![full];
+        while levels[0].res > 4 {
+            levels.insert(0, halve(&levels[0]));
+        }
+        Ok(Dataset {
+            name: name.to_string(),
+            levels,
+            skipped,
+        })
+    }
+
+    pub fn count(&self) -> usize {
+        self.levels[0].count
+    }
+
+    pub fn channels(&self) -> usize {
+        self.levels[0].channels
+    }
+
+    pub fn max_res(&self) -> usize {
+        self.levels[self.levels.len() - 1].res
+    }
+
+    /// The images at resolution `res` (a power of two from 4 to `max_res()`).
+    pub fn at(&self, res: usize) -> Result<&Images> {
+        self.levels.iter().find(|l| l.res == res).ok_or_else(|| {
+            anyhow::anyhow!(
+                "dataset {} has resolutions 4 to {}, not {res}",
+                self.name,
+                self.max_res()
+            )
+        })
+    }
+
+    /// A minibatch at resolution `res` as f32 NCHW in [-1, 1] (x / 127.5 - 1): image `indices[i]`,
+    /// mirrored left-right where `mirror[i]`, faded as G's output is during a fade-in:
+    /// x = lerp(upsample2x_nearest(avgpool2x2(x)), x, alpha), so alpha = 1 leaves x unchanged (and
+    /// 4x4 images are never faded).
+    pub fn batch(&self, indices: &[usize], mirror: &[bool], res: usize, alpha: f32) -> Result<Vec<f32>> {
+        let level = self.at(res)?;
+        ensure!(
+            indices.len() == mirror.len(),
+            "a batch of {} images needs {} mirror flags, got {}",
+            indices.len(),
+            indices.len(),
+            mirror.len()
+        );
+        ensure!(
+            (0.0..=1.0).contains(&alpha),
+            "the fade-in alpha must be within [0, 1], got {alpha}"
+        );
+        if let Some(&bad) = indices.iter().find(|&&i| i >= level.count) {
+            bail!(
+                "image index {bad} is out of range: dataset {} has {} images",
+                self.name,
+                level.count
+            );
+        }
+        let (c, r) = (level.channels, res);
+        let alpha = if r == 4 { 1.0 } else { alpha as f64 };
+        let mut out = Vec::with_capacity(indices.len() * c * r * r);
+        let mut x = vec![0f64; r * r];
+        for (&index, &flip) in indices.iter().zip(mirror) {
+            for plane in level.image(index).chunks_exact(r * r) {
+                for (row, src) in x.chunks_exact_mut(r).zip(plane.chunks_exact(r)) {
+                    for (col, v) in row.iter_mut().enumerate() {
+                        let s = if flip { src[r - 1 - col] } else { src[col] };
+                        *v = s as f64 / 127.5 - 1.0;
+                    }
+                }
+                for y in 0..r {
+                    for col in 0..r {
+                        let v = x[y * r + col];
+                        let faded = if alpha == 1.0 {
+                            v
+                        } else {
+                            let (y0, x0) = (y & !1, col & !1);
+                            let low =
+                                (x[y0 * r + x0] + x[y0 * r + x0 + 1] + x[(y0 + 1) * r + x0] + x[(y0 + 1) * r + x0 + 1])
+                                    / 4.0;
+                            low + (v - low) * alpha
+                        };
+                        out.push(faded as f32);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Maps `f` over `items` on every core (in order on wasm, which has no threads here), calling
+/// `progress(done, total)` on the calling thread as items finish; results keep the items' order.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let total = items.len();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(total.max(1));
+    let next = AtomicUsize::new(0);
+    let mut out: Vec<Option<R>> = (0..total).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..threads {
+            let (tx, next, f) = (tx.clone(), &next, &f);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total || tx.send((i, f(&items[i]))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (done, (i, r)) in rx.into_iter().enumerate() {
+            out[i] = Some(r);
+            progress(done + 1, total);
+        }
+    });
+    out.into_iter().map(|r| r.expect("every item was mapped")).collect()
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<R> {
+    let total = items.len();
+    let mut out = Vec::with_capacity(total);
+    for item in items {
+        out.push(f(item));
+        progress(out.len(), total);
+    }
+    out
 }

@@ -1,0 +1,144 @@
+//! Image folders: every regular file below a folder, decoded in parallel, cached by content stamp.
+
+use super::prepare::{assemble, prepare};
+use super::{cached, check_shape, par_map, Dataset, FORMAT_VERSION};
+use anyhow::{bail, ensure, Context, Result};
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+struct File {
+    /// Path relative to the folder, '/'-separated: what the user sees in the skipped list.
+    rel: String,
+    path: PathBuf,
+    size: u64,
+    /// Modification time in nanoseconds since the epoch (0 where the system gives none).
+    mtime: u128,
+}
+
+/// Appends every regular file below `dir`, depth first in name order, skipping names that start
+/// with '.'. Links to files are followed; links to folders are not (they could loop).
+fn walk(dir: &Path, prefix: &str, files: &mut Vec<File>) -> Result<()> {
+    let mut entries = fs::read_dir(dir)
+        .with_context(|| format!("cannot list the folder {}", dir.display()))?
+        .collect::<std::io::Result<Vec<_>>>()
+        .with_context(|| format!("cannot list the folder {}", dir.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let (path, rel) = (entry.path(), format!("{prefix}{name}"));
+        let linked = entry.file_type().is_ok_and(|t| t.is_symlink());
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() && !linked => walk(&path, &format!("{rel}/"), files)?,
+            Ok(meta) if meta.is_file() => files.push(File {
+                rel,
+                path,
+                size: meta.len(),
+                mtime: meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos()),
+            }),
+            // A dangling link: listed so that reading it reports why it was skipped.
+            Err(_) if linked => files.push(File {
+                rel,
+                path,
+                size: 0,
+                mtime: 0,
+            }),
+            // Sockets, pipes, devices, links to folders: not images.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// 64-bit FNV-1a: a stable hash (unlike std's) for cache file names.
+fn fnv1a(parts: impl IntoIterator<Item = String>) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for part in parts {
+        for b in part.bytes().chain([0]) {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Every image below `dir` (recursively, in path order; names starting with '.' are ignored),
+/// decoded on every core as [`super::prepare`] does, with `channels` (1 or 3) and resolution `res`
+/// (a power of two of at least 4). A file that fails to read or decode is listed in `skipped`.
+/// `progress(done, total)` is called as files finish (once with total, total on a cache hit).
+/// With a `cache_dir`, the prepared set is cached there under a key that covers the folder's path,
+/// every file's relative path, size and modification time, `channels`, `res` and the format version,
+/// so it is reused while the folder is unchanged. Errors when `dir` is missing, not a folder, empty,
+/// or holds no decodable image (with how many files were skipped and the first reasons).
+pub fn folder(
+    dir: &Path,
+    channels: usize,
+    res: usize,
+    cache_dir: Option<&Path>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Dataset> {
+    check_shape(channels, res)?;
+    let meta = match fs::metadata(dir) {
+        Err(e) if e.kind() == ErrorKind::NotFound => bail!("the image folder {} does not exist", dir.display()),
+        other => other.with_context(|| format!("cannot read the image folder {}", dir.display()))?,
+    };
+    ensure!(
+        meta.is_dir(),
+        "{} is not a folder; give a folder of images",
+        dir.display()
+    );
+    let root = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve the folder {}", dir.display()))?;
+    let mut files = Vec::new();
+    walk(&root, "", &mut files)?;
+    ensure!(
+        !files.is_empty(),
+        "the image folder {} holds no files (names starting with '.' are ignored)",
+        dir.display()
+    );
+    let stamp = [
+        format!("pggan folder v{FORMAT_VERSION}"),
+        root.to_string_lossy().into_owned(),
+        format!("{channels} {res}"),
+    ]
+    .into_iter()
+    .chain(files.iter().map(|f| format!("{}\0{}\0{}", f.rel, f.size, f.mtime)));
+    let key = format!("folder-{:016x}", fnv1a(stamp));
+    let name = root
+        .file_name()
+        .map_or_else(|| root.to_string_lossy(), |n| n.to_string_lossy())
+        .into_owned();
+    let total = files.len();
+    let mut built = false;
+    let dataset = cached(cache_dir, &key, || {
+        built = true;
+        let prepared = par_map(
+            &files,
+            |f| {
+                let bytes = fs::read(&f.path).context("cannot read the file")?;
+                prepare(&bytes, channels, res)
+            },
+            &mut *progress,
+        );
+        let named = files.into_iter().map(|f| f.rel).zip(prepared).collect();
+        assemble(
+            &name,
+            &format!("the image folder {}", dir.display()),
+            named,
+            channels,
+            res,
+        )
+    })?;
+    if !built {
+        progress(total, total);
+    }
+    Ok(dataset)
+}

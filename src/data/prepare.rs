@@ -1,0 +1,139 @@
+//! Turning encoded image files into same-size training images: decode by content, composite any
+//! transparency on white, convert the colours, crop the centered square, area-resize.
+
+use super::resize::{resize_rows, square_window};
+use super::{check_shape, par_map, Dataset, Images, Skipped};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use image::DynamicImage;
+use std::io::Cursor;
+
+/// ITU-R BT.601 luma weights of R, G and B.
+const LUMA: [f64; 3] = [0.299, 0.587, 0.114];
+
+/// Decodes one image file of any format the build supports (PNG, JPEG, WebP, BMP, GIF's first frame),
+/// recognised by its content, and returns it as `channels` x `res` x `res` bytes (CHW): transparency
+/// composited on white, grayscale expanded to RGB or RGB reduced to BT.601 luma as `channels` (1 or 3)
+/// asks, cropped to its centered square and area-resized to `res`.
+pub fn prepare(bytes: &[u8], channels: usize, res: usize) -> Result<Vec<u8>> {
+    ensure!(
+        channels == 1 || channels == 3,
+        "images must have 1 or 3 channels, not {channels}"
+    );
+    ensure!(res > 0, "the resolution must be at least 1");
+    let image = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .context("unsupported or corrupt image")?
+        .decode()
+        .map_err(|e| anyhow!("unsupported or corrupt image: {e}"))?;
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    ensure!(w > 0 && h > 0, "the image has no pixels ({w}x{h})");
+    // 8-bit images are read in place; deeper ones (16-bit, float) through one f32 RGBA copy.
+    let values = match &image {
+        DynamicImage::ImageLuma8(b) => resample(b.as_raw(), w, 1, 255.0, channels, res),
+        DynamicImage::ImageLumaA8(b) => resample(b.as_raw(), w, 2, 255.0, channels, res),
+        DynamicImage::ImageRgb8(b) => resample(b.as_raw(), w, 3, 255.0, channels, res),
+        DynamicImage::ImageRgba8(b) => resample(b.as_raw(), w, 4, 255.0, channels, res),
+        other => resample(other.to_rgba32f().as_raw(), w, 4, 1.0, channels, res),
+    }?;
+    Ok(values.into_iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect())
+}
+
+/// Resamples interleaved pixels of `spp` samples (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) whose full
+/// scale is `max` into `channels` planes of `res` x `res` on the 0..=255 scale.
+fn resample<T: Copy + Into<f64>>(
+    data: &[T],
+    w: usize,
+    spp: usize,
+    max: f64,
+    channels: usize,
+    res: usize,
+) -> Result<Vec<f64>> {
+    let h = data.len() / (w * spp);
+    let (x0, y0, side) = square_window(w, h);
+    let scale = 255.0 / max;
+    resize_rows(side, side, res, res, channels, |y, buf| {
+        let row = &data[((y0 + y) * w + x0) * spp..((y0 + y) * w + x0 + side) * spp];
+        for (x, px) in row.chunks_exact(spp).enumerate() {
+            let alpha = if spp == 2 || spp == 4 {
+                px[spp - 1].into() / max
+            } else {
+                1.0
+            };
+            // Composite on white: c a + 1 (1 - a), on the 0..=255 scale.
+            let on_white = |v: T| v.into() * scale * alpha + 255.0 * (1.0 - alpha);
+            let rgb = if spp <= 2 {
+                [on_white(px[0]); 3]
+            } else {
+                [on_white(px[0]), on_white(px[1]), on_white(px[2])]
+            };
+            if channels == 1 {
+                buf[x] = if spp <= 2 {
+                    rgb[0]
+                } else {
+                    (0..3).map(|c| LUMA[c] * rgb[c]).sum()
+                };
+            } else {
+                for (c, v) in rgb.into_iter().enumerate() {
+                    buf[c * side + x] = v;
+                }
+            }
+        }
+    })
+}
+
+/// Builds a dataset from prepared images, each named; those that failed are listed as skipped.
+/// `source` names where they came from in the error when none could be used.
+pub(crate) fn assemble(
+    name: &str,
+    source: &str,
+    prepared: Vec<(String, Result<Vec<u8>>)>,
+    channels: usize,
+    res: usize,
+) -> Result<Dataset> {
+    if prepared.is_empty() {
+        bail!("there are no files in {source}");
+    }
+    let mut pixels = Vec::new();
+    let mut skipped = Vec::new();
+    for (path, result) in prepared {
+        match result {
+            Ok(bytes) => pixels.extend_from_slice(&bytes),
+            Err(e) => skipped.push(Skipped {
+                path,
+                reason: format!("{e:#}"),
+            }),
+        }
+    }
+    let count = pixels.len() / (channels * res * res);
+    if count == 0 {
+        let reasons: Vec<String> = skipped
+            .iter()
+            .take(3)
+            .map(|s| format!("{}: {}", s.path, s.reason))
+            .collect();
+        bail!(
+            "no image in {source} could be used: all {} files were skipped ({}{})",
+            skipped.len(),
+            reasons.join("; "),
+            if skipped.len() > 3 { "; ..." } else { "" }
+        );
+    }
+    Dataset::from_images(name, Images::new(count, channels, res, pixels)?, skipped)
+}
+
+/// A dataset from named encoded files (for example files dropped on the page): each decoded as
+/// [`prepare`] does; a file that fails becomes a [`Skipped`] with the decoder's reason. Errors when
+/// no file could be used. `channels` is 1 or 3, `res` a power of two of at least 4.
+pub fn from_files(
+    name: &str,
+    files: impl IntoIterator<Item = (String, Vec<u8>)>,
+    channels: usize,
+    res: usize,
+) -> Result<Dataset> {
+    check_shape(channels, res)?;
+    let files: Vec<(String, Vec<u8>)> = files.into_iter().collect();
+    let source = format!("the {} files given", files.len());
+    let prepared = par_map(&files, |(_, bytes)| prepare(bytes, channels, res), &mut |_, _| {});
+    let named = files.into_iter().map(|(n, _)| n).zip(prepared).collect();
+    assemble(name, &source, named, channels, res)
+}

@@ -1,0 +1,486 @@
+//! Datasets: the pyramid, minibatches (mirroring, fading), the area resampler, decoding, folders and
+//! their cache, the embedded emoji set. CPU only.
+
+use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
+use pggan::data::resize::{center_crop, resize};
+use pggan::data::{cached, emoji, emoji_cache_key, folder, from_files, prepare, Dataset, Images};
+use pggan::rng::Rng;
+use std::fs;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn random_images(count: usize, channels: usize, res: usize, seed: u64) -> Images {
+    let mut rng = Rng::new(seed);
+    let pixels = (0..count * channels * res * res)
+        .map(|_| (rng.next_u64() % 256) as u8)
+        .collect();
+    Images::new(count, channels, res, pixels).unwrap()
+}
+
+/// A fresh, empty folder under the system temp folder.
+fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("pggan-test-{tag}-{}-{nanos}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    image.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+/// An RGB image whose every pixel differs, so crops and orderings show.
+fn gradient(w: u32, h: u32, seed: u32) -> DynamicImage {
+    DynamicImage::ImageRgb8(ImageBuffer::from_fn(w, h, |x, y| {
+        Rgb([
+            (x * 9 + seed) as u8,
+            (y * 7 + seed * 3) as u8,
+            ((x + y) * 5 + seed) as u8,
+        ])
+    }))
+}
+
+#[test]
+fn pyramid_levels_are_box_averages() {
+    let full = random_images(3, 3, 32, 1);
+    let d = Dataset::from_images("random", full.clone(), vec![]).unwrap();
+    assert_eq!(d.levels.iter().map(|l| l.res).collect::<Vec<_>>(), [4, 8, 16, 32]);
+    assert_eq!((d.count(), d.channels(), d.max_res()), (3, 3, 32));
+    assert_eq!(d.at(32).unwrap(), &full);
+    for pair in d.levels.windows(2) {
+        let (low, high) = (&pair[0], &pair[1]);
+        let r = low.res;
+        for p in 0..3 * 3 {
+            for y in 0..r {
+                for x in 0..r {
+                    let at = |yy: usize, xx: usize| high.pixels[(p * 2 * r + yy) * 2 * r + xx] as f64;
+                    let mean =
+                        (at(2 * y, 2 * x) + at(2 * y, 2 * x + 1) + at(2 * y + 1, 2 * x) + at(2 * y + 1, 2 * x + 1))
+                            / 4.0;
+                    assert_eq!(low.pixels[(p * r + y) * r + x], mean.round() as u8);
+                }
+            }
+        }
+    }
+    let e = Dataset::from_images("bad", random_images(1, 3, 12, 2), vec![]).unwrap_err();
+    assert!(e.to_string().contains("power of two"), "{e}");
+    assert!(Dataset::from_images("bad", random_images(1, 3, 2, 2), vec![]).is_err());
+    let e = Dataset::from_images("none", Images::new(0, 3, 8, vec![]).unwrap(), vec![]).unwrap_err();
+    assert!(e.to_string().contains("no images"), "{e}");
+    assert!(d.at(64).is_err() && d.at(6).is_err());
+}
+
+#[test]
+fn batch_mirrors_and_fades_like_the_reference() {
+    let d = Dataset::from_images("random", random_images(4, 3, 16, 3), vec![]).unwrap();
+    let (indices, mirror) = ([2, 0, 3, 2], [false, true, false, true]);
+    let mut worst = 0f64;
+    for res in [4, 8, 16] {
+        let level = d.at(res).unwrap();
+        let r = res;
+        for alpha in [0.0f32, 0.3, 0.75, 1.0] {
+            let got = d.batch(&indices, &mirror, res, alpha).unwrap();
+            assert_eq!(got.len(), 4 * 3 * r * r);
+            // x: the image (mirrored where asked) in [-1, 1]; low: its 2x2 mean, upsampled (none at 4x4).
+            let x = |n: usize, c: usize, y: usize, col: usize| {
+                let col = if mirror[n] { r - 1 - col } else { col };
+                level.pixels[((indices[n] * 3 + c) * r + y) * r + col] as f64 / 127.5 - 1.0
+            };
+            for n in 0..4 {
+                for c in 0..3 {
+                    for y in 0..r {
+                        for col in 0..r {
+                            let v = x(n, c, y, col);
+                            let want = if r == 4 {
+                                v
+                            } else {
+                                let (y0, x0) = (y / 2 * 2, col / 2 * 2);
+                                let low = (x(n, c, y0, x0)
+                                    + x(n, c, y0, x0 + 1)
+                                    + x(n, c, y0 + 1, x0)
+                                    + x(n, c, y0 + 1, x0 + 1))
+                                    / 4.0;
+                                low + (v - low) * alpha as f64
+                            };
+                            let g = got[((n * 3 + c) * r + y) * r + col];
+                            assert!((-1.0..=1.0).contains(&g), "value {g} outside [-1, 1]");
+                            worst = worst.max((g as f64 - want).abs());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("batch: worst |batch - reference| = {worst:.2e}");
+    assert!(worst <= 1e-6, "batch differs from the reference by {worst}");
+
+    // Mirroring reverses every row; alpha = 1 is the plain image.
+    let plain = d.batch(&[1], &[false], 16, 1.0).unwrap();
+    let flipped = d.batch(&[1], &[true], 16, 1.0).unwrap();
+    for (a, b) in plain.chunks(16).zip(flipped.chunks(16)) {
+        assert_eq!(a.iter().rev().collect::<Vec<_>>(), b.iter().collect::<Vec<_>>());
+    }
+    let image = d.at(16).unwrap().image(1);
+    assert!(plain
+        .iter()
+        .zip(image)
+        .all(|(&v, &p)| v == (p as f64 / 127.5 - 1.0) as f32));
+
+    for (indices, mirror, res, alpha, msg) in [
+        (&[4usize][..], &[false][..], 16, 1.0, "out of range"),
+        (&[0, 1][..], &[false][..], 16, 1.0, "mirror flags"),
+        (&[0][..], &[false][..], 32, 1.0, "not 32"),
+        (&[0][..], &[false][..], 16, 1.5, "alpha"),
+    ] {
+        let e = d.batch(indices, mirror, res, alpha).unwrap_err();
+        assert!(e.to_string().contains(msg), "{e}");
+    }
+}
+
+/// Brute-force area resample: each output pixel's footprint integrated over the input pixels in f64.
+fn area_reference(plane: &[f64], w: usize, h: usize, dw: usize, dh: usize) -> Vec<f64> {
+    let overlap = |a0: f64, a1: f64, b0: f64, b1: f64| (a1.min(b1) - a0.max(b0)).max(0.0);
+    let (sx, sy) = (w as f64 / dw as f64, h as f64 / dh as f64);
+    let mut out = vec![0.0; dw * dh];
+    for j in 0..dh {
+        for i in 0..dw {
+            let mut sum = 0.0;
+            for y in 0..h {
+                for x in 0..w {
+                    let area = overlap(i as f64 * sx, (i + 1) as f64 * sx, x as f64, x as f64 + 1.0)
+                        * overlap(j as f64 * sy, (j + 1) as f64 * sy, y as f64, y as f64 + 1.0);
+                    sum += area * plane[y * w + x];
+                }
+            }
+            out[j * dw + i] = sum / (sx * sy);
+        }
+    }
+    out
+}
+
+#[test]
+fn area_resize_matches_the_area_integral() {
+    let mut rng = Rng::new(5);
+    let mut worst = 0f64;
+    for (w, h, dw, dh) in [
+        (72, 72, 64, 64),
+        (37, 37, 16, 16),
+        (5, 5, 8, 8),
+        (37, 21, 16, 9),
+        (3, 7, 5, 2),
+        (1, 1, 3, 3),
+    ] {
+        let plane: Vec<f64> = (0..w * h).map(|_| rng.uniform() * 255.0).collect();
+        let want = area_reference(&plane, w, h, dw, dh);
+        let got = resize(&plane, w, h, dw, dh).unwrap();
+        let got32 = resize(&plane.iter().map(|&v| v as f32).collect::<Vec<_>>(), w, h, dw, dh).unwrap();
+        for ((g, g32), r) in got.iter().zip(&got32).zip(&want) {
+            worst = worst.max((g - r).abs());
+            assert!((*g32 as f64 - r).abs() < 1e-3, "f32 {g32} vs {r}");
+        }
+        eprintln!("area resize {w}x{h} -> {dw}x{dh}: worst error so far {worst:.2e}");
+    }
+    assert!(worst < 1e-9, "area resize differs from the integral by {worst}");
+
+    // An integer ratio is exactly the plain box average.
+    let plane: Vec<f64> = (0..24 * 12).map(|_| (rng.next_u64() % 256) as f64).collect();
+    let got = resize(&plane, 24, 12, 6, 3).unwrap();
+    for j in 0..3 {
+        for i in 0..6 {
+            let block: f64 = (0..4)
+                .flat_map(|y| (0..4).map(move |x| (y, x)))
+                .map(|(y, x)| plane[(4 * j + y) * 24 + 4 * i + x])
+                .sum();
+            assert_eq!(got[j * 6 + i], block / 16.0);
+        }
+    }
+    let (square, side) = center_crop(&(0..15).collect::<Vec<u32>>(), 5, 3).unwrap();
+    assert_eq!((square, side), (vec![1, 2, 3, 6, 7, 8, 11, 12, 13], 3));
+    assert!(resize(&[0.0f64; 4], 2, 2, 0, 1).is_err() && resize(&[0.0f64; 3], 2, 2, 1, 1).is_err());
+}
+
+#[test]
+fn prepare_composites_converts_and_crops() {
+    // RGBA on white: c a + 255 (1 - a), transparent pixels white.
+    let rgba = DynamicImage::ImageRgba8(ImageBuffer::from_fn(8, 8, |x, _| {
+        if x < 4 {
+            Rgba([200, 100, 0, 128])
+        } else {
+            Rgba([10, 20, 30, 0])
+        }
+    }));
+    let out = prepare(&encode(rgba, ImageFormat::Png), 3, 2).unwrap();
+    let on_white = |c: f64| (c * 128.0 / 255.0 + 255.0 * 127.0 / 255.0).round() as u8;
+    assert_eq!(
+        out,
+        [
+            on_white(200.0),
+            255,
+            on_white(200.0),
+            255,
+            on_white(100.0),
+            255,
+            on_white(100.0),
+            255,
+            on_white(0.0),
+            255,
+            on_white(0.0),
+            255
+        ]
+    );
+
+    // Grayscale (with alpha too) expands to RGB; 16-bit gray scales to bytes.
+    let gray = DynamicImage::ImageLuma8(ImageBuffer::from_fn(4, 4, |x, y| Luma([(x * 60 + y) as u8])));
+    let out = prepare(&encode(gray.clone(), ImageFormat::Png), 3, 4).unwrap();
+    let want: Vec<u8> = (0..16).map(|i| ((i % 4) * 60 + i / 4) as u8).collect();
+    assert_eq!(out, [want.clone(), want.clone(), want.clone()].concat());
+    assert_eq!(prepare(&encode(gray, ImageFormat::Png), 1, 4).unwrap(), want);
+    let gray_alpha = DynamicImage::ImageLumaA8(ImageBuffer::from_fn(4, 4, |_, _| LumaA([0, 51])));
+    assert_eq!(prepare(&encode(gray_alpha, ImageFormat::Png), 1, 4).unwrap(), [204; 16]);
+    let deep = DynamicImage::ImageLuma16(ImageBuffer::from_fn(4, 4, |_, _| Luma([257 * 77])));
+    assert_eq!(prepare(&encode(deep, ImageFormat::Png), 1, 4).unwrap(), [77; 16]);
+
+    // A non-square image keeps its centered square: columns 1..5 of 6, rows 2..6 of 8.
+    let wide = gradient(6, 4, 1);
+    let out = prepare(&encode(wide.clone(), ImageFormat::Png), 3, 4).unwrap();
+    let rgb = wide.to_rgb8();
+    let want: Vec<u8> = (0..3)
+        .flat_map(|c| (0..4).flat_map(move |y| (1..5).map(move |x| (c, x, y))))
+        .map(|(c, x, y)| rgb.get_pixel(x, y)[c])
+        .collect();
+    assert_eq!(out, want);
+    let tall = gradient(4, 8, 2);
+    let out = prepare(&encode(tall.clone(), ImageFormat::Bmp), 3, 4).unwrap();
+    let rgb = tall.to_rgb8();
+    assert_eq!(
+        out[..4],
+        [
+            rgb.get_pixel(0, 2)[0],
+            rgb.get_pixel(1, 2)[0],
+            rgb.get_pixel(2, 2)[0],
+            rgb.get_pixel(3, 2)[0]
+        ]
+    );
+
+    // RGB to one channel: BT.601 luma.
+    let color = DynamicImage::ImageRgb8(ImageBuffer::from_fn(4, 4, |_, _| Rgb([200, 100, 50])));
+    let luma = (0.299 * 200.0 + 0.587 * 100.0 + 0.114 * 50.0f64).round() as u8;
+    assert_eq!(prepare(&encode(color, ImageFormat::Png), 1, 4).unwrap(), [luma; 16]);
+
+    let e = prepare(b"just some text", 3, 4).unwrap_err();
+    assert!(format!("{e:#}").contains("unsupported or corrupt image"), "{e:#}");
+    assert!(prepare(&encode(gradient(4, 4, 0), ImageFormat::Png), 2, 4).is_err());
+
+    // from_files: the same images, the bad one skipped by name with the decoder's reason.
+    let files = vec![
+        ("a.png".to_string(), encode(gradient(9, 9, 3), ImageFormat::Png)),
+        ("b.txt".to_string(), b"text".to_vec()),
+        ("c.jpg".to_string(), encode(gradient(12, 9, 4), ImageFormat::Jpeg)),
+    ];
+    let d = from_files("dropped", files.clone(), 3, 8).unwrap();
+    assert_eq!((d.name.as_str(), d.count(), d.max_res()), ("dropped", 2, 8));
+    assert_eq!(d.skipped.len(), 1);
+    assert_eq!(d.skipped[0].path, "b.txt");
+    assert!(
+        d.skipped[0].reason.contains("unsupported or corrupt image"),
+        "{}",
+        d.skipped[0].reason
+    );
+    assert_eq!(
+        d.at(8).unwrap().pixels,
+        [prepare(&files[0].1, 3, 8).unwrap(), prepare(&files[2].1, 3, 8).unwrap()].concat()
+    );
+    let e = from_files("none", vec![("x".to_string(), vec![1, 2, 3])], 3, 8).unwrap_err();
+    assert!(e.to_string().contains("all 1 files were skipped"), "{e}");
+    assert!(from_files("bad res", files, 3, 6).is_err());
+}
+
+fn write(dir: &Path, rel: &str, bytes: &[u8]) {
+    let path = dir.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, bytes).unwrap();
+}
+
+fn set_mtime(path: &Path, t: SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+#[test]
+fn folders_load_skip_and_cache() {
+    let dir = temp_dir("folder");
+    let cache = temp_dir("cache");
+    let rgba = DynamicImage::ImageRgba8(ImageBuffer::from_fn(16, 16, |x, y| {
+        Rgba([x as u8 * 16, y as u8 * 16, 90, 200])
+    }));
+    let png = encode(gradient(20, 20, 1), ImageFormat::Png);
+    let good: Vec<(&str, Vec<u8>)> = vec![
+        ("a.png", png.clone()),
+        ("deep/er/b.jpg", encode(gradient(24, 16, 2), ImageFormat::Jpeg)),
+        ("deep/c.bmp", encode(gradient(10, 14, 3), ImageFormat::Bmp)),
+        ("deep/d.webp", encode(rgba, ImageFormat::WebP)),
+        ("e.gif", encode(gradient(12, 12, 4), ImageFormat::Gif)),
+    ];
+    for (rel, bytes) in &good {
+        write(&dir, rel, bytes);
+    }
+    write(&dir, "deep/er/corrupt.png", &png[..png.len() / 2]);
+    write(&dir, "notes.txt", b"not an image");
+    write(&dir, ".hidden.png", &png);
+    write(&dir, ".git/x.png", &png);
+
+    let mut calls = vec![];
+    let start = Instant::now();
+    let d = folder(&dir, 3, 8, Some(&cache), &mut |done, total| calls.push((done, total))).unwrap();
+    eprintln!(
+        "folder: {} images, {} skipped, {:?} cold",
+        d.count(),
+        d.skipped.len(),
+        start.elapsed()
+    );
+    assert_eq!(calls, (1..=7).map(|i| (i, 7)).collect::<Vec<_>>());
+    assert_eq!((d.count(), d.channels(), d.max_res()), (5, 3, 8));
+    assert!(d.name.starts_with("pggan-test-folder"), "{}", d.name);
+    eprintln!("folder: skipped {:?}", d.skipped);
+    let skipped: Vec<&str> = d.skipped.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(skipped, ["deep/er/corrupt.png", "notes.txt"]);
+    assert!(
+        d.skipped
+            .iter()
+            .all(|s| s.reason.contains("unsupported or corrupt image")),
+        "{:?}",
+        d.skipped
+    );
+    // Path order: a.png, deep/c.bmp, deep/d.webp, deep/er/b.jpg, e.gif.
+    let order = [0, 2, 3, 1, 4];
+    let want: Vec<u8> = order.iter().flat_map(|&i| prepare(&good[i].1, 3, 8).unwrap()).collect();
+    assert_eq!(d.at(8).unwrap().pixels, want);
+
+    // The cache file holds the set; a reload returns it, reporting one finished progress step.
+    let cache_files = || {
+        fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect::<Vec<_>>()
+    };
+    let files = cache_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].to_string_lossy().ends_with(".bin"));
+    let mut calls = vec![];
+    let start = Instant::now();
+    assert_eq!(
+        folder(&dir, 3, 8, Some(&cache), &mut |d, t| calls.push((d, t))).unwrap(),
+        d
+    );
+    eprintln!("folder: cached reload {:?}", start.elapsed());
+    assert_eq!(calls, [(7, 7)]);
+
+    // A damaged cache file (flipped byte, then truncated) is rebuilt without an error.
+    let mut bytes = fs::read(&files[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    fs::write(&files[0], &bytes).unwrap();
+    assert_eq!(folder(&dir, 3, 8, Some(&cache), &mut |_, _| {}).unwrap(), d);
+    fs::write(&files[0], &bytes[..mid]).unwrap();
+    let mut calls = 0;
+    assert_eq!(folder(&dir, 3, 8, Some(&cache), &mut |_, _| calls += 1).unwrap(), d);
+    assert_eq!(calls, 7, "a truncated cache must be rebuilt by decoding");
+
+    // The cache is what is read: a file changed in place with its size and time kept is not seen...
+    let a = dir.join("a.png");
+    let stamp = fs::metadata(&a).unwrap().modified().unwrap();
+    let mut garbage = png.clone();
+    garbage[..16].fill(0);
+    fs::write(&a, &garbage).unwrap();
+    set_mtime(&a, stamp);
+    assert_eq!(folder(&dir, 3, 8, Some(&cache), &mut |_, _| {}).unwrap(), d);
+    // ...until its time changes, and a new file is seen too.
+    set_mtime(&a, stamp + Duration::from_secs(5));
+    let touched = folder(&dir, 3, 8, Some(&cache), &mut |_, _| {}).unwrap();
+    assert_eq!((touched.count(), touched.skipped.len()), (4, 3));
+    write(&dir, "f.png", &png);
+    let added = folder(&dir, 3, 8, Some(&cache), &mut |_, _| {}).unwrap();
+    assert_eq!((added.count(), added.skipped.len()), (5, 3));
+    // Other shapes are other cache entries; no cache folder means no cache.
+    assert_eq!(folder(&dir, 1, 4, Some(&cache), &mut |_, _| {}).unwrap().channels(), 1);
+    assert_eq!(folder(&dir, 3, 8, None, &mut |_, _| {}).unwrap(), added);
+    assert_eq!(cache_files().len(), 4, "{:?}", cache_files());
+
+    // Errors name the folder and why.
+    let empty = temp_dir("empty");
+    write(&empty, ".only-hidden", b"x");
+    let e = folder(&empty, 3, 8, None, &mut |_, _| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("holds no files") && e.contains(&empty.display().to_string()),
+        "{e}"
+    );
+    let text = temp_dir("text");
+    write(&text, "readme.txt", b"hello");
+    let e = folder(&text, 3, 8, None, &mut |_, _| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("all 1 files were skipped") && e.contains("readme.txt: unsupported or corrupt image"),
+        "{e}"
+    );
+    let e = folder(&dir.join("missing"), 3, 8, None, &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not exist"), "{e}");
+    let e = folder(&dir.join("notes.txt"), 3, 8, None, &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is not a folder"), "{e}");
+    assert!(folder(&dir, 3, 12, None, &mut |_, _| {}).is_err());
+    for d in [dir, cache, empty, text] {
+        fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn emoji_set() {
+    let d = emoji(3, 16).unwrap();
+    let r = 16;
+    let level = d.at(r).unwrap();
+    let corners: Vec<f64> = (0..d.count())
+        .flat_map(|n| {
+            (0..3).flat_map(move |c| [(0, 0), (0, r - 1), (r - 1, 0), (r - 1, r - 1)].map(|(y, x)| (n, c, y, x)))
+        })
+        .map(|(n, c, y, x)| level.pixels[((n * 3 + c) * r + y) * r + x] as f64)
+        .collect();
+    let corner_mean = corners.iter().sum::<f64>() / corners.len() as f64;
+    eprintln!(
+        "emoji(3, 16): {} images, {} skipped, corner mean {corner_mean:.1}",
+        d.count(),
+        d.skipped.len()
+    );
+    assert!(d.count() > 3000 && d.skipped.is_empty() && d.name == "emoji");
+    assert!(corner_mean > 240.0, "corners should be white, mean {corner_mean}");
+    let e = emoji(3, 128).unwrap_err().to_string();
+    assert!(e.contains("folder"), "{e}");
+
+    let start = Instant::now();
+    let full = emoji(3, 64).unwrap();
+    eprintln!("emoji(3, 64): {} images in {:?}", full.count(), start.elapsed());
+    assert_eq!((full.count(), full.at(16).unwrap().res), (d.count(), 16));
+    let gray = emoji(1, 8).unwrap();
+    assert_eq!((gray.count(), gray.channels()), (d.count(), 1));
+
+    let cache = temp_dir("emoji-cache");
+    let key = emoji_cache_key(3, 64);
+    assert_eq!(cached(Some(&cache), &key, || Ok(full.clone())).unwrap(), full);
+    let start = Instant::now();
+    let reloaded = cached(Some(&cache), &key, || {
+        anyhow::bail!("the cached set must not be rebuilt")
+    })
+    .unwrap();
+    eprintln!("emoji(3, 64): cached reload in {:?}", start.elapsed());
+    assert_eq!(reloaded, full);
+    assert!(cached(Some(&cache), "../escape", || Ok(full.clone())).is_err());
+    fs::remove_dir_all(cache).unwrap();
+}
