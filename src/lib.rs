@@ -4,11 +4,13 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod check;
+pub mod checkpoint;
 pub mod data;
 pub mod gpu;
 pub mod nn;
 pub mod ops;
 pub mod rng;
+pub mod samples;
 pub mod selftest;
 pub mod train;
 #[cfg(target_arch = "wasm32")]

@@ -13,9 +13,13 @@ fn main() {}
 mod cli {
     use std::process::ExitCode;
 
+    use std::path::PathBuf;
+
     use clap::{Parser, Subcommand};
     use pggan::gpu::{Gpu, GpuOptions, ADAPTER_ENV};
     use pggan::nn::NetConfig;
+    use pggan::train::commands::{self, Generator, TrainArgs};
+    use pggan::train::run::Outcome;
 
     #[derive(Parser)]
     #[command(
@@ -33,6 +37,40 @@ mod cli {
 
     #[derive(Subcommand)]
     enum Command {
+        /// Train a PG-GAN (the default command: with no flags, on the embedded emoji set to 64x64).
+        Train(Box<TrainArgs>),
+        /// Images from a checkpoint's EMA generator: PNG files, or one grid with --grid.
+        Generate {
+            #[arg(long)]
+            checkpoint: PathBuf,
+            #[arg(long, default_value_t = 16)]
+            count: usize,
+            #[arg(long, default_value_t = 0)]
+            seed: u64,
+            /// Latents from a NumPy file [N, latent] (float32 or float64) instead of random ones.
+            #[arg(long)]
+            latents: Option<PathBuf>,
+            #[arg(long, default_value = "generated")]
+            out: PathBuf,
+            #[arg(long)]
+            grid: bool,
+        },
+        /// A looping GIF of a walk through the latent space of a checkpoint's EMA generator.
+        Interpolate {
+            #[arg(long)]
+            checkpoint: PathBuf,
+            #[arg(long, default_value_t = 0)]
+            seed: u64,
+            #[arg(long, default_value_t = 120)]
+            frames: usize,
+            /// Random latents the walk passes through before it loops.
+            #[arg(long, default_value_t = 4)]
+            keys: usize,
+            #[arg(long, default_value_t = 24)]
+            fps: u32,
+            #[arg(long, default_value = "walk.gif")]
+            out: PathBuf,
+        },
         /// Benchmarks: `kernels` prints GFLOP/s of conv and dense passes beside a plain matmul.
         Bench {
             #[arg(value_parser = ["kernels"], default_value = "kernels")]
@@ -69,7 +107,41 @@ mod cli {
 
     pub fn main() -> ExitCode {
         let cli = Cli::parse();
-        let result = match cli.command.unwrap_or(Command::Selftest { default_limits: false }) {
+        let gpu = GpuOptions {
+            adapter: cli.adapter.clone(),
+            default_limits: false,
+        };
+        let result = match cli.command.unwrap_or_else(|| Command::Train(Box::default())) {
+            Command::Train(args) => commands::train(&args, &gpu).map(|outcome| match outcome {
+                Outcome::Finished => ExitCode::SUCCESS,
+                Outcome::Interrupted => ExitCode::from(130),
+            }),
+            Command::Generate {
+                checkpoint,
+                count,
+                seed,
+                latents,
+                out,
+                grid,
+            } => Generator::load(&checkpoint, &gpu)
+                .and_then(|g| commands::generate_images(&g, count, seed, latents.as_deref(), &out, grid))
+                .map(|n| {
+                    println!("wrote {n} images to {}", out.display());
+                    ExitCode::SUCCESS
+                }),
+            Command::Interpolate {
+                checkpoint,
+                seed,
+                frames,
+                keys,
+                fps,
+                out,
+            } => Generator::load(&checkpoint, &gpu)
+                .and_then(|g| commands::interpolate(&g, seed, frames, keys, fps, &out))
+                .map(|()| {
+                    println!("wrote {}", out.display());
+                    ExitCode::SUCCESS
+                }),
             Command::Bench {
                 what: _,
                 batch,

@@ -1,9 +1,11 @@
 //! The network configuration (PAPER.md) and its validation.
 
 use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 
 /// The shape of a PG-GAN pair: every setting the paper fixes, as a setting.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NetConfig {
     /// Final resolution, a power of two from 4 to 1024.
     pub max_res: usize,

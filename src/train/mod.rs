@@ -1,4 +1,11 @@
-//! Training: the WGAN-GP step with the exact gradient penalty, Adam and the EMA generator.
+//! Training: the WGAN-GP step with the exact gradient penalty, Adam and the EMA generator, the
+//! progressive schedule, the trainer shared by the CLI and the page, and the native run loop.
 
 pub mod check;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod commands;
+pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod run;
 pub mod step;
+pub mod trainer;

@@ -10,6 +10,7 @@ pub fn gpu() -> Gpu {
     gpu
 }
 
+#[allow(dead_code)] // not every test binary runs kernel checks
 pub fn run_check(check: Check) {
     let gpu = gpu();
     let rows = pollster::block_on(check(&gpu)).expect("the check could not run");

@@ -1,0 +1,154 @@
+//! Checkpoints: one safetensors file, the same natively and in the browser. The tensors are every
+//! parameter, EMA parameter and Adam moment by name (`g/8x8/conv0/w`, `d_m/4x4/dense1/b`, ...); the
+//! header's metadata holds the run's configuration and schedule position as JSON and a CRC-32 of
+//! the tensor bytes, so a damaged, truncated or foreign file is refused with a message instead of
+//! loaded.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::train::config::TrainConfig;
+use crate::train::trainer::TrainState;
+
+/// The `format` metadata entry and its version; a newer version is refused, not guessed at.
+pub const FORMAT: &str = "pggan-checkpoint";
+pub const VERSION: u32 = 1;
+
+/// A checkpoint in memory: configuration, schedule position and named f32 tensors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub config: TrainConfig,
+    pub state: TrainState,
+    /// Name -> (shape, values).
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+/// CRC-32 over every tensor's name and bytes, in name order.
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    for (name, bytes) in tensors {
+        crc.update(name.as_bytes());
+        crc.update(bytes);
+    }
+    crc.finalize()
+}
+
+impl Checkpoint {
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let bytes: BTreeMap<&str, &[u8]> = self
+            .tensors
+            .iter()
+            .map(|(name, (_, values))| (name.as_str(), bytemuck::cast_slice::<f32, u8>(values)))
+            .collect();
+        let crc = checksum(bytes.iter().map(|(n, b)| (*n, *b)));
+        let metadata = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("version".to_string(), VERSION.to_string()),
+            ("config".to_string(), serde_json::to_string(&self.config)?),
+            ("state".to_string(), serde_json::to_string(&self.state)?),
+            ("crc32".to_string(), format!("{crc:08x}")),
+        ]);
+        let views = self
+            .tensors
+            .iter()
+            .map(|(name, (shape, _))| {
+                Ok((
+                    name.clone(),
+                    TensorView::new(Dtype::F32, shape.clone(), bytes[name.as_str()])?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(safetensors::serialize(views, Some(metadata))?)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
+        let not_ours = "not a pggan checkpoint";
+        let file = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("{not_ours} or damaged: {e}"))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("{not_ours} or damaged: {e}"))?;
+        let meta = header
+            .metadata()
+            .as_ref()
+            .ok_or_else(|| anyhow!("{not_ours}: the safetensors header has no metadata"))?;
+        let get = |key: &str| {
+            meta.get(key)
+                .ok_or_else(|| anyhow!("{not_ours}: no {key:?} in its metadata"))
+        };
+        ensure!(
+            get("format")? == FORMAT,
+            "{not_ours}: its format is {:?}",
+            get("format")?
+        );
+        let version: u32 = get("version")?.parse().context("unreadable checkpoint version")?;
+        ensure!(
+            version <= VERSION,
+            "the checkpoint has format version {version}; this pggan reads up to {VERSION}: update pggan"
+        );
+        let mut names: Vec<(String, TensorView)> = file.tensors();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        let crc = checksum(names.iter().map(|(n, v)| (n.as_str(), v.data())));
+        let expected = get("crc32")?;
+        if format!("{crc:08x}") != *expected {
+            bail!("the checkpoint is damaged: its tensors' checksum is {crc:08x}, its header says {expected}");
+        }
+        let mut tensors = BTreeMap::new();
+        for (name, view) in names {
+            ensure!(
+                view.dtype() == Dtype::F32,
+                "tensor {name} is {:?}, expected F32",
+                view.dtype()
+            );
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            tensors.insert(name, (view.shape().to_vec(), values));
+        }
+        Ok(Checkpoint {
+            config: serde_json::from_str(get("config")?).context("the checkpoint's configuration is unreadable")?,
+            state: serde_json::from_str(get("state")?).context("the checkpoint's training state is unreadable")?,
+            tensors,
+        })
+    }
+
+    /// The values of tensor `name`, which must have exactly `shape`.
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<&[f32]> {
+        let (have, values) = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| anyhow!("the checkpoint has no tensor {name}"))?;
+        ensure!(
+            have == shape,
+            "the checkpoint's {name} has shape {have:?}, this configuration needs {shape:?}"
+        );
+        Ok(values)
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed, so a
+/// crash leaves either the old file or the new one, never half of one.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save(path: &std::path::Path, ck: &Checkpoint) -> Result<()> {
+    write_atomic(path, &ck.to_bytes()?)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load(path: &std::path::Path) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    Checkpoint::from_bytes(&bytes).with_context(|| format!("refusing checkpoint {}", path.display()))
+}

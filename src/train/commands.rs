@@ -1,0 +1,306 @@
+//! The native `train`, `generate` and `interpolate` commands: flags, config files, datasets, resume.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::Args;
+use pollster::block_on;
+
+use super::config::{parse_res_map, TrainConfig, EMOJI};
+use super::run::{self, Outcome, RunOptions, CHECKPOINT, CONFIG};
+use super::trainer::{generate, load_params, Trainer};
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::{self, Dataset};
+use crate::gpu::{Gpu, GpuOptions};
+use crate::nn::arch;
+use crate::samples::{self, grid, Picture};
+
+/// Settings of `pggan train`; each overrides the config file, which overrides the defaults.
+#[derive(Args, Debug, Default)]
+pub struct TrainArgs {
+    /// Image folder (PNG, JPEG, WebP, BMP; searched recursively). Default: the embedded emoji set.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Folder that holds the runs; each run gets `NNN-<data>-<res>` inside.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Continue a run (its folder or a checkpoint file) where it stopped.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// A JSON file with any of the settings (see `config.json` in a run folder for every field).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub max_res: Option<usize>,
+    #[arg(long)]
+    pub fmap_base: Option<usize>,
+    #[arg(long)]
+    pub fmap_max: Option<usize>,
+    #[arg(long)]
+    pub latent: Option<usize>,
+    /// Image channels: 3 (RGB) or 1 (grayscale).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    #[arg(long)]
+    pub minibatch: Option<usize>,
+    /// Minibatch per resolution, e.g. `64=8,128=4`.
+    #[arg(long)]
+    pub minibatch_res: Option<String>,
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Learning rate per resolution, e.g. `128=0.0015`.
+    #[arg(long)]
+    pub lr_res: Option<String>,
+    /// Thousands of real images per fade-in and per stabilisation phase (fractions allowed).
+    #[arg(long)]
+    pub phase_kimg: Option<f64>,
+    /// Stop after this many thousand images (default: the end of the last stabilisation).
+    #[arg(long)]
+    pub total_kimg: Option<f64>,
+    /// Thousands of images between log lines and sample grids.
+    #[arg(long)]
+    pub tick_kimg: Option<f64>,
+    #[arg(long)]
+    pub checkpoint_ticks: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Turn off random horizontal flips of the real images.
+    #[arg(long)]
+    pub no_mirror: bool,
+    /// Sample grids are N x N images.
+    #[arg(long, default_value_t = 8)]
+    pub grid: usize,
+    /// Where prepared datasets are cached (default: `<out>/cache`).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// No progress bar (log lines still go to log.jsonl).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl TrainArgs {
+    fn apply(&self, cfg: &mut TrainConfig) -> Result<()> {
+        let net = &mut cfg.net;
+        let s = &mut cfg.schedule;
+        macro_rules! set {
+            ($($field:expr => $value:expr),* $(,)?) => { $(if let Some(v) = $value.clone() { $field = v; })* };
+        }
+        set!(net.max_res => self.max_res, net.fmap_base => self.fmap_base, net.fmap_max => self.fmap_max,
+             net.latent => self.latent, net.channels => self.channels, s.minibatch => self.minibatch,
+             s.lr => self.lr, s.phase_kimg => self.phase_kimg, cfg.tick_kimg => self.tick_kimg,
+             cfg.checkpoint_ticks => self.checkpoint_ticks, cfg.seed => self.seed, cfg.data => self.data);
+        if self.total_kimg.is_some() {
+            s.total_kimg = self.total_kimg;
+        }
+        if let Some(m) = &self.minibatch_res {
+            s.minibatch_res = parse_res_map(m).context("--minibatch-res")?;
+        }
+        if let Some(m) = &self.lr_res {
+            s.lr_res = parse_res_map(m).context("--lr-res")?;
+        }
+        if self.no_mirror {
+            cfg.mirror = false;
+        }
+        cfg.validate()
+    }
+}
+
+fn read_json_config(path: &Path) -> Result<TrainConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    TrainConfig::from_json(&text).with_context(|| format!("{} is not a valid pggan configuration", path.display()))
+}
+
+/// The dataset a configuration names, prepared at its resolution (cached natively).
+pub fn load_dataset(cfg: &TrainConfig, cache: &Path) -> Result<Dataset> {
+    let (c, r) = (cfg.net.channels, cfg.net.max_res);
+    let bar = indicatif::ProgressBar::new(0);
+    let mut progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let data = if cfg.data == EMOJI {
+        data::cached(Some(cache), &data::emoji_cache_key(c, r), || data::emoji(c, r))?
+    } else {
+        data::folder(Path::new(&cfg.data), c, r, Some(cache), &mut progress)?
+    };
+    bar.finish_and_clear();
+    if !data.skipped.is_empty() {
+        eprintln!(
+            "warning: skipped {} files that are not readable images, e.g. {}: {}",
+            data.skipped.len(),
+            data.skipped[0].path,
+            data.skipped[0].reason
+        );
+    }
+    eprintln!("dataset {}: {} images, {r}x{r}, {c} channels", data.name, data.count());
+    Ok(data)
+}
+
+/// `pggan train`: a new run, or `--resume` of one.
+pub fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
+    let (mut trainer, dir) = match &args.resume {
+        Some(path) => {
+            let (ck, dir) = find_checkpoint(path)?;
+            let mut cfg = ck.config.clone();
+            if let Some(file) = &args.config {
+                cfg = read_json_config(file)?;
+            }
+            args.apply(&mut cfg)?;
+            ck.config.check_resumable_as(&cfg)?;
+            let data = load_dataset(&cfg, &cache_dir(args))?;
+            let mut ck = ck;
+            ck.config = cfg;
+            let trainer = Trainer::resume(block_on(Gpu::new(gpu))?, &ck, data)?;
+            eprintln!(
+                "resuming {} at {:.1} kimg ({} steps)",
+                dir.display(),
+                trainer.state.images as f64 / 1000.0,
+                trainer.state.steps
+            );
+            (trainer, dir)
+        }
+        None => {
+            let mut cfg = match &args.config {
+                Some(file) => read_json_config(file)?,
+                None => TrainConfig::default(),
+            };
+            args.apply(&mut cfg)?;
+            let data = load_dataset(&cfg, &cache_dir(args))?;
+            let trainer = Trainer::new(block_on(Gpu::new(gpu))?, cfg, data)?;
+            let dir = run::new_run_dir(&args.out, &trainer.cfg)?;
+            eprintln!("new run {}", dir.display());
+            (trainer, dir)
+        }
+    };
+    eprintln!("adapter: {}", trainer.gpu.describe());
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // The first Ctrl-C stops after the current step with a checkpoint; a second one exits at once.
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let opts = RunOptions {
+        grid: args.grid,
+        stop: &stop,
+        progress: !args.quiet,
+    };
+    let outcome = run::train(&mut trainer, &dir, &opts)?;
+    match outcome {
+        Outcome::Finished => eprintln!("finished; checkpoint in {}", dir.join(CHECKPOINT).display()),
+        Outcome::Interrupted => eprintln!(
+            "interrupted; checkpoint written. Continue with: pggan train --resume {}",
+            dir.display()
+        ),
+    }
+    Ok(outcome)
+}
+
+fn cache_dir(args: &TrainArgs) -> PathBuf {
+    args.cache.clone().unwrap_or_else(|| args.out.join("cache"))
+}
+
+/// A checkpoint given as a run folder or a file, with the run folder it belongs to.
+fn find_checkpoint(path: &Path) -> Result<(Checkpoint, PathBuf)> {
+    let (file, dir) = if path.is_dir() {
+        (path.join(CHECKPOINT), path.to_path_buf())
+    } else {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        (path.to_path_buf(), dir)
+    };
+    ensure!(
+        file.exists(),
+        "no checkpoint at {} (a run folder has {CHECKPOINT} once it has trained a few ticks)",
+        file.display()
+    );
+    if path.is_dir() && !dir.join(CONFIG).exists() {
+        bail!("{} is not a run folder (no {CONFIG})", dir.display());
+    }
+    Ok((checkpoint::load(&file)?, dir))
+}
+
+/// What `generate` and `interpolate` need of a checkpoint: its EMA generator on the GPU.
+pub struct Generator {
+    gpu: Gpu,
+    ck: Checkpoint,
+    layers: Vec<arch::Layer>,
+    params: crate::nn::net::Params<crate::gpu::Tensor>,
+}
+
+impl Generator {
+    pub fn load(path: &Path, gpu: &GpuOptions) -> Result<Generator> {
+        let (ck, _) = find_checkpoint(path)?;
+        ck.config.validate()?;
+        let gpu = block_on(Gpu::new(gpu))?;
+        let layers = arch::generator(&ck.config.net);
+        let params = load_params(&gpu, &ck, "g_ema", &layers)?;
+        Ok(Generator {
+            gpu,
+            ck,
+            layers,
+            params,
+        })
+    }
+
+    pub fn latent(&self) -> usize {
+        self.ck.config.net.latent
+    }
+
+    /// Images for `latents` at the checkpoint's resolution and fade-in.
+    pub fn run(&self, latents: &[f32]) -> Result<crate::data::Images> {
+        let pos = self.ck.config.position(self.ck.state.images);
+        block_on(generate(
+            &self.gpu,
+            &self.ck.config.net,
+            &self.layers,
+            &self.params,
+            latents,
+            pos.level,
+            pos.alpha,
+        ))
+    }
+}
+
+/// `pggan generate`: PNG files (or one grid) from random or given latents.
+pub fn generate_images(
+    g: &Generator,
+    count: usize,
+    seed: u64,
+    latents: Option<&Path>,
+    out: &Path,
+    as_grid: bool,
+) -> Result<usize> {
+    let z = match latents {
+        Some(file) => {
+            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            samples::read_npy(&bytes, g.latent()).with_context(|| format!("{}", file.display()))?
+        }
+        None => {
+            ensure!(count > 0, "--count must be at least 1");
+            crate::rng::Rng::new(seed).normals(count * g.latent())
+        }
+    };
+    let images = g.run(&z)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    if as_grid {
+        let cols = (images.count as f64).sqrt().ceil() as usize;
+        std::fs::write(out.join("grid.png"), grid(&images, cols, images.res)?.png()?)?;
+    } else {
+        for i in 0..images.count {
+            std::fs::write(out.join(format!("{i:06}.png")), images.picture(i).png()?)?;
+        }
+    }
+    Ok(images.count)
+}
+
+/// `pggan interpolate`: a looping GIF walking through `keys` random latents.
+pub fn interpolate(g: &Generator, seed: u64, frames: usize, keys: usize, fps: u32, out: &Path) -> Result<()> {
+    ensure!(frames >= 2, "--frames must be at least 2");
+    let images = g.run(&samples::latent_walk(g.latent(), keys, frames, seed))?;
+    let pictures: Vec<Picture> = (0..images.count).map(|i| images.picture(i)).collect();
+    std::fs::write(out, samples::gif(&pictures, fps)?).with_context(|| format!("cannot write {}", out.display()))
+}

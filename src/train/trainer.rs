@@ -1,0 +1,277 @@
+//! The trainer: the progressive schedule driving the training step, shared by the native CLI and the
+//! browser. It only records GPU work and reads back when asked (statistics, samples, checkpoints),
+//! so the caller decides when to wait: the CLI blocks, the page awaits.
+
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+
+use super::config::{Position, TrainConfig};
+use super::step::{self, Model, StepInputs};
+use crate::checkpoint::Checkpoint;
+use crate::data::{Dataset, Images};
+use crate::gpu::{Gpu, Tensor};
+use crate::nn::arch::Layer;
+use crate::nn::net::{Net, Params};
+use crate::nn::NetConfig;
+use crate::rng::Rng;
+
+/// Where a run is: everything besides the tensors that a resumed run needs to continue equal.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Real images shown to D so far.
+    pub images: u64,
+    pub steps: u64,
+    /// The schedule phase of the last step (Adam is reset when it changes).
+    pub phase: usize,
+    /// The data / latent RNG's state after the last step.
+    pub rng: u64,
+    /// Adam step counts since the last reset.
+    pub g_t: u32,
+    pub d_t: u32,
+    /// Training time so far, for img/s and the log.
+    pub seconds: f64,
+}
+
+/// The last step's losses (`step::step`'s statistics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Stats {
+    pub d_loss: f32,
+    pub g_loss: f32,
+    pub penalty: f32,
+    pub drift: f32,
+    pub wasserstein: f32,
+}
+
+/// Latents for sample grids: the same for the whole run (seeded by the run's seed).
+pub fn sample_latents(cfg: &TrainConfig, count: usize) -> Vec<f32> {
+    Rng::new(cfg.seed ^ 0x5A3D_1E5C_0FFE_E000).normals(count * cfg.net.latent)
+}
+
+pub struct Trainer {
+    pub gpu: Gpu,
+    pub cfg: TrainConfig,
+    pub model: Model<Tensor>,
+    pub state: TrainState,
+    pub data: Dataset,
+    rng: Rng,
+    stats: Tensor,
+}
+
+impl Trainer {
+    /// A fresh run: weights N(0, 1) from the run's seed (equalized learning rate scales them).
+    pub fn new(gpu: Gpu, cfg: TrainConfig, data: Dataset) -> Result<Trainer> {
+        cfg.validate()?;
+        check_data(&cfg, &data)?;
+        let mut rng = Rng::new(cfg.seed);
+        let model = Model::new(&gpu, &cfg.net, |s| gpu.upload(&rng.normals(s.iter().product()), s))?;
+        let state = TrainState {
+            rng: rng.state(),
+            ..TrainState::default()
+        };
+        Trainer::assemble(gpu, cfg, data, model, state)
+    }
+
+    /// Continues a checkpoint exactly where it stopped: parameters, Adam moments and counts,
+    /// schedule position and RNG.
+    pub fn resume(gpu: Gpu, ck: &Checkpoint, data: Dataset) -> Result<Trainer> {
+        ck.config.validate()?;
+        check_data(&ck.config, &data)?;
+        let mut model = Model::new(&gpu, &ck.config.net, |s| gpu.zeros(s))?;
+        let [g, d, g_ema, g_m, g_v, d_m, d_v] =
+            groups(&model).map(|(group, _, layers)| load_params(&gpu, ck, group, layers));
+        (model.g, model.d, model.g_ema) = (g?, d?, g_ema?);
+        (model.g_m, model.g_v, model.d_m, model.d_v) = (g_m?, g_v?, d_m?, d_v?);
+        model.g_t = ck.state.g_t;
+        model.d_t = ck.state.d_t;
+        Trainer::assemble(gpu, ck.config.clone(), data, model, ck.state.clone())
+    }
+
+    fn assemble(gpu: Gpu, cfg: TrainConfig, data: Dataset, model: Model<Tensor>, state: TrainState) -> Result<Trainer> {
+        Ok(Trainer {
+            stats: gpu.zeros(&[5])?,
+            rng: Rng::new(state.rng),
+            gpu,
+            cfg,
+            model,
+            state,
+            data,
+        })
+    }
+
+    pub fn position(&self) -> Position {
+        self.cfg.position(self.state.images)
+    }
+
+    pub fn finished(&self) -> bool {
+        self.state.images >= self.cfg.total_images()
+    }
+
+    /// Records and submits one D + G step on a fresh minibatch; reads nothing back.
+    pub fn step(&mut self) -> Result<()> {
+        let pos = self.position();
+        if pos.phase != self.state.phase {
+            // A new fade-in or stabilisation phase: Adam starts over (PAPER.md, "Growing").
+            self.model.reset_adam(&self.gpu)?;
+            self.state.phase = pos.phase;
+        }
+        let (res, latent) = (pos.res(), self.cfg.net.latent);
+        let n = self.cfg.minibatch(res);
+        let count = self.data.count() as u64;
+        let rng = &mut self.rng;
+        let indices: Vec<usize> = (0..n).map(|_| (rng.next_u64() % count) as usize).collect();
+        let mirror: Vec<bool> = (0..n).map(|_| self.cfg.mirror && rng.next_u64() & 1 == 1).collect();
+        let reals = self.data.batch(&indices, &mirror, res, pos.alpha)?;
+        let (z_d, z_g) = (rng.normals(n * latent), rng.normals(n * latent));
+        let mix: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+        let gpu = &self.gpu;
+        let inputs = StepInputs {
+            reals: gpu.upload(&reals, &[n, self.cfg.net.channels, res, res])?,
+            z_d: gpu.upload(&z_d, &[n, latent])?,
+            z_g: gpu.upload(&z_g, &[n, latent])?,
+            mix: gpu.upload(&mix, &[n])?,
+        };
+        step::step(
+            gpu,
+            &mut self.model,
+            &inputs,
+            pos.level,
+            pos.alpha,
+            &self.cfg.step_config(res),
+            &self.stats,
+        )?;
+        gpu.flush();
+        self.state.images += n as u64;
+        self.state.steps += 1;
+        self.state.rng = self.rng.state();
+        self.state.g_t = self.model.g_t;
+        self.state.d_t = self.model.d_t;
+        Ok(())
+    }
+
+    /// The last step's losses; waits for the GPU to finish the submitted steps.
+    pub async fn stats(&self) -> Result<Stats> {
+        let s = self.gpu.download(&self.stats).await?;
+        Ok(Stats {
+            d_loss: s[0],
+            g_loss: s[1],
+            penalty: s[2],
+            drift: s[3],
+            wasserstein: s[4],
+        })
+    }
+
+    /// Images of the EMA generator at the current resolution and fade-in for `latents` [N, latent].
+    pub async fn samples(&self, latents: &[f32]) -> Result<Images> {
+        let pos = self.position();
+        generate(
+            &self.gpu,
+            &self.cfg.net,
+            &self.model.g_layers,
+            &self.model.g_ema,
+            latents,
+            pos.level,
+            pos.alpha,
+        )
+        .await
+    }
+
+    /// Everything needed to resume, read back from the GPU.
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
+        let mut tensors = std::collections::BTreeMap::new();
+        for (group, params, layers) in groups(&self.model) {
+            for (i, layer) in layers.iter().enumerate() {
+                for (suffix, t) in [("w", &params.w[i]), ("b", &params.b[i])] {
+                    let values = self.gpu.download(t).await?;
+                    tensors.insert(format!("{group}/{}/{suffix}", layer.name), (t.shape.clone(), values));
+                }
+            }
+        }
+        Ok(Checkpoint {
+            config: self.cfg.clone(),
+            state: self.state.clone(),
+            tensors,
+        })
+    }
+}
+
+/// The dataset must match the networks and fill a minibatch.
+fn check_data(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
+    ensure!(
+        data.channels() == cfg.net.channels && data.max_res() == cfg.net.max_res,
+        "the dataset is {}x{} with {} channels; the networks need {}x{} with {}",
+        data.max_res(),
+        data.max_res(),
+        data.channels(),
+        cfg.net.max_res,
+        cfg.net.max_res,
+        cfg.net.channels
+    );
+    let largest = (1..=cfg.net.levels())
+        .map(|l| cfg.minibatch(crate::nn::config::res_of(l)))
+        .max()
+        .unwrap_or(0);
+    ensure!(
+        data.count() >= largest,
+        "the dataset {} has {} images, fewer than a minibatch of {largest}; add images or lower --minibatch",
+        data.name,
+        data.count()
+    );
+    Ok(())
+}
+
+/// The tensor groups a checkpoint holds, with the layers they follow.
+fn groups(m: &Model<Tensor>) -> [(&'static str, &Params<Tensor>, &[Layer]); 7] {
+    [
+        ("g", &m.g, &m.g_layers),
+        ("d", &m.d, &m.d_layers),
+        ("g_ema", &m.g_ema, &m.g_layers),
+        ("g_m", &m.g_m, &m.g_layers),
+        ("g_v", &m.g_v, &m.g_layers),
+        ("d_m", &m.d_m, &m.d_layers),
+        ("d_v", &m.d_v, &m.d_layers),
+    ]
+}
+
+/// One group of a checkpoint's tensors on the GPU, checked against the layers' shapes.
+pub fn load_params(gpu: &Gpu, ck: &Checkpoint, group: &str, layers: &[Layer]) -> Result<Params<Tensor>> {
+    let mut p = Params { w: vec![], b: vec![] };
+    for l in layers {
+        let (ws, bs) = (l.weight_shape(), [l.bias]);
+        p.w.push(gpu.upload(ck.tensor(&format!("{group}/{}/w", l.name), &ws)?, &ws)?);
+        p.b.push(gpu.upload(ck.tensor(&format!("{group}/{}/b", l.name), &bs)?, &bs)?);
+    }
+    Ok(p)
+}
+
+/// Runs G with `params` on `latents` [N, latent] in chunks and returns the images as bytes.
+pub async fn generate(
+    gpu: &Gpu,
+    net: &NetConfig,
+    layers: &[Layer],
+    params: &Params<Tensor>,
+    latents: &[f32],
+    level: usize,
+    alpha: f32,
+) -> Result<Images> {
+    const CHUNK: usize = 64;
+    let count = latents.len() / net.latent;
+    ensure!(
+        count > 0 && latents.len() == count * net.latent,
+        "latents must be a whole number of vectors of {} values, got {} values",
+        net.latent,
+        latents.len()
+    );
+    let g = Net {
+        bk: gpu,
+        cfg: net,
+        layers,
+        params,
+    };
+    let mut values = Vec::new();
+    for chunk in latents.chunks(CHUNK * net.latent) {
+        let z = gpu.upload(chunk, &[chunk.len() / net.latent, net.latent])?;
+        values.extend(gpu.download(&g.g_forward(&z, level, alpha)?.images).await?);
+    }
+    let res = crate::nn::config::res_of(level);
+    Images::from_f32(count, net.channels, res, &values)
+}

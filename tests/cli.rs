@@ -1,0 +1,230 @@
+//! `pggan train`, `generate` and `interpolate` end to end, as a user runs them: a generated image
+//! folder with a corrupt PNG and a text file, a run interrupted with Ctrl-C (SIGINT) and resumed,
+//! images and a GIF from its checkpoint, and refusals of damaged or mismatched checkpoints.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pggan-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn pggan(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pggan"));
+    cmd.args(args);
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = pggan(args).output().unwrap();
+    eprintln!("pggan {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// 40 small images in nested folders (PNG and BMP), a truncated PNG and a text file.
+fn image_folder(dir: &Path) {
+    std::fs::create_dir_all(dir.join("nested")).unwrap();
+    for i in 0..40u32 {
+        let img = image::RgbImage::from_fn(12, 10, |x, y| {
+            image::Rgb([(i * 6) as u8, (x * 20) as u8, (y * 25) as u8])
+        });
+        let (sub, ext) = if i % 2 == 0 { ("", "png") } else { ("nested", "bmp") };
+        img.save(dir.join(sub).join(format!("{i}.{ext}"))).unwrap();
+    }
+    let good = std::fs::read(dir.join("0.png")).unwrap();
+    std::fs::write(dir.join("broken.png"), &good[..good.len() / 2]).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
+}
+
+const TINY: &[&str] = &[
+    "--max-res",
+    "8",
+    "--fmap-base",
+    "16",
+    "--fmap-max",
+    "8",
+    "--latent",
+    "8",
+    "--minibatch",
+    "4",
+    "--tick-kimg",
+    "0.008",
+    "--checkpoint-ticks",
+    "1",
+    "--grid",
+    "2",
+    "--quiet",
+];
+
+fn log_lines(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("log.jsonl")).map_or(0, |s| s.lines().count())
+}
+
+#[test]
+fn train_interrupt_resume_generate() {
+    let root = temp_dir("e2e");
+    let (data, out) = (root.join("data"), root.join("runs"));
+    image_folder(&data);
+
+    // 40 images per phase but a long total, interrupted once the first ticks are logged.
+    let mut args = vec![
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(TINY);
+    args.extend(["--phase-kimg", "0.04", "--total-kimg", "10"]);
+    let child = pggan(&args).stderr(Stdio::piped()).spawn().unwrap();
+    let run_dir = out.join("000-data-8");
+    let start = Instant::now();
+    while log_lines(&run_dir) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no log lines after 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let interrupted = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&interrupted.stderr);
+    eprintln!("{stderr}");
+    assert_eq!(interrupted.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("skipped 2 files"), "{stderr}");
+    assert!(stderr.contains("interrupted; checkpoint written"), "{stderr}");
+    for file in ["config.json", "checkpoint.safetensors", "samples/reals.png"] {
+        assert!(run_dir.join(file).is_file(), "{file} missing");
+    }
+    let fakes = std::fs::read_dir(run_dir.join("samples")).unwrap().count() - 1;
+    assert!(fakes >= 2, "{fakes} sample grids");
+    let lines_before = log_lines(&run_dir);
+
+    // Resume to the schedule's end: it continues from the checkpoint, grows to 8x8 and finishes.
+    let resumed = run(&[
+        "train",
+        "--resume",
+        run_dir.to_str().unwrap(),
+        "--total-kimg",
+        "0.12",
+        "--quiet",
+    ]);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming"), "{stderr}");
+    let log = std::fs::read_to_string(run_dir.join("log.jsonl")).unwrap();
+    assert!(log.lines().count() > lines_before);
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["kimg"].as_f64(), last["resolution"].as_u64()),
+        (Some(0.12), Some(8)),
+        "{last}"
+    );
+
+    // Changing the networks of a run is refused, naming the setting.
+    let other = run(&["train", "--resume", run_dir.to_str().unwrap(), "--fmap-max", "16"]);
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && stderr.contains("net.fmap_max = 8"),
+        "{stderr}"
+    );
+
+    // Images and a latent walk from the checkpoint.
+    let gen = root.join("gen");
+    let ck = run_dir.join("checkpoint.safetensors");
+    let out = run(&[
+        "generate",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--count",
+        "3",
+        "--out",
+        gen.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    for i in 0..3 {
+        let img = image::open(gen.join(format!("{i:06}.png"))).unwrap();
+        assert_eq!((img.width(), img.height()), (8, 8));
+    }
+    let gif = root.join("walk.gif");
+    let out = run(&[
+        "interpolate",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--frames",
+        "5",
+        "--out",
+        gif.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let decoder =
+        image::codecs::gif::GifDecoder::new(std::io::BufReader::new(std::fs::File::open(&gif).unwrap())).unwrap();
+    use image::AnimationDecoder;
+    assert_eq!(decoder.into_frames().count(), 5);
+
+    // A truncated checkpoint is refused with a message naming the problem.
+    let bytes = std::fs::read(&ck).unwrap();
+    let cut = root.join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let out = run(&[
+        "generate",
+        "--checkpoint",
+        cut.to_str().unwrap(),
+        "--out",
+        gen.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("refusing checkpoint") && stderr.contains("damaged"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn bad_folders_are_clear_errors() {
+    let root = temp_dir("bad");
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("readme.txt"), "no images here").unwrap();
+    let mut args = vec![
+        "train",
+        "--data",
+        empty.to_str().unwrap(),
+        "--out",
+        root.to_str().unwrap(),
+    ];
+    args.extend(TINY);
+    let out = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no image in the image folder"),
+        "{stderr}"
+    );
+
+    // Two images cannot fill a minibatch of 4.
+    let few = root.join("few");
+    std::fs::create_dir_all(&few).unwrap();
+    for i in 0..2u8 {
+        image::RgbImage::from_pixel(8, 8, image::Rgb([i * 100, 0, 0]))
+            .save(few.join(format!("{i}.png")))
+            .unwrap();
+    }
+    args[2] = few.to_str().unwrap();
+    let out = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("fewer than a minibatch"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,0 +1,213 @@
+//! The trainer: schedule arithmetic, exact resume, checkpoints refused when damaged or foreign,
+//! and learning on a trivially learnable dataset (all on the test adapter, tiny shapes).
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use pggan::checkpoint::Checkpoint;
+use pggan::data::{Dataset, Images};
+use pggan::rng::Rng;
+use pggan::train::config::{parse_res_map, TrainConfig};
+use pggan::train::trainer::Trainer;
+use pollster::block_on;
+
+/// 8x8 RGB, 8 and 4 feature maps, latent 8, minibatch 4, 20 images per phase: 3 phases, 15 steps.
+fn tiny() -> TrainConfig {
+    let mut cfg = TrainConfig::default();
+    cfg.net.max_res = 8;
+    cfg.net.fmap_base = 16;
+    cfg.net.fmap_max = 8;
+    cfg.net.latent = 8;
+    cfg.schedule.minibatch = 4;
+    cfg.schedule.phase_kimg = 0.02;
+    cfg
+}
+
+/// `count` images of `res` x `res`, each flat in one of `colours`, alternating.
+fn flat(count: usize, res: usize, colours: &[[u8; 3]]) -> Dataset {
+    let mut pixels = Vec::new();
+    for i in 0..count {
+        for c in colours[i % colours.len()] {
+            pixels.extend(std::iter::repeat_n(c, res * res));
+        }
+    }
+    Dataset::from_images("flat", Images::new(count, 3, res, pixels).unwrap(), vec![]).unwrap()
+}
+
+fn random_data(count: usize, res: usize, seed: u64) -> Dataset {
+    let mut rng = Rng::new(seed);
+    let pixels = (0..count * 3 * res * res)
+        .map(|_| (rng.next_u64() % 256) as u8)
+        .collect();
+    Dataset::from_images("random", Images::new(count, 3, res, pixels).unwrap(), vec![]).unwrap()
+}
+
+#[test]
+fn schedule_positions() {
+    let cfg = tiny(); // levels 4x4 and 8x8: stabilise 4, fade-in 8, stabilise 8
+    assert_eq!(cfg.total_images(), 60);
+    let p = cfg.position(0);
+    assert_eq!((p.phase, p.level, p.alpha, p.res()), (0, 1, 1.0, 4));
+    let p = cfg.position(25);
+    assert_eq!((p.phase, p.level, p.phase_name()), (1, 2, "fade-in"));
+    assert!((p.alpha - 0.25).abs() < 1e-6, "alpha {}", p.alpha);
+    let p = cfg.position(45);
+    assert_eq!((p.phase, p.level, p.alpha), (2, 2, 1.0));
+    // Past the schedule's end the last stabilisation goes on.
+    assert_eq!(cfg.position(1000).phase, 2);
+    let mut longer = cfg.clone();
+    longer.schedule.total_kimg = Some(0.1);
+    assert_eq!(longer.total_images(), 100);
+}
+
+#[test]
+fn settings_are_validated_by_name() {
+    let mut cfg = tiny();
+    cfg.schedule.minibatch_res = parse_res_map("8=6").unwrap();
+    let e = format!("{:#}", cfg.validate().unwrap_err());
+    assert!(e.contains("8x8") && e.contains("minibatch 6"), "{e}");
+    cfg.schedule.minibatch_res = parse_res_map("16=4").unwrap();
+    let e = format!("{:#}", cfg.validate().unwrap_err());
+    assert!(e.contains("16x16"), "{e}");
+    assert!(parse_res_map::<usize>("64:8").is_err());
+    assert_eq!(parse_res_map::<f32>("4=0.5, 8=0.25").unwrap().len(), 2);
+    let e = format!(
+        "{:#}",
+        TrainConfig::from_json(r#"{"net": {"max_res": 8}, "speed": 3}"#).unwrap_err()
+    );
+    assert!(e.contains("speed"), "{e}");
+    let partial = TrainConfig::from_json(r#"{"net": {"max_res": 32}, "schedule": {"minibatch": 8}}"#).unwrap();
+    let mut want = TrainConfig::default();
+    want.net.max_res = 32;
+    want.schedule.minibatch = 8;
+    assert_eq!(partial, want);
+}
+
+fn run_steps(trainer: &mut Trainer, steps: usize) {
+    for _ in 0..steps {
+        trainer.step().unwrap();
+    }
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let cfg = tiny();
+    let data = || random_data(16, 8, 3);
+    let mut straight = Trainer::new(common::gpu(), cfg.clone(), data()).unwrap();
+    run_steps(&mut straight, 15);
+    let want = block_on(straight.checkpoint()).unwrap();
+
+    // Stop at step 7 (inside the fade-in), through the byte format, then on across the next phase.
+    let mut first = Trainer::new(common::gpu(), cfg, data()).unwrap();
+    run_steps(&mut first, 7);
+    let bytes = block_on(first.checkpoint()).unwrap().to_bytes().unwrap();
+    let ck = Checkpoint::from_bytes(&bytes).unwrap();
+    let mut resumed = Trainer::resume(common::gpu(), &ck, data()).unwrap();
+    run_steps(&mut resumed, 8);
+    assert!(resumed.finished());
+    let mut got = block_on(resumed.checkpoint()).unwrap();
+    got.state.seconds = want.state.seconds;
+    assert_eq!(got.state, want.state);
+    assert_eq!(got.tensors.len(), want.tensors.len());
+    for (name, (shape, values)) in &want.tensors {
+        assert_eq!(
+            &got.tensors[name],
+            &(shape.clone(), values.clone()),
+            "{name} differs after resume"
+        );
+    }
+}
+
+#[test]
+fn damaged_and_foreign_checkpoints_are_refused() {
+    let mut t = Trainer::new(common::gpu(), tiny(), random_data(8, 8, 4)).unwrap();
+    run_steps(&mut t, 1);
+    let bytes = block_on(t.checkpoint()).unwrap().to_bytes().unwrap();
+
+    let e = format!("{:#}", Checkpoint::from_bytes(&bytes[..bytes.len() - 100]).unwrap_err());
+    assert!(e.contains("damaged"), "truncated: {e}");
+    let mut flipped = bytes.clone();
+    let at = flipped.len() - 7;
+    flipped[at] ^= 0x40;
+    let e = format!("{:#}", Checkpoint::from_bytes(&flipped).unwrap_err());
+    assert!(e.contains("checksum"), "flipped byte: {e}");
+    let e = format!("{:#}", Checkpoint::from_bytes(b"{\"hello\": 1}").unwrap_err());
+    assert!(e.contains("not a pggan checkpoint"), "foreign file: {e}");
+
+    // A checkpoint whose tensors do not fit its configuration (another fmap-max) is refused by name.
+    let mut ck = Checkpoint::from_bytes(&bytes).unwrap();
+    ck.config.net.fmap_max = 16;
+    let e = format!(
+        "{:#}",
+        Trainer::resume(common::gpu(), &ck, random_data(8, 8, 4)).err().unwrap()
+    );
+    assert!(e.contains("shape"), "{e}");
+    // Resuming with a different setting is refused, naming it; run length may change.
+    let ck = Checkpoint::from_bytes(&bytes).unwrap();
+    let mut other = ck.config.clone();
+    other.schedule.total_kimg = Some(1.0);
+    ck.config.check_resumable_as(&other).unwrap();
+    other.net.latent = 16;
+    let e = format!("{:#}", ck.config.check_resumable_as(&other).unwrap_err());
+    assert!(e.contains("net.latent = 8") && e.contains("16"), "{e}");
+}
+
+#[test]
+fn data_must_fit_the_networks() {
+    let e = format!(
+        "{:#}",
+        Trainer::new(common::gpu(), tiny(), random_data(3, 8, 5)).err().unwrap()
+    );
+    assert!(e.contains("3 images") && e.contains("minibatch of 4"), "{e}");
+    let e = format!(
+        "{:#}",
+        Trainer::new(common::gpu(), tiny(), random_data(8, 16, 5))
+            .err()
+            .unwrap()
+    );
+    assert!(e.contains("16x16"), "{e}");
+}
+
+/// Per image: its mean colour's distance to the nearest of `colours`, and its pixel variance;
+/// both averaged over the images, in 0..255 units.
+fn colour_stats(images: &Images, colours: &[[u8; 3]]) -> (f64, f64) {
+    let n = images.res * images.res;
+    let (mut dist, mut var) = (0.0, 0.0);
+    for i in 0..images.count {
+        let img = images.image(i);
+        let mut mean = [0.0; 3];
+        for (c, m) in mean.iter_mut().enumerate() {
+            let px = &img[c * n..(c + 1) * n];
+            *m = px.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+            var += px.iter().map(|&v| (v as f64 - *m).powi(2)).sum::<f64>() / (3 * n) as f64;
+        }
+        let d = |col: &[u8; 3]| (0..3).map(|c| (mean[c] - col[c] as f64).powi(2)).sum::<f64>().sqrt();
+        dist += colours.iter().map(d).fold(f64::INFINITY, f64::min);
+    }
+    (dist / images.count as f64, var / images.count as f64)
+}
+
+#[test]
+fn learns_two_flat_colours() {
+    // 4x4 only; every data image is flat red or flat blue: colour distance 0, variance 0.
+    let colours = [[200, 40, 40], [40, 40, 200]];
+    let mut cfg = TrainConfig::default();
+    cfg.net.max_res = 4;
+    cfg.net.fmap_base = 32;
+    cfg.net.fmap_max = 16;
+    cfg.net.latent = 8;
+    cfg.schedule.minibatch = 8;
+    cfg.schedule.phase_kimg = 1.6;
+    cfg.schedule.lr = 0.002;
+    cfg.ema_beta = 0.9;
+    let mut t = Trainer::new(common::gpu(), cfg, flat(64, 4, &colours)).unwrap();
+    let z = Rng::new(9).normals(64 * 8);
+    let (d0, v0) = colour_stats(&block_on(t.samples(&z)).unwrap(), &colours);
+    while !t.finished() {
+        t.step().unwrap();
+    }
+    let (d1, v1) = colour_stats(&block_on(t.samples(&z)).unwrap(), &colours);
+    println!("distance to the nearest data colour {d0:.1} -> {d1:.1}; per-image variance {v0:.1} -> {v1:.1}");
+    assert!(d1 < 0.5 * d0, "the samples' colours did not move toward the data's");
+    assert!(v1 < 0.5 * v0, "the samples did not become flatter");
+}
