@@ -23,9 +23,9 @@ pub struct TrainArgs {
     /// Image folder (PNG, JPEG, WebP, BMP; searched recursively). Default: the embedded emoji set.
     #[arg(long)]
     pub data: Option<String>,
-    /// Folder that holds the runs; each run gets `NNN-<data>-<res>` inside.
-    #[arg(long, default_value = "runs")]
-    pub out: PathBuf,
+    /// Folder that holds the runs; each run gets `NNN-<data>-<res>` inside. Default: `runs`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Continue a run (its folder or a checkpoint file) where it stopped.
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -69,9 +69,9 @@ pub struct TrainArgs {
     /// Turn off random horizontal flips of the real images.
     #[arg(long)]
     pub no_mirror: bool,
-    /// Sample grids are N x N images.
-    #[arg(long, default_value_t = 8)]
-    pub grid: usize,
+    /// Sample grids are N x N images. Default: 8.
+    #[arg(long)]
+    pub grid: Option<usize>,
     /// Where prepared datasets are cached (default: `<out>/cache`).
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -80,7 +80,13 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
+// Defaults live here rather than in clap attributes so that `TrainArgs::default()`, what `pggan`
+// without a command runs, has them too.
 impl TrainArgs {
+    fn out(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| "runs".into())
+    }
+
     fn apply(&self, cfg: &mut TrainConfig) -> Result<()> {
         let net = &mut cfg.net;
         let s = &mut cfg.schedule;
@@ -169,7 +175,7 @@ pub fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
             args.apply(&mut cfg)?;
             let data = load_dataset(&cfg, &cache_dir(args))?;
             let trainer = Trainer::new(block_on(Gpu::new(gpu))?, cfg, data)?;
-            let dir = run::new_run_dir(&args.out, &trainer.cfg)?;
+            let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
             eprintln!("new run {}", dir.display());
             (trainer, dir)
         }
@@ -185,7 +191,7 @@ pub fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
     })
     .context("cannot install the Ctrl-C handler")?;
     let opts = RunOptions {
-        grid: args.grid,
+        grid: args.grid.unwrap_or(8).max(1),
         stop: &stop,
         progress: !args.quiet,
     };
@@ -201,7 +207,7 @@ pub fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
 }
 
 fn cache_dir(args: &TrainArgs) -> PathBuf {
-    args.cache.clone().unwrap_or_else(|| args.out.join("cache"))
+    args.cache.clone().unwrap_or_else(|| args.out().join("cache"))
 }
 
 /// A checkpoint given as a run folder or a file, with the run folder it belongs to.
