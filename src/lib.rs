@@ -6,6 +6,7 @@ pub mod bench;
 pub mod check;
 pub mod data;
 pub mod gpu;
+pub mod metrics;
 pub mod nn;
 pub mod ops;
 pub mod rng;

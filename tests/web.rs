@@ -67,6 +67,11 @@ async fn train_step_matches_the_reference() {
 }
 
 #[wasm_bindgen_test]
+async fn swd_matches_the_reference() {
+    run_check(pggan::metrics::swd::check).await;
+}
+
+#[wasm_bindgen_test]
 async fn selftest_passes_in_the_browser() {
     let table = pggan::web::selftest().await.expect("selftest could not run");
     assert!(table.contains(" 0 failed"), "{table}");
