@@ -7,6 +7,7 @@ pub mod check;
 pub mod checkpoint;
 pub mod data;
 pub mod gpu;
+pub mod metrics;
 pub mod nn;
 pub mod ops;
 pub mod rng;

@@ -37,7 +37,7 @@ macro_rules! op_tests {
     )*};
 }
 
-op_tests!(act, reduce, conv, dense, resample, pixelnorm, lerp, mbstd, gp, loss, adam, ema, blas);
+op_tests!(act, reduce, conv, dense, resample, pixelnorm, lerp, mbstd, gp, loss, adam, ema, blas, sort);
 
 #[wasm_bindgen_test]
 fn every_op_has_a_browser_test() {
@@ -56,6 +56,7 @@ fn every_op_has_a_browser_test() {
         "adam",
         "ema",
         "blas",
+        "sort",
     ];
     assert_eq!(names, tested);
 }
@@ -63,6 +64,11 @@ fn every_op_has_a_browser_test() {
 #[wasm_bindgen_test]
 async fn train_step_matches_the_reference() {
     run_check(pggan::train::check::check).await;
+}
+
+#[wasm_bindgen_test]
+async fn swd_matches_the_reference() {
+    run_check(pggan::metrics::swd::check).await;
 }
 
 #[wasm_bindgen_test]

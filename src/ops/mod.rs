@@ -14,6 +14,7 @@ pub mod mbstd;
 pub mod pixelnorm;
 pub mod reduce;
 pub mod resample;
+pub mod sort;
 
 use crate::check::Check;
 use crate::gpu::Shader;
@@ -33,6 +34,7 @@ pub const SHADERS: &[Shader] = &[
     adam::SHADER,
     ema::SHADER,
     blas::SHADER,
+    sort::SHADER,
 ];
 
 /// Every op's check, in the order `pggan selftest` prints them.
@@ -50,4 +52,5 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("adam", adam::check),
     ("ema", ema::check),
     ("blas", blas::check),
+    ("sort", sort::check),
 ];
