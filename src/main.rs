@@ -17,6 +17,7 @@ mod cli {
 
     use clap::{Parser, Subcommand};
     use pggan::gpu::{Gpu, GpuOptions, ADAPTER_ENV};
+    use pggan::metrics::commands::{self as metrics, Source};
     use pggan::nn::NetConfig;
     use pggan::train::commands::{self, Generator, TrainArgs};
     use pggan::train::run::Outcome;
@@ -54,6 +55,11 @@ mod cli {
             out: PathBuf,
             #[arg(long)]
             grid: bool,
+        },
+        /// Quality metrics: `swd` (sliced Wasserstein distance, PAPER.md) and `msssim` (diversity).
+        Metrics {
+            #[command(subcommand)]
+            metric: Metric,
         },
         /// A looping GIF of a walk through the latent space of a checkpoint's EMA generator.
         Interpolate {
@@ -105,6 +111,31 @@ mod cli {
         },
     }
 
+    #[derive(Subcommand)]
+    enum Metric {
+        /// SWD x1e3 per Laplacian-pyramid level and their average, real against fake images.
+        Swd {
+            /// Real images: an image folder, or `emoji` (the embedded set).
+            #[arg(long, default_value = "emoji")]
+            real: String,
+            /// Fake images from a folder (or use --checkpoint).
+            #[arg(long)]
+            fake: Option<PathBuf>,
+            #[command(flatten)]
+            source: Source,
+        },
+        /// Mean MS-SSIM of random pairs of images (generated with --checkpoint, or --images).
+        Msssim {
+            /// A folder, or `emoji`, instead of a checkpoint's images.
+            #[arg(long)]
+            images: Option<String>,
+            #[arg(long, default_value_t = 10000)]
+            pairs: usize,
+            #[command(flatten)]
+            source: Source,
+        },
+    }
+
     pub fn main() -> ExitCode {
         let cli = Cli::parse();
         let gpu = GpuOptions {
@@ -129,6 +160,14 @@ mod cli {
                     println!("wrote {n} images to {}", out.display());
                     ExitCode::SUCCESS
                 }),
+            Command::Metrics { metric } => match metric {
+                Metric::Swd { real, fake, source } => {
+                    metrics::swd_command(&real, fake.as_deref(), &source, &gpu).map(|()| ExitCode::SUCCESS)
+                }
+                Metric::Msssim { images, pairs, source } => {
+                    metrics::msssim_command(images.as_deref(), pairs, &source, &gpu).map(|()| ExitCode::SUCCESS)
+                }
+            },
             Command::Interpolate {
                 checkpoint,
                 seed,

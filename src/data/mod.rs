@@ -47,6 +47,17 @@ impl Images {
         })
     }
 
+    /// The images at `indices`, in that order.
+    pub fn pick(&self, indices: &[usize]) -> Images {
+        let pixels = indices.iter().flat_map(|&i| self.image(i).iter().copied()).collect();
+        Images {
+            count: indices.len(),
+            channels: self.channels,
+            res: self.res,
+            pixels,
+        }
+    }
+
     /// Bytes of one image (CHW).
     pub fn image(&self, index: usize) -> &[u8] {
         let n = self.channels * self.res * self.res;

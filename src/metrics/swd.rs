@@ -48,7 +48,7 @@ impl Default for SwdConfig {
 }
 
 /// The distance per pyramid level, (resolution, SWD x 1e3) finest first, and their mean.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Swd {
     pub levels: Vec<(usize, f64)>,
     pub average: f64,

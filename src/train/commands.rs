@@ -64,6 +64,12 @@ pub struct TrainArgs {
     pub tick_kimg: Option<f64>,
     #[arg(long)]
     pub checkpoint_ticks: Option<usize>,
+    /// Ticks between sliced Wasserstein distances in the log (0: never). Default: 10.
+    #[arg(long)]
+    pub swd_ticks: Option<usize>,
+    /// Images per side for those distances. Default: 1024.
+    #[arg(long)]
+    pub swd_images: Option<usize>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// Turn off random horizontal flips of the real images.
@@ -96,7 +102,8 @@ impl TrainArgs {
         set!(net.max_res => self.max_res, net.fmap_base => self.fmap_base, net.fmap_max => self.fmap_max,
              net.latent => self.latent, net.channels => self.channels, s.minibatch => self.minibatch,
              s.lr => self.lr, s.phase_kimg => self.phase_kimg, cfg.tick_kimg => self.tick_kimg,
-             cfg.checkpoint_ticks => self.checkpoint_ticks, cfg.seed => self.seed, cfg.data => self.data);
+             cfg.checkpoint_ticks => self.checkpoint_ticks, cfg.seed => self.seed, cfg.data => self.data,
+             cfg.swd_ticks => self.swd_ticks, cfg.swd_images => self.swd_images);
         if self.total_kimg.is_some() {
             s.total_kimg = self.total_kimg;
         }
@@ -120,16 +127,21 @@ fn read_json_config(path: &Path) -> Result<TrainConfig> {
 
 /// The dataset a configuration names, prepared at its resolution (cached natively).
 pub fn load_dataset(cfg: &TrainConfig, cache: &Path) -> Result<Dataset> {
-    let (c, r) = (cfg.net.channels, cfg.net.max_res);
+    load_data(&cfg.data, cfg.net.channels, cfg.net.max_res, cache)
+}
+
+/// `"emoji"` or an image folder with `c` channels at `r` x `r`, with progress and a warning for
+/// skipped files.
+pub fn load_data(name: &str, c: usize, r: usize, cache: &Path) -> Result<Dataset> {
     let bar = indicatif::ProgressBar::new(0);
     let mut progress = |done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let data = if cfg.data == EMOJI {
+    let data = if name == EMOJI {
         data::cached(Some(cache), &data::emoji_cache_key(c, r), || data::emoji(c, r))?
     } else {
-        data::folder(Path::new(&cfg.data), c, r, Some(cache), &mut progress)?
+        data::folder(Path::new(name), c, r, Some(cache), &mut progress)?
     };
     bar.finish_and_clear();
     if !data.skipped.is_empty() {
@@ -254,6 +266,19 @@ impl Generator {
 
     pub fn latent(&self) -> usize {
         self.ck.config.net.latent
+    }
+
+    pub fn channels(&self) -> usize {
+        self.ck.config.net.channels
+    }
+
+    /// The resolution the checkpoint generates at (its place in the schedule).
+    pub fn res(&self) -> usize {
+        self.ck.config.position(self.ck.state.images).res()
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
     }
 
     /// Images for `latents` at the checkpoint's resolution and fade-in.

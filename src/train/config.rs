@@ -37,6 +37,11 @@ pub struct TrainConfig {
     pub tick_kimg: f64,
     /// Ticks between checkpoints.
     pub checkpoint_ticks: usize,
+    /// Ticks between sliced Wasserstein distances of the EMA generator's images to the data's
+    /// (0: never; only from 16x16 on, the metric's coarsest level).
+    pub swd_ticks: usize,
+    /// Images per side for those distances.
+    pub swd_images: usize,
 }
 
 /// The progressive-growing schedule (PAPER.md "Growing"), in thousands of real images (kimg).
@@ -94,6 +99,8 @@ impl Default for TrainConfig {
             data: EMOJI.into(),
             tick_kimg: 2.0,
             checkpoint_ticks: 5,
+            swd_ticks: 10,
+            swd_images: 1024,
         }
     }
 }
@@ -153,6 +160,10 @@ impl TrainConfig {
             self.tick_kimg
         );
         ensure!(self.checkpoint_ticks > 0, "checkpoint-ticks must be at least 1");
+        ensure!(
+            self.swd_ticks == 0 || self.swd_images >= 2,
+            "swd-images must be at least 2 when swd-ticks is on"
+        );
         for &r in s.minibatch_res.keys() {
             self.check_res(r, "minibatch")?;
         }
@@ -259,7 +270,14 @@ impl TrainConfig {
     /// A resumed run may change only how long it runs, how often it reports and where its data
     /// lives; any other difference from the checkpoint's configuration is refused, naming it.
     pub fn check_resumable_as(&self, requested: &TrainConfig) -> Result<()> {
-        let free = ["total_kimg", "tick_kimg", "checkpoint_ticks", "data"];
+        let free = [
+            "total_kimg",
+            "tick_kimg",
+            "checkpoint_ticks",
+            "data",
+            "swd_ticks",
+            "swd_images",
+        ];
         let strip = |c: &TrainConfig| -> Result<serde_json::Value> {
             let mut v = serde_json::to_value(c)?;
             for key in free {

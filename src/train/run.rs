@@ -20,6 +20,7 @@ use super::config::TrainConfig;
 use super::trainer::{sample_latents, Stats, Trainer};
 use crate::checkpoint::{self, write_atomic};
 use crate::data::Images;
+use crate::metrics::Swd;
 use crate::samples::grid;
 
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -57,6 +58,8 @@ struct LogLine {
     images_per_second: f64,
     seconds: f64,
     steps: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swd: Option<Swd>,
 }
 
 /// A new folder `out/NNN-<data>-<res>` with the next free number.
@@ -147,21 +150,33 @@ pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions) -> Result<Out
             r = pos.res()
         ));
         if at_tick {
+            let rate = tick.rate(trainer.state.images);
+            tick.done += 1;
+            let swd = match trainer.cfg.swd_ticks {
+                n if n > 0 && (tick.done.is_multiple_of(n as u64) || trainer.finished()) => {
+                    bar.set_message(format!(
+                        "{r}x{r}: measuring the sliced Wasserstein distance",
+                        r = pos.res()
+                    ));
+                    block_on(trainer.swd(trainer.cfg.swd_images, trainer.cfg.seed ^ tick.done))?
+                }
+                _ => None,
+            };
             let line = LogLine {
                 kimg: trainer.state.images as f64 / 1000.0,
                 resolution: pos.res(),
                 phase: pos.phase_name(),
                 alpha: pos.alpha,
                 stats,
-                images_per_second: tick.rate(trainer.state.images),
+                images_per_second: rate,
                 seconds: trainer.state.seconds,
                 steps: trainer.state.steps,
+                swd,
             };
             writeln!(log, "{}", serde_json::to_string(&line)?)?;
             let fakes = block_on(trainer.samples(&latents))?;
             let png = grid(&fakes, opts.grid, trainer.cfg.net.max_res)?.png()?;
             fs::write(dir.join(format!("samples/fakes-{:09}.png", trainer.state.images)), png)?;
-            tick.done += 1;
             if tick.done.is_multiple_of(trainer.cfg.checkpoint_ticks as u64) {
                 save(trainer, dir)?;
                 saved = true;

@@ -10,6 +10,7 @@ use super::step::{self, Model, StepInputs};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Images};
 use crate::gpu::{Gpu, Tensor};
+use crate::metrics::{self, Swd, SwdConfig};
 use crate::nn::arch::Layer;
 use crate::nn::net::{Net, Params};
 use crate::nn::NetConfig;
@@ -173,6 +174,27 @@ impl Trainer {
             pos.alpha,
         )
         .await
+    }
+
+    /// The sliced Wasserstein distance (PAPER.md) between `count` images of the EMA generator and
+    /// `count` real images at the current resolution; `None` below 16x16. Draws from its own RNG
+    /// (seeded by `seed`) so that measuring never changes the training run.
+    pub async fn swd(&self, count: usize, seed: u64) -> Result<Option<Swd>> {
+        let cfg = SwdConfig::default();
+        let res = self.position().res();
+        if res < cfg.min_res {
+            return Ok(None);
+        }
+        let reals = self.data.at(res)?;
+        let count = count.min(reals.count);
+        let mut rng = Rng::new(seed);
+        let indices: Vec<usize> = (0..count)
+            .map(|_| (rng.next_u64() % reals.count as u64) as usize)
+            .collect();
+        let fakes = self.samples(&rng.normals(count * self.cfg.net.latent)).await?;
+        Ok(Some(
+            metrics::swd(&self.gpu, &reals.pick(&indices), &fakes, &cfg, rng.next_u64()).await?,
+        ))
     }
 
     /// Everything needed to resume, read back from the GPU.

@@ -1,0 +1,146 @@
+//! The native `pggan metrics` commands: SWD between two image sets (folders, the emoji set, or a
+//! checkpoint's generator) and MS-SSIM among generated (or real) images.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Result};
+use clap::Args;
+use pollster::block_on;
+use serde::Serialize;
+
+use super::{ms_ssim_pairs, swd, Swd, SwdConfig};
+use crate::data::Images;
+use crate::gpu::{Gpu, GpuOptions};
+use crate::rng::Rng;
+use crate::train::commands::{load_data, Generator};
+
+/// Where a side's images come from: a checkpoint's EMA generator, or a dataset.
+#[derive(Args, Debug)]
+pub struct Source {
+    /// Generate the images with this checkpoint (a run folder or a file).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Images per side (the paper uses 16384 for SWD).
+    #[arg(long, default_value_t = 4096)]
+    pub count: usize,
+    /// Resolution for datasets (default: the checkpoint's, else 64).
+    #[arg(long)]
+    pub res: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where prepared datasets are cached.
+    #[arg(long, default_value = "runs/cache")]
+    pub cache: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `count` images of a dataset (`"emoji"` or a folder), drawn at random without repeats when it
+/// has more.
+fn dataset_images(name: &str, channels: usize, res: usize, count: usize, src: &Source, seed: u64) -> Result<Images> {
+    let data = load_data(name, channels, res, &src.cache)?;
+    let all = data.at(res)?;
+    let mut order: Vec<usize> = (0..all.count).collect();
+    let mut rng = Rng::new(seed);
+    for i in (1..order.len()).rev() {
+        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    order.truncate(count);
+    Ok(all.pick(&order))
+}
+
+fn generated(g: &Generator, count: usize, seed: u64) -> Result<Images> {
+    ensure!(count > 0, "--count must be at least 1");
+    g.run(&Rng::new(seed).normals(count * g.latent()))
+}
+
+#[derive(Serialize)]
+struct SwdReport<'a> {
+    adapter: String,
+    images: usize,
+    res: usize,
+    real: &'a str,
+    fake: String,
+    swd: Swd,
+}
+
+/// `pggan metrics swd`: the sliced Wasserstein distance between real and fake images.
+pub fn swd_command(real: &str, fake: Option<&Path>, src: &Source, opts: &GpuOptions) -> Result<()> {
+    let (generator, own_gpu);
+    let (fakes, fake_name, gpu) = match (&src.checkpoint, fake) {
+        (Some(ck), None) => {
+            generator = Generator::load(ck, opts)?;
+            let fakes = generated(&generator, src.count, src.seed)?;
+            (fakes, ck.display().to_string(), generator.gpu())
+        }
+        (None, Some(dir)) => {
+            let fakes = dataset_images(
+                &dir.to_string_lossy(),
+                3,
+                src.res.unwrap_or(64),
+                src.count,
+                src,
+                src.seed ^ 1,
+            )?;
+            own_gpu = block_on(Gpu::new(opts))?;
+            (fakes, dir.display().to_string(), &own_gpu)
+        }
+        _ => bail!("give the fake side as --fake DIR or as --checkpoint C, one of them"),
+    };
+    let reals = dataset_images(real, fakes.channels, fakes.res, fakes.count, src, src.seed ^ 2)?;
+    let n = reals.count.min(fakes.count);
+    let first: Vec<usize> = (0..n).collect();
+    let (reals, fakes) = (reals.pick(&first), fakes.pick(&first));
+    let report = SwdReport {
+        adapter: gpu.describe(),
+        images: n,
+        res: reals.res,
+        real,
+        fake: fake_name,
+        swd: block_on(swd(gpu, &reals, &fakes, &SwdConfig::default(), src.seed))?,
+    };
+    if src.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("adapter: {}", report.adapter);
+        println!(
+            "sliced Wasserstein distance x1e3, {n} images per side, {r}x{r}:",
+            r = report.res
+        );
+        for (res, d) in &report.swd.levels {
+            println!("  {:>9} {d:10.3}", format!("{res}x{res}"));
+        }
+        println!("  {:>9} {:10.3}", "average", report.swd.average);
+    }
+    Ok(())
+}
+
+/// `pggan metrics msssim`: mean MS-SSIM over random pairs of generated (or dataset) images; lower
+/// means more varied images.
+pub fn msssim_command(images: Option<&str>, pairs: usize, src: &Source, opts: &GpuOptions) -> Result<()> {
+    let (set, name) = match (&src.checkpoint, images) {
+        (Some(ck), None) => (
+            generated(&Generator::load(ck, opts)?, src.count, src.seed)?,
+            ck.display().to_string(),
+        ),
+        (None, Some(data)) => (
+            dataset_images(data, 3, src.res.unwrap_or(64), src.count, src, src.seed)?,
+            data.to_string(),
+        ),
+        _ => bail!("give the images as --checkpoint C or as --images DIR|emoji, one of them"),
+    };
+    let value = ms_ssim_pairs(&set, pairs, src.seed)?;
+    if src.json {
+        let report =
+            serde_json::json!({"images": name, "count": set.count, "res": set.res, "pairs": pairs, "ms_ssim": value});
+        println!("{report}");
+    } else {
+        println!(
+            "MS-SSIM over {pairs} random pairs of {} images of {name} ({r}x{r}): {value:.4}",
+            set.count,
+            r = set.res
+        );
+    }
+    Ok(())
+}
