@@ -187,6 +187,11 @@ pub struct TrainRow {
     /// Real images consumed per second: minibatch x steps / seconds (one D and one G step each).
     pub images_per_s: f64,
     pub ms_per_step: f64,
+    /// Host time per step spent recording and submitting its commands: the per-step overhead. Near
+    /// `ms_per_step`, the step is bound by the CPU, not the GPU.
+    pub host_ms_per_step: f64,
+    /// Storage buffers created per timed step (0 once the pool is warm).
+    pub buffers_per_step: f64,
 }
 
 impl TrainBench {
@@ -238,35 +243,47 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
             z_g: gpu.upload(&rng.normals(n * b.net.latent), &z)?,
             mix: gpu.upload(&mix, &[n])?,
         };
-        let mut run = |steps: usize| -> Result<f64> {
+        // (wall seconds, host seconds, buffers created)
+        let mut run = |steps: usize| -> Result<(f64, f64, u64)> {
             gpu.wait()?;
-            let start = Instant::now();
+            let created = gpu.pool_stats().created;
+            let (start, mut host) = (Instant::now(), 0.0);
             for _ in 0..steps {
+                let t = Instant::now();
                 step::step(gpu, &mut model, &inputs, level, alpha, &sc, &stats)?;
                 gpu.flush();
+                host += t.elapsed().as_secs_f64();
             }
             gpu.wait()?;
-            Ok(start.elapsed().as_secs_f64())
+            Ok((start.elapsed().as_secs_f64(), host, gpu.pool_stats().created - created))
         };
         run(b.warmup)?;
-        let secs = run(b.steps)?;
+        let (secs, host, created) = run(b.steps)?;
         rows.push(TrainRow {
             resolution: res,
             alpha,
             images_per_s: (n * b.steps) as f64 / secs,
             ms_per_step: 1e3 * secs / b.steps as f64,
+            host_ms_per_step: 1e3 * host / b.steps as f64,
+            buffers_per_step: created as f64 / b.steps as f64,
         });
+        // The next resolution's tensors have other sizes.
+        drop(inputs);
+        gpu.trim_pool();
     }
     Ok(rows)
 }
 
 /// The printed table of `pggan bench train` (the PyTorch reference prints the same).
 pub fn train_table(rows: &[TrainRow]) -> String {
-    let mut out = format!("{:>10} {:>6} {:>12} {:>12}\n", "resolution", "alpha", "images/s", "ms/step");
+    let mut out = format!(
+        "{:>10} {:>6} {:>12} {:>12} {:>14} {:>14}\n",
+        "resolution", "alpha", "images/s", "ms/step", "host ms/step", "buffers/step"
+    );
     for r in rows {
         out += &format!(
-            "{:>10} {:>6.2} {:>12.2} {:>12.2}\n",
-            r.resolution, r.alpha, r.images_per_s, r.ms_per_step
+            "{:>10} {:>6.2} {:>12.2} {:>12.2} {:>14.2} {:>14.1}\n",
+            r.resolution, r.alpha, r.images_per_s, r.ms_per_step, r.host_ms_per_step, r.buffers_per_step
         );
     }
     out
