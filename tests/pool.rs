@@ -3,6 +3,8 @@
 //! with the buffer's previous owner have not run yet; a training step allocates nothing once warm.
 #![cfg(not(target_arch = "wasm32"))]
 
+// Only `gpu()` is used here: these tests are not op checks.
+#[allow(dead_code)]
 mod common;
 
 use pggan::gpu::Gpu;
@@ -22,7 +24,10 @@ fn a_dropped_buffer_is_reused_and_a_held_one_never() {
     drop(a);
     // `held` still shares the buffer: the pool must not hand it out.
     let b = gpu.zeros(&[15]).unwrap();
-    assert!(**b.buf != **held.buf, "the pool handed out a buffer a live tensor still uses");
+    assert!(
+        **b.buf != **held.buf,
+        "the pool handed out a buffer a live tensor still uses"
+    );
     let before = gpu.pool_stats();
     drop(held);
     assert_eq!(gpu.pool_stats().free_buffers, before.free_buffers + 1);

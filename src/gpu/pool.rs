@@ -43,7 +43,9 @@ pub struct PooledBuffer {
 impl Deref for PooledBuffer {
     type Target = wgpu::Buffer;
     fn deref(&self) -> &wgpu::Buffer {
-        self.buffer.as_ref().expect("a pooled buffer is only taken when it drops")
+        self.buffer
+            .as_ref()
+            .expect("a pooled buffer is only taken when it drops")
     }
 }
 
