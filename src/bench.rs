@@ -1,15 +1,20 @@
-//! `pggan bench kernels`: GFLOP/s of the convolution passes and the dense layer at PG-GAN shapes, each
-//! beside a plain tiled matrix product (`dense::matmul`) of the same GEMM size on the same device.
+//! Benchmarks. `pggan bench kernels`: GFLOP/s of the convolution passes and the dense layer at PG-GAN
+//! shapes, each beside a plain tiled matrix product (`dense::matmul`) of the same GEMM size on the same
+//! device. `pggan bench train`: images per second of the whole training step at each resolution.
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::gpu::{Gpu, Tensor};
+use crate::nn::config::res_of;
+use crate::nn::NetConfig;
 use crate::ops::{conv, dense};
+use crate::rng::Rng;
+use crate::train::step::{self, check_batch, Model, StepConfig, StepInputs};
 
 /// One benchmarked layer shape.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct Shape {
     pub batch: usize,
     pub cin: usize,
@@ -62,6 +67,7 @@ fn time(gpu: &Gpu, reps: usize, f: &dyn Fn() -> Result<()>) -> Result<f64> {
 }
 
 /// One row: pass, shape, GFLOP/s, and the ratio to a plain matmul of the same (M, K, N).
+#[derive(serde::Serialize)]
 pub struct Row {
     pub pass: &'static str,
     pub shape: Shape,
@@ -156,6 +162,129 @@ pub fn table(rows: &[Row]) -> String {
             format!("conv{}x{} {}x{}->{} @{}", s.k, s.k, s.batch, s.cin, s.cout, s.res)
         };
         out += &format!("{:<16} {:<30} {:>10.2} {:>13.2}x\n", r.pass, shape, r.gflops, r.ratio);
+    }
+    out
+}
+
+/// What `pggan bench train` times.
+#[derive(Clone, Debug)]
+pub struct TrainBench {
+    pub net: NetConfig,
+    pub minibatch: usize,
+    /// Timed steps per resolution, after `warmup` untimed ones.
+    pub steps: usize,
+    pub warmup: usize,
+    /// The resolutions to time, each a level of `net` (4 up to `net.max_res`).
+    pub resolutions: Vec<usize>,
+}
+
+/// One resolution's figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrainRow {
+    pub resolution: usize,
+    /// Fade-in alpha: 0.5 at every level above 4x4 (the fading phase, the costlier one), else 1.
+    pub alpha: f32,
+    /// Real images consumed per second: minibatch x steps / seconds (one D and one G step each).
+    pub images_per_s: f64,
+    pub ms_per_step: f64,
+    /// Host time per step spent recording and submitting its commands: the per-step overhead. Near
+    /// `ms_per_step`, the step is bound by the CPU, not the GPU.
+    pub host_ms_per_step: f64,
+    /// Storage buffers created per timed step (0 once the pool is warm).
+    pub buffers_per_step: f64,
+}
+
+impl TrainBench {
+    /// Refuses settings that cannot run, naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        self.net.validate()?;
+        check_batch(self.minibatch)?;
+        if self.steps == 0 {
+            bail!("--steps must be at least 1");
+        }
+        if self.resolutions.is_empty() {
+            bail!("--levels names no resolution");
+        }
+        for &r in &self.resolutions {
+            if !r.is_power_of_two() || r < 4 || r > self.net.max_res {
+                bail!(
+                    "resolution {r} in --levels is not a power of two from 4 to --resolution {}",
+                    self.net.max_res
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Times `pggan::train::step::step` on one model (weights N(0,1)) at each resolution of `b`. The
+/// inputs (reals uniform in [-1, 1], latents N(0,1), penalty mix uniform) are uploaded once per
+/// resolution, so the figure is the step alone. Each step is submitted as it is recorded, as a trainer
+/// does; the clock stops after `Gpu::wait` on the last one.
+pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
+    b.validate()?;
+    let mut rng = Rng::new(1);
+    let mut model = Model::new(gpu, &b.net, |s| gpu.upload(&rng.normals(s.iter().product()), s))?;
+    let (sc, stats) = (StepConfig::default(), gpu.zeros(&[5])?);
+    let n = b.minibatch;
+    let mut rows = Vec::new();
+    for &res in &b.resolutions {
+        let level = res.trailing_zeros() as usize - 1;
+        debug_assert_eq!(res_of(level), res);
+        let alpha = if level > 1 { 0.5 } else { 1.0 };
+        let reals: Vec<f32> = (0..n * b.net.channels * res * res)
+            .map(|_| (2.0 * rng.uniform() - 1.0) as f32)
+            .collect();
+        let mix: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+        let z = [n, b.net.latent];
+        let inputs = StepInputs {
+            reals: gpu.upload(&reals, &[n, b.net.channels, res, res])?,
+            z_d: gpu.upload(&rng.normals(n * b.net.latent), &z)?,
+            z_g: gpu.upload(&rng.normals(n * b.net.latent), &z)?,
+            mix: gpu.upload(&mix, &[n])?,
+        };
+        // (wall seconds, host seconds, buffers created)
+        let mut run = |steps: usize| -> Result<(f64, f64, u64)> {
+            gpu.wait()?;
+            let created = gpu.pool_stats().created;
+            let (start, mut host) = (Instant::now(), 0.0);
+            for _ in 0..steps {
+                let t = Instant::now();
+                step::step(gpu, &mut model, &inputs, level, alpha, &sc, &stats)?;
+                gpu.flush();
+                host += t.elapsed().as_secs_f64();
+            }
+            gpu.wait()?;
+            Ok((start.elapsed().as_secs_f64(), host, gpu.pool_stats().created - created))
+        };
+        run(b.warmup)?;
+        let (secs, host, created) = run(b.steps)?;
+        rows.push(TrainRow {
+            resolution: res,
+            alpha,
+            images_per_s: (n * b.steps) as f64 / secs,
+            ms_per_step: 1e3 * secs / b.steps as f64,
+            host_ms_per_step: 1e3 * host / b.steps as f64,
+            buffers_per_step: created as f64 / b.steps as f64,
+        });
+        // The next resolution's tensors have other sizes.
+        drop(inputs);
+        gpu.trim_pool();
+    }
+    Ok(rows)
+}
+
+/// The printed table of `pggan bench train` (the PyTorch reference prints the same).
+pub fn train_table(rows: &[TrainRow]) -> String {
+    let mut out = format!(
+        "{:>10} {:>6} {:>12} {:>12} {:>14} {:>14}\n",
+        "resolution", "alpha", "images/s", "ms/step", "host ms/step", "buffers/step"
+    );
+    for r in rows {
+        out += &format!(
+            "{:>10} {:>6.2} {:>12.2} {:>12.2} {:>14.2} {:>14.1}\n",
+            r.resolution, r.alpha, r.images_per_s, r.ms_per_step, r.host_ms_per_step, r.buffers_per_step
+        );
     }
     out
 }

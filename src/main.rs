@@ -77,18 +77,13 @@ mod cli {
             #[arg(long, default_value = "walk.gif")]
             out: PathBuf,
         },
-        /// Benchmarks: `kernels` prints GFLOP/s of conv and dense passes beside a plain matmul.
+        /// Benchmarks: `train` times the training step per resolution, `kernels` the conv and dense passes.
         Bench {
-            #[arg(value_parser = ["kernels"], default_value = "kernels")]
-            what: String,
-            #[arg(long, default_value_t = 16)]
-            batch: usize,
-            /// Cap on every channel count (lower it on a software adapter).
-            #[arg(long, default_value_t = 512)]
-            max_channels: usize,
-            /// Timed runs per pass, after one warm-up.
-            #[arg(long, default_value_t = 3)]
-            reps: usize,
+            #[command(subcommand)]
+            what: BenchWhat,
+            /// Print one JSON object (adapter, settings, figures) instead of the table.
+            #[arg(long, global = true)]
+            json: bool,
         },
         /// Print the layers of G and D with shapes and parameter counts.
         Info {
@@ -133,6 +128,44 @@ mod cli {
             pairs: usize,
             #[command(flatten)]
             source: Source,
+        },
+    }
+
+    #[derive(Subcommand)]
+    enum BenchWhat {
+        /// Images per second of the whole training step (D and G step, EMA) at each resolution.
+        Train {
+            /// The largest resolution; the networks are built for it.
+            #[arg(long, default_value_t = 64)]
+            resolution: usize,
+            #[arg(long, default_value_t = 8192)]
+            fmap_base: usize,
+            #[arg(long, default_value_t = 512)]
+            fmap_max: usize,
+            #[arg(long, default_value_t = 512)]
+            latent: usize,
+            #[arg(long, default_value_t = 16)]
+            minibatch: usize,
+            /// Timed steps per resolution.
+            #[arg(long, default_value_t = 10)]
+            steps: usize,
+            /// Untimed steps before them.
+            #[arg(long, default_value_t = 2)]
+            warmup: usize,
+            /// Resolutions to time, comma-separated (default: every one up to --resolution).
+            #[arg(long, value_delimiter = ',')]
+            levels: Vec<usize>,
+        },
+        /// GFLOP/s of conv and dense passes beside a plain matmul of the same size.
+        Kernels {
+            #[arg(long, default_value_t = 16)]
+            batch: usize,
+            /// Cap on every channel count (lower it on a software adapter).
+            #[arg(long, default_value_t = 512)]
+            max_channels: usize,
+            /// Timed runs per pass, after one warm-up.
+            #[arg(long, default_value_t = 3)]
+            reps: usize,
         },
     }
 
@@ -181,19 +214,13 @@ mod cli {
                     println!("wrote {}", out.display());
                     ExitCode::SUCCESS
                 }),
-            Command::Bench {
-                what: _,
-                batch,
-                max_channels,
-                reps,
-            } => bench(
+            Command::Bench { what, json } => bench(
                 GpuOptions {
                     adapter: cli.adapter,
                     default_limits: false,
                 },
-                batch,
-                max_channels,
-                reps,
+                what,
+                json,
             ),
             Command::Info {
                 resolution,
@@ -228,15 +255,93 @@ mod cli {
         }
     }
 
-    fn bench(opts: GpuOptions, batch: usize, max_channels: usize, reps: usize) -> anyhow::Result<ExitCode> {
+    fn bench(opts: GpuOptions, what: BenchWhat, json: bool) -> anyhow::Result<ExitCode> {
+        use pggan::bench;
         let gpu = pollster::block_on(Gpu::new(&opts))?;
-        println!("adapter: {}", gpu.describe());
-        let mut rows = Vec::new();
-        for shape in pggan::bench::pggan_shapes(batch, max_channels) {
-            eprintln!("benchmarking {shape:?}");
-            rows.extend(pggan::bench::run(&gpu, shape, reps.max(1))?);
+        let adapter = serde_json::json!({
+            "name": gpu.info.name,
+            "backend": format!("{:?}", gpu.info.backend),
+            "device_type": format!("{:?}", gpu.info.device_type),
+        });
+        if !json {
+            println!("adapter: {}", gpu.describe());
         }
-        print!("{}", pggan::bench::table(&rows));
+        let report = match what {
+            BenchWhat::Train {
+                resolution,
+                fmap_base,
+                fmap_max,
+                latent,
+                minibatch,
+                steps,
+                warmup,
+                levels,
+            } => {
+                let net = NetConfig {
+                    max_res: resolution,
+                    fmap_base,
+                    fmap_max,
+                    latent,
+                    channels: 3,
+                };
+                net.validate()?;
+                let resolutions = if levels.is_empty() {
+                    (1..=net.levels()).map(pggan::nn::config::res_of).collect()
+                } else {
+                    levels
+                };
+                let b = bench::TrainBench {
+                    net,
+                    minibatch,
+                    steps,
+                    warmup,
+                    resolutions,
+                };
+                b.validate()?;
+                if !json {
+                    println!(
+                        "train: resolution {resolution}, fmap-base {fmap_base}, fmap-max {fmap_max}, latent {latent}, \
+                         minibatch {minibatch}, {steps} steps after {warmup} warm-up"
+                    );
+                }
+                let rows = bench::train(&gpu, &b)?;
+                if !json {
+                    print!("{}", bench::train_table(&rows));
+                }
+                serde_json::json!({
+                    "bench": "train",
+                    "adapter": adapter,
+                    "config": {
+                        "resolution": resolution, "fmap_base": fmap_base, "fmap_max": fmap_max,
+                        "latent": latent, "minibatch": minibatch, "steps": steps, "warmup": warmup,
+                    },
+                    "rows": rows,
+                })
+            }
+            BenchWhat::Kernels {
+                batch,
+                max_channels,
+                reps,
+            } => {
+                let mut rows = Vec::new();
+                for shape in bench::pggan_shapes(batch, max_channels) {
+                    eprintln!("benchmarking {shape:?}");
+                    rows.extend(bench::run(&gpu, shape, reps.max(1))?);
+                }
+                if !json {
+                    print!("{}", bench::table(&rows));
+                }
+                serde_json::json!({
+                    "bench": "kernels",
+                    "adapter": adapter,
+                    "config": { "batch": batch, "max_channels": max_channels, "reps": reps },
+                    "rows": rows,
+                })
+            }
+        };
+        if json {
+            println!("{report}");
+        }
         Ok(ExitCode::SUCCESS)
     }
 

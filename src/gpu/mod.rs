@@ -2,6 +2,7 @@
 //! kernels (a pipeline cache over `shaders/*.wgsl`) and their launch, and readback.
 
 mod kernel;
+mod pool;
 mod tensor;
 
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, Result};
 
 pub use kernel::{Dispatch, Shader};
+pub use pool::{PoolStats, PooledBuffer};
 pub use tensor::Tensor;
 
 /// Environment variable that filters adapters by name, like `--adapter NAME`.
@@ -46,6 +48,7 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<kernel::Pipeline>>>,
     modules: Mutex<HashMap<&'static str, Arc<kernel::Module>>>,
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
+    pool: Arc<pool::Pool>,
 }
 
 impl Gpu {
@@ -74,6 +77,7 @@ impl Gpu {
             pipelines: Mutex::default(),
             modules: Mutex::default(),
             encoder: Mutex::default(),
+            pool: Arc::default(),
         })
     }
 
@@ -89,6 +93,16 @@ impl Gpu {
     pub fn flush(&self) -> wgpu::SubmissionIndex {
         let pending = self.encoder.lock().unwrap().take();
         self.queue.submit(pending.map(|e| e.finish()))
+    }
+
+    /// What the buffer pool has done: buffers created and reused, buffers free now.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// Frees the pool's idle buffers, e.g. when a change of resolution leaves the old sizes unused.
+    pub fn trim_pool(&self) {
+        self.pool.trim()
     }
 
     /// Runs `record` on the pending encoder, creating it when there is none.

@@ -1,18 +1,20 @@
-//! A GPU tensor (a storage buffer and its NCHW shape), upload and asynchronous download.
+//! A GPU tensor (a pooled storage buffer and its NCHW shape), upload and asynchronous download.
+
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
-use wgpu::util::DeviceExt;
 
-use super::Gpu;
+use super::{Gpu, PooledBuffer};
 
 /// How long a native download waits for the GPU before it reports an error instead of hanging.
 #[cfg(not(target_arch = "wasm32"))]
 const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// An f32 tensor living in a storage buffer. Cloning shares the buffer.
+/// An f32 tensor living in a storage buffer. Cloning shares the buffer, which goes back to the
+/// device's pool when the last clone drops.
 #[derive(Clone, Debug)]
 pub struct Tensor {
-    pub buf: wgpu::Buffer,
+    pub buf: Arc<PooledBuffer>,
     pub shape: Vec<usize>,
 }
 
@@ -51,36 +53,48 @@ impl Gpu {
         Ok(bytes)
     }
 
+    /// A buffer for a tensor of `shape`, from the pool when one of its size is free (then `true`).
+    fn alloc(&self, shape: &[usize]) -> Result<(Tensor, bool)> {
+        let size = self.check_shape(shape)?;
+        let (buf, reused) = self.pool.take(size, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size,
+                usage: USAGE,
+                mapped_at_creation: false,
+            })
+        });
+        let t = Tensor {
+            buf,
+            shape: shape.to_vec(),
+        };
+        Ok((t, reused))
+    }
+
     /// A tensor holding `data`, which must have exactly the shape's number of elements.
     pub fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
         self.check_shape(shape)?;
         if data.len() != shape.iter().product::<usize>() {
             bail!("{} values do not fill a tensor of shape {shape:?}", data.len());
         }
-        let buf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: bytemuck::cast_slice(data),
-            usage: USAGE,
-        });
-        Ok(Tensor {
-            buf,
-            shape: shape.to_vec(),
-        })
+        let (t, reused) = self.alloc(shape)?;
+        // The queue writes before the next submission's commands: commands already recorded with
+        // this buffer's previous owner must be submitted first.
+        if reused {
+            self.flush();
+        }
+        self.queue.write_buffer(&t.buf, 0, bytemuck::cast_slice(data));
+        Ok(t)
     }
 
-    /// A zero-filled tensor (wgpu zero-initialises new buffers).
+    /// A zero-filled tensor: a new buffer (wgpu zero-initialises those) or a reused one cleared in
+    /// recording order.
     pub fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
-        let size = self.check_shape(shape)?;
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size,
-            usage: USAGE,
-            mapped_at_creation: false,
-        });
-        Ok(Tensor {
-            buf,
-            shape: shape.to_vec(),
-        })
+        let (t, reused) = self.alloc(shape)?;
+        if reused {
+            self.record(|e| e.clear_buffer(&t.buf, 0, None));
+        }
+        Ok(t)
     }
 
     /// Submits all recorded work and blocks until the GPU has finished it (native only: the
