@@ -1,17 +1,22 @@
 //! Benchmarks. `pggan bench kernels`: GFLOP/s of the convolution passes and the dense layer at PG-GAN
 //! shapes, each beside a plain tiled matrix product (`dense::matmul`) of the same GEMM size on the same
 //! device. `pggan bench train`: images per second of the whole training step at each resolution.
+//! `pggan bench quality`: a fixed small run on the emoji set for a fixed budget, then its SWD.
 
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use serde::Serialize;
 
 use crate::gpu::{Gpu, Tensor};
+use crate::metrics::Swd;
 use crate::nn::config::res_of;
 use crate::nn::NetConfig;
 use crate::ops::{conv, dense};
 use crate::rng::Rng;
+use crate::train::config::TrainConfig;
 use crate::train::step::{self, check_batch, Model, StepConfig, StepInputs};
+use crate::train::trainer::Trainer;
 
 /// One benchmarked layer shape.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
@@ -287,4 +292,62 @@ pub fn train_table(rows: &[TrainRow]) -> String {
         );
     }
     out
+}
+
+/// The quality benchmark's fixed configuration: the emoji set to `max_res` with small networks,
+/// `phase_kimg` thousand images per phase; only the budget and the resolution are settings, so
+/// runs stay comparable.
+pub fn quality_config(max_res: usize, phase_kimg: f64, seed: u64) -> TrainConfig {
+    let mut cfg = TrainConfig::default();
+    cfg.net.max_res = max_res;
+    cfg.net.fmap_base = 1024;
+    cfg.net.fmap_max = 128;
+    cfg.net.latent = 128;
+    cfg.schedule.minibatch = 16;
+    cfg.schedule.phase_kimg = phase_kimg;
+    cfg.seed = seed;
+    cfg
+}
+
+#[derive(Debug, Serialize)]
+pub struct QualityReport {
+    pub kimg: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+    pub swd_images: usize,
+    pub swd: Option<Swd>,
+}
+
+/// Trains `trainer` through its whole schedule, then measures the SWD of `swd_images` images of
+/// its EMA generator against as many real ones.
+pub fn quality(trainer: &mut Trainer, swd_images: usize) -> Result<QualityReport> {
+    let start = Instant::now();
+    let mut phase = usize::MAX;
+    while !trainer.finished() {
+        let pos = trainer.position();
+        if pos.phase != phase {
+            phase = pos.phase;
+            eprintln!(
+                "{:7.1} kimg  {r}x{r} {}  ({:.0} s)",
+                trainer.state.images as f64 / 1000.0,
+                pos.phase_name(),
+                start.elapsed().as_secs_f64(),
+                r = pos.res()
+            );
+        }
+        trainer.step()?;
+        if trainer.state.steps.is_multiple_of(8) {
+            trainer.gpu.wait()?;
+        }
+    }
+    trainer.gpu.wait()?;
+    let seconds = start.elapsed().as_secs_f64();
+    let swd = pollster::block_on(trainer.swd(swd_images, trainer.cfg.seed ^ 0x51ED))?;
+    Ok(QualityReport {
+        kimg: trainer.state.images as f64 / 1000.0,
+        seconds,
+        images_per_second: trainer.state.images as f64 / seconds,
+        swd_images,
+        swd,
+    })
 }

@@ -156,6 +156,24 @@ mod cli {
             #[arg(long, value_delimiter = ',')]
             levels: Vec<usize>,
         },
+        /// Quality at a fixed budget: trains a fixed small configuration on the emoji set through
+        /// its whole schedule, then prints the time and the SWD of its EMA generator.
+        Quality {
+            /// Final resolution (SWD needs 16 or more).
+            #[arg(long, default_value_t = 32)]
+            resolution: usize,
+            /// Thousands of real images per phase: the budget.
+            #[arg(long, default_value_t = 10.0)]
+            phase_kimg: f64,
+            /// Images per side for the SWD.
+            #[arg(long, default_value_t = 2048)]
+            swd_images: usize,
+            #[arg(long, default_value_t = 1)]
+            seed: u64,
+            /// Where the prepared emoji set is cached.
+            #[arg(long, default_value = "runs/cache")]
+            cache: PathBuf,
+        },
         /// GFLOP/s of conv and dense passes beside a plain matmul of the same size.
         Kernels {
             #[arg(long, default_value_t = 16)]
@@ -316,6 +334,41 @@ mod cli {
                         "latent": latent, "minibatch": minibatch, "steps": steps, "warmup": warmup,
                     },
                     "rows": rows,
+                })
+            }
+            BenchWhat::Quality {
+                resolution,
+                phase_kimg,
+                swd_images,
+                seed,
+                cache,
+            } => {
+                let cfg = bench::quality_config(resolution, phase_kimg, seed);
+                cfg.validate()?;
+                let data = commands::load_data("emoji", 3, resolution, &cache)?;
+                let mut trainer = pggan::train::trainer::Trainer::new(gpu, cfg, data)?;
+                let r = bench::quality(&mut trainer, swd_images)?;
+                if !json {
+                    println!(
+                        "quality: emoji to {resolution}x{resolution}, {phase_kimg} kimg per phase ({} kimg): \
+                         {:.1} s, {:.1} img/s",
+                        r.kimg, r.seconds, r.images_per_second
+                    );
+                    match &r.swd {
+                        Some(swd) => {
+                            for (res, d) in &swd.levels {
+                                println!("  SWD x1e3 {:>9} {d:10.3}", format!("{res}x{res}"));
+                            }
+                            println!("  SWD x1e3 {:>9} {:10.3}", "average", swd.average);
+                        }
+                        None => println!("  no SWD below 16x16"),
+                    }
+                }
+                serde_json::json!({
+                    "bench": "quality",
+                    "adapter": adapter,
+                    "config": trainer.cfg,
+                    "result": r,
                 })
             }
             BenchWhat::Kernels {

@@ -228,3 +228,80 @@ fn bad_folders_are_clear_errors() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn metrics_commands() {
+    let root = temp_dir("metrics");
+    // Two folders of smooth random images and one of noise, 16x16.
+    let mut rng = pggan::rng::Rng::new(5);
+    for (name, noise) in [("a", false), ("b", false), ("noise", true)] {
+        std::fs::create_dir_all(root.join(name)).unwrap();
+        for i in 0..16 {
+            let (r, g) = ((rng.next_u64() % 200) as u32, (rng.next_u64() % 200) as u32);
+            let img = image::RgbImage::from_fn(16, 16, |x, y| {
+                let n = (rng.next_u64() % 256) as u8;
+                if noise {
+                    image::Rgb([n, n / 2, 255 - n])
+                } else {
+                    image::Rgb([(r + 3 * x) as u8, (g + 3 * y) as u8, 128])
+                }
+            });
+            img.save(root.join(name).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let cache = root.join("cache");
+    let swd = |fake: &str| -> f64 {
+        let (a, f) = (root.join("a"), root.join(fake));
+        let out = run(&[
+            "metrics",
+            "swd",
+            "--real",
+            a.to_str().unwrap(),
+            "--fake",
+            f.to_str().unwrap(),
+            "--res",
+            "16",
+            "--count",
+            "16",
+            "--cache",
+            cache.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (v["images"].as_u64(), v["swd"]["levels"][0][0].as_u64()),
+            (Some(16), Some(16)),
+            "{v}"
+        );
+        v["swd"]["average"].as_f64().unwrap()
+    };
+    let (similar, noise) = (swd("b"), swd("noise"));
+    println!("SWD a-b {similar:.1}, a-noise {noise:.1}");
+    assert!(similar < noise, "SWD a-b {similar} not below a-noise {noise}");
+
+    let out = run(&[
+        "metrics",
+        "msssim",
+        "--images",
+        root.join("noise").to_str().unwrap(),
+        "--pairs",
+        "20",
+        "--res",
+        "16",
+        "--count",
+        "16",
+        "--cache",
+        cache.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ms = v["ms_ssim"].as_f64().unwrap();
+    assert!((0.0..0.3).contains(&ms), "noise images should be dissimilar: {v}");
+
+    let out = run(&["metrics", "swd", "--cache", cache.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--fake DIR or as --checkpoint C"));
+    let _ = std::fs::remove_dir_all(&root);
+}
