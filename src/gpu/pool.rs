@@ -86,6 +86,8 @@ impl Pool {
             buffer: Some(buffer),
             home: Arc::downgrade(self),
         };
+        // On wasm wgpu's buffers are neither Send nor Sync (the page has one thread); natively they are.
+        #[allow(clippy::arc_with_non_send_sync)]
         (Arc::new(pooled), reused)
     }
 
