@@ -41,8 +41,8 @@ fn g_score_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // Sums of real, fake, real^2 and the penalty terms; and of the G step's fake scores.
-var<workgroup> partial: array<vec4<f32>, 64>;
-var<workgroup> partial_g: array<f32, 64>;
+var<workgroup> sums: array<vec4<f32>, 64>;
+var<workgroup> sums_g: array<f32, 64>;
 
 // out [5] = [L_D, L_G, P, drift * mean(real^2), mean(real) - mean(fake)].
 @compute @workgroup_size(64)
@@ -57,22 +57,22 @@ fn stats(@builtin(local_invocation_index) lid: u32) {
     for (var i = lid; i < p.g_batch; i += 64u) {
         acc_g += g_fake[i];
     }
-    partial[lid] = acc;
-    partial_g[lid] = acc_g;
+    sums[lid] = acc;
+    sums_g[lid] = acc_g;
     workgroupBarrier();
     for (var stride = 32u; stride > 0u; stride /= 2u) {
         if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-            partial_g[lid] += partial_g[lid + stride];
+            sums[lid] += sums[lid + stride];
+            sums_g[lid] += sums_g[lid + stride];
         }
         workgroupBarrier();
     }
     if (lid == 0u) {
-        let mean = partial[0] / f32(p.batch);
+        let mean = sums[0] / f32(p.batch);
         let penalty = p.lambda * mean.w;
         let drift_term = p.drift * mean.z;
         out[0] = mean.y - mean.x + penalty + drift_term;
-        out[1] = -partial_g[0] / f32(p.g_batch);
+        out[1] = -sums_g[0] / f32(p.g_batch);
         out[2] = penalty;
         out[3] = drift_term;
         out[4] = mean.x - mean.y;

@@ -30,8 +30,6 @@ struct Params {
 
 const EPS: f32 = 1e-8;
 
-var<workgroup> partial: array<f32, 256>;
-
 // Index in an x-shaped tensor of activation k of member j of group m.
 fn member(m: u32, j: u32, k: u32) -> u32 {
     return (m + j * p.groups) * p.channels * p.hw + k;
@@ -70,19 +68,6 @@ fn group_dot(m: u32, k: u32, mean: f32) -> f32 {
         acc += (x[i] - mean) * v[i];
     }
     return acc;
-}
-
-// The sum of every invocation's `acc` in the workgroup; call from uniform control flow.
-fn workgroup_sum(lid: u32, acc: f32) -> f32 {
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    return partial[0];
 }
 
 // scratch[m] = s_m.

@@ -28,7 +28,6 @@ const BLOCK: u32 = 2048u;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 var<workgroup> tile: array<f32, BLOCK>;
-var<workgroup> partial: array<f32, 256>;
 
 // The lower element of pair t of a step with distance j: t with a zero bit inserted at bit j.
 fn pair_low(t: u32, j: u32) -> u32 {
@@ -107,15 +106,8 @@ fn abs_diff_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     for (var i = lid; i < p.n; i += 256u) {
         acc += abs(a[r * p.len + i] - b[r * p.len + i]);
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(lid, acc);
     if (lid == 0u) {
-        out[p.offset + r] = partial[0];
+        out[p.offset + r] = total;
     }
 }
