@@ -26,12 +26,12 @@ fn run(args: &[&str]) -> Output {
     out
 }
 
-/// 40 small images in nested folders (PNG and BMP), a truncated PNG and a text file.
+/// 200 small images in nested folders (PNG and BMP), a truncated PNG and a text file.
 fn image_folder(dir: &Path) {
     std::fs::create_dir_all(dir.join("nested")).unwrap();
-    for i in 0..40u32 {
+    for i in 0..200u32 {
         let img = image::RgbImage::from_fn(12, 10, |x, y| {
-            image::Rgb([(i * 6) as u8, (x * 20) as u8, (y * 25) as u8])
+            image::Rgb([(i * 6 % 256) as u8, (x * 20) as u8, (y * 25) as u8])
         });
         let (sub, ext) = if i % 2 == 0 { ("", "png") } else { ("nested", "bmp") };
         img.save(dir.join(sub).join(format!("{i}.{ext}"))).unwrap();
