@@ -1,5 +1,6 @@
 //! Datasets: the pyramid, minibatches (mirroring, fading), the area resampler, decoding, folders and
 //! their cache, the embedded emoji set. CPU only.
+#![cfg(not(target_arch = "wasm32"))]
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use pggan::data::resize::{center_crop, resize};
