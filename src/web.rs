@@ -83,12 +83,14 @@ impl Frame {
 /// What a session runs: a trainer, or only the EMA generator of a checkpoint loaded without data.
 enum Run {
     Train(Box<Trainer>),
-    Sample {
-        gpu: Gpu,
-        ck: Checkpoint,
-        layers: Vec<Layer>,
-        g_ema: Params<Tensor>,
-    },
+    Sample(Box<Sampler>),
+}
+
+struct Sampler {
+    gpu: Gpu,
+    ck: Checkpoint,
+    layers: Vec<Layer>,
+    g_ema: Params<Tensor>,
 }
 
 /// A training run in the page, or a checkpoint's generator to sample from.
@@ -190,7 +192,7 @@ impl Session {
             let layers = arch::generator(&ck.config.net);
             let g_ema = load_params(&gpu, &ck, "g_ema", &layers)?;
             Ok(Session {
-                run: Run::Sample { gpu, ck, layers, g_ema },
+                run: Run::Sample(Box::new(Sampler { gpu, ck, layers, g_ema })),
             })
         }
         .await
@@ -225,7 +227,7 @@ impl Session {
     pub fn status(&self) -> Result<JsValue, JsValue> {
         let (cfg, state) = match &self.run {
             Run::Train(t) => (&t.cfg, &t.state),
-            Run::Sample { ck, .. } => (&ck.config, &ck.state),
+            Run::Sample(s) => (&s.ck.config, &s.ck.state),
         };
         let pos = cfg.position(state.images);
         let dataset = match &self.run {
@@ -235,7 +237,7 @@ impl Session {
                 skipped: t.data.skipped.len(),
                 first_skipped: t.data.skipped.first().map(|s| format!("{}: {}", s.path, s.reason)),
             }),
-            Run::Sample { .. } => None,
+            Run::Sample(_) => None,
         };
         to_js(&Status {
             training: matches!(self.run, Run::Train(_)),
@@ -301,14 +303,14 @@ impl Session {
     fn cfg(&self) -> &TrainConfig {
         match &self.run {
             Run::Train(t) => &t.cfg,
-            Run::Sample { ck, .. } => &ck.config,
+            Run::Sample(s) => &s.ck.config,
         }
     }
 
     async fn full_checkpoint(&self) -> Result<Checkpoint> {
         match &self.run {
             Run::Train(t) => t.checkpoint().await,
-            Run::Sample { ck, .. } => Ok(ck.clone()),
+            Run::Sample(s) => Ok(s.ck.clone()),
         }
     }
 
@@ -316,9 +318,7 @@ impl Session {
     async fn frame(&self, latents: &[f32], cols: usize) -> Result<Frame> {
         let (gpu, state, layers, params) = match &self.run {
             Run::Train(t) => (&t.gpu, &t.state, &t.model.g_layers, &t.model.g_ema),
-            Run::Sample {
-                gpu, ck, layers, g_ema, ..
-            } => (gpu, &ck.state, layers, g_ema),
+            Run::Sample(s) => (&s.gpu, &s.ck.state, &s.layers, &s.g_ema),
         };
         let cfg = self.cfg();
         let pos = cfg.position(state.images);
