@@ -13,6 +13,8 @@ pub mod ops;
 pub mod rng;
 pub mod samples;
 pub mod selftest;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod serve;
 pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

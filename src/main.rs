@@ -98,6 +98,18 @@ mod cli {
             #[arg(long, default_value_t = 3)]
             channels: usize,
         },
+        /// Serve the page on localhost (building its WASM package when missing or stale) and print the URL.
+        Serve {
+            /// 0 picks a free port.
+            #[arg(long, default_value_t = 8000)]
+            port: u16,
+            /// Never run wasm-pack; serve the package that is there.
+            #[arg(long)]
+            no_build: bool,
+            /// The folder to serve (default: this crate's, which holds index.html, web/ and pkg/).
+            #[arg(long, default_value = env!("CARGO_MANIFEST_DIR"))]
+            root: PathBuf,
+        },
         /// Run every kernel on the adapter against its CPU reference and print the table.
         Selftest {
             /// Ask for WebGPU's default limits (what browsers grant) instead of the adapter's.
@@ -259,6 +271,12 @@ mod cli {
                     ExitCode::SUCCESS
                 })
             }
+            Command::Serve { port, no_build, root } => pggan::serve::serve(&pggan::serve::ServeOptions {
+                root,
+                port,
+                build: !no_build,
+            })
+            .map(|()| ExitCode::SUCCESS),
             Command::Selftest { default_limits } => selftest(GpuOptions {
                 adapter: cli.adapter,
                 default_limits,

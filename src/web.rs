@@ -1,11 +1,32 @@
-//! The wasm-bindgen API the page calls.
+//! The wasm-bindgen API the page calls: a training [`Session`] (or, for a checkpoint loaded without
+//! data, a generator to sample from), datasets from the person's files ([`Files`]), sample grids and
+//! latent walks as RGBA ([`Frame`]), checkpoints as bytes in the native format, and the self-test.
+//!
+//! Every method that touches the GPU is async and never blocks: steps are submitted, and the page
+//! awaits the read-back of their losses. A session is used by one call at a time (the page
+//! serialises its calls). Errors reject with a JS `Error` whose message is the anyhow chain.
 
+use anyhow::{anyhow, bail, Result};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::gpu::{Gpu, GpuOptions};
+use crate::checkpoint::Checkpoint;
+use crate::data::{self, Dataset};
+use crate::gpu::{Gpu, GpuOptions, Tensor};
+use crate::nn::arch::{self, Layer};
+use crate::nn::net::Params;
+use crate::samples::{grid, latent_walk};
+use crate::train::config::{TrainConfig, EMOJI};
+use crate::train::trainer::{generate, load_params, sample_latents, Trainer};
 
 fn js_error(e: anyhow::Error) -> JsValue {
-    JsValue::from_str(&format!("{e:#}"))
+    js_sys::Error::new(&format!("{e:#}")).into()
+}
+
+/// A serialisable value as a plain JS object.
+fn to_js(value: &impl Serialize) -> Result<JsValue> {
+    let text = serde_json::to_string(value)?;
+    js_sys::JSON::parse(&text).map_err(|_| anyhow!("cannot hand {text} to the page"))
 }
 
 /// Runs every kernel check on the browser's WebGPU adapter and returns the table as text.
@@ -14,4 +35,299 @@ fn js_error(e: anyhow::Error) -> JsValue {
 pub async fn selftest() -> Result<String, JsValue> {
     let gpu = Gpu::new(&GpuOptions::default()).await.map_err(js_error)?;
     Ok(crate::selftest::report(&gpu).await.0)
+}
+
+/// Image files the person picked or dropped, decoded in wasm when a session starts.
+#[wasm_bindgen]
+pub struct Files {
+    name: String,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+#[wasm_bindgen]
+impl Files {
+    /// An empty set called `name` (shown in the status and stored as the run's `data`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(name: String) -> Files {
+        Files { name, files: vec![] }
+    }
+
+    /// Adds one encoded image (PNG, JPEG, WebP, BMP, GIF); unreadable ones are skipped later.
+    pub fn add(&mut self, name: String, bytes: Vec<u8>) {
+        self.files.push((name, bytes));
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn length(&self) -> usize {
+        self.files.len()
+    }
+}
+
+/// Interleaved RGBA pixels for a canvas's `ImageData`.
+#[wasm_bindgen]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    rgba: Vec<u8>,
+}
+
+#[wasm_bindgen]
+impl Frame {
+    /// A copy of the pixels (`width * height * 4` bytes).
+    #[wasm_bindgen(getter)]
+    pub fn rgba(&self) -> Vec<u8> {
+        self.rgba.clone()
+    }
+}
+
+/// What a session runs: a trainer, or only the EMA generator of a checkpoint loaded without data.
+enum Run {
+    Train(Box<Trainer>),
+    Sample(Box<Sampler>),
+}
+
+struct Sampler {
+    gpu: Gpu,
+    ck: Checkpoint,
+    layers: Vec<Layer>,
+    g_ema: Params<Tensor>,
+}
+
+/// A training run in the page, or a checkpoint's generator to sample from.
+#[wasm_bindgen]
+pub struct Session {
+    run: Run,
+}
+
+/// `status()`'s object.
+#[derive(Serialize)]
+struct Status<'a> {
+    /// False for a sampling-only session.
+    training: bool,
+    finished: bool,
+    resolution: usize,
+    max_resolution: usize,
+    phase: &'static str,
+    alpha: f32,
+    kimg: f64,
+    total_kimg: f64,
+    steps: u64,
+    /// Training time so far (summed over the page's step calls and the native run, if resumed).
+    seconds: f64,
+    dataset: Option<DatasetInfo<'a>>,
+}
+
+#[derive(Serialize)]
+struct DatasetInfo<'a> {
+    name: &'a str,
+    images: usize,
+    skipped: usize,
+    /// The first skipped file and why, for the status line.
+    first_skipped: Option<String>,
+}
+
+/// The dataset of a run: the person's files when given, else the embedded emoji set (which a run
+/// whose `data` names something else cannot silently replace its images with).
+fn dataset(cfg: &mut TrainConfig, files: Option<Files>) -> Result<Dataset> {
+    let (c, r) = (cfg.net.channels, cfg.net.max_res);
+    let data = match files {
+        Some(f) => data::from_files(&f.name, f.files, c, r)?,
+        None if cfg.data == EMOJI => data::emoji(c, r)?,
+        None => bail!(
+            "this run was trained on {:?}: pick those images first, or load the checkpoint to sample only",
+            cfg.data
+        ),
+    };
+    cfg.data = data.name.clone();
+    Ok(data)
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// A new run from a configuration in JSON (any fields of a run's `config.json`; those left out
+    /// keep their defaults) on `files`, or on the embedded emoji set when `files` is undefined.
+    pub async fn create(config_json: String, files: Option<Files>) -> Result<Session, JsValue> {
+        async {
+            let mut cfg = TrainConfig::from_json(&config_json).map_err(|e| anyhow!("the configuration: {e:#}"))?;
+            if files.is_none() {
+                cfg.data = EMOJI.into();
+            }
+            cfg.validate()?;
+            let data = dataset(&mut cfg, files)?;
+            let gpu = Gpu::new(&GpuOptions::default()).await?;
+            Ok(Session {
+                run: Run::Train(Box::new(Trainer::new(gpu, cfg, data)?)),
+            })
+        }
+        .await
+        .map_err(js_error)
+    }
+
+    /// Continues a checkpoint (saved here or by `pggan train`) exactly where it stopped, on `files`
+    /// or, when undefined, on the emoji set if the run was trained on it.
+    pub async fn resume(checkpoint: Vec<u8>, files: Option<Files>) -> Result<Session, JsValue> {
+        async {
+            let mut ck = Checkpoint::from_bytes(&checkpoint)?;
+            if !ck.tensors.keys().any(|k| k.starts_with("d/")) {
+                bail!("this checkpoint holds only a generator (an export): load it to sample, not to train");
+            }
+            ck.config.validate()?;
+            let data = dataset(&mut ck.config, files)?;
+            let gpu = Gpu::new(&GpuOptions::default()).await?;
+            Ok(Session {
+                run: Run::Train(Box::new(Trainer::resume(gpu, &ck, data)?)),
+            })
+        }
+        .await
+        .map_err(js_error)
+    }
+
+    /// Loads a checkpoint (a full one or an exported generator) only to sample from its EMA
+    /// generator; needs no data.
+    pub async fn load(checkpoint: Vec<u8>) -> Result<Session, JsValue> {
+        async {
+            let ck = Checkpoint::from_bytes(&checkpoint)?;
+            ck.config.validate()?;
+            let gpu = Gpu::new(&GpuOptions::default()).await?;
+            let layers = arch::generator(&ck.config.net);
+            let g_ema = load_params(&gpu, &ck, "g_ema", &layers)?;
+            Ok(Session {
+                run: Run::Sample(Box::new(Sampler { gpu, ck, layers, g_ema })),
+            })
+        }
+        .await
+        .map_err(js_error)
+    }
+
+    /// Records and submits up to `n` training steps (fewer when the schedule ends), then awaits the
+    /// last step's losses: `{d_loss, g_loss, penalty, drift, wasserstein}`. Awaiting keeps the
+    /// queue of submitted work short, so the page stays responsive.
+    pub async fn step(&mut self, n: u32) -> Result<JsValue, JsValue> {
+        async {
+            let Run::Train(trainer) = &mut self.run else {
+                bail!("this checkpoint was loaded to sample only: load it with \"resume training\" to train");
+            };
+            let start = js_sys::Date::now();
+            for _ in 0..n {
+                if trainer.finished() {
+                    break;
+                }
+                trainer.step()?;
+            }
+            let stats = trainer.stats().await?;
+            trainer.state.seconds += (js_sys::Date::now() - start) / 1000.0;
+            to_js(&stats)
+        }
+        .await
+        .map_err(js_error)
+    }
+
+    /// Where the run is: `{training, finished, resolution, max_resolution, phase, alpha, kimg,
+    /// total_kimg, steps, seconds, dataset: {name, images, skipped, first_skipped} | null}`.
+    pub fn status(&self) -> Result<JsValue, JsValue> {
+        let (cfg, state) = match &self.run {
+            Run::Train(t) => (&t.cfg, &t.state),
+            Run::Sample(s) => (&s.ck.config, &s.ck.state),
+        };
+        let pos = cfg.position(state.images);
+        let dataset = match &self.run {
+            Run::Train(t) => Some(DatasetInfo {
+                name: &t.data.name,
+                images: t.data.count(),
+                skipped: t.data.skipped.len(),
+                first_skipped: t.data.skipped.first().map(|s| format!("{}: {}", s.path, s.reason)),
+            }),
+            Run::Sample(_) => None,
+        };
+        to_js(&Status {
+            training: matches!(self.run, Run::Train(_)),
+            finished: state.images >= cfg.total_images(),
+            resolution: pos.res(),
+            max_resolution: cfg.net.max_res,
+            phase: pos.phase_name(),
+            alpha: pos.alpha,
+            kimg: state.images as f64 / 1000.0,
+            total_kimg: cfg.total_images() as f64 / 1000.0,
+            steps: state.steps,
+            seconds: state.seconds,
+            dataset,
+        })
+        .map_err(js_error)
+    }
+
+    /// The run's whole configuration as JSON.
+    pub fn config(&self) -> Result<String, JsValue> {
+        serde_json::to_string_pretty(self.cfg()).map_err(|e| js_error(e.into()))
+    }
+
+    /// A `side` x `side` grid from the EMA generator on the run's fixed latents, at the current
+    /// resolution and fade-in, each image scaled (nearest) to the final resolution.
+    pub async fn samples(&self, side: u32) -> Result<Frame, JsValue> {
+        let side = side.max(1) as usize;
+        let latents = sample_latents(self.cfg(), side * side);
+        self.frame(&latents, side).await.map_err(js_error)
+    }
+
+    /// A loop of `frames` images walking spherically through 4 random latents (seeded by the run's
+    /// seed), side by side in one row, each at the final resolution.
+    pub async fn walk(&self, frames: u32) -> Result<Frame, JsValue> {
+        let frames = frames.max(2) as usize;
+        let cfg = self.cfg();
+        let latents = latent_walk(cfg.net.latent, 4, frames, cfg.seed);
+        self.frame(&latents, frames).await.map_err(js_error)
+    }
+
+    /// The checkpoint in the native format (`pggan train --resume` and `pggan generate` read it);
+    /// a sampling-only session returns the checkpoint it loaded.
+    pub async fn checkpoint(&self) -> Result<Vec<u8>, JsValue> {
+        self.full_checkpoint()
+            .await
+            .and_then(|ck| ck.to_bytes())
+            .map_err(js_error)
+    }
+
+    /// A checkpoint holding only the EMA generator (`g_ema/...`) with the configuration and
+    /// position: what `pggan generate` and `pggan interpolate` need, without D or Adam state.
+    pub async fn export_generator(&self) -> Result<Vec<u8>, JsValue> {
+        async {
+            let mut ck = self.full_checkpoint().await?;
+            ck.tensors.retain(|name, _| name.starts_with("g_ema/"));
+            ck.to_bytes()
+        }
+        .await
+        .map_err(js_error)
+    }
+}
+
+impl Session {
+    fn cfg(&self) -> &TrainConfig {
+        match &self.run {
+            Run::Train(t) => &t.cfg,
+            Run::Sample(s) => &s.ck.config,
+        }
+    }
+
+    async fn full_checkpoint(&self) -> Result<Checkpoint> {
+        match &self.run {
+            Run::Train(t) => t.checkpoint().await,
+            Run::Sample(s) => Ok(s.ck.clone()),
+        }
+    }
+
+    /// The EMA generator's images for `latents` in a grid of `cols` columns at the final resolution.
+    async fn frame(&self, latents: &[f32], cols: usize) -> Result<Frame> {
+        let (gpu, state, layers, params) = match &self.run {
+            Run::Train(t) => (&t.gpu, &t.state, &t.model.g_layers, &t.model.g_ema),
+            Run::Sample(s) => (&s.gpu, &s.ck.state, &s.layers, &s.g_ema),
+        };
+        let cfg = self.cfg();
+        let pos = cfg.position(state.images);
+        let images = generate(gpu, &cfg.net, layers, params, latents, pos.level, pos.alpha).await?;
+        let picture = grid(&images, cols, cfg.net.max_res)?;
+        Ok(Frame {
+            width: picture.width as u32,
+            height: picture.height as u32,
+            rgba: picture.rgba(),
+        })
+    }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs whatever is missing (Debian, as root), then runs every test: native on the Vulkan
-# adapter (lavapipe when there is no GPU) and in headless Chromium through WebGPU.
+# adapter (lavapipe when there is no GPU), the wasm API in headless Chromium through WebGPU, and the
+# page end to end (tests/e2e/page.mjs) with checkpoints moving between the page and the native CLI.
 # Idempotent: with everything installed it goes straight to the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ missing=()
 ldconfig -p | grep -q 'libvulkan.so.1 ' || missing+=(libvulkan1)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq
@@ -29,7 +32,35 @@ if [ "$(wasm-pack --version 2>/dev/null)" != "wasm-pack $WASM_PACK_VERSION" ]; t
   cargo install --quiet --force wasm-pack --version "$WASM_PACK_VERSION"
 fi
 
+if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+  echo "== installing playwright-core into tests/e2e (it drives the system's Chromium; no browser download)"
+  (cd tests/e2e && npm install --no-save --no-audit --no-fund --loglevel=error playwright-core@1)
+fi
+
 echo "== native tests (cargo test --release)"
 cargo test --release -- --nocapture 2>&1 | grep -v 'XDG_RUNTIME_DIR'
 echo "== browser tests (wasm-pack test --headless --chrome)"
-CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome --release -- --test web
+# The runner's default limit (20 s for the whole suite) is too short for SwiftShader.
+WASM_BINDGEN_TEST_TIMEOUT=600 CHROMEDRIVER=/usr/bin/chromedriver \
+  wasm-pack test --headless --chrome --release -- --test web
+
+echo "== the page end to end (tests/e2e/page.mjs), checkpoints between the page and the CLI"
+# --no-opt: wasm-opt would be downloaded from GitHub.
+wasm-pack build --target web --release --no-opt
+cargo build --release
+pggan() { target/release/pggan "$@" 2>&1 | { grep -v 'XDG_RUNTIME_DIR' || true; }; }
+e2e=target/e2e
+rm -rf "$e2e" && mkdir -p "$e2e"
+tiny=(--max-res 8 --fmap-base 16 --fmap-max 8 --latent 8 --minibatch 4 --phase-kimg 0.02 --tick-kimg 0.008
+  --checkpoint-ticks 1 --grid 2 --cache "$e2e/cache" --quiet)
+# A native checkpoint for the page to resume and sample.
+pggan train "${tiny[@]}" --total-kimg 0.024 --seed 5 --out "$e2e/native"
+PGGAN_NATIVE_CHECKPOINT="$e2e/native/000-emoji-8/checkpoint.safetensors" node tests/e2e/page.mjs
+# The page's checkpoint and exported generator, natively: images from both, then more training.
+pggan generate --checkpoint "$e2e/page.safetensors" --count 2 --out "$e2e/gen"
+pggan generate --checkpoint "$e2e/page-generator.safetensors" --count 2 --out "$e2e/gen-export"
+cmp "$e2e/gen/000000.png" "$e2e/gen-export/000000.png"
+mkdir -p "$e2e/page-run" && cp "$e2e/page.safetensors" "$e2e/page-run/"
+pggan train --resume "$e2e/page-run/page.safetensors" --total-kimg 0.06 --cache "$e2e/cache" --quiet
+grep -q '"kimg":0.06,' "$e2e/page-run/log.jsonl"
+echo "== all tests passed; screenshots in $e2e/screenshot.png and $e2e/screenshot-native.png"

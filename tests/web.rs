@@ -76,3 +76,181 @@ async fn selftest_passes_in_the_browser() {
     let table = pggan::web::selftest().await.expect("selftest could not run");
     assert!(table.contains(" 0 failed"), "{table}");
 }
+
+// The page's API (src/web.rs) on a tiny run: 8x8 RGB, 8 feature maps, latent 8, minibatch 4,
+// 20 images per phase.
+mod session {
+    use pggan::checkpoint::Checkpoint;
+    use pggan::web::{Files, Frame, Session};
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_test::*;
+
+    const TINY: &str = r#"{"net": {"max_res": 8, "fmap_base": 16, "fmap_max": 8, "latent": 8},
+                           "schedule": {"minibatch": 4, "phase_kimg": 0.02}, "seed": 3}"#;
+
+    /// 12 PNGs of 10x12 pixels in different colours and a file that is not an image.
+    fn files() -> Files {
+        let mut files = Files::new("synthetic".into());
+        for i in 0..12u32 {
+            let img = image::RgbImage::from_fn(10, 12, |x, y| {
+                image::Rgb([(i * 20) as u8, (x * 25) as u8, (y * 20) as u8])
+            });
+            let mut png = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+            files.add(format!("{i}.png"), png.into_inner());
+        }
+        files.add("notes.txt".into(), b"not an image".to_vec());
+        files
+    }
+
+    fn get(obj: &JsValue, path: &str) -> JsValue {
+        path.split('.')
+            .fold(obj.clone(), |o, key| js_sys::Reflect::get(&o, &key.into()).unwrap())
+    }
+
+    fn num(obj: &JsValue, path: &str) -> f64 {
+        get(obj, path)
+            .as_f64()
+            .unwrap_or_else(|| panic!("{path} is not a number"))
+    }
+
+    fn message(e: JsValue) -> String {
+        e.dyn_into::<js_sys::Error>()
+            .expect("errors are JS Error objects")
+            .message()
+            .into()
+    }
+
+    async fn pixels(s: &Session) -> Vec<u8> {
+        s.samples(2).await.unwrap().rgba()
+    }
+
+    #[wasm_bindgen_test]
+    async fn create_step_sample_checkpoint_resume() {
+        let mut s = Session::create(TINY.into(), Some(files())).await.unwrap();
+        let st = s.status().unwrap();
+        assert_eq!(get(&st, "training"), JsValue::TRUE);
+        assert_eq!(
+            (num(&st, "resolution"), num(&st, "max_resolution"), num(&st, "steps")),
+            (4.0, 8.0, 0.0)
+        );
+        assert_eq!((num(&st, "dataset.images"), num(&st, "dataset.skipped")), (12.0, 1.0));
+        assert_eq!(get(&st, "dataset.name").as_string().unwrap(), "synthetic");
+        assert!(get(&st, "dataset.first_skipped")
+            .as_string()
+            .unwrap()
+            .starts_with("notes.txt"));
+        assert_eq!(num(&st, "total_kimg"), 0.06);
+
+        let first = pixels(&s).await;
+        let stats = s.step(6).await.unwrap();
+        for key in ["d_loss", "g_loss", "penalty", "drift", "wasserstein"] {
+            assert!(num(&stats, key).is_finite(), "{key} is not finite");
+        }
+        let st = s.status().unwrap();
+        // 6 steps of 4 images: 24 images, fading in 8x8 (phase 1) with alpha 0.2.
+        assert_eq!(
+            (num(&st, "steps"), num(&st, "kimg"), num(&st, "resolution")),
+            (6.0, 0.024, 8.0)
+        );
+        assert_eq!(get(&st, "phase").as_string().unwrap(), "fade-in");
+        assert!((num(&st, "alpha") - 0.2).abs() < 1e-6);
+
+        let grid: Frame = s.samples(2).await.unwrap();
+        assert_eq!((grid.width, grid.height, grid.rgba().len()), (16, 16, 16 * 16 * 4));
+        assert_ne!(grid.rgba(), first, "training did not change the samples");
+        let walk = s.walk(5).await.unwrap();
+        assert_eq!((walk.width, walk.height, walk.rgba().len()), (40, 8, 40 * 8 * 4));
+
+        // The checkpoint is the native format and resumes exactly: same samples, same next steps.
+        let bytes = s.checkpoint().await.unwrap();
+        let ck = Checkpoint::from_bytes(&bytes).unwrap();
+        assert_eq!((ck.state.steps, ck.config.data.as_str()), (6, "synthetic"));
+        for group in ["g", "d", "g_ema", "g_m", "g_v", "d_m", "d_v"] {
+            assert!(
+                ck.tensors.keys().any(|k| k.starts_with(&format!("{group}/"))),
+                "no {group}"
+            );
+        }
+        let mut resumed = Session::resume(bytes.clone(), Some(files())).await.unwrap();
+        assert_eq!(num(&resumed.status().unwrap(), "steps"), 6.0);
+        assert!(
+            pixels(&resumed).await == pixels(&s).await,
+            "the resumed run samples differently"
+        );
+        let (a, b) = (s.step(3).await.unwrap(), resumed.step(3).await.unwrap());
+        assert_eq!(
+            js_sys::JSON::stringify(&a).unwrap(),
+            js_sys::JSON::stringify(&b).unwrap()
+        );
+        assert!(
+            pixels(&resumed).await == pixels(&s).await,
+            "the runs differ after 3 more steps"
+        );
+
+        // Past the schedule's end, step does nothing and the run is finished.
+        s.step(100).await.unwrap();
+        let st = s.status().unwrap();
+        assert_eq!((num(&st, "kimg"), get(&st, "finished")), (0.06, JsValue::TRUE));
+    }
+
+    #[wasm_bindgen_test]
+    async fn export_and_sample_only() {
+        let mut s = Session::create(TINY.into(), Some(files())).await.unwrap();
+        s.step(2).await.unwrap();
+        let export = s.export_generator().await.unwrap();
+        let ck = Checkpoint::from_bytes(&export).unwrap();
+        assert!(!ck.tensors.is_empty() && ck.tensors.keys().all(|k| k.starts_with("g_ema/")));
+        assert_eq!(ck.state.steps, 2);
+
+        let mut only = Session::load(export.clone()).await.unwrap();
+        let st = only.status().unwrap();
+        assert_eq!(
+            (get(&st, "training"), get(&st, "dataset")),
+            (JsValue::FALSE, JsValue::NULL)
+        );
+        assert_eq!(num(&st, "steps"), 2.0);
+        assert!(
+            pixels(&only).await == pixels(&s).await,
+            "the export samples differently"
+        );
+        assert!(message(only.step(1).await.unwrap_err()).contains("sample only"));
+        // A sampling session hands back what it loaded.
+        assert!(Checkpoint::from_bytes(&only.checkpoint().await.unwrap()).unwrap() == ck);
+        let err = message(Session::resume(export, Some(files())).await.err().unwrap());
+        assert!(err.contains("only a generator"), "{err}");
+
+        // A full checkpoint loads to sample too.
+        let full = Session::load(s.checkpoint().await.unwrap()).await.unwrap();
+        assert!(
+            pixels(&full).await == pixels(&s).await,
+            "the loaded checkpoint samples differently"
+        );
+    }
+
+    #[wasm_bindgen_test]
+    async fn refusals_name_the_problem() {
+        let err = |r: Result<Session, JsValue>| message(r.err().expect("should be refused"));
+        let e = err(Session::create("{not json".into(), Some(files())).await);
+        assert!(e.starts_with("the configuration:"), "{e}");
+        let e = err(Session::create(r#"{"lerning_rate": 1}"#.into(), Some(files())).await);
+        assert!(e.contains("lerning_rate"), "{e}");
+        let e = err(Session::create(r#"{"net": {"max_res": 6}}"#.into(), Some(files())).await);
+        assert!(e.contains("6"), "{e}");
+        // 12 images cannot fill a minibatch of 16.
+        let tiny_16 = TINY.replace("\"minibatch\": 4", "\"minibatch\": 16");
+        let e = err(Session::create(tiny_16, Some(files())).await);
+        assert!(e.contains("fewer than a minibatch"), "{e}");
+        let mut bad = Files::new("bad".into());
+        bad.add("a.png".into(), vec![1, 2, 3]);
+        let e = err(Session::create(TINY.into(), Some(bad)).await);
+        assert!(e.contains("no image"), "{e}");
+
+        // A run on the person's files needs them again to resume, not the emoji set.
+        let s = Session::create(TINY.into(), Some(files())).await.unwrap();
+        let e = err(Session::resume(s.checkpoint().await.unwrap(), None).await);
+        assert!(e.contains("synthetic") && e.contains("sample only"), "{e}");
+        let e = err(Session::load(b"garbage".to_vec()).await);
+        assert!(e.contains("not a pggan checkpoint"), "{e}");
+    }
+}

@@ -1,0 +1,231 @@
+// The page end to end in headless Chromium (playwright-core, the system's /usr/bin/chromium):
+//
+// 1. With WebGPU (SwiftShader, the flags of webdriver.json): start a tiny run on the emoji set through
+//    the page's controls, wait until the sample canvas differs from its first frame, pause, save a
+//    checkpoint and export the generator (downloads into target/e2e/), reload, load the checkpoint
+//    to resume and see the very same samples, resume for a few steps; then load a checkpoint made
+//    by native `pggan train` (PGGAN_NATIVE_CHECKPOINT) to resume and to sample. Any console error
+//    or page error fails the test. Screenshot: target/e2e/screenshot.png.
+// 2. Without WebGPU (no flags: no adapter; and with navigator.gpu removed): the page says so and
+//    what to enable.
+//
+// Run by tests/run.sh after `wasm-pack build --target web` and `cargo build --release`:
+//   node tests/e2e/page.mjs
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const out = join(root, "target/e2e");
+mkdirSync(out, { recursive: true });
+const nativeCheckpoint = process.env.PGGAN_NATIVE_CHECKPOINT;
+const started = Date.now();
+const log = (text) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${text}`);
+
+function fail(text) {
+  throw new Error(text);
+}
+
+// The whole test must end; SwiftShader is slow but the run is tiny.
+const deadline = setTimeout(() => {
+  console.error("e2e: over 300 s, giving up");
+  process.exit(1);
+}, 300_000);
+
+// `pggan serve` on a free port; resolves with its URL.
+function serve() {
+  const server = spawn(join(root, "target/release/pggan"), ["serve", "--port", "0", "--no-build", "--root", root], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((ok, no) => {
+    let text = "";
+    server.stdout.on("data", (d) => {
+      text += d;
+      const url = text.match(/http:\/\/[^\s]+/);
+      if (url) ok({ server, url: url[0] });
+    });
+    server.on("exit", (code) => no(new Error(`pggan serve exited with ${code}: ${text}`)));
+  });
+}
+
+const webgpuFlags = JSON.parse(readFileSync(join(root, "webdriver.json"), "utf8"))["goog:chromeOptions"].args;
+const sandbox = ["--no-sandbox", "--disable-gpu-sandbox"];
+
+async function launch(args) {
+  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: [...new Set([...args, ...sandbox])] });
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1400, height: 1100 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(`console error: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
+  return { browser, page, errors };
+}
+
+async function waitState(page, state, timeout = 120_000) {
+  const states = [state].flat();
+  try {
+    await page.waitForSelector(states.map((s) => `body[data-state="${s}"]`).join(", "), { timeout });
+  } catch {
+    const now = await page.evaluate(() => [document.body.dataset.state, document.getElementById("status").textContent]);
+    fail(`waited ${timeout / 1000}s for state ${state}; the page is ${now[0]}: ${now[1]}`);
+  }
+}
+
+const canvas = (page) => page.evaluate(() => document.getElementById("samples").toDataURL());
+const frames = (page) => page.evaluate(() => Number(document.getElementById("samples").dataset.frames || 0));
+const text = (page, id) => page.evaluate((i) => document.getElementById(i).textContent, id);
+
+async function waitFor(what, check, timeout) {
+  const end = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > end) fail(`waited ${timeout / 1000}s for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function download(page, button, file) {
+  const [d] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
+  await d.saveAs(file);
+  log(`${button}: ${d.suggestedFilename()} -> ${file} (${statSync(file).size} bytes)`);
+}
+
+async function load(page, file, mode) {
+  await page.selectOption("#load-mode", mode);
+  await page.setInputFiles("#load-file", file);
+}
+
+async function withWebGpu(url) {
+  const { browser, page, errors } = await launch(webgpuFlags);
+  try {
+    await page.goto(url);
+    await waitState(page, "idle", 60_000);
+    log("page ready");
+    // A tiny run set through the controls: 8x8, 8 feature maps, latent 8, minibatch 4, long phases.
+    await page.selectOption("#max-res", "8");
+    await page.selectOption("#channels", "3");
+    await page.fill("#minibatch", "4");
+    await page.fill("#phase-kimg", "1");
+    await page.fill("#seed", "7");
+    await page.click("#config-box summary");
+    await page.fill("#fmap-base", "16");
+    await page.fill("#fmap-max", "8");
+    await page.fill("#latent", "8");
+    await page.click("#start");
+    await waitState(page, "running");
+    log(`training: ${await text(page, "status")}`);
+    await waitFor("the first sample frame", async () => (await frames(page)) >= 1, 30_000);
+    const first = await canvas(page);
+    await waitFor("samples that differ from the first frame", async () => (await canvas(page)) !== first, 120_000);
+    log(`samples changed at ${await text(page, "p-kimg")} kimg, ${await text(page, "p-rate")} img/s`);
+    // A few more steps, so that the plots in the screenshot have a shape.
+    await waitFor("8 steps", async () => Number(await text(page, "p-steps")) >= 8, 60_000);
+
+    await page.click("#pause");
+    await waitState(page, "paused");
+    const paused = await canvas(page);
+    const pausedKimg = await text(page, "p-kimg");
+    const pausedSteps = Number(await text(page, "p-steps"));
+    log(`paused at ${pausedKimg} kimg, ${pausedSteps} steps`);
+    if (!(pausedSteps > 0)) fail("no steps were taken");
+    const rate = Number(await text(page, "p-rate"));
+    if (!(rate > 0)) fail(`img/s is ${rate}`);
+    await page.screenshot({ path: join(out, "screenshot.png"), fullPage: true });
+    await download(page, "#save", join(out, "page.safetensors"));
+    await download(page, "#export", join(out, "page-generator.safetensors"));
+
+    await page.reload();
+    await waitState(page, "idle", 60_000);
+    await load(page, join(out, "page.safetensors"), "resume");
+    await waitState(page, "paused");
+    log(`reloaded and resumed: ${await text(page, "status")}`);
+    if ((await text(page, "p-kimg")) !== pausedKimg) fail(`resumed at ${await text(page, "p-kimg")}, saved at ${pausedKimg}`);
+    if ((await canvas(page)) !== paused) fail("the resumed checkpoint samples differently from the saved run");
+    await page.click("#resume");
+    await waitState(page, "running");
+    await waitFor("more steps after resuming", async () => Number(await text(page, "p-steps")) > pausedSteps + 2, 60_000);
+    await page.click("#pause");
+    await waitState(page, "paused");
+    log(`trained on to ${await text(page, "p-kimg")} kimg`);
+
+    if (nativeCheckpoint) {
+      await load(page, nativeCheckpoint, "resume");
+      await waitState(page, ["finished", "paused"], 60_000);
+      const resumed = await canvas(page);
+      log(`native checkpoint resumed: ${await text(page, "status")}`);
+      await load(page, nativeCheckpoint, "sample");
+      await waitState(page, "sampling");
+      if ((await canvas(page)) !== resumed) fail("the native checkpoint samples differently when loaded to sample");
+      const drawn = await page.evaluate(() => {
+        const c = document.getElementById("samples");
+        const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        return { w: c.width, h: c.height, distinct: new Set(px).size };
+      });
+      if (drawn.w !== 64 || drawn.h !== 64 || drawn.distinct < 10) fail(`native samples look wrong: ${JSON.stringify(drawn)}`);
+      const walk = await page.evaluate(() => {
+        const c = document.getElementById("walk");
+        const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        return { w: c.width, frames: c.dataset.frames, distinct: new Set(px).size };
+      });
+      if (walk.w !== 8 || walk.frames !== "24" || walk.distinct < 10) fail(`the latent walk looks wrong: ${JSON.stringify(walk)}`);
+      if ((await page.inputValue("#max-res")) !== "8") fail("the controls do not show the loaded configuration");
+      log(`native checkpoint sampled: ${await text(page, "status")}`);
+      await page.screenshot({ path: join(out, "screenshot-native.png"), fullPage: true });
+    } else {
+      log("PGGAN_NATIVE_CHECKPOINT not set: skipping the native checkpoint (tests/run.sh sets it)");
+    }
+    await page.click("#selftest");
+    await waitState(page, "busy", 5_000).catch(() => {});
+    await waitState(page, ["sampling", "paused", "finished"], 180_000);
+    const table = await text(page, "selftest-output");
+    if (!table.includes(" 0 failed")) fail(`the page's self-test failed:\n${table}\n${await text(page, "status")}`);
+    log(`self-test in the page: ${table.trim().split("\n").slice(-2).join(" | ")}`);
+    if (errors.length) fail(`errors in the page:\n${errors.join("\n")}`);
+  } finally {
+    await browser.close();
+  }
+}
+
+async function withoutWebGpu(url) {
+  const cases = [
+    { name: "no adapter (WebGPU flags off)", init: null, expect: "no GPU adapter" },
+    {
+      name: "no navigator.gpu",
+      init: () => Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined }),
+      expect: "navigator.gpu is missing",
+    },
+  ];
+  for (const c of cases) {
+    const { browser, page, errors } = await launch([]);
+    try {
+      if (c.init) await page.addInitScript(c.init);
+      await page.goto(url);
+      await waitState(page, "no-webgpu", 30_000);
+      const message = await text(page, "gpu-message");
+      if (!(await page.isVisible("#gpu-message"))) fail(`${c.name}: the message is hidden`);
+      if (!message.includes(c.expect) || !message.includes("chrome://flags/#enable-unsafe-webgpu")) {
+        fail(`${c.name}: unexpected message: ${message}`);
+      }
+      if (!(await page.isDisabled("#start"))) fail(`${c.name}: Start is enabled`);
+      const pageErrors = errors.filter((e) => e.startsWith("page error"));
+      if (pageErrors.length) fail(`${c.name}: ${pageErrors.join("\n")}`);
+      log(`without WebGPU (${c.name}): "${message.slice(0, 90)}…"`);
+    } finally {
+      await browser.close();
+    }
+  }
+}
+
+const { server, url } = await serve();
+log(`serving ${url}`);
+try {
+  await withWebGpu(url);
+  await withoutWebGpu(url);
+  log("e2e passed");
+} finally {
+  server.kill();
+  clearTimeout(deadline);
+}
