@@ -277,6 +277,23 @@ impl Session {
         self.frame(&latents, frames).await.map_err(js_error)
     }
 
+    /// The sliced Wasserstein distance (x1e3, PAPER.md) between `swd_images` images of the EMA
+    /// generator and as many real ones at the current resolution: `{levels: [[res, value], ...],
+    /// average}`, or null below 16x16. It draws from its own RNG: measuring never changes the run.
+    pub async fn swd(&self) -> Result<JsValue, JsValue> {
+        async {
+            let Run::Train(trainer) = &self.run else {
+                bail!("the SWD compares with the training images: load the checkpoint with \"resume training\"");
+            };
+            let swd = trainer
+                .swd(trainer.cfg.swd_images, trainer.cfg.seed ^ trainer.state.steps)
+                .await?;
+            to_js(&swd)
+        }
+        .await
+        .map_err(js_error)
+    }
+
     /// The checkpoint in the native format (`pggan train --resume` and `pggan generate` read it);
     /// a sampling-only session returns the checkpoint it loaded.
     pub async fn checkpoint(&self) -> Result<Vec<u8>, JsValue> {

@@ -15,6 +15,9 @@ let session = null;
 let running = false;
 let loop = Promise.resolve();
 let history = [];
+// Sliced Wasserstein distances measured so far ({kimg, swd}) and the kimg of the next one.
+let swdHistory = [];
+let nextSwd = 0;
 let chosen = { name: "", files: [] };
 let walkTimer = null;
 
@@ -147,6 +150,8 @@ function adopt(next) {
   if (session) session.free();
   session = next;
   history = [];
+  swdHistory = [];
+  nextSwd = 0;
   rate.reset();
   const cfg = session.config();
   $("config-json").textContent = cfg;
@@ -194,6 +199,21 @@ function drawPlots() {
   for (const [key, title] of Object.entries(SERIES)) {
     plot($(`plot-${key}`), title, history.map((h) => [h.kimg, h[key]]));
   }
+  plot($("plot-swd"), "SWD x1e3 (average over levels)", swdHistory.map((h) => [h.kimg, h.swd]));
+}
+
+// Every swd_ticks ticks of the run's configuration (as the CLI logs it), from 16x16 on.
+async function measureSwd(st) {
+  const cfg = JSON.parse(session.config());
+  if (cfg.swd_ticks === 0 || st.kimg < nextSwd) return;
+  const every = cfg.swd_ticks * cfg.tick_kimg;
+  nextSwd = (Math.floor(st.kimg / every) + 1) * every;
+  say(`Measuring the sliced Wasserstein distance (${cfg.swd_images} images)…`);
+  const swd = await serial(() => session.swd());
+  say("Training…");
+  if (swd === null) return;
+  swdHistory.push({ kimg: st.kimg, swd: swd.average });
+  $("p-swd").textContent = `${swd.average.toFixed(1)} at ${st.kimg.toFixed(1)} kimg`;
 }
 
 function drawFrame(frame, canvas) {
@@ -245,6 +265,7 @@ async function trainLoop() {
       rate.update(st.kimg * 1000);
       showProgress(st);
       drawPlots();
+      await measureSwd(st);
       if (st.finished) running = false;
       else if (performance.now() - lastSamples > SAMPLE_EVERY_MS) {
         await refreshSamples();
@@ -388,6 +409,8 @@ function wire() {
     session.free();
     session = null;
     history = [];
+    swdHistory = [];
+    nextSwd = 0;
     clearInterval(walkTimer);
     for (const id of ["samples", "walk"]) $(id).getContext("2d").clearRect(0, 0, $(id).width, $(id).height);
     drawPlots();
