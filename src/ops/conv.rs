@@ -17,15 +17,44 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/conv.wgsl"),
 };
 
-/// Output tile edge and reduction slice depth of the shader's GEMM.
-const TILE: usize = 64;
-const TK: usize = 16;
+/// A tile shape of the shader's GEMM (its override constants): `rows` x 4096 / `rows` outputs per
+/// workgroup, reduced in slices of `depth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub rows: usize,
+    pub depth: usize,
+}
+
+impl Tile {
+    pub fn cols(&self) -> usize {
+        4096 / self.rows
+    }
+}
+
+/// The tile shapes, widest rows first. The depth shrinks as the tile widens so the staged slices,
+/// depth x (rows + cols) values, fit the shader's 10.5 KiB of workgroup memory.
+pub const TILES: [Tile; 4] = [
+    Tile { rows: 64, depth: 16 },
+    Tile { rows: 32, depth: 16 },
+    Tile { rows: 16, depth: 8 },
+    Tile { rows: 8, depth: 4 },
+];
+
+/// The tile for a GEMM of m x ncol outputs over kdim terms: the one that computes the fewest products
+/// once m, ncol and kdim are rounded up to its rows, columns and depth (the padding is wasted work),
+/// the squarest on a tie (it stages the fewest values per product). So 64x64 serves wide layers, and
+/// layers with few output rows (8 to 32 channels, toRGB's 3) take a narrower, wider tile.
+pub fn tile_for(m: usize, ncol: usize, kdim: usize) -> Tile {
+    let padded = |t: &Tile| m.next_multiple_of(t.rows) * ncol.next_multiple_of(t.cols()) * kdim.next_multiple_of(t.depth);
+    *TILES.iter().min_by_key(|t| padded(t)).unwrap()
+}
+
 /// Split the reduction (split-K) until about this many workgroups run, when the output tiles alone
 /// are fewer: small layers (4x4 and 8x8 maps, weight gradients) would otherwise leave most of a GPU
 /// idle. Each split still reduces over at least `MIN_CHUNK` terms, so its partial sums are worth
 /// their extra pass.
 const TARGET_GROUPS: usize = 256;
-const MIN_CHUNK: usize = 4 * TK;
+const MIN_CHUNK: usize = 64;
 
 /// The sizes of one convolution: batch, input and output channels, spatial size, kernel size.
 #[derive(Clone, Copy, Debug)]
@@ -121,10 +150,11 @@ fn gemm(
     gain: f32,
     accumulate: bool,
 ) -> Result<()> {
-    let (tiles_m, tiles_n) = (m.div_ceil(TILE), ncol.div_ceil(TILE));
+    let tile = tile_for(m, ncol, kdim);
+    let (tiles_m, tiles_n) = (m.div_ceil(tile.rows), ncol.div_ceil(tile.cols()));
     let wanted = TARGET_GROUPS.div_ceil(tiles_m * tiles_n);
     let splits = wanted.min(kdim / MIN_CHUNK).max(1);
-    let chunk = kdim.div_ceil(splits).div_ceil(TK) * TK;
+    let chunk = kdim.div_ceil(splits).next_multiple_of(tile.depth);
     let splits = kdim.div_ceil(chunk);
     // Column tiles spread over x and y (the shader rebuilds their index), row tiles and splits over z.
     let max = gpu.limits.max_compute_workgroups_per_dimension as usize;
@@ -155,13 +185,14 @@ fn gemm(
         .map(|v| v as u32)
     };
     let groups = Dispatch::Groups(grid.map(|g| g as u32));
+    let constants = [("TM", tile.rows as u32), ("TK", tile.depth as u32)];
     if splits == 1 {
-        return gpu.launch(&SHADER, entry, &params(accumulate), &[a, b, out], groups);
+        return gpu.launch_with(&SHADER, entry, &constants, &params(accumulate), &[a, b, out], groups);
     }
     // Each split writes its own slice; the slices are then summed into the output. The scratch
     // buffer may be dropped here: wgpu keeps it alive until the recorded commands have run.
     let slices = gpu.zeros(&[splits, m * ncol])?;
-    gpu.launch(&SHADER, entry, &params(false), &[a, b, &slices], groups)?;
+    gpu.launch_with(&SHADER, entry, &constants, &params(false), &[a, b, &slices], groups)?;
     gpu.launch(
         &SHADER,
         "sum_splits",
