@@ -8,11 +8,11 @@
 //                        transposed, B = im2col(dy) (the flip turns the transposed convolution into
 //                        the same 'same'-padded window as the forward)
 //   backward_weight (2): M = Cout, NC = Cin*K*K (taps),     k = (n, h, w)     A = dy, B = im2col(x)^T
-// A workgroup of 256 invocations computes a TM x TN tile of C (TM * TN = 4096), 4x4 outputs per
-// invocation, staging TK-deep slices of A and B in workgroup memory. TM and TK are override constants
-// that the launcher picks per shape (src/ops/conv.rs): 64x64 tiles for wide layers, down to 8x512 so
-// that few output rows (small channel counts, toRGB's 3) do not leave most of a tile empty; TK
-// shrinks with TM so the wider B slices still fit the workgroup memory. The reduction may be split
+// A workgroup computes a TM x TN tile of C, one invocation per 4x4 block of it (64 or 256 invocations),
+// staging TK-deep slices of A and B in workgroup memory. TM, TN and TK are override constants that
+// the launcher picks per shape (src/ops/conv.rs): 64x64 tiles for wide layers, narrower or smaller
+// ones (down to 8 rows) so that few output rows or columns (small channel counts, toRGB's 3, the
+// taps of a weight gradient) do not leave most of a tile empty. The reduction may be split
 // over wid.z (split-K, when the tiles alone would not fill the device): each split then writes its
 // own slice of a scratch buffer, and `sum_splits` adds the slices into the output.
 //
@@ -42,12 +42,14 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;   // x (modes 0, 2), dy (mode 1)
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-override TM: u32 = 64u;  // tile rows: 64, 32, 16 or 8
-override TK: u32 = 16u;  // reduction slice depth; TK * (TM + TN) + padding fits `stage`
-override TN: u32 = 4096u / TM;
-// Invocations per staged reduction row: each stages TM / GROUP values of A (at most 4; fewer than one
-// for narrow tiles, so some stage none) and TN / GROUP of B (at most 8).
-override GROUP: u32 = 256u / TK;
+override TM: u32 = 64u;  // tile rows
+override TN: u32 = 64u;  // tile columns
+override TK: u32 = 16u;  // reduction slice depth, at most TM / 2
+// One invocation per 4x4 block of the tile: at most 256.
+override WG: u32 = TM * TN / 16u;
+// Invocations per staged reduction row: each stages TM / GROUP values of A (fewer than one for some
+// tiles, so some invocations stage none) and TN / GROUP = 16 TK / TM <= 8 of B.
+override GROUP: u32 = WG / TK;
 // The staged slices are rows of TM (A) or TN (B) values read as vec4s, so an invocation fetches its
 // 4 rows of A and 4 columns of B with one load each. Rows are one vec4 longer than needed, so that
 // the invocations of mode 2 storing down a column hit 8 banks instead of one.
@@ -56,7 +58,7 @@ override B_ROW: u32 = TN / 4u + 1u;
 override B_BASE: u32 = TK * A_ROW;
 
 // A[m, k] at (k * A_ROW + m / 4)[m % 4], then B[k, col] at (B_BASE + k * B_ROW + col / 4)[col % 4].
-// 672 vec4s (10.5 KiB) hold the largest variant, TM 32 with TK 16.
+// 672 vec4s (10.5 KiB) hold the largest variant, 32x128 tiles with TK 16.
 var<workgroup> stage: array<vec4<f32>, 672>;
 
 // v as three mixed-radix digits (v / (r1 r0), v / r0 % r1, v % r0).
@@ -190,19 +192,19 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
     gemm(0u, wid, nwg, lid);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn backward_data(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     gemm(1u, wid, nwg, lid);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
     gemm(2u, wid, nwg, lid);

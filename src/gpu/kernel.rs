@@ -83,7 +83,12 @@ impl Gpu {
         Ok(m)
     }
 
-    fn pipeline(&self, shader: &Shader, entry: &'static str, constants: &[(&'static str, u32)]) -> Result<Arc<Pipeline>> {
+    fn pipeline(
+        &self,
+        shader: &Shader,
+        entry: &'static str,
+        constants: &[(&'static str, u32)],
+    ) -> Result<Arc<Pipeline>> {
         let key = (shader.name, entry, constants.to_vec());
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
