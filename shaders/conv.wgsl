@@ -8,20 +8,23 @@
 //                        transposed, B = im2col(dy) (the flip turns the transposed convolution into
 //                        the same 'same'-padded window as the forward)
 //   backward_weight (2): M = Cout, NC = Cin*K*K (taps),     k = (n, h, w)     A = dy, B = im2col(x)^T
-// A workgroup of 256 invocations computes a 64x64 tile of C, 4x4 outputs per invocation, staging
-// 16-deep slices of A and B in workgroup memory. The reduction may be split over wid.z (split-K,
-// when the tiles alone would not fill the device): each split then writes its own slice of a
-// scratch buffer, and `sum_splits` adds the slices into the output.
+// A workgroup computes a TM x TN tile of C, one invocation per 4x4 block of it (64 or 256 invocations),
+// staging TK-deep slices of A and B in workgroup memory. TM, TN and TK are override constants that
+// the launcher picks per shape (src/ops/conv.rs): 64x64 tiles for wide layers, narrower or smaller
+// ones (down to 8 rows) so that few output rows or columns (small channel counts, toRGB's 3, the
+// taps of a weight gradient) do not leave most of a tile empty. The reduction may be split
+// over wid.z (split-K, when the tiles alone would not fill the device): each split then writes its
+// own slice of a scratch buffer, and `sum_splits` adds the slices into the output.
 //
-// Every invocation stages one reduction row k per slice (for both A and B) and four fixed values of
-// the other index, so it decomposes k into its three digits once and then advances them by 16 with
-// carries: no integer division in the main loop.
+// Every invocation stages one reduction row k per slice (for both A and B) and a fixed set of values
+// of the other index, so it decomposes k into its three digits once and then advances them by TK
+// with carries: no integer division in the main loop.
 
 struct Params {
     m: u32,           // rows of C
     ncol: u32,        // columns of C
     kdim: u32,        // reduction length
-    chunk: u32,       // reduction length of one split (a multiple of 16)
+    chunk: u32,       // reduction length of one split (a multiple of TK)
     tiles_m: u32,
     tiles_n: u32,
     cin: u32,
@@ -39,15 +42,24 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;   // x (modes 0, 2), dy (mode 1)
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const TILE: u32 = 64u;
-const TK: u32 = 16u;
-// The staged slices are rows of 64 values read as vec4s, so an invocation fetches its 4 rows of A
-// and 4 columns of B with one load each. Rows are 17 vec4s (68 values), not 16, so that the 16
-// invocations of mode 2 storing down a column hit 8 banks instead of one.
-const STRIDE: u32 = 17u;
+override TM: u32 = 64u;  // tile rows
+override TN: u32 = 64u;  // tile columns
+override TK: u32 = 16u;  // reduction slice depth, at most TM / 2
+// One invocation per 4x4 block of the tile: at most 256.
+override WG: u32 = TM * TN / 16u;
+// Invocations per staged reduction row: each stages TM / GROUP values of A (fewer than one for some
+// tiles, so some invocations stage none) and TN / GROUP = 16 TK / TM <= 8 of B.
+override GROUP: u32 = WG / TK;
+// The staged slices are rows of TM (A) or TN (B) values read as vec4s, so an invocation fetches its
+// 4 rows of A and 4 columns of B with one load each. Rows are one vec4 longer than needed, so that
+// the invocations of mode 2 storing down a column hit 8 banks instead of one.
+override A_ROW: u32 = TM / 4u + 1u;
+override B_ROW: u32 = TN / 4u + 1u;
+override B_BASE: u32 = TK * A_ROW;
 
-var<workgroup> a_tile: array<vec4<f32>, 272>;  // [TK][STRIDE]: A[m, k] at (k * STRIDE + m / 4)[m % 4]
-var<workgroup> b_tile: array<vec4<f32>, 272>;  // [TK][STRIDE]: B[k, col] likewise
+// A[m, k] at (k * A_ROW + m / 4)[m % 4], then B[k, col] at (B_BASE + k * B_ROW + col / 4)[col % 4].
+// 672 vec4s (10.5 KiB) hold the largest variant, 32x128 tiles with TK 16.
+var<workgroup> stage: array<vec4<f32>, 672>;
 
 // v as three mixed-radix digits (v / (r1 r0), v / r0 % r1, v % r0).
 fn digits(v: u32, r1: u32, r0: u32) -> vec3<u32> {
@@ -88,45 +100,46 @@ fn column_radices(mode: u32) -> vec2<u32> {
 }
 
 fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
-    // Column tiles run over x and y so that batch*H*W / 64 may exceed 65535.
+    // Column tiles run over x and y so that batch*H*W / TN may exceed 65535.
     let tile_n = wid.y * nwg.x + wid.x;
     if (tile_n >= p.tiles_n) {
         return;
     }
     let tile_m = wid.z % p.tiles_m;
     let split = wid.z / p.tiles_m;
-    let m0 = tile_m * TILE;
-    let c0 = tile_n * TILE;
+    let m0 = tile_m * TM;
+    let c0 = tile_n * TN;
     let kbeg = split * p.chunk;
     let kend = min(kbeg + p.chunk, p.kdim);
     let kk = p.ks * p.ks;
 
-    // What this invocation stages: reduction row `krow`, and rows m0 + other + 16i of A and
-    // columns c0 + other + 16i of B. Along the fast index of global memory consecutive
+    // What this invocation stages: reduction row `krow`, and rows m0 + other + GROUP i of A and
+    // columns c0 + other + GROUP i of B. Along the fast index of global memory consecutive
     // invocations take consecutive values: the pixel columns in modes 0 and 1, the pixel rows
     // in mode 2.
-    let krow = select(lid / 16u, lid % 16u, mode == 2u);
-    let other = select(lid % 16u, lid / 16u, mode == 2u);
+    let krow = select(lid / GROUP, lid % TK, mode == 2u);
+    let other = select(lid % GROUP, lid / TK, mode == 2u);
     let rr = reduction_radices(mode);
     let cr = column_radices(mode);
     var kd = digits(kbeg + krow, rr.x, rr.y);
     let kstep = digits(TK, rr.x, rr.y);
-    var cols: array<vec3<u32>, 4>;
-    for (var i = 0u; i < 4u; i++) {
-        cols[i] = digits(c0 + other + 16u * i, cr.x, cr.y);
+    let nb = TN / GROUP;
+    var cols: array<vec3<u32>, 8>;
+    for (var i = 0u; i < nb; i++) {
+        cols[i] = digits(c0 + other + GROUP * i, cr.x, cr.y);
     }
     // The channel count of the tensor B reads.
     let b_channels = select(p.cin, p.cout, mode == 1u);
 
     var acc: array<vec4<f32>, 4>;
-    let tx = lid % 16u;
-    let ty = lid / 16u;
+    let tx = lid % (TN / 4u);
+    let ty = lid / (TN / 4u);
     for (var k0 = kbeg; k0 < kend; k0 += TK) {
         let k = k0 + krow;
         let live = k < kend;
         let tap = kd.y * p.ks + kd.z;
-        for (var i = 0u; i < 4u; i++) {
-            let m = m0 + other + 16u * i;
+        for (var r = other; r < TM; r += GROUP) {
+            let m = m0 + r;
             var av = 0.0;
             if (live && m < p.m) {
                 switch mode {
@@ -135,21 +148,24 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
                     default: { av = a[((kd.x * p.cout + m) * p.h + kd.y) * p.w + kd.z]; }
                 }
             }
-            a_tile[krow * STRIDE + other / 4u + 4u * i][other % 4u] = av;
+            stage[krow * A_ROW + r / 4u][r % 4u] = av;
+        }
+        for (var i = 0u; i < nb; i++) {
+            let c = other + GROUP * i;
             var bv = 0.0;
-            if (live && c0 + other + 16u * i < p.ncol) {
+            if (live && c0 + c < p.ncol) {
                 if (mode == 2u) {
                     bv = im2col(b_channels, kd, cols[i]);
                 } else {
                     bv = im2col(b_channels, cols[i], kd);
                 }
             }
-            b_tile[krow * STRIDE + other / 4u + 4u * i][other % 4u] = bv;
+            stage[B_BASE + krow * B_ROW + c / 4u][c % 4u] = bv;
         }
         workgroupBarrier();
         for (var r = 0u; r < TK; r++) {
-            let av = a_tile[r * STRIDE + ty];
-            let bv = b_tile[r * STRIDE + tx];
+            let av = stage[r * A_ROW + ty];
+            let bv = stage[B_BASE + r * B_ROW + tx];
             acc[0] += av.x * bv;
             acc[1] += av.y * bv;
             acc[2] += av.z * bv;
@@ -176,19 +192,19 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
     gemm(0u, wid, nwg, lid);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn backward_data(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     gemm(1u, wid, nwg, lid);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
     gemm(2u, wid, nwg, lid);

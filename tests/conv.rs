@@ -5,7 +5,7 @@
 mod common;
 
 use pggan::check::{f64s, finite_difference_error};
-use pggan::ops::conv::{self, ConvShape};
+use pggan::ops::conv::{self, plan, ConvShape, Plan, TILES};
 use pggan::rng::Rng;
 
 /// The forward is linear, so central differences in f64 are exact up to rounding (about 1e-9 here).
@@ -85,8 +85,8 @@ fn launchers_refuse_bad_shapes() {
 #[test]
 fn forward_refuses_a_grid_over_the_limit() {
     let gpu = common::gpu();
-    // 65536 * 64 + 1 output channels of a 1x1 image: 65537 row tiles, one more than a grid
-    // dimension allows. (Pixel tiles never overflow: they spread over x and y.)
+    // 65536 * 64 + 1 output channels of a 1x1 image: over 65536 row tiles of any height, more than a
+    // grid dimension allows. (Pixel tiles never overflow: they spread over x and y.)
     let cout = 65536 * 64 + 1;
     let (x, w, y) = (
         gpu.zeros(&[1, 1, 1, 1]).unwrap(),
@@ -95,4 +95,48 @@ fn forward_refuses_a_grid_over_the_limit() {
     );
     let e = conv::forward(&gpu, &x, &w, &y, 1.0).unwrap_err().to_string();
     assert!(e.contains("over this device's limit"), "{e}");
+}
+
+#[test]
+fn tiles_fit_webgpu_default_limits() {
+    for t in TILES {
+        assert!(t.rows % 4 == 0 && t.cols % 4 == 0 && t.invocations() <= 256, "{t:?}");
+        // An invocation stages at most 8 values of B per slice (the shader's `cols` array), and the
+        // slices, padded by a vec4 per row, fit its 672 vec4s of workgroup memory.
+        assert!(t.depth * 16 <= 8 * t.rows, "{t:?}");
+        assert!(t.invocations() % t.depth == 0, "{t:?}");
+        assert!(t.depth * (t.rows / 4 + 1 + t.cols / 4 + 1) <= 672, "{t:?}");
+    }
+}
+
+#[test]
+fn plans_pick_tiles_and_splits_by_shape() {
+    // A wide layer (128->128 3x3 at 64x64, forward): square tiles.
+    assert_eq!(plan(128, 4096, 1152, None).tile, TILES[0]);
+    // toRGB forward (3 rows) and a small layer's forward (8->8 at 16x16, batch 8): 8-row tiles.
+    assert_eq!(plan(3, 2048, 8, None).tile.rows, 8);
+    assert_eq!(plan(8, 2048, 72, None).tile.rows, 8);
+    // Its weight gradient: an 8 x 72 output over 2048 pixels takes a 64-invocation tile, split.
+    let p = plan(8, 72, 2048, None);
+    assert_eq!(p.tile.invocations(), 64, "{p:?}");
+    assert!(p.splits > 1, "{p:?}");
+    // 512->512 weight gradient at 4x4, batch 16: enough tiles, no split.
+    assert_eq!(plan(512, 4608, 256, None).splits, 1);
+    // Under two chunks of reduction: no split.
+    assert_eq!(plan(3, 27, 100, None).splits, 1);
+    for (m, ncol, kdim) in [(8, 72, 2048), (128, 1152, 65536), (3, 3, 5), (70, 603, 192)] {
+        for tile in std::iter::once(None).chain(TILES.map(Some)) {
+            let Plan { tile: t, splits, chunk } = plan(m, ncol, kdim, tile);
+            assert!(tile.is_none() || tile == Some(t));
+            // Chunks are whole slices, cover the reduction and none is empty.
+            assert!(
+                chunk % t.depth == 0 && chunk >= 64.min(kdim),
+                "{m} {ncol} {kdim}: {t:?} {chunk}"
+            );
+            assert!(
+                splits * chunk >= kdim && (splits - 1) * chunk < kdim,
+                "{splits} x {chunk} for {kdim}"
+            );
+        }
+    }
 }

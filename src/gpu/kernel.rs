@@ -57,6 +57,9 @@ pub(super) struct Module {
     info: naga::valid::ModuleInfo,
 }
 
+/// A pipeline's cache key: shader name, entry point, and the override constants it was compiled with.
+pub(super) type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u32)>);
+
 pub(super) struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
@@ -80,8 +83,14 @@ impl Gpu {
         Ok(m)
     }
 
-    fn pipeline(&self, shader: &Shader, entry: &'static str) -> Result<Arc<Pipeline>> {
-        if let Some(p) = self.pipelines.lock().unwrap().get(&(shader.name, entry)) {
+    fn pipeline(
+        &self,
+        shader: &Shader,
+        entry: &'static str,
+        constants: &[(&'static str, u32)],
+    ) -> Result<Arc<Pipeline>> {
+        let key = (shader.name, entry, constants.to_vec());
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
         let module = self.module(shader)?;
@@ -100,12 +109,16 @@ impl Gpu {
             .filter_map(|(_, var)| var.binding.as_ref().map(|b| b.binding))
             .collect();
         bindings.sort_unstable();
+        let constants: Vec<(&str, f64)> = constants.iter().map(|&(name, v)| (name, v as f64)).collect();
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),
             layout: None,
             module: &module.wgpu,
             entry_point: Some(entry),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                ..Default::default()
+            },
             cache: None,
         });
         let p = Arc::new(Pipeline {
@@ -114,7 +127,7 @@ impl Gpu {
             bindings,
             workgroup_size: module.naga.entry_points[index].workgroup_size,
         });
-        self.pipelines.lock().unwrap().insert((shader.name, entry), p.clone());
+        self.pipelines.lock().unwrap().insert(key, p.clone());
         Ok(p)
     }
 
@@ -131,7 +144,21 @@ impl Gpu {
         tensors: &[&Tensor],
         dispatch: Dispatch,
     ) -> Result<()> {
-        let p = self.pipeline(shader, entry)?;
+        self.launch_with(shader, entry, &[], params, tensors, dispatch)
+    }
+
+    /// `launch` of the pipeline compiled with the shader's `override` constants set to `constants`
+    /// (by name; the rest keep their defaults). Each distinct set is compiled once and cached.
+    pub fn launch_with(
+        &self,
+        shader: &Shader,
+        entry: &'static str,
+        constants: &[(&'static str, u32)],
+        params: &[u32],
+        tensors: &[&Tensor],
+        dispatch: Dispatch,
+    ) -> Result<()> {
+        let p = self.pipeline(shader, entry, constants)?;
         let what = || format!("{}.{entry}", shader.name);
         let groups = self
             .groups(dispatch, p.workgroup_size[0])

@@ -17,15 +17,82 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/conv.wgsl"),
 };
 
-/// Output tile edge and reduction slice depth of the shader's GEMM.
-const TILE: usize = 64;
-const TK: usize = 16;
-/// Split the reduction (split-K) until about this many workgroups run, when the output tiles alone
-/// are fewer: small layers (4x4 and 8x8 maps, weight gradients) would otherwise leave most of a GPU
-/// idle. Each split still reduces over at least `MIN_CHUNK` terms, so its partial sums are worth
-/// their extra pass.
-const TARGET_GROUPS: usize = 256;
-const MIN_CHUNK: usize = 4 * TK;
+/// A tile shape of the shader's GEMM (its override constants): `rows` x `cols` outputs per workgroup
+/// of rows * cols / 16 invocations, reduced in slices of `depth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub rows: usize,
+    pub cols: usize,
+    pub depth: usize,
+}
+
+impl Tile {
+    /// One invocation per 4x4 block of outputs.
+    pub fn invocations(&self) -> usize {
+        self.rows * self.cols / 16
+    }
+}
+
+const fn tile(rows: usize, cols: usize, depth: usize) -> Tile {
+    Tile { rows, cols, depth }
+}
+
+/// The tile shapes: 256 invocations, then 64. Each depth is at most rows / 2 (an invocation stages
+/// at most 8 values of B per slice) and the staged slices, depth x (rows + cols) values, fit the
+/// shader's 10.5 KiB of workgroup memory.
+pub const TILES: [Tile; 7] = [
+    tile(64, 64, 16),
+    tile(32, 128, 16),
+    tile(16, 256, 8),
+    tile(8, 512, 4),
+    tile(32, 32, 16),
+    tile(16, 64, 8),
+    tile(8, 128, 4),
+];
+
+/// The cost, in products, of staging one value (an im2col load with its bounds checks and a store
+/// to workgroup memory) relative to one multiply-add of the inner loop.
+const STAGE_COST: usize = 4;
+
+/// Split the reduction (split-K) until about this many invocations run, when the output tiles alone
+/// are fewer: small layers (4x4 and 8x8 maps, weight gradients, whose reduction spans batch x H x W)
+/// would otherwise leave most of a GPU idle. Each split still reduces over at least `MIN_CHUNK`
+/// terms, so its partial sums are worth their extra pass.
+const TARGET_INVOCATIONS: usize = 256 * 256;
+const MIN_CHUNK: usize = 64;
+
+/// How one GEMM pass runs: its tile, and the reduction split into `splits` chunks of `chunk` terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub tile: Tile,
+    pub splits: usize,
+    pub chunk: usize,
+}
+
+/// The plan of a GEMM of m x ncol outputs over kdim terms. The tile is the cheapest, counting the
+/// products its tiles compute once m, ncol and kdim are rounded up to its rows, columns and depth (the
+/// padding is wasted work) and the values they stage, `STAGE_COST` each; the first of `TILES` on a
+/// tie. So 64x64 serves wide layers, and layers with few output rows or columns (8 to 32 channels,
+/// toRGB's 3, the taps of a small weight gradient) take a narrower or smaller tile. `tile` forces one.
+pub fn plan(m: usize, ncol: usize, kdim: usize, tile: Option<Tile>) -> Plan {
+    let cost = |t: &Tile| {
+        let (pm, pn, pk) = (
+            m.next_multiple_of(t.rows),
+            ncol.next_multiple_of(t.cols),
+            kdim.next_multiple_of(t.depth),
+        );
+        pm * pn * pk + STAGE_COST * (pm / t.rows) * (pn / t.cols) * (t.rows + t.cols) * pk
+    };
+    let tile = tile.unwrap_or_else(|| *TILES.iter().min_by_key(|t| cost(t)).unwrap());
+    let invocations = m.div_ceil(tile.rows) * ncol.div_ceil(tile.cols) * tile.invocations();
+    let splits = TARGET_INVOCATIONS.div_ceil(invocations).min(kdim / MIN_CHUNK).max(1);
+    let chunk = kdim.div_ceil(splits).next_multiple_of(tile.depth);
+    Plan {
+        tile,
+        splits: kdim.div_ceil(chunk),
+        chunk,
+    }
+}
 
 /// The sizes of one convolution: batch, input and output channels, spatial size, kernel size.
 #[derive(Clone, Copy, Debug)]
@@ -47,33 +114,60 @@ impl ConvShape {
 
 /// x [N, Cin, H, W], w [Cout, Cin, K, K], y [N, Cout, H, W]; y = scale * conv(x, w).
 pub fn forward(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
-    let s = shape_of("conv forward", x, w, y)?;
-    let (m, ncol, kdim) = (s.cout, s.n * s.h * s.w, s.cin * s.k * s.k);
-    gemm(gpu, "forward", s, [m, ncol, kdim], [w, x], y, gain, false)
+    run(gpu, Pass::Forward, [x, w, y], gain, None)
 }
 
 /// dx [N, Cin, H, W] = scale * conv_transpose(dy, w)  (overwritten).
 pub fn backward_data(gpu: &Gpu, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
-    let s = shape_of("conv backward_data", dx, w, dy)?;
-    let (m, ncol, kdim) = (s.cin, s.n * s.h * s.w, s.cout * s.k * s.k);
-    gemm(gpu, "backward_data", s, [m, ncol, kdim], [w, dy], dx, gain, false)
+    run(gpu, Pass::BackwardData, [dx, w, dy], gain, None)
 }
 
 /// dw [Cout, Cin, K, K] = scale * sum_{n,h,w} dy * x-patch; `accumulate` adds to dw instead of overwriting
 /// (the exact gradient penalty sums a primal and a tangent weight gradient).
 pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f32, accumulate: bool) -> Result<()> {
-    let s = shape_of("conv backward_weight", x, dw, dy)?;
-    let (m, ncol, kdim) = (s.cout, s.cin * s.k * s.k, s.n * s.h * s.w);
-    gemm(
-        gpu,
-        "backward_weight",
-        s,
-        [m, ncol, kdim],
-        [dy, x],
-        dw,
-        gain,
-        accumulate,
-    )
+    run(gpu, Pass::BackwardWeight { accumulate }, [x, dw, dy], gain, None)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Pass {
+    Forward,
+    BackwardData,
+    BackwardWeight { accumulate: bool },
+}
+
+impl Pass {
+    /// The shader's entry point, and whether it adds to the output.
+    fn entry(self) -> (&'static str, bool) {
+        match self {
+            Pass::Forward => ("forward", false),
+            Pass::BackwardData => ("backward_data", false),
+            Pass::BackwardWeight { accumulate } => ("backward_weight", accumulate),
+        }
+    }
+}
+
+/// Records one pass on the tensors shaped as the input [N, Cin, H, W], weights [Cout, Cin, K, K] and
+/// output [N, Cout, H, W] (the pass writes the gradient among them), with `tile` or the planned one.
+fn run(gpu: &Gpu, pass: Pass, [x, w, y]: [&Tensor; 3], gain: f32, tile: Option<Tile>) -> Result<()> {
+    let (entry, accumulate) = pass.entry();
+    let s = shape_of(&format!("conv {entry}"), x, w, y)?;
+    // The operands and output; see the shader for the mappings.
+    let (operands, out) = match pass {
+        Pass::Forward => ([w, x], y),
+        Pass::BackwardData => ([w, y], x),
+        Pass::BackwardWeight { .. } => ([y, x], w),
+    };
+    gemm(gpu, entry, s, dims(pass, s), operands, out, gain, accumulate, tile)
+}
+
+/// The GEMM sizes (m, ncol, kdim) of a pass.
+fn dims(pass: Pass, s: ConvShape) -> [usize; 3] {
+    let (pixels, taps) = (s.n * s.h * s.w, s.k * s.k);
+    match pass {
+        Pass::Forward => [s.cout, pixels, s.cin * taps],
+        Pass::BackwardData => [s.cin, pixels, s.cout * taps],
+        Pass::BackwardWeight { .. } => [s.cout, s.cin * taps, pixels],
+    }
 }
 
 /// The shape of a convolution from its input [N, Cin, H, W], weights [Cout, Cin, K, K] and output
@@ -120,12 +214,10 @@ fn gemm(
     out: &Tensor,
     gain: f32,
     accumulate: bool,
+    tile: Option<Tile>,
 ) -> Result<()> {
-    let (tiles_m, tiles_n) = (m.div_ceil(TILE), ncol.div_ceil(TILE));
-    let wanted = TARGET_GROUPS.div_ceil(tiles_m * tiles_n);
-    let splits = wanted.min(kdim / MIN_CHUNK).max(1);
-    let chunk = kdim.div_ceil(splits).div_ceil(TK) * TK;
-    let splits = kdim.div_ceil(chunk);
+    let Plan { tile, splits, chunk } = plan(m, ncol, kdim, tile);
+    let (tiles_m, tiles_n) = (m.div_ceil(tile.rows), ncol.div_ceil(tile.cols));
     // Column tiles spread over x and y (the shader rebuilds their index), row tiles and splits over z.
     let max = gpu.limits.max_compute_workgroups_per_dimension as usize;
     let gx = tiles_n.min(max);
@@ -155,13 +247,14 @@ fn gemm(
         .map(|v| v as u32)
     };
     let groups = Dispatch::Groups(grid.map(|g| g as u32));
+    let constants = [("TM", tile.rows), ("TN", tile.cols), ("TK", tile.depth)].map(|(k, v)| (k, v as u32));
     if splits == 1 {
-        return gpu.launch(&SHADER, entry, &params(accumulate), &[a, b, out], groups);
+        return gpu.launch_with(&SHADER, entry, &constants, &params(accumulate), &[a, b, out], groups);
     }
     // Each split writes its own slice; the slices are then summed into the output. The scratch
     // buffer may be dropped here: wgpu keeps it alive until the recorded commands have run.
     let slices = gpu.zeros(&[splits, m * ncol])?;
-    gpu.launch(&SHADER, entry, &params(false), &[a, b, &slices], groups)?;
+    gpu.launch_with(&SHADER, entry, &constants, &params(false), &[a, b, &slices], groups)?;
     gpu.launch(
         &SHADER,
         "sum_splits",
@@ -218,10 +311,11 @@ pub fn backward_weight_ref(x: &[f64], dy: &[f64], s: ConvShape, gain: f64) -> Ve
     dw.iter().map(|v| v * s.scale(gain)).collect()
 }
 
-/// All three passes (and the accumulating weight gradient) on awkward shapes, against the references.
-/// Outputs start filled with noise, so overwriting is checked too. The shapes cover both paths of
-/// every pass: a single reduction (e.g. forward 3->17, K = 3: 27 terms) and split-K (forward
-/// 17->5, K = 3: 153 terms in 2 splits; every weight gradient with batch*H*W >= 128).
+/// All three passes (and the accumulating weight gradient) on awkward shapes, against the references,
+/// with the planned tile and with every tile of `TILES` forced. Outputs start filled with noise, so
+/// overwriting is checked too. Each row names the plan it ran; the shapes cover a single reduction
+/// (e.g. forward 3->17, K = 3: 27 terms; weight gradients over 3 x 4 x 4 = 48 pixels) and split-K
+/// (most others), and several row and column tiles (67 and 70 channels).
 pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
         // f32 sums of up to 1024 products of normals: rounding stays near 1e-7 of the largest output.
@@ -235,7 +329,6 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
             (3, 13, 13, 4, 3),
             (4, 5, 3, 16, 1),
             (3, 13, 17, 8, 1),
-            // More than 64 channels: several row tiles, combined with split-K in every pass.
             (3, 67, 70, 8, 3),
         ] {
             let s = ConvShape {
@@ -254,29 +347,44 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
                 rng.normals(len(&ys_shape)),
             );
             let prior = rng.normals(len(&ws_shape));
-            let x = gpu.upload(&xs, &xs_shape)?;
-            let w = gpu.upload(&ws, &ws_shape)?;
-            let dy = gpu.upload(&dys, &ys_shape)?;
-            let y = gpu.upload(&rng.normals(len(&ys_shape)), &ys_shape)?;
-            let dx = gpu.upload(&rng.normals(len(&xs_shape)), &xs_shape)?;
-            let dw = gpu.upload(&rng.normals(len(&ws_shape)), &ws_shape)?;
-            let dw_acc = gpu.upload(&prior, &ws_shape)?;
-            forward(gpu, &x, &w, &y, gain as f32)?;
-            backward_data(gpu, &dy, &w, &dx, gain as f32)?;
-            backward_weight(gpu, &x, &dy, &dw, gain as f32, false)?;
-            backward_weight(gpu, &x, &dy, &dw_acc, gain as f32, true)?;
-
             let (x64, w64, dy64) = (f64s(&xs), f64s(&ws), f64s(&dys));
             let dw_ref = backward_weight_ref(&x64, &dy64, s, gain);
             let dw_acc_ref: Vec<f64> = dw_ref.iter().zip(&prior).map(|(d, &p)| d + p as f64).collect();
-            let name = |pass: &str| format!("conv{k}x{k} {pass} {cin}->{cout}");
-            for (pass, t, r) in [
-                ("forward", &y, forward_ref(&x64, &w64, s, gain)),
-                ("backward_data", &dx, backward_data_ref(&dy64, &w64, s, gain)),
-                ("backward_weight", &dw, dw_ref),
-                ("backward_weight acc", &dw_acc, dw_acc_ref),
-            ] {
-                rows.push(compare(&name(pass), &xs_shape, &gpu.download(t).await?, &r, TOL));
+            let expected = [
+                forward_ref(&x64, &w64, s, gain),
+                backward_data_ref(&dy64, &w64, s, gain),
+                dw_ref,
+                dw_acc_ref,
+            ];
+            let x = gpu.upload(&xs, &xs_shape)?;
+            let w = gpu.upload(&ws, &ws_shape)?;
+            let dy = gpu.upload(&dys, &ys_shape)?;
+            for tile in std::iter::once(None).chain(TILES.map(Some)) {
+                let y = gpu.upload(&rng.normals(len(&ys_shape)), &ys_shape)?;
+                let dx = gpu.upload(&rng.normals(len(&xs_shape)), &xs_shape)?;
+                let dw = gpu.upload(&rng.normals(len(&ws_shape)), &ws_shape)?;
+                let dw_acc = gpu.upload(&prior, &ws_shape)?;
+                let passes = [
+                    (Pass::Forward, [&x, &w, &y], &y),
+                    (Pass::BackwardData, [&dx, &w, &dy], &dx),
+                    (Pass::BackwardWeight { accumulate: false }, [&x, &dw, &dy], &dw),
+                    (Pass::BackwardWeight { accumulate: true }, [&x, &dw_acc, &dy], &dw_acc),
+                ];
+                for ((pass, tensors, out), r) in passes.into_iter().zip(&expected) {
+                    run(gpu, pass, tensors, gain as f32, tile)?;
+                    let [m, ncol, kdim] = dims(pass, s);
+                    let Plan { tile: t, splits, .. } = plan(m, ncol, kdim, tile);
+                    let (entry, accumulate) = pass.entry();
+                    let name = format!(
+                        "conv{k}x{k} {entry}{} {cin}->{cout}, {} {}x{}/{} in {splits}",
+                        if accumulate { " acc" } else { "" },
+                        if tile.is_some() { "forced" } else { "planned" },
+                        t.rows,
+                        t.cols,
+                        t.depth
+                    );
+                    rows.push(compare(&name, &xs_shape, &gpu.download(out).await?, r, TOL));
+                }
             }
         }
         Ok(rows)
