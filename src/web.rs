@@ -1,12 +1,13 @@
 //! The wasm-bindgen API the page calls: a training [`Session`] (or, for a checkpoint loaded without
-//! data, a generator to sample from), datasets from the person's files ([`Files`]), sample grids and
-//! latent walks as RGBA ([`Frame`]), checkpoints as bytes in the native format, and the self-test.
+//! data, a generator to sample from), the person's files ([`Files`]) and the decoding of a run's
+//! images a chunk at a time ([`DatasetLoader`]), sample grids and latent walks as RGBA ([`Frame`]),
+//! checkpoints as bytes in the native format, and the self-test.
 //!
 //! Every method that touches the GPU is async and never blocks: steps are submitted, and the page
 //! awaits the read-back of their losses. A session is used by one call at a time (the page
 //! serialises its calls). Errors reject with a JS `Error` whose message is the anyhow chain.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, ensure, Result};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -37,7 +38,7 @@ pub async fn selftest() -> Result<String, JsValue> {
     Ok(crate::selftest::report(&gpu).await.0)
 }
 
-/// Image files the person picked or dropped, decoded in wasm when a session starts.
+/// Image files the person picked or dropped, decoded in wasm by a [`DatasetLoader`].
 #[wasm_bindgen]
 pub struct Files {
     name: String,
@@ -126,34 +127,125 @@ struct DatasetInfo<'a> {
     first_skipped: Option<String>,
 }
 
-/// The dataset of a run: the person's files when given, else the embedded emoji set (which a run
-/// whose `data` names something else cannot silently replace its images with).
-fn dataset(cfg: &mut TrainConfig, files: Option<Files>) -> Result<Dataset> {
-    let (c, r) = (cfg.net.channels, cfg.net.max_res);
-    let data = match files {
-        Some(f) => data::from_files(&f.name, f.files, c, r)?,
-        None if cfg.data == EMOJI => data::emoji(c, r)?,
-        None => bail!(
-            "this run was trained on {:?}: pick those images first, or load the checkpoint to sample only",
-            cfg.data
-        ),
-    };
-    cfg.data = data.name.clone();
-    Ok(data)
+/// A run's images being decoded a chunk at a time: the page calls `prepare(n)` with a yield between
+/// calls, so that it keeps painting, then hands the loader to [`Session::create`] or
+/// [`Session::resume`]. Built for a configuration or a checkpoint, it has that run's shape.
+#[wasm_bindgen]
+pub struct DatasetLoader {
+    loader: data::Loader,
+    /// The embedded emoji set rather than the person's files.
+    emoji: bool,
+}
+
+#[wasm_bindgen]
+impl DatasetLoader {
+    /// The images for a new run of `config_json` (as [`Session::create`] takes it): `files`, or the
+    /// embedded emoji set when undefined. Refuses the configuration before any decoding.
+    pub fn for_run(config_json: String, files: Option<Files>) -> Result<DatasetLoader, JsValue> {
+        new_config(&config_json, files.is_none())
+            .and_then(|cfg| DatasetLoader::new(&cfg, files))
+            .map_err(js_error)
+    }
+
+    /// The images a checkpoint's run continues on: `files`, or when undefined the emoji set if the run
+    /// was trained on it. Refuses a checkpoint that cannot resume before any decoding.
+    pub fn for_checkpoint(checkpoint: Vec<u8>, files: Option<Files>) -> Result<DatasetLoader, JsValue> {
+        resumable(&checkpoint)
+            .and_then(|ck| DatasetLoader::new(&ck.config, files))
+            .map_err(js_error)
+    }
+
+    /// Decodes the next `n` images (fewer at the end) and returns how many are done.
+    pub fn prepare(&mut self, n: usize) -> usize {
+        self.loader.prepare(n)
+    }
+
+    /// Number of images to decode (unreadable files included).
+    #[wasm_bindgen(getter)]
+    pub fn total(&self) -> usize {
+        self.loader.total()
+    }
+
+    /// Number decoded so far.
+    #[wasm_bindgen(getter)]
+    pub fn done(&self) -> usize {
+        self.loader.done()
+    }
+}
+
+/// A run on anything but the emoji set cannot silently replace its images with them.
+fn needs_its_data(cfg: &TrainConfig) -> anyhow::Error {
+    anyhow!(
+        "this run was trained on {:?}: pick those images first, or load the checkpoint to sample only",
+        cfg.data
+    )
+}
+
+impl DatasetLoader {
+    /// The images of the run `cfg` at its shape: the person's files when given, else the emoji set.
+    fn new(cfg: &TrainConfig, files: Option<Files>) -> Result<DatasetLoader> {
+        let (c, r) = (cfg.net.channels, cfg.net.max_res);
+        Ok(match files {
+            Some(f) => DatasetLoader {
+                loader: data::Loader::files(&f.name, f.files, c, r)?,
+                emoji: false,
+            },
+            None if cfg.data == EMOJI => DatasetLoader {
+                loader: data::Loader::emoji(c, r)?,
+                emoji: true,
+            },
+            None => return Err(needs_its_data(cfg)),
+        })
+    }
+
+    /// The finished dataset for the run `cfg`, whose `data` becomes its name; refuses images of
+    /// another shape, or the emoji set for a run on other images.
+    fn dataset(self, cfg: &mut TrainConfig) -> Result<Dataset> {
+        let (c, r) = (cfg.net.channels, cfg.net.max_res);
+        let (lc, lr) = (self.loader.channels(), self.loader.res());
+        ensure!(
+            (lc, lr) == (c, r),
+            "the images were decoded with {lc} channels at {lr}x{lr}, but the run needs {c} at {r}x{r}"
+        );
+        if self.emoji && cfg.data != EMOJI {
+            return Err(needs_its_data(cfg));
+        }
+        let data = self.loader.finish()?;
+        cfg.data = data.name.clone();
+        Ok(data)
+    }
+}
+
+/// A new run's configuration from JSON (any fields of a run's `config.json`; those left out keep
+/// their defaults), checked; on the emoji set when `emoji`.
+fn new_config(config_json: &str, emoji: bool) -> Result<TrainConfig> {
+    let mut cfg = TrainConfig::from_json(config_json).map_err(|e| anyhow!("the configuration: {e:#}"))?;
+    if emoji {
+        cfg.data = EMOJI.into();
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// A checkpoint that training can continue from (not an exported generator), checked.
+fn resumable(checkpoint: &[u8]) -> Result<Checkpoint> {
+    let ck = Checkpoint::from_bytes(checkpoint)?;
+    if !ck.tensors.keys().any(|k| k.starts_with("d/")) {
+        bail!("this checkpoint holds only a generator (an export): load it to sample, not to train");
+    }
+    ck.config.validate()?;
+    Ok(ck)
 }
 
 #[wasm_bindgen]
 impl Session {
     /// A new run from a configuration in JSON (any fields of a run's `config.json`; those left out
-    /// keep their defaults) on `files`, or on the embedded emoji set when `files` is undefined.
-    pub async fn create(config_json: String, files: Option<Files>) -> Result<Session, JsValue> {
+    /// keep their defaults) on the images of `data`, a loader from `DatasetLoader.for_run` with every
+    /// image decoded.
+    pub async fn create(config_json: String, data: DatasetLoader) -> Result<Session, JsValue> {
         async {
-            let mut cfg = TrainConfig::from_json(&config_json).map_err(|e| anyhow!("the configuration: {e:#}"))?;
-            if files.is_none() {
-                cfg.data = EMOJI.into();
-            }
-            cfg.validate()?;
-            let data = dataset(&mut cfg, files)?;
+            let mut cfg = new_config(&config_json, data.emoji)?;
+            let data = data.dataset(&mut cfg)?;
             let gpu = Gpu::new(&GpuOptions::default()).await?;
             Ok(Session {
                 run: Run::Train(Box::new(Trainer::new(gpu, cfg, data)?)),
@@ -163,16 +255,12 @@ impl Session {
         .map_err(js_error)
     }
 
-    /// Continues a checkpoint (saved here or by `pggan train`) exactly where it stopped, on `files`
-    /// or, when undefined, on the emoji set if the run was trained on it.
-    pub async fn resume(checkpoint: Vec<u8>, files: Option<Files>) -> Result<Session, JsValue> {
+    /// Continues a checkpoint (saved here or by `pggan train`) exactly where it stopped, on the
+    /// images of `data`, a loader from `DatasetLoader.for_checkpoint` with every image decoded.
+    pub async fn resume(checkpoint: Vec<u8>, data: DatasetLoader) -> Result<Session, JsValue> {
         async {
-            let mut ck = Checkpoint::from_bytes(&checkpoint)?;
-            if !ck.tensors.keys().any(|k| k.starts_with("d/")) {
-                bail!("this checkpoint holds only a generator (an export): load it to sample, not to train");
-            }
-            ck.config.validate()?;
-            let data = dataset(&mut ck.config, files)?;
+            let mut ck = resumable(&checkpoint)?;
+            let data = data.dataset(&mut ck.config)?;
             let gpu = Gpu::new(&GpuOptions::default()).await?;
             Ok(Session {
                 run: Run::Train(Box::new(Trainer::resume(gpu, &ck, data)?)),

@@ -4,7 +4,7 @@
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use pggan::data::resize::{center_crop, resize};
-use pggan::data::{cached, emoji, emoji_cache_key, folder, from_files, prepare, Dataset, Images};
+use pggan::data::{cached, emoji, emoji_cache_key, folder, from_files, prepare, Dataset, Images, Loader};
 use pggan::rng::Rng;
 use std::fs;
 use std::io::Cursor;
@@ -484,4 +484,50 @@ fn emoji_set() {
     assert_eq!(reloaded, full);
     assert!(cached(Some(&cache), "../escape", || Ok(full.clone())).is_err());
     fs::remove_dir_all(cache).unwrap();
+}
+
+#[test]
+fn loader_in_chunks() {
+    // 30 files in three formats and sizes, every seventh unreadable, so chunks straddle skipped ones.
+    let files: Vec<(String, Vec<u8>)> = (0..30u32)
+        .map(|i| {
+            let bytes = match i % 7 {
+                3 => b"not an image".to_vec(),
+                k => {
+                    let format = [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Bmp][k as usize % 3];
+                    encode(gradient(9 + i % 5, 8 + i % 3, i), format)
+                }
+            };
+            (format!("{i:02}"), bytes)
+        })
+        .collect();
+    let mut loader = Loader::files("chunks", files.clone(), 3, 8).unwrap();
+    assert_eq!((loader.total(), loader.done()), (30, 0));
+    let mut progress = vec![];
+    while loader.done() < loader.total() {
+        progress.push(loader.prepare(7));
+        if progress.len() == 1 {
+            let e = Loader::files("early", files.clone(), 3, 8).unwrap();
+            assert!(e.finish().unwrap_err().to_string().contains("0 of 30"));
+        }
+    }
+    assert_eq!(progress, [7, 14, 21, 28, 30]);
+    assert_eq!(loader.prepare(7), 30);
+    let chunked = loader.finish().unwrap();
+    assert_eq!(chunked, from_files("chunks", files.clone(), 3, 8).unwrap());
+    // And what each file alone prepares to, the unreadable ones skipped by name in order.
+    let good: Vec<&(String, Vec<u8>)> = files.iter().filter(|(_, b)| b != b"not an image").collect();
+    let pixels: Vec<u8> = good.iter().flat_map(|(_, b)| prepare(b, 3, 8).unwrap()).collect();
+    assert_eq!(chunked.at(8).unwrap().pixels, pixels);
+    let skipped: Vec<&str> = chunked.skipped.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(skipped, ["03", "10", "17", "24"]);
+    assert!(Loader::files("bad res", files, 3, 6).is_err());
+
+    // The emoji set in chunks of 700 is emoji(3, 8); the same shapes are refused.
+    let mut loader = Loader::emoji(3, 8).unwrap();
+    let total = loader.total();
+    while loader.prepare(700) < total {}
+    assert_eq!(loader.finish().unwrap(), emoji(3, 8).unwrap());
+    assert!(Loader::emoji(3, 128).err().unwrap().to_string().contains("folder"));
+    assert!(Loader::emoji(2, 8).is_err());
 }

@@ -78,10 +78,10 @@ async fn selftest_passes_in_the_browser() {
 }
 
 // The page's API (src/web.rs) on a tiny run: 8x8 RGB, 8 feature maps, latent 8, minibatch 4,
-// 20 images per phase.
+// 20 images per phase; datasets decoded in chunks as the page does.
 mod session {
     use pggan::checkpoint::Checkpoint;
-    use pggan::web::{Files, Frame, Session};
+    use pggan::web::{DatasetLoader, Files, Frame, Session};
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_test::*;
 
@@ -121,13 +121,37 @@ mod session {
             .into()
     }
 
+    /// Decodes every image in chunks of `chunk`, checking the progress after each.
+    fn decode(mut loader: DatasetLoader, chunk: usize) -> DatasetLoader {
+        let total = loader.total();
+        while loader.done() < total {
+            let before = loader.done();
+            let done = loader.prepare(chunk);
+            assert_eq!((done, loader.done()), ((before + chunk).min(total), done));
+        }
+        loader
+    }
+
+    /// A new run as the page starts one: a loader for `config` on `files` (the emoji set when none),
+    /// decoded in chunks of 5, then the session.
+    async fn create(config: &str, files: Option<Files>) -> Result<Session, JsValue> {
+        let loader = decode(DatasetLoader::for_run(config.into(), files)?, 5);
+        Session::create(config.into(), loader).await
+    }
+
+    /// A checkpoint resumed as the page does it.
+    async fn resume(checkpoint: &[u8], files: Option<Files>) -> Result<Session, JsValue> {
+        let loader = decode(DatasetLoader::for_checkpoint(checkpoint.to_vec(), files)?, 5);
+        Session::resume(checkpoint.to_vec(), loader).await
+    }
+
     async fn pixels(s: &Session) -> Vec<u8> {
         s.samples(2).await.unwrap().rgba()
     }
 
     #[wasm_bindgen_test]
     async fn create_step_sample_checkpoint_resume() {
-        let mut s = Session::create(TINY.into(), Some(files())).await.unwrap();
+        let mut s = create(TINY, Some(files())).await.unwrap();
         let st = s.status().unwrap();
         assert_eq!(get(&st, "training"), JsValue::TRUE);
         assert_eq!(
@@ -175,7 +199,7 @@ mod session {
                 "no {group}"
             );
         }
-        let mut resumed = Session::resume(bytes.clone(), Some(files())).await.unwrap();
+        let mut resumed = resume(&bytes, Some(files())).await.unwrap();
         assert_eq!(num(&resumed.status().unwrap(), "steps"), 6.0);
         assert!(
             pixels(&resumed).await == pixels(&s).await,
@@ -199,7 +223,7 @@ mod session {
 
     #[wasm_bindgen_test]
     async fn export_and_sample_only() {
-        let mut s = Session::create(TINY.into(), Some(files())).await.unwrap();
+        let mut s = create(TINY, Some(files())).await.unwrap();
         s.step(2).await.unwrap();
         let export = s.export_generator().await.unwrap();
         let ck = Checkpoint::from_bytes(&export).unwrap();
@@ -220,7 +244,7 @@ mod session {
         assert!(message(only.step(1).await.unwrap_err()).contains("sample only"));
         // A sampling session hands back what it loaded.
         assert!(Checkpoint::from_bytes(&only.checkpoint().await.unwrap()).unwrap() == ck);
-        let err = message(Session::resume(export, Some(files())).await.err().unwrap());
+        let err = message(resume(&export, Some(files())).await.err().unwrap());
         assert!(err.contains("only a generator"), "{err}");
 
         // A full checkpoint loads to sample too.
@@ -234,26 +258,73 @@ mod session {
     #[wasm_bindgen_test]
     async fn refusals_name_the_problem() {
         let err = |r: Result<Session, JsValue>| message(r.err().expect("should be refused"));
-        let e = err(Session::create("{not json".into(), Some(files())).await);
+        let e = err(create("{not json", Some(files())).await);
         assert!(e.starts_with("the configuration:"), "{e}");
-        let e = err(Session::create(r#"{"lerning_rate": 1}"#.into(), Some(files())).await);
+        let e = err(create(r#"{"lerning_rate": 1}"#, Some(files())).await);
         assert!(e.contains("lerning_rate"), "{e}");
-        let e = err(Session::create(r#"{"net": {"max_res": 6}}"#.into(), Some(files())).await);
+        let e = err(create(r#"{"net": {"max_res": 6}}"#, Some(files())).await);
         assert!(e.contains("6"), "{e}");
         // 12 images cannot fill a minibatch of 16.
         let tiny_16 = TINY.replace("\"minibatch\": 4", "\"minibatch\": 16");
-        let e = err(Session::create(tiny_16, Some(files())).await);
+        let e = err(create(&tiny_16, Some(files())).await);
         assert!(e.contains("fewer than a minibatch"), "{e}");
         let mut bad = Files::new("bad".into());
         bad.add("a.png".into(), vec![1, 2, 3]);
-        let e = err(Session::create(TINY.into(), Some(bad)).await);
+        let e = err(create(TINY, Some(bad)).await);
         assert!(e.contains("no image"), "{e}");
 
-        // A run on the person's files needs them again to resume, not the emoji set.
-        let s = Session::create(TINY.into(), Some(files())).await.unwrap();
-        let e = err(Session::resume(s.checkpoint().await.unwrap(), None).await);
+        // A run on the person's files needs them again to resume, not the emoji set: refused before
+        // decoding, and by resume itself when handed an emoji loader.
+        let s = create(TINY, Some(files())).await.unwrap();
+        let ck = s.checkpoint().await.unwrap();
+        let e = err(resume(&ck, None).await);
+        assert!(e.contains("synthetic") && e.contains("sample only"), "{e}");
+        let emoji = DatasetLoader::for_run(TINY.into(), None).unwrap();
+        let e = err(Session::resume(ck, emoji).await);
         assert!(e.contains("synthetic") && e.contains("sample only"), "{e}");
         let e = err(Session::load(b"garbage".to_vec()).await);
         assert!(e.contains("not a pggan checkpoint"), "{e}");
+    }
+
+    #[wasm_bindgen_test]
+    async fn datasets_decode_in_chunks() {
+        let err = |r: Result<Session, JsValue>| message(r.err().expect("should be refused"));
+        // 13 files (one unreadable) in chunks: progress, and prepare past the end does nothing.
+        let mut loader = DatasetLoader::for_run(TINY.into(), Some(files())).unwrap();
+        assert_eq!((loader.total(), loader.done()), (13, 0));
+        assert_eq!((loader.prepare(5), loader.prepare(7), loader.done()), (5, 12, 12));
+        let e = err(Session::create(TINY.into(), loader).await);
+        assert!(e.contains("12 of 13"), "{e}");
+        let mut loader = DatasetLoader::for_run(TINY.into(), Some(files())).unwrap();
+        assert_eq!(
+            (
+                loader.prepare(6),
+                loader.prepare(6),
+                loader.prepare(6),
+                loader.prepare(6)
+            ),
+            (6, 12, 13, 13)
+        );
+        let e = err(Session::create("{not json".into(), loader).await);
+        assert!(e.starts_with("the configuration:"), "{e}");
+
+        // Images of another shape than the run's are refused.
+        let gray = TINY.replace("\"max_res\": 8", "\"max_res\": 8, \"channels\": 1");
+        let loader = decode(DatasetLoader::for_run(gray, Some(files())).unwrap(), 13);
+        let e = err(Session::create(TINY.into(), loader).await);
+        assert!(e.contains("1 channels at 8x8") && e.contains("needs 3 at 8x8"), "{e}");
+
+        // The emoji set: every embedded image, in chunks of 500, as the native set.
+        let loader = DatasetLoader::for_run(TINY.into(), None).unwrap();
+        let total = pggan::data::Loader::emoji(3, 8).unwrap().total();
+        assert!(total > 3000 && loader.total() == total, "{} emoji", loader.total());
+        let s = Session::create(TINY.into(), decode(loader, 500)).await.unwrap();
+        let st = s.status().unwrap();
+        let native = pggan::data::emoji(3, 8).unwrap();
+        assert_eq!(get(&st, "dataset.name").as_string().unwrap(), "emoji");
+        assert_eq!(
+            (num(&st, "dataset.images"), num(&st, "dataset.skipped")),
+            (native.count() as f64, native.skipped.len() as f64)
+        );
     }
 }

@@ -1,7 +1,8 @@
 // The page: checks for WebGPU, loads the WASM package, and drives a training session (src/web.rs)
 // from the controls. Training is an async loop that submits a few steps, awaits their losses and
-// yields to the event loop, so the page never freezes; samples refresh every few seconds.
-import init, { Files, Session, selftest } from "../pkg/pggan.js";
+// yields to the event loop, so the page never freezes; samples refresh every few seconds. Datasets are
+// decoded the same way, a chunk of images at a time.
+import init, { DatasetLoader, Files, Session, selftest } from "../pkg/pggan.js";
 import { plot } from "./plot.js";
 
 const $ = (id) => document.getElementById(id);
@@ -37,9 +38,6 @@ function yieldToPage() {
     channel.port2.postMessage(null);
   });
 }
-
-// Lets the browser paint (a status line) before a long synchronous call into WASM.
-const paint = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 
 function say(text, isError = false) {
   $("status").textContent = text;
@@ -126,10 +124,21 @@ async function datasetFiles() {
   return files;
 }
 
-function decodingMessage(size) {
-  return useFiles()
-    ? `Decoding ${chosen.files.length} images at ${size}…`
-    : `Decoding the 3,724 embedded emoji at ${size} (a few seconds)…`;
+// Decodes every image of a `DatasetLoader` in chunks of about 50 ms, yielding between them so the page
+// keeps painting; resolves with the loader, ready for `Session.create` or `Session.resume`.
+async function decode(loader) {
+  let k = 1;
+  while (loader.done < loader.total) {
+    say(`Decoding images: ${loader.done} / ${loader.total}`);
+    await yieldToPage();
+    const t0 = performance.now();
+    loader.prepare(k);
+    const dt = performance.now() - t0;
+    k = Math.max(1, Math.min(4 * k, Math.round((k * 50) / Math.max(dt, 1))));
+  }
+  say(`Setting up the run on ${loader.total} images…`);
+  await yieldToPage();
+  return loader;
 }
 
 // Every file under a dropped folder (entries are read in batches until one comes back empty).
@@ -333,10 +342,9 @@ function datasetNote(st) {
 
 async function start() {
   const cfg = readConfig();
-  const files = await datasetFiles();
-  say(decodingMessage(`${cfg.net.max_res}x${cfg.net.max_res}`));
-  await paint();
-  adopt(await Session.create(JSON.stringify(cfg), files));
+  const json = JSON.stringify(cfg);
+  const loader = await decode(DatasetLoader.for_run(json, await datasetFiles()));
+  adopt(await Session.create(json, loader));
   const st = session.status();
   showProgress(st);
   await refreshSamples();
@@ -350,9 +358,8 @@ async function load(file, mode) {
   if (mode === "sample") {
     next = await Session.load(bytes);
   } else {
-    say(decodingMessage("the checkpoint's resolution"));
-    await paint();
-    next = await Session.resume(bytes, await datasetFiles());
+    const loader = await decode(DatasetLoader.for_checkpoint(bytes, await datasetFiles()));
+    next = await Session.resume(bytes, loader);
   }
   adopt(next);
   const st = session.status();

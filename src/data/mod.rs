@@ -16,7 +16,7 @@ pub use cache::cached;
 pub use emoji::{emoji, emoji_cache_key};
 #[cfg(not(target_arch = "wasm32"))]
 pub use folder::folder;
-pub use prepare::{from_files, prepare};
+pub use prepare::{from_files, prepare, Loader};
 
 /// Version of the prepared images (decoding, resampling, pyramid) and of the cache file layout: a
 /// cache written under another version is rebuilt.

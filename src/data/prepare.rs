@@ -5,6 +5,7 @@ use super::resize::{resize_rows, square_window};
 use super::{check_shape, par_map, Dataset, Images, Skipped};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use image::DynamicImage;
+use std::borrow::Cow;
 use std::io::Cursor;
 
 /// ITU-R BT.601 luma weights of R, G and B.
@@ -121,6 +122,99 @@ pub(crate) fn assemble(
     Dataset::from_images(name, Images::new(count, channels, res, pixels)?, skipped)
 }
 
+/// A dataset prepared a few images at a time, so that a caller without threads (the page) can stay
+/// responsive between chunks: built from the embedded emoji set or from named files, then
+/// [`prepare`](Loader::prepare)d chunk by chunk and [`finish`](Loader::finish)ed into the same
+/// [`Dataset`] that [`emoji`](super::emoji) and [`from_files`] return.
+pub struct Loader {
+    name: String,
+    /// Where the files came from, for the error when none could be used.
+    source: String,
+    channels: usize,
+    res: usize,
+    /// Named encoded files; each one's bytes are dropped once it is prepared.
+    files: Vec<(String, Cow<'static, [u8]>)>,
+    prepared: Vec<Result<Vec<u8>>>,
+}
+
+impl Loader {
+    pub(crate) fn new(
+        name: &str,
+        source: String,
+        files: Vec<(String, Cow<'static, [u8]>)>,
+        channels: usize,
+        res: usize,
+    ) -> Result<Loader> {
+        check_shape(channels, res)?;
+        Ok(Loader {
+            name: name.to_string(),
+            source,
+            channels,
+            res,
+            prepared: Vec::with_capacity(files.len()),
+            files,
+        })
+    }
+
+    /// Named encoded files (for example files dropped on the page), each decoded as [`prepare`] does;
+    /// `channels` is 1 or 3, `res` a power of two of at least 4.
+    pub fn files(
+        name: &str,
+        files: impl IntoIterator<Item = (String, Vec<u8>)>,
+        channels: usize,
+        res: usize,
+    ) -> Result<Loader> {
+        let files: Vec<_> = files.into_iter().map(|(n, b)| (n, Cow::Owned(b))).collect();
+        Loader::new(name, format!("the {} files given", files.len()), files, channels, res)
+    }
+
+    /// Number of files.
+    pub fn total(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Number of files prepared so far.
+    pub fn done(&self) -> usize {
+        self.prepared.len()
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    pub fn res(&self) -> usize {
+        self.res
+    }
+
+    /// Prepares the next `n` files (fewer at the end; natively on every core) and returns how many are
+    /// done. A file that fails is remembered and becomes a [`Skipped`] at [`finish`](Loader::finish).
+    pub fn prepare(&mut self, n: usize) -> usize {
+        let (start, end) = (self.done(), (self.done() + n).min(self.total()));
+        let (c, r) = (self.channels, self.res);
+        let chunk = &mut self.files[start..end];
+        self.prepared
+            .extend(par_map(&*chunk, |(_, bytes)| prepare(bytes, c, r), &mut |_, _| {}));
+        for (_, bytes) in chunk {
+            *bytes = Cow::Borrowed(&[]);
+        }
+        self.done()
+    }
+
+    /// The dataset, once every file is prepared: the files that failed are listed as skipped; errors
+    /// when none could be used.
+    pub fn finish(self) -> Result<Dataset> {
+        ensure!(
+            self.done() == self.total(),
+            "the dataset {} is not ready: {} of {} images are prepared",
+            self.name,
+            self.done(),
+            self.total()
+        );
+        let named = self.files.into_iter().map(|(n, _)| n).zip(self.prepared).collect();
+        assemble(&self.name, &self.source, named, self.channels, self.res)
+    }
+}
+
 /// A dataset from named encoded files (for example files dropped on the page): each decoded as
 /// [`prepare`] does; a file that fails becomes a [`Skipped`] with the decoder's reason. Errors when
 /// no file could be used. `channels` is 1 or 3, `res` a power of two of at least 4.
@@ -130,10 +224,7 @@ pub fn from_files(
     channels: usize,
     res: usize,
 ) -> Result<Dataset> {
-    check_shape(channels, res)?;
-    let files: Vec<(String, Vec<u8>)> = files.into_iter().collect();
-    let source = format!("the {} files given", files.len());
-    let prepared = par_map(&files, |(_, bytes)| prepare(bytes, channels, res), &mut |_, _| {});
-    let named = files.into_iter().map(|(n, _)| n).zip(prepared).collect();
-    assemble(name, &source, named, channels, res)
+    let mut loader = Loader::files(name, files, channels, res)?;
+    loader.prepare(loader.total());
+    loader.finish()
 }

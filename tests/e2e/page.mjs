@@ -1,7 +1,8 @@
 // The page end to end in headless Chromium (playwright-core, the system's /usr/bin/chromium):
 //
 // 1. With WebGPU (SwiftShader, the flags of webdriver.json): start a tiny run on the emoji set through
-//    the page's controls, wait until the sample canvas differs from its first frame, pause, save a
+//    the page's controls (the page must keep drawing animation frames while it decodes the set: no
+//    gap over 250 ms), wait until the sample canvas differs from its first frame, pause, save a
 //    checkpoint and export the generator (downloads into target/e2e/), reload, load the checkpoint
 //    to resume and see the very same samples, resume for a few steps; then load a checkpoint made
 //    by native `pggan train` (PGGAN_NATIVE_CHECKPOINT) to resume and to sample. Any console error
@@ -114,9 +115,28 @@ async function withWebGpu(url) {
     await page.fill("#fmap-base", "16");
     await page.fill("#fmap-max", "8");
     await page.fill("#latent", "8");
+    // The page keeps painting while it decodes the emoji set: an animation-frame loop measures the
+    // longest gap between frames from the first that shows "Decoding" to the first one after.
+    await page.evaluate(() => {
+      const seen = (window.decodingFrames = { frames: 0, longest: 0 });
+      let last = null;
+      const tick = (t) => {
+        const decoding = document.getElementById("status").textContent.startsWith("Decoding");
+        if (last !== null) seen.longest = Math.max(seen.longest, t - last);
+        if (decoding) seen.frames++;
+        last = decoding ? t : null;
+        if (document.body.dataset.state !== "running") requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
     await page.click("#start");
     await waitState(page, "running");
     log(`training: ${await text(page, "status")}`);
+    const decoding = await page.evaluate(() => window.decodingFrames);
+    log(`decoding the emoji set: ${decoding.frames} frames, longest gap between frames ${decoding.longest.toFixed(0)} ms`);
+    // Chunks of about 50 ms leave gaps well under 250 ms; decoding in one call froze it for ~500 ms.
+    if (decoding.frames < 3) fail(`only ${decoding.frames} animation frames showed the decoding`);
+    if (decoding.longest > 250) fail(`the page froze for ${decoding.longest.toFixed(0)} ms while decoding`);
     await waitFor("the first sample frame", async () => (await frames(page)) >= 1, 30_000);
     const first = await canvas(page);
     await waitFor("samples that differ from the first frame", async () => (await canvas(page)) !== first, 120_000);
