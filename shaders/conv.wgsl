@@ -16,6 +16,10 @@
 // over wid.z (split-K, when the tiles alone would not fill the device): each split then writes its
 // own slice of a scratch buffer, and `sum_splits` adds the slices into the output.
 //
+// The forward pass may end with the layer's bias and leaky ReLU (`forward_act`, or `sum_splits_act`
+// after a split forward): y = lrelu(scale * C + bias[m], slope), stored once instead of being written
+// by the GEMM and then read and rewritten by act.wgsl.
+//
 // Every invocation stages one reduction row k per slice (for both A and B) and a fixed set of values
 // of the other index, so it decomposes k into its three digits once and then advances them by TK
 // with carries: no integer division in the main loop.
@@ -35,12 +39,14 @@ struct Params {
     accumulate: u32,  // 1: add to the output instead of overwriting it
     scale: f32,
     splits: u32,      // sum_splits: the number of slices
+    slope: f32,       // forward_act, sum_splits_act: the leaky ReLU's slope
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;   // w (modes 0, 1), dy (mode 2); sum_splits: the slices
 @group(0) @binding(2) var<storage, read> b: array<f32>;   // x (modes 0, 2), dy (mode 1)
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;  // forward_act, sum_splits_act: [Cout]
 
 override TM: u32 = 64u;  // tile rows
 override TN: u32 = 64u;  // tile columns
@@ -99,13 +105,24 @@ fn column_radices(mode: u32) -> vec2<u32> {
     return select(vec2<u32>(p.h, p.w), vec2<u32>(p.ks, p.ks), mode == 2u);
 }
 
-fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
+// The tile row of workgroup `wid`, and the block of 4 rows in it that invocation `lid` computes.
+fn tile_row(wid: vec3<u32>) -> u32 {
+    return wid.z % p.tiles_m;
+}
+
+fn row_block(lid: u32) -> u32 {
+    return lid / (TN / 4u);
+}
+
+// One tile of C, stored as lrelu(scale * C + bias4[i], slope) on the invocation's rows i (the
+// epilogue): a bias of 0 and a slope of 1 store scale * C exactly.
+fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, bias4: vec4<f32>, slope: f32) {
     // Column tiles run over x and y so that batch*H*W / TN may exceed 65535.
     let tile_n = wid.y * nwg.x + wid.x;
     if (tile_n >= p.tiles_n) {
         return;
     }
-    let tile_m = wid.z % p.tiles_m;
+    let tile_m = tile_row(wid);
     let split = wid.z / p.tiles_m;
     let m0 = tile_m * TM;
     let c0 = tile_n * TN;
@@ -133,7 +150,7 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
 
     var acc: array<vec4<f32>, 4>;
     let tx = lid % (TN / 4u);
-    let ty = lid / (TN / 4u);
+    let ty = row_block(lid);
     for (var k0 = kbeg; k0 < kend; k0 += TK) {
         let k = k0 + krow;
         let live = k < kend;
@@ -186,7 +203,7 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
             let m = m0 + 4u * ty + i;
             if (m < p.m && col < p.ncol) {
                 let idx = slice + select((px.x * p.m + m) * hw + px.y * p.w + px.z, m * p.ncol + col, mode == 2u);
-                out[idx] = select(0.0, out[idx], p.accumulate == 1u) + p.scale * acc[i][j];
+                out[idx] = select(0.0, out[idx], p.accumulate == 1u) + lrelu(p.scale * acc[i][j] + bias4[i], slope);
             }
         }
     }
@@ -195,31 +212,60 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    gemm(0u, wid, nwg, lid);
+    gemm(0u, wid, nwg, lid, vec4<f32>(0.0), 1.0);
 }
 
 @compute @workgroup_size(WG)
 fn backward_data(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    gemm(1u, wid, nwg, lid);
+    gemm(1u, wid, nwg, lid, vec4<f32>(0.0), 1.0);
 }
 
 @compute @workgroup_size(WG)
 fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-    gemm(2u, wid, nwg, lid);
+    gemm(2u, wid, nwg, lid, vec4<f32>(0.0), 1.0);
 }
 
-// out[i] (+)= sum over s of slices[s * len + i], len = m * ncol: the split-K partial sums.
+// The biases are read here, not in gemm, so that only this entry point binds them.
+@compute @workgroup_size(WG)
+fn forward_act(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let m = tile_row(wid) * TM + 4u * row_block(lid);
+    var bias4 = vec4<f32>(0.0);
+    for (var i = 0u; i < 4u; i++) {
+        if (m + i < p.m) {
+            bias4[i] = bias[m + i];
+        }
+    }
+    gemm(0u, wid, nwg, lid, bias4, p.slope);
+}
+
+// (out[i] if accumulating) + the sum over s of slices[s * len + i], len = m * ncol: the split-K
+// partial sums.
+fn split_total(i: u32, len: u32) -> f32 {
+    var total = select(0.0, out[i], p.accumulate == 1u);
+    for (var s = 0u; s < p.splits; s++) {
+        total += a[s * len + i];
+    }
+    return total;
+}
+
 @compute @workgroup_size(256)
 fn sum_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
     let i = linear_index(wid, nwg, lid, 256u);
     let len = p.m * p.ncol;
     if (i >= len) { return; }
-    var total = select(0.0, out[i], p.accumulate == 1u);
-    for (var s = 0u; s < p.splits; s++) {
-        total += a[s * len + i];
-    }
-    out[i] = total;
+    out[i] = split_total(i, len);
+}
+
+// sum_splits of a forward pass (slices laid out as the output [N, Cout, H, W]), then the epilogue.
+@compute @workgroup_size(256)
+fn sum_splits_act(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = linear_index(wid, nwg, lid, 256u);
+    let len = p.m * p.ncol;
+    if (i >= len) { return; }
+    out[i] = lrelu(split_total(i, len) + bias[(i / (p.h * p.w)) % p.m], p.slope);
 }

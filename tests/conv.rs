@@ -76,8 +76,18 @@ fn launchers_refuse_bad_shapes() {
     );
     expect(conv::forward(&gpu, &t(&[2, 3, 16]), &w, &y, 1.0), "not 4-D");
     expect(conv::backward_weight(&gpu, &x, &y, &t(&[5, 27]), 1.0, false), "not 4-D");
+    // A bias of another length than the output channels.
+    expect(
+        conv::forward_act(&gpu, &x, &w, &t(&[3]), &y, 1.0, 0.2),
+        "bias [3] should be [5]",
+    );
+    expect(
+        conv::forward_act(&gpu, &x, &t(&[5, 3, 5, 5]), &t(&[5]), &y, 1.0, 0.2),
+        "K = 1 or 3",
+    );
     // The right shapes pass.
     conv::forward(&gpu, &x, &w, &y, 1.0).unwrap();
+    conv::forward_act(&gpu, &x, &w, &t(&[5]), &y, 1.0, 0.2).unwrap();
     conv::backward_data(&gpu, &y, &w, &x, 1.0).unwrap();
     conv::backward_weight(&gpu, &x, &y, &w, 1.0, true).unwrap();
 }

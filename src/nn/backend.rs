@@ -18,6 +18,8 @@ pub trait Backend {
     fn shape<'a>(&self, t: &'a Self::T) -> &'a [usize];
 
     fn conv(&self, x: &Self::T, w: &Self::T, y: &Self::T, gain: f32) -> Result<()>;
+    /// `conv` then `act` in one pass: y = lrelu(conv(x, w) + bias, slope).
+    fn conv_act(&self, x: &Self::T, w: &Self::T, bias: &Self::T, y: &Self::T, gain: f32, slope: f32) -> Result<()>;
     fn conv_backward_data(&self, dy: &Self::T, w: &Self::T, dx: &Self::T, gain: f32) -> Result<()>;
     /// Adds to dw.
     fn conv_backward_weight(&self, x: &Self::T, dy: &Self::T, dw: &Self::T, gain: f32) -> Result<()>;
@@ -76,6 +78,9 @@ impl Backend for Gpu {
     }
     fn conv(&self, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
         conv::forward(self, x, w, y, gain)
+    }
+    fn conv_act(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, gain: f32, slope: f32) -> Result<()> {
+        conv::forward_act(self, x, w, bias, y, gain, slope)
     }
     fn conv_backward_data(&self, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
         conv::backward_data(self, dy, w, dx, gain)
@@ -267,6 +272,24 @@ impl Backend for Cpu {
     }
     fn conv(&self, x: &CpuTensor, w: &CpuTensor, y: &CpuTensor, gain: f32) -> Result<()> {
         y.set(conv::forward_ref(&x.get(), &w.get(), conv_shape(x, w), gain as f64))
+    }
+    fn conv_act(
+        &self,
+        x: &CpuTensor,
+        w: &CpuTensor,
+        bias: &CpuTensor,
+        y: &CpuTensor,
+        gain: f32,
+        slope: f32,
+    ) -> Result<()> {
+        y.set(conv::forward_act_ref(
+            &x.get(),
+            &w.get(),
+            &bias.get(),
+            conv_shape(x, w),
+            gain as f64,
+            slope as f64,
+        ))
     }
     fn conv_backward_data(&self, dy: &CpuTensor, w: &CpuTensor, dx: &CpuTensor, gain: f32) -> Result<()> {
         dx.set(conv::backward_data_ref(

@@ -76,13 +76,19 @@ impl<B: Backend> Net<'_, B> {
         }
     }
 
-    /// Layer `i` (linear, bias, leaky ReLU) on both streams, output of shape `out`.
+    /// Layer `i` (linear, bias, leaky ReLU) on both streams, output of shape `out`. A convolution
+    /// applies the bias and leaky ReLU to the primal as it stores it (one pass over the output).
     fn layer(&self, i: usize, input: &Stream<B::T>, out: &[usize]) -> Result<Saved<B::T>> {
-        let (l, w) = (&self.layers[i], &self.params.w[i]);
-        let pre = self.bk.zeros(out)?;
-        self.linear(l, &input.p, w, &pre)?;
+        let (l, w, b) = (&self.layers[i], &self.params.w[i], &self.params.b[i]);
         let y = self.bk.zeros(out)?;
-        self.bk.act(&pre, &self.params.b[i], &y, l.slope)?;
+        match l.kind {
+            Kind::Conv { .. } => self.bk.conv_act(&input.p, w, b, &y, l.gain, l.slope)?,
+            Kind::Dense => {
+                let pre = self.bk.zeros(out)?;
+                self.bk.dense(&input.p, w, &pre, l.gain)?;
+                self.bk.act(&pre, b, &y, l.slope)?;
+            }
+        }
         let t = match &input.t {
             Some(tx) => {
                 let ta = self.bk.zeros(out)?;

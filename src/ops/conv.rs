@@ -1,7 +1,8 @@
 //! conv: 2-D convolution, stride 1, 'same' zero padding, K = 1 or 3, NCHW, with the
 //! equalized-learning-rate scale `gain / sqrt(Cin*K*K)` applied inside the kernel and no bias
 //! (`shaders/conv.wgsl`): forward, backward to the data, backward to the weights. Each pass is one
-//! tiled implicit GEMM; see the shader for the mappings.
+//! tiled implicit GEMM; see the shader for the mappings. The forward may also apply a layer's bias
+//! and leaky ReLU as it stores its output (`forward_act`), saving act.wgsl's pass over the output.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +11,7 @@ use anyhow::{ensure, Result};
 
 use crate::check::{compare, f64s, Row};
 use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
+use crate::ops::act;
 use crate::rng::Rng;
 
 pub const SHADER: Shader = Shader {
@@ -114,7 +116,22 @@ impl ConvShape {
 
 /// x [N, Cin, H, W], w [Cout, Cin, K, K], y [N, Cout, H, W]; y = scale * conv(x, w).
 pub fn forward(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
-    run(gpu, Pass::Forward, [x, w, y], gain, None)
+    run(gpu, Pass::Forward { act: None }, [x, w, y], gain, None)
+}
+
+/// `forward` followed by `act::forward` in one pass: y = lrelu(scale * conv(x, w) + bias[co], slope),
+/// bias [Cout]. The GEMM applies it as it stores y, or, when its reduction is split, the pass that sums
+/// the splits does.
+pub fn forward_act(gpu: &Gpu, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, gain: f32, slope: f32) -> Result<()> {
+    run(
+        gpu,
+        Pass::Forward {
+            act: Some((bias, slope)),
+        },
+        [x, w, y],
+        gain,
+        None,
+    )
 }
 
 /// dx [N, Cin, H, W] = scale * conv_transpose(dy, w)  (overwritten).
@@ -128,18 +145,19 @@ pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f3
     run(gpu, Pass::BackwardWeight { accumulate }, [x, dw, dy], gain, None)
 }
 
+/// A pass; the forward with its epilogue's bias and slope, if any.
 #[derive(Clone, Copy, Debug)]
-enum Pass {
-    Forward,
+enum Pass<'a> {
+    Forward { act: Option<(&'a Tensor, f32)> },
     BackwardData,
     BackwardWeight { accumulate: bool },
 }
 
-impl Pass {
-    /// The shader's entry point, and whether it adds to the output.
+impl Pass<'_> {
+    /// The shader's entry point (without the epilogue), and whether it adds to the output.
     fn entry(self) -> (&'static str, bool) {
         match self {
-            Pass::Forward => ("forward", false),
+            Pass::Forward { .. } => ("forward", false),
             Pass::BackwardData => ("backward_data", false),
             Pass::BackwardWeight { accumulate } => ("backward_weight", accumulate),
         }
@@ -152,19 +170,28 @@ fn run(gpu: &Gpu, pass: Pass, [x, w, y]: [&Tensor; 3], gain: f32, tile: Option<T
     let (entry, accumulate) = pass.entry();
     let s = shape_of(&format!("conv {entry}"), x, w, y)?;
     // The operands and output; see the shader for the mappings.
-    let (operands, out) = match pass {
-        Pass::Forward => ([w, x], y),
-        Pass::BackwardData => ([w, y], x),
-        Pass::BackwardWeight { .. } => ([y, x], w),
+    let (operands, out, act) = match pass {
+        Pass::Forward { act } => ([w, x], y, act),
+        Pass::BackwardData => ([w, y], x, None),
+        Pass::BackwardWeight { .. } => ([y, x], w, None),
     };
-    gemm(gpu, entry, s, dims(pass, s), operands, out, gain, accumulate, tile)
+    if let Some((bias, _)) = act {
+        ensure!(
+            bias.shape[..] == [s.cout],
+            "conv forward_act: bias {:?} should be [{}] for weights {:?}",
+            bias.shape,
+            s.cout,
+            w.shape
+        );
+    }
+    gemm(gpu, entry, s, dims(pass, s), operands, out, gain, accumulate, act, tile)
 }
 
 /// The GEMM sizes (m, ncol, kdim) of a pass.
 fn dims(pass: Pass, s: ConvShape) -> [usize; 3] {
     let (pixels, taps) = (s.n * s.h * s.w, s.k * s.k);
     match pass {
-        Pass::Forward => [s.cout, pixels, s.cin * taps],
+        Pass::Forward { .. } => [s.cout, pixels, s.cin * taps],
         Pass::BackwardData => [s.cin, pixels, s.cout * taps],
         Pass::BackwardWeight { .. } => [s.cout, s.cin * taps, pixels],
     }
@@ -203,7 +230,7 @@ fn shape_of(pass: &str, input: &Tensor, weight: &Tensor, output: &Tensor) -> Res
 }
 
 /// Records one pass: C[m, ncol] = scale * A B over `kdim` terms, split over the reduction when the
-/// output tiles are too few to fill the device.
+/// output tiles are too few to fill the device; with `act` (forward only), lrelu(C + bias, slope).
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     gpu: &Gpu,
@@ -214,6 +241,7 @@ fn gemm(
     out: &Tensor,
     gain: f32,
     accumulate: bool,
+    act: Option<(&Tensor, f32)>,
     tile: Option<Tile>,
 ) -> Result<()> {
     let Plan { tile, splits, chunk } = plan(m, ncol, kdim, tile);
@@ -243,25 +271,27 @@ fn gemm(
             accumulate as usize,
             scale.to_bits() as usize,
             splits,
+            act.map_or(1.0f32, |(_, slope)| slope).to_bits() as usize,
         ]
         .map(|v| v as u32)
     };
     let groups = Dispatch::Groups(grid.map(|g| g as u32));
     let constants = [("TM", tile.rows), ("TN", tile.cols), ("TK", tile.depth)].map(|(k, v)| (k, v as u32));
+    // The epilogue's entry points take the bias as their last tensor.
+    let (fused, sum, bias) = match act {
+        Some((bias, _)) => ("forward_act", "sum_splits_act", Some(bias)),
+        None => (entry, "sum_splits", None),
+    };
     if splits == 1 {
-        return gpu.launch_with(&SHADER, entry, &constants, &params(accumulate), &[a, b, out], groups);
+        let tensors: Vec<&Tensor> = [a, b, out].into_iter().chain(bias).collect();
+        return gpu.launch_with(&SHADER, fused, &constants, &params(accumulate), &tensors, groups);
     }
     // Each split writes its own slice; the slices are then summed into the output. The scratch
     // buffer may be dropped here: wgpu keeps it alive until the recorded commands have run.
     let slices = gpu.zeros(&[splits, m * ncol])?;
     gpu.launch_with(&SHADER, entry, &constants, &params(false), &[a, b, &slices], groups)?;
-    gpu.launch(
-        &SHADER,
-        "sum_splits",
-        &params(accumulate),
-        &[&slices, out],
-        Dispatch::Items(m * ncol),
-    )
+    let tensors: Vec<&Tensor> = [&slices, out].into_iter().chain(bias).collect();
+    gpu.launch(&SHADER, sum, &params(accumulate), &tensors, Dispatch::Items(m * ncol))
 }
 
 /// Calls `f(x index, w index, y index)` for every product x * w that enters y in the forward pass.
@@ -297,6 +327,11 @@ pub fn forward_ref(x: &[f64], w: &[f64], s: ConvShape, gain: f64) -> Vec<f64> {
     y.iter().map(|v| v * s.scale(gain)).collect()
 }
 
+/// CPU reference of `forward_act`: `forward_ref`, then `act::forward_ref`.
+pub fn forward_act_ref(x: &[f64], w: &[f64], bias: &[f64], s: ConvShape, gain: f64, slope: f64) -> Vec<f64> {
+    act::forward_ref(&forward_ref(x, w, s, gain), bias, s.h * s.w, slope)
+}
+
 /// CPU reference of `backward_data`: the adjoint of `forward_ref` in x.
 pub fn backward_data_ref(dy: &[f64], w: &[f64], s: ConvShape, gain: f64) -> Vec<f64> {
     let mut dx = vec![0.0; s.n * s.cin * s.h * s.w];
@@ -311,11 +346,12 @@ pub fn backward_weight_ref(x: &[f64], dy: &[f64], s: ConvShape, gain: f64) -> Ve
     dw.iter().map(|v| v * s.scale(gain)).collect()
 }
 
-/// All three passes (and the accumulating weight gradient) on awkward shapes, against the references,
-/// with the planned tile and with every tile of `TILES` forced. Outputs start filled with noise, so
-/// overwriting is checked too. Each row names the plan it ran; the shapes cover a single reduction
-/// (e.g. forward 3->17, K = 3: 27 terms; weight gradients over 3 x 4 x 4 = 48 pixels) and split-K
-/// (most others), and several row and column tiles (67 and 70 channels).
+/// All three passes (and the accumulating weight gradient, and the forward with its bias + leaky ReLU
+/// epilogue) on awkward shapes, against the references, with the planned tile and with every tile of
+/// `TILES` forced. Outputs start filled with noise, so overwriting is checked too. Each row names the
+/// plan it ran; the shapes cover a single reduction (e.g. forward 3->17, K = 3: 27 terms, where the
+/// GEMM applies the epilogue; weight gradients over 3 x 4 x 4 = 48 pixels) and split-K (most others,
+/// where `sum_splits_act` applies it), and several row and column tiles (67 and 70 channels).
 pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
         // f32 sums of up to 1024 products of normals: rounding stays near 1e-7 of the largest output.
@@ -347,6 +383,7 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
                 rng.normals(len(&ys_shape)),
             );
             let prior = rng.normals(len(&ws_shape));
+            let biases = rng.normals(cout);
             let (x64, w64, dy64) = (f64s(&xs), f64s(&ws), f64s(&dys));
             let dw_ref = backward_weight_ref(&x64, &dy64, s, gain);
             let dw_acc_ref: Vec<f64> = dw_ref.iter().zip(&prior).map(|(d, &p)| d + p as f64).collect();
@@ -355,20 +392,30 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
                 backward_data_ref(&dy64, &w64, s, gain),
                 dw_ref,
                 dw_acc_ref,
+                forward_act_ref(&x64, &w64, &f64s(&biases), s, gain, act::SLOPE as f64),
             ];
             let x = gpu.upload(&xs, &xs_shape)?;
             let w = gpu.upload(&ws, &ws_shape)?;
             let dy = gpu.upload(&dys, &ys_shape)?;
+            let bias = gpu.upload(&biases, &[cout])?;
             for tile in std::iter::once(None).chain(TILES.map(Some)) {
                 let y = gpu.upload(&rng.normals(len(&ys_shape)), &ys_shape)?;
                 let dx = gpu.upload(&rng.normals(len(&xs_shape)), &xs_shape)?;
                 let dw = gpu.upload(&rng.normals(len(&ws_shape)), &ws_shape)?;
                 let dw_acc = gpu.upload(&prior, &ws_shape)?;
+                let y_act = gpu.upload(&rng.normals(len(&ys_shape)), &ys_shape)?;
                 let passes = [
-                    (Pass::Forward, [&x, &w, &y], &y),
+                    (Pass::Forward { act: None }, [&x, &w, &y], &y),
                     (Pass::BackwardData, [&dx, &w, &dy], &dx),
                     (Pass::BackwardWeight { accumulate: false }, [&x, &dw, &dy], &dw),
                     (Pass::BackwardWeight { accumulate: true }, [&x, &dw_acc, &dy], &dw_acc),
+                    (
+                        Pass::Forward {
+                            act: Some((&bias, act::SLOPE)),
+                        },
+                        [&x, &w, &y_act],
+                        &y_act,
+                    ),
                 ];
                 for ((pass, tensors, out), r) in passes.into_iter().zip(&expected) {
                     run(gpu, pass, tensors, gain as f32, tile)?;
@@ -377,7 +424,11 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
                     let (entry, accumulate) = pass.entry();
                     let name = format!(
                         "conv{k}x{k} {entry}{} {cin}->{cout}, {} {}x{}/{} in {splits}",
-                        if accumulate { " acc" } else { "" },
+                        match pass {
+                            Pass::Forward { act: Some(_) } => " act",
+                            _ if accumulate => " acc",
+                            _ => "",
+                        },
                         if tile.is_some() { "forced" } else { "planned" },
                         t.rows,
                         t.cols,
