@@ -13,12 +13,10 @@ use wasm_bindgen::prelude::*;
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Dataset};
-use crate::gpu::{Gpu, GpuOptions, Tensor};
-use crate::nn::arch::{self, Layer};
-use crate::nn::net::Params;
+use crate::gpu::{Gpu, GpuOptions};
 use crate::samples::{grid, latent_walk};
 use crate::train::config::{TrainConfig, EMOJI};
-use crate::train::trainer::{generate, load_params, sample_latents, Trainer};
+use crate::train::trainer::{sample_latents, Sampler, Trainer};
 
 fn js_error(e: anyhow::Error) -> JsValue {
     js_sys::Error::new(&format!("{e:#}")).into()
@@ -85,13 +83,6 @@ impl Frame {
 enum Run {
     Train(Box<Trainer>),
     Sample(Box<Sampler>),
-}
-
-struct Sampler {
-    gpu: Gpu,
-    ck: Checkpoint,
-    layers: Vec<Layer>,
-    g_ema: Params<Tensor>,
 }
 
 /// A training run in the page, or a checkpoint's generator to sample from.
@@ -275,12 +266,9 @@ impl Session {
     pub async fn load(checkpoint: Vec<u8>) -> Result<Session, JsValue> {
         async {
             let ck = Checkpoint::from_bytes(&checkpoint)?;
-            ck.config.validate()?;
             let gpu = Gpu::new(&GpuOptions::default()).await?;
-            let layers = arch::generator(&ck.config.net);
-            let g_ema = load_params(&gpu, &ck, "g_ema", &layers)?;
             Ok(Session {
-                run: Run::Sample(Box::new(Sampler { gpu, ck, layers, g_ema })),
+                run: Run::Sample(Box::new(Sampler::new(gpu, ck)?)),
             })
         }
         .await
@@ -421,13 +409,11 @@ impl Session {
 
     /// The EMA generator's images for `latents` in a grid of `cols` columns at the final resolution.
     async fn frame(&self, latents: &[f32], cols: usize) -> Result<Frame> {
-        let (gpu, state, layers, params) = match &self.run {
-            Run::Train(t) => (&t.gpu, &t.state, &t.model.g_layers, &t.model.g_ema),
-            Run::Sample(s) => (&s.gpu, &s.ck.state, &s.layers, &s.g_ema),
+        let images = match &self.run {
+            Run::Train(t) => t.samples(latents).await?,
+            Run::Sample(s) => s.run(latents).await?,
         };
         let cfg = self.cfg();
-        let pos = cfg.position(state.images);
-        let images = generate(gpu, &cfg.net, layers, params, latents, pos.level, pos.alpha).await?;
         let picture = grid(&images, cols, cfg.net.max_res)?;
         Ok(Frame {
             width: picture.width as u32,

@@ -10,11 +10,10 @@ use pollster::block_on;
 
 use super::config::{parse_res_map, TrainConfig, EMOJI};
 use super::run::{self, Outcome, RunOptions, CHECKPOINT, CONFIG};
-use super::trainer::{generate, load_params, Trainer};
+use super::trainer::{Sampler, Trainer};
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::{self, Dataset};
 use crate::gpu::{Gpu, GpuOptions};
-use crate::nn::arch;
 use crate::samples::{self, grid, Picture};
 
 /// Settings of `pggan train`; each overrides the config file, which overrides the defaults.
@@ -241,58 +240,27 @@ fn find_checkpoint(path: &Path) -> Result<(Checkpoint, PathBuf)> {
     Ok((checkpoint::load(&file)?, dir))
 }
 
-/// What `generate` and `interpolate` need of a checkpoint: its EMA generator on the GPU.
-pub struct Generator {
-    gpu: Gpu,
-    ck: Checkpoint,
-    layers: Vec<arch::Layer>,
-    params: crate::nn::net::Params<crate::gpu::Tensor>,
-}
+/// What `generate`, `interpolate` and the metrics need of a checkpoint file: its EMA generator
+/// ([`Sampler`]), run to completion on the native GPU.
+pub struct Generator(Sampler);
 
 impl Generator {
     pub fn load(path: &Path, gpu: &GpuOptions) -> Result<Generator> {
         let (ck, _) = find_checkpoint(path)?;
-        ck.config.validate()?;
-        let gpu = block_on(Gpu::new(gpu))?;
-        let layers = arch::generator(&ck.config.net);
-        let params = load_params(&gpu, &ck, "g_ema", &layers)?;
-        Ok(Generator {
-            gpu,
-            ck,
-            layers,
-            params,
-        })
+        Ok(Generator(Sampler::new(block_on(Gpu::new(gpu))?, ck)?))
     }
 
     pub fn latent(&self) -> usize {
-        self.ck.config.net.latent
-    }
-
-    pub fn channels(&self) -> usize {
-        self.ck.config.net.channels
-    }
-
-    /// The resolution the checkpoint generates at (its place in the schedule).
-    pub fn res(&self) -> usize {
-        self.ck.config.position(self.ck.state.images).res()
+        self.0.ck.config.net.latent
     }
 
     pub fn gpu(&self) -> &Gpu {
-        &self.gpu
+        &self.0.gpu
     }
 
     /// Images for `latents` at the checkpoint's resolution and fade-in.
     pub fn run(&self, latents: &[f32]) -> Result<crate::data::Images> {
-        let pos = self.ck.config.position(self.ck.state.images);
-        block_on(generate(
-            &self.gpu,
-            &self.ck.config.net,
-            &self.layers,
-            &self.params,
-            latents,
-            pos.level,
-            pos.alpha,
-        ))
+        block_on(self.0.run(latents))
     }
 }
 

@@ -216,6 +216,35 @@ impl Trainer {
     }
 }
 
+/// A checkpoint's EMA generator on the GPU: all that sampling needs (no D, Adam state or data).
+pub struct Sampler {
+    pub gpu: Gpu,
+    pub ck: Checkpoint,
+    pub layers: Vec<Layer>,
+    pub g_ema: Params<Tensor>,
+}
+
+impl Sampler {
+    /// Works with a full checkpoint and with an exported generator (only `g_ema/...` tensors).
+    pub fn new(gpu: Gpu, ck: Checkpoint) -> Result<Sampler> {
+        ck.config.validate()?;
+        let layers = crate::nn::arch::generator(&ck.config.net);
+        let g_ema = load_params(&gpu, &ck, "g_ema", &layers)?;
+        Ok(Sampler { gpu, ck, layers, g_ema })
+    }
+
+    pub fn position(&self) -> Position {
+        self.ck.config.position(self.ck.state.images)
+    }
+
+    /// Images for `latents` [N, latent] at the checkpoint's resolution and fade-in.
+    pub async fn run(&self, latents: &[f32]) -> Result<Images> {
+        let pos = self.position();
+        let net = &self.ck.config.net;
+        generate(&self.gpu, net, &self.layers, &self.g_ema, latents, pos.level, pos.alpha).await
+    }
+}
+
 /// The dataset must match the networks and fill a minibatch.
 fn check_data(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
     ensure!(
