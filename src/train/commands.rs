@@ -31,36 +31,43 @@ pub struct TrainArgs {
     /// A JSON file with any of the settings (see `config.json` in a run folder for every field).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Final resolution, a power of two from 4 to 1024. Default: 64.
     #[arg(long)]
     pub max_res: Option<usize>,
+    /// Feature maps at level l: min(fmap-base / 2^l, fmap-max). Default: 2048 (official: 8192).
     #[arg(long)]
     pub fmap_base: Option<usize>,
+    /// Default: 128 (official: 512).
     #[arg(long)]
     pub fmap_max: Option<usize>,
+    /// Latent size. Default: 128 (official: 512).
     #[arg(long)]
     pub latent: Option<usize>,
     /// Image channels: 3 (RGB) or 1 (grayscale).
     #[arg(long)]
     pub channels: Option<usize>,
+    /// Images per step (a multiple of 4, or under 4). Default: 16.
     #[arg(long)]
     pub minibatch: Option<usize>,
     /// Minibatch per resolution, e.g. `64=8,128=4`.
     #[arg(long)]
     pub minibatch_res: Option<String>,
+    /// Adam learning rate. Default: 0.001.
     #[arg(long)]
     pub lr: Option<f32>,
     /// Learning rate per resolution, e.g. `128=0.0015`.
     #[arg(long)]
     pub lr_res: Option<String>,
-    /// Thousands of real images per fade-in and per stabilisation phase (fractions allowed).
+    /// Thousands of real images per fade-in and per stabilisation phase (fractions allowed). Default: 20.
     #[arg(long)]
     pub phase_kimg: Option<f64>,
     /// Stop after this many thousand images (default: the end of the last stabilisation).
     #[arg(long)]
     pub total_kimg: Option<f64>,
-    /// Thousands of images between log lines and sample grids.
+    /// Thousands of images between log lines and sample grids. Default: 2.
     #[arg(long)]
     pub tick_kimg: Option<f64>,
+    /// Ticks between checkpoints. Default: 5.
     #[arg(long)]
     pub checkpoint_ticks: Option<usize>,
     /// Ticks between sliced Wasserstein distances in the log (0: never). Default: 10.
@@ -69,6 +76,7 @@ pub struct TrainArgs {
     /// Images per side for those distances. Default: 1024.
     #[arg(long)]
     pub swd_images: Option<usize>,
+    /// Seeds weights, minibatches and latents. Default: 1.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Turn off random horizontal flips of the real images.
