@@ -2,7 +2,7 @@
 //
 // 1. With WebGPU (SwiftShader, the flags of webdriver.json): start a tiny run on the emoji set through
 //    the page's controls (the page must keep drawing animation frames while it decodes the set: no
-//    gap over 250 ms), wait until the sample canvas differs from its first frame, pause, save a
+//    gap over 400 ms), wait until the sample canvas differs from its first frame, pause, save a
 //    checkpoint and export the generator (downloads into target/e2e/), reload, load the checkpoint
 //    to resume and see the very same samples, resume for a few steps; then load a checkpoint made
 //    by native `pggan train` (PGGAN_NATIVE_CHECKPOINT) to resume and to sample. Any console error
@@ -134,9 +134,9 @@ async function withWebGpu(url) {
     log(`training: ${await text(page, "status")}`);
     const decoding = await page.evaluate(() => window.decodingFrames);
     log(`decoding the emoji set: ${decoding.frames} frames, longest gap between frames ${decoding.longest.toFixed(0)} ms`);
-    // Chunks of about 50 ms leave gaps well under 250 ms; decoding in one call froze it for ~500 ms.
+    // Chunks of about 50 ms leave gaps near 50-80 ms (400 allows a loaded machine); decoding in one call froze it for ~500 ms.
     if (decoding.frames < 3) fail(`only ${decoding.frames} animation frames showed the decoding`);
-    if (decoding.longest > 250) fail(`the page froze for ${decoding.longest.toFixed(0)} ms while decoding`);
+    if (decoding.longest > 400) fail(`the page froze for ${decoding.longest.toFixed(0)} ms while decoding`);
     await waitFor("the first sample frame", async () => (await frames(page)) >= 1, 30_000);
     const first = await canvas(page);
     await waitFor("samples that differ from the first frame", async () => (await canvas(page)) !== first, 120_000);
