@@ -89,12 +89,8 @@ mod cli {
         Info {
             #[arg(long, default_value_t = 1024)]
             resolution: usize,
-            #[arg(long, default_value_t = 8192)]
-            fmap_base: usize,
-            #[arg(long, default_value_t = 512)]
-            fmap_max: usize,
-            #[arg(long, default_value_t = 512)]
-            latent: usize,
+            #[command(flatten)]
+            size: NetSize,
             #[arg(long, default_value_t = 3)]
             channels: usize,
         },
@@ -116,6 +112,29 @@ mod cli {
             #[arg(long)]
             default_limits: bool,
         },
+    }
+
+    /// The network-size flags of `info` and `bench train`, defaulting to the official sizes.
+    #[derive(clap::Args)]
+    struct NetSize {
+        #[arg(long, default_value_t = 8192)]
+        fmap_base: usize,
+        #[arg(long, default_value_t = 512)]
+        fmap_max: usize,
+        #[arg(long, default_value_t = 512)]
+        latent: usize,
+    }
+
+    impl NetSize {
+        fn net(&self, max_res: usize, channels: usize) -> NetConfig {
+            NetConfig {
+                max_res,
+                fmap_base: self.fmap_base,
+                fmap_max: self.fmap_max,
+                latent: self.latent,
+                channels,
+            }
+        }
     }
 
     #[derive(Subcommand)]
@@ -150,12 +169,8 @@ mod cli {
             /// The largest resolution; the networks are built for it.
             #[arg(long, default_value_t = 64)]
             resolution: usize,
-            #[arg(long, default_value_t = 8192)]
-            fmap_base: usize,
-            #[arg(long, default_value_t = 512)]
-            fmap_max: usize,
-            #[arg(long, default_value_t = 512)]
-            latent: usize,
+            #[command(flatten)]
+            size: NetSize,
             #[arg(long, default_value_t = 16)]
             minibatch: usize,
             /// Timed steps per resolution.
@@ -254,18 +269,10 @@ mod cli {
             ),
             Command::Info {
                 resolution,
-                fmap_base,
-                fmap_max,
-                latent,
+                size,
                 channels,
             } => {
-                let cfg = NetConfig {
-                    max_res: resolution,
-                    fmap_base,
-                    fmap_max,
-                    latent,
-                    channels,
-                };
+                let cfg = size.net(resolution, channels);
                 cfg.validate().map(|()| {
                     print!("{}", pggan::nn::arch::describe(&cfg));
                     ExitCode::SUCCESS
@@ -305,21 +312,18 @@ mod cli {
         let report = match what {
             BenchWhat::Train {
                 resolution,
-                fmap_base,
-                fmap_max,
-                latent,
+                size,
                 minibatch,
                 steps,
                 warmup,
                 levels,
             } => {
-                let net = NetConfig {
-                    max_res: resolution,
+                let net = size.net(resolution, 3);
+                let NetSize {
                     fmap_base,
                     fmap_max,
                     latent,
-                    channels: 3,
-                };
+                } = size;
                 net.validate()?;
                 let resolutions = if levels.is_empty() {
                     (1..=net.levels()).map(pggan::nn::config::res_of).collect()
