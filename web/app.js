@@ -13,6 +13,8 @@ const MAX_POINTS = 2000;
 const IMAGE_FILE = /\.(png|jpe?g|webp|bmp|gif)$/i;
 
 let session = null;
+// The session's configuration, parsed once when the session is adopted.
+let runConfig = null;
 let running = false;
 let loop = Promise.resolve();
 let history = [];
@@ -164,7 +166,8 @@ function adopt(next) {
   rate.reset();
   const cfg = session.config();
   $("config-json").textContent = cfg;
-  showConfig(JSON.parse(cfg));
+  runConfig = JSON.parse(cfg);
+  showConfig(runConfig);
   drawPlots();
 }
 
@@ -213,7 +216,7 @@ function drawPlots() {
 
 // Every swd_ticks ticks of the run's configuration (as the CLI logs it), from 16x16 on.
 async function measureSwd(st) {
-  const cfg = JSON.parse(session.config());
+  const cfg = runConfig;
   if (cfg.swd_ticks === 0 || st.kimg < nextSwd) return;
   const every = cfg.swd_ticks * cfg.tick_kimg;
   nextSwd = (Math.floor(st.kimg / every) + 1) * every;
@@ -415,6 +418,7 @@ function wire() {
     await calls;
     session.free();
     session = null;
+    runConfig = null;
     history = [];
     swdHistory = [];
     nextSwd = 0;
