@@ -65,3 +65,18 @@ fn launch_refuses_the_wrong_number_of_tensors() {
         .unwrap_err();
     assert!(err.to_string().contains("binds 2 tensors but was given 1"), "{err}");
 }
+
+#[test]
+fn download_many_reads_every_tensor_in_order() {
+    let mut gpu = common::gpu();
+    let values: Vec<Vec<f32>> = (0..5)
+        .map(|i| (0..3 + 7 * i).map(|j| (10 * i + j) as f32).collect())
+        .collect();
+    let tensors: Vec<_> = values.iter().map(|v| gpu.upload(v, &[v.len()]).unwrap()).collect();
+    let refs: Vec<_> = tensors.iter().collect();
+    assert_eq!(pollster::block_on(gpu.download_many(&refs)).unwrap(), values);
+    // A buffer limit of 100 bytes (25 values) forces several staging buffers, one tensor over it alone.
+    gpu.limits.max_buffer_size = 100;
+    assert_eq!(pollster::block_on(gpu.download_many(&refs)).unwrap(), values);
+    assert_eq!(pollster::block_on(gpu.download(&tensors[4])).unwrap(), values[4]);
+}

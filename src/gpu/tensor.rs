@@ -114,13 +114,42 @@ impl Gpu {
     /// Submits all recorded work and reads `t` back. Never blocks the browser: on wasm it awaits the
     /// mapping callback; natively it polls the device with a finite timeout.
     pub async fn download(&self, t: &Tensor) -> Result<Vec<f32>> {
+        Ok(self.download_many(&[t]).await?.pop().expect("one tensor in, one out"))
+    }
+
+    /// Reads several tensors back with one wait per staging buffer (each at most the device's buffer
+    /// size limit) instead of one per tensor: checkpoints read hundreds of tensors.
+    pub async fn download_many(&self, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(tensors.len());
+        let mut rest = tensors;
+        while !rest.is_empty() {
+            // The longest prefix that fits one staging buffer (at least one tensor, which always fits).
+            let (mut n, mut size) = (0, 0);
+            while n < rest.len() && (n == 0 || size + rest[n].bytes() <= self.limits.max_buffer_size) {
+                size += rest[n].bytes();
+                n += 1;
+            }
+            let (batch, tail) = rest.split_at(n);
+            out.extend(self.download_batch(batch, size).await?);
+            rest = tail;
+        }
+        Ok(out)
+    }
+
+    async fn download_batch(&self, tensors: &[&Tensor], size: u64) -> Result<Vec<Vec<f32>>> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("download"),
-            size: t.bytes(),
+            size,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.record(|e| e.copy_buffer_to_buffer(&t.buf, 0, &staging, 0, t.bytes()));
+        self.record(|e| {
+            let mut offset = 0;
+            for t in tensors {
+                e.copy_buffer_to_buffer(&t.buf, 0, &staging, offset, t.bytes());
+                offset += t.bytes();
+            }
+        });
         self.flush();
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
@@ -135,7 +164,16 @@ impl Gpu {
             let view = staging
                 .get_mapped_range(..)
                 .map_err(|e| anyhow!("mapping a download failed: {e}"))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            let values = bytemuck::cast_slice::<u8, f32>(&view);
+            let mut start = 0;
+            tensors
+                .iter()
+                .map(|t| {
+                    let part = values[start..start + t.len()].to_vec();
+                    start += t.len();
+                    part
+                })
+                .collect()
         };
         staging.unmap();
         Ok(data)

@@ -199,15 +199,21 @@ impl Trainer {
 
     /// Everything needed to resume, read back from the GPU.
     pub async fn checkpoint(&self) -> Result<Checkpoint> {
-        let mut tensors = std::collections::BTreeMap::new();
+        let mut named = Vec::new();
         for (group, params, layers) in groups(&self.model) {
             for (i, layer) in layers.iter().enumerate() {
                 for (suffix, t) in [("w", &params.w[i]), ("b", &params.b[i])] {
-                    let values = self.gpu.download(t).await?;
-                    tensors.insert(format!("{group}/{}/{suffix}", layer.name), (t.shape.clone(), values));
+                    named.push((format!("{group}/{}/{suffix}", layer.name), t));
                 }
             }
         }
+        let all: Vec<&Tensor> = named.iter().map(|(_, t)| *t).collect();
+        let values = self.gpu.download_many(&all).await?;
+        let tensors = named
+            .into_iter()
+            .zip(values)
+            .map(|((name, t), v)| (name, (t.shape.clone(), v)))
+            .collect();
         Ok(Checkpoint {
             config: self.cfg.clone(),
             state: self.state.clone(),
