@@ -20,9 +20,9 @@
 // after a split forward): y = lrelu(scale * C + bias[m], slope), stored once instead of being written
 // by the GEMM and then read and rewritten by act.wgsl.
 //
-// Every invocation stages one reduction row k per slice (for both A and B) and a fixed set of values
-// of the other index, so it decomposes k into its three digits once and then advances them by TK
-// with carries: no integer division in the main loop.
+// Every invocation stages, per slice, one reduction row of A and one of B and a fixed set of values of
+// the other index, so it decomposes each row index into its three digits once and then advances them
+// by TK with carries: no integer division in the main loop.
 
 struct Params {
     m: u32,           // rows of C
@@ -50,15 +50,15 @@ struct Params {
 
 override TM: u32 = 64u;  // tile rows
 override TN: u32 = 64u;  // tile columns
-override TK: u32 = 16u;  // reduction slice depth, at most TM / 2
+override TK: u32 = 16u;  // reduction slice depth
 // One invocation per 4x4 block of the tile: at most 256.
 override WG: u32 = TM * TN / 16u;
 // Invocations per staged reduction row: each stages TM / GROUP values of A (fewer than one for some
-// tiles, so some invocations stage none) and TN / GROUP = 16 TK / TM <= 8 of B.
+// tiles, so some invocations stage none) and TN / GROUP <= 8 of B.
 override GROUP: u32 = WG / TK;
-// The staged slices are rows of TM (A) or TN (B) values read as vec4s, so an invocation fetches its
-// 4 rows of A and 4 columns of B with one load each. Rows are one vec4 longer than needed, so that
-// the invocations of mode 2 storing down a column hit 8 banks instead of one.
+// The staged slices are rows of TM (A) or TN (B) values read as vec4s, so an invocation fetches 4
+// rows of A and 4 columns of B with one load each. Rows are one vec4 longer than needed, so that
+// invocations storing down a column hit 8 banks instead of one.
 override A_ROW: u32 = TM / 4u + 1u;
 override B_ROW: u32 = TN / 4u + 1u;
 override B_BASE: u32 = TK * A_ROW;
@@ -66,6 +66,8 @@ override B_BASE: u32 = TK * A_ROW;
 // A[m, k] at (k * A_ROW + m / 4)[m % 4], then B[k, col] at (B_BASE + k * B_ROW + col / 4)[col % 4].
 // 672 vec4s (10.5 KiB) hold the largest variant, 32x128 tiles with TK 16.
 var<workgroup> stage: array<vec4<f32>, 672>;
+// forward_act: the biases of the tile's rows.
+var<workgroup> tile_bias: array<f32, 64>;
 
 // v as three mixed-radix digits (v / (r1 r0), v / r0 % r1, v % r0).
 fn digits(v: u32, r1: u32, r0: u32) -> vec3<u32> {
@@ -105,140 +107,178 @@ fn column_radices(mode: u32) -> vec2<u32> {
     return select(vec2<u32>(p.h, p.w), vec2<u32>(p.ks, p.ks), mode == 2u);
 }
 
-// The tile row of workgroup `wid`, and the block of 4 rows in it that invocation `lid` computes.
+// A[m, k] (k as digits kd), 0 past the reduction or the rows.
+fn load_a(mode: u32, m: u32, k: u32, kd: vec3<u32>, kend: u32) -> f32 {
+    if (k >= kend || m >= p.m) {
+        return 0.0;
+    }
+    let kk = p.ks * p.ks;
+    switch mode {
+        case 0u: { return a[m * p.kdim + k]; }
+        case 1u: { return a[(kd.x * p.cin + m) * kk + kk - 1u - (kd.y * p.ks + kd.z)]; }
+        default: { return a[((kd.x * p.cout + m) * p.h + kd.y) * p.w + kd.z]; }
+    }
+}
+
+// B[k, col] (k as digits kd, col as digits cd), 0 past the reduction or the columns.
+fn load_b(mode: u32, k: u32, kd: vec3<u32>, col: u32, cd: vec3<u32>, kend: u32) -> f32 {
+    if (k >= kend || col >= p.ncol) {
+        return 0.0;
+    }
+    if (mode == 2u) {
+        return im2col(p.cin, kd, cd);
+    }
+    return im2col(select(p.cin, p.cout, mode == 1u), cd, kd);
+}
+
+// The tile row of workgroup `wid`.
 fn tile_row(wid: vec3<u32>) -> u32 {
     return wid.z % p.tiles_m;
 }
 
-fn row_block(lid: u32) -> u32 {
-    return lid / (TN / 4u);
+// Stores a 4x4 block of C, rows `row` + i and columns `col` + j of the tile at (m0, c0): C[m, col]
+// goes to [n, m, h, w] (modes 0, 1) or [m, col] (mode 2), in this split's slice; as
+// lrelu(scale * C + bias, slope) with `act` (forward_act), else scale * C, added to the output when
+// accumulating.
+fn store_block(mode: u32, m0: u32, c0: u32, row: u32, col: u32, slice: u32, blk: array<vec4<f32>, 4>,
+               act: bool, slope: f32) {
+    let hw = p.h * p.w;
+    for (var j = 0u; j < 4u; j++) {
+        let c = c0 + col + j;
+        let px = digits(c, p.h, p.w);
+        for (var i = 0u; i < 4u; i++) {
+            let m = m0 + row + i;
+            if (m < p.m && c < p.ncol) {
+                let idx = slice + select((px.x * p.m + m) * hw + px.y * p.w + px.z, m * p.ncol + c, mode == 2u);
+                var v = p.scale * blk[i][j];
+                if (act) {
+                    v = lrelu(v + tile_bias[row + i], slope);
+                }
+                if (p.accumulate == 1u) {
+                    v += out[idx];
+                }
+                out[idx] = v;
+            }
+        }
+    }
 }
 
-// One tile of C, stored as lrelu(scale * C + bias4[i], slope) on the invocation's rows i (the
-// epilogue): a bias of 0 and a slope of 1 store scale * C exactly.
-fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, bias4: vec4<f32>, slope: f32) {
+// One tile of C. Every invocation stages, per slice, one reduction row of A and one of B and a fixed
+// set of A's rows and B's columns. Consecutive invocations take consecutive addresses of global
+// memory where they can: A (the weights, or dy in mode 2) is read along k; B along the pixel columns
+// in modes 0 and 1 and along k (pixels) in mode 2. The next slice's values are loaded into registers
+// while this one is multiplied, so the loads' latency hides behind the arithmetic.
+fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f32) {
     // Column tiles run over x and y so that batch*H*W / TN may exceed 65535.
     let tile_n = wid.y * nwg.x + wid.x;
     if (tile_n >= p.tiles_n) {
         return;
     }
-    let tile_m = tile_row(wid);
     let split = wid.z / p.tiles_m;
-    let m0 = tile_m * TM;
+    let m0 = tile_row(wid) * TM;
     let c0 = tile_n * TN;
     let kbeg = split * p.chunk;
     let kend = min(kbeg + p.chunk, p.kdim);
-    let kk = p.ks * p.ks;
 
-    // What this invocation stages: reduction row `krow`, and rows m0 + other + GROUP i of A and
-    // columns c0 + other + GROUP i of B. Along the fast index of global memory consecutive
-    // invocations take consecutive values: the pixel columns in modes 0 and 1, the pixel rows
-    // in mode 2.
-    let krow = select(lid / GROUP, lid % TK, mode == 2u);
-    let other = select(lid % GROUP, lid / TK, mode == 2u);
     let rr = reduction_radices(mode);
     let cr = column_radices(mode);
-    var kd = digits(kbeg + krow, rr.x, rr.y);
     let kstep = digits(TK, rr.x, rr.y);
+    // A: reduction row ka, rows oa + GROUP i.
+    let ka = lid % TK;
+    let oa = lid / TK;
+    var kda = digits(kbeg + ka, rr.x, rr.y);
+    // B: reduction row kb, columns ob + GROUP i.
+    let kb = select(lid / GROUP, lid % TK, mode == 2u);
+    let ob = select(lid % GROUP, lid / TK, mode == 2u);
+    var kdb = digits(kbeg + kb, rr.x, rr.y);
+    let na = TM / GROUP;
     let nb = TN / GROUP;
     var cols: array<vec3<u32>, 8>;
     for (var i = 0u; i < nb; i++) {
-        cols[i] = digits(c0 + other + GROUP * i, cr.x, cr.y);
+        cols[i] = digits(c0 + ob + GROUP * i, cr.x, cr.y);
     }
-    // The channel count of the tensor B reads.
-    let b_channels = select(p.cin, p.cout, mode == 1u);
+
+    // The values of the next slice, loaded ahead.
+    var ra: array<f32, 8>;
+    var rb: array<f32, 8>;
+    for (var i = 0u; i < na; i++) {
+        ra[i] = load_a(mode, m0 + oa + GROUP * i, kbeg + ka, kda, kend);
+    }
+    for (var i = 0u; i < nb; i++) {
+        rb[i] = load_b(mode, kbeg + kb, kdb, c0 + ob + GROUP * i, cols[i], kend);
+    }
 
     var acc: array<vec4<f32>, 4>;
     let tx = lid % (TN / 4u);
-    let ty = row_block(lid);
+    let ty = lid / (TN / 4u);
     for (var k0 = kbeg; k0 < kend; k0 += TK) {
-        let k = k0 + krow;
-        let live = k < kend;
-        let tap = kd.y * p.ks + kd.z;
-        for (var r = other; r < TM; r += GROUP) {
-            let m = m0 + r;
-            var av = 0.0;
-            if (live && m < p.m) {
-                switch mode {
-                    case 0u: { av = a[(m * p.cin + kd.x) * kk + tap]; }
-                    case 1u: { av = a[(kd.x * p.cin + m) * kk + kk - 1u - tap]; }
-                    default: { av = a[((kd.x * p.cout + m) * p.h + kd.y) * p.w + kd.z]; }
-                }
-            }
-            stage[krow * A_ROW + r / 4u][r % 4u] = av;
+        // Tiles with fewer than one A value per invocation: only the first TM invocations stage.
+        for (var i = 0u; i < na; i++) {
+            let r = oa + GROUP * i;
+            stage[ka * A_ROW + r / 4u][r % 4u] = ra[i];
+        }
+        if (na == 0u && oa < TM) {
+            stage[ka * A_ROW + oa / 4u][oa % 4u] = load_a(mode, m0 + oa, k0 + ka, kda, kend);
         }
         for (var i = 0u; i < nb; i++) {
-            let c = other + GROUP * i;
-            var bv = 0.0;
-            if (live && c0 + c < p.ncol) {
-                if (mode == 2u) {
-                    bv = im2col(b_channels, kd, cols[i]);
-                } else {
-                    bv = im2col(b_channels, cols[i], kd);
-                }
+            let c = ob + GROUP * i;
+            stage[B_BASE + kb * B_ROW + c / 4u][c % 4u] = rb[i];
+        }
+        workgroupBarrier();
+        kda = advance(kda, kstep, rr.x, rr.y);
+        kdb = advance(kdb, kstep, rr.x, rr.y);
+        let k1 = k0 + TK;
+        if (k1 < kend) {
+            for (var i = 0u; i < na; i++) {
+                ra[i] = load_a(mode, m0 + oa + GROUP * i, k1 + ka, kda, kend);
             }
-            stage[B_BASE + krow * B_ROW + c / 4u][c % 4u] = bv;
+            for (var i = 0u; i < nb; i++) {
+                rb[i] = load_b(mode, k1 + kb, kdb, c0 + ob + GROUP * i, cols[i], kend);
+            }
         }
-        workgroupBarrier();
         for (var r = 0u; r < TK; r++) {
-            let av = stage[r * A_ROW + ty];
-            let bv = stage[B_BASE + r * B_ROW + tx];
-            acc[0] += av.x * bv;
-            acc[1] += av.y * bv;
-            acc[2] += av.z * bv;
-            acc[3] += av.w * bv;
+            let a0 = stage[r * A_ROW + ty];
+            let b0 = stage[B_BASE + r * B_ROW + tx];
+            acc[0] += a0.x * b0;
+            acc[1] += a0.y * b0;
+            acc[2] += a0.z * b0;
+            acc[3] += a0.w * b0;
         }
         workgroupBarrier();
-        kd = advance(kd, kstep, rr.x, rr.y);
     }
 
-    // Store: C[m, col] goes to [n, m, h, w] (modes 0, 1) or [m, col] (mode 2), in this split's
-    // slice. Invocation (tx, ty) holds rows m0 + 4 ty + i and columns c0 + 4 tx + j.
-    let slice = split * p.m * p.ncol;
-    let hw = p.h * p.w;
-    for (var j = 0u; j < 4u; j++) {
-        let col = c0 + 4u * tx + j;
-        let px = digits(col, p.h, p.w);
-        for (var i = 0u; i < 4u; i++) {
-            let m = m0 + 4u * ty + i;
-            if (m < p.m && col < p.ncol) {
-                let idx = slice + select((px.x * p.m + m) * hw + px.y * p.w + px.z, m * p.ncol + col, mode == 2u);
-                out[idx] = select(0.0, out[idx], p.accumulate == 1u) + lrelu(p.scale * acc[i][j] + bias4[i], slope);
-            }
-        }
-    }
+    // Invocation (tx, ty) holds rows 4 ty + i and columns 4 tx + j of the tile.
+    store_block(mode, m0, c0, 4u * ty, 4u * tx, split * p.m * p.ncol, acc, act, slope);
 }
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    gemm(0u, wid, nwg, lid, vec4<f32>(0.0), 1.0);
+    gemm(0u, wid, nwg, lid, false, 1.0);
 }
 
 @compute @workgroup_size(WG)
 fn backward_data(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    gemm(1u, wid, nwg, lid, vec4<f32>(0.0), 1.0);
+    gemm(1u, wid, nwg, lid, false, 1.0);
 }
 
 @compute @workgroup_size(WG)
 fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-    gemm(2u, wid, nwg, lid, vec4<f32>(0.0), 1.0);
+    gemm(2u, wid, nwg, lid, false, 1.0);
 }
 
 // The biases are read here, not in gemm, so that only this entry point binds them.
 @compute @workgroup_size(WG)
 fn forward_act(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let m = tile_row(wid) * TM + 4u * row_block(lid);
-    var bias4 = vec4<f32>(0.0);
-    for (var i = 0u; i < 4u; i++) {
-        if (m + i < p.m) {
-            bias4[i] = bias[m + i];
-        }
+    let m0 = tile_row(wid) * TM;
+    for (var r = lid; r < TM; r += WG) {
+        tile_bias[r] = select(0.0, bias[min(m0 + r, p.m - 1u)], m0 + r < p.m);
     }
-    gemm(0u, wid, nwg, lid, bias4, p.slope);
+    workgroupBarrier();
+    gemm(0u, wid, nwg, lid, true, p.slope);
 }
 
 // (out[i] if accumulating) + the sum over s of slices[s * len + i], len = m * ncol: the split-K

@@ -8,6 +8,9 @@
 // neighbouring columns. K is walked in chunks of 16, staged in workgroup memory (2 x 4 KiB) as
 // [k][row] and [k][col] whatever the storage order; the loads walk the contiguous axis of the stored
 // matrix fastest so global reads coalesce. Out-of-range elements are staged as zeros.
+// A long K over few tiles (D's last convolution flattened into its dense layer: K = 8192 for a
+// 16 x 512 output) is split over wid.z (split-K): split z sums its `chunk` of K into slice z of c,
+// [splits, M, N], and reduce.wgsl adds the slices.
 
 struct Params {
     m: u32,
@@ -17,6 +20,7 @@ struct Params {
     trans_b: u32,
     accumulate: u32,
     alpha: f32,
+    chunk: u32,  // the reduction length of one split, a multiple of CHUNK
 }
 
 const TILE: u32 = 64u;
@@ -44,15 +48,17 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let n0 = wid.x * TILE;
     let tx = lid % 16u;
     let ty = lid / 16u;
+    let kbeg = wid.z * p.chunk;
+    let kend = min(kbeg + p.chunk, p.k);
     var acc: array<vec4<f32>, 4>;  // acc[i][j] = c[m0 + ty + 16 i, n0 + tx + 16 j]
-    for (var k0 = 0u; k0 < p.k; k0 += CHUNK) {
+    for (var k0 = kbeg; k0 < kend; k0 += CHUNK) {
         for (var r = 0u; r < 4u; r++) {
             let e = lid + r * 256u;
             let ca = chunk_coords(e, p.trans_a == 0u);
             let ka = k0 + ca.x;
             let row = m0 + ca.y;
             var va = 0.0;
-            if (ka < p.k && row < p.m) {
+            if (ka < kend && row < p.m) {
                 va = a[select(row * p.k + ka, ka * p.m + row, p.trans_a == 1u)];
             }
             a_tile[ca.x * TILE + ca.y] = va;
@@ -60,7 +66,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let kb = k0 + cb.x;
             let col = n0 + cb.y;
             var vb = 0.0;
-            if (kb < p.k && col < p.n) {
+            if (kb < kend && col < p.n) {
                 vb = b[select(kb * p.n + col, col * p.k + kb, p.trans_b == 1u)];
             }
             b_tile[cb.x * TILE + cb.y] = vb;
@@ -82,7 +88,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < 4u; j++) {
             let col = n0 + tx + 16u * j;
             if (row < p.m && col < p.n) {
-                let o = row * p.n + col;
+                let o = (wid.z * p.m + row) * p.n + col;
                 var v = p.alpha * acc[i][j];
                 if (p.accumulate == 1u) {
                     v += c[o];

@@ -8,11 +8,12 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::gpu::{Gpu, Tensor};
+use crate::gpu::{Gpu, Profile, Tensor};
 use crate::metrics::Swd;
 use crate::nn::config::res_of;
 use crate::nn::NetConfig;
-use crate::ops::{conv, dense};
+use crate::ops::conv::{self, Pass, Tile};
+use crate::ops::dense;
 use crate::rng::Rng;
 use crate::train::config::TrainConfig;
 use crate::train::step::{self, check_batch, Model, StepConfig, StepInputs};
@@ -71,11 +72,13 @@ fn time(gpu: &Gpu, reps: usize, f: &dyn Fn() -> Result<()>) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64() / reps as f64)
 }
 
-/// One row: pass, shape, GFLOP/s, and the ratio to a plain matmul of the same (M, K, N).
+/// One row: pass, shape, tile (for convolutions), GFLOP/s, and the ratio to a plain matmul of the
+/// same (M, K, N).
 #[derive(serde::Serialize)]
 pub struct Row {
     pub pass: &'static str,
     pub shape: Shape,
+    pub tile: Option<String>,
     pub gflops: f64,
     pub ratio: f64,
 }
@@ -84,8 +87,9 @@ fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
     gpu.zeros(shape)
 }
 
-/// Benchmarks every pass of `s`; each GEMM is (M, K, N) with 2 M K N flops.
-pub fn run(gpu: &Gpu, s: Shape, reps: usize) -> Result<Vec<Row>> {
+/// Benchmarks every pass of `s` (a convolution's also with its bias + leaky ReLU epilogue); each GEMM
+/// is (M, K, N) with 2 M K N flops. A convolution runs with the planned tile, or with each of `tiles`.
+pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>> {
     let hw = s.res * s.res;
     let taps = s.k.max(1) * s.k.max(1);
     let (x, y, w) = if s.k == 0 {
@@ -101,54 +105,72 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize) -> Result<Vec<Row>> {
             zeros(gpu, &[s.cout, s.cin, s.k, s.k])?,
         )
     };
-    let dense = s.k == 0;
+    let bias = zeros(gpu, &[s.cout])?;
     let (m_out, red, cols) = (s.cout, s.cin * taps, s.batch * hw);
-    // (pass, GEMM dims (M, K, N), the launch)
-    type Launch<'a> = Box<dyn Fn() -> Result<()> + 'a>;
-    let passes: Vec<(&'static str, [usize; 3], Launch)> = vec![
+    let conv_passes = [
+        ("forward", Pass::Forward { act: None }, [m_out, red, cols]),
         (
-            "forward",
+            "forward_act",
+            Pass::Forward {
+                act: Some((&bias, 0.2)),
+            },
             [m_out, red, cols],
-            Box::new(|| {
-                if dense {
-                    dense::forward(gpu, &x, &w, &y, 1.0)
-                } else {
-                    conv::forward(gpu, &x, &w, &y, 1.0)
-                }
-            }),
         ),
-        (
-            "backward-data",
-            [s.cin, s.cout * taps, cols],
-            Box::new(|| {
-                if dense {
-                    dense::backward_data(gpu, &y, &w, &x, 1.0)
-                } else {
-                    conv::backward_data(gpu, &y, &w, &x, 1.0)
-                }
-            }),
-        ),
+        ("backward-data", Pass::BackwardData, [s.cin, s.cout * taps, cols]),
         (
             "backward-weight",
+            Pass::BackwardWeight { accumulate: false },
             [m_out, cols, red],
-            Box::new(|| {
-                if dense {
-                    dense::backward_weight(gpu, &x, &y, &w, 1.0, false)
-                } else {
-                    conv::backward_weight(gpu, &x, &y, &w, 1.0, false)
-                }
-            }),
         ),
     ];
+    // (pass, GEMM dims (M, K, N), tile, the launch)
+    type Launch<'a> = Box<dyn Fn() -> Result<()> + 'a>;
+    let mut passes: Vec<(&'static str, [usize; 3], Option<Tile>, Launch)> = Vec::new();
+    if s.k == 0 {
+        passes.push((
+            "forward",
+            [m_out, red, cols],
+            None,
+            Box::new(|| dense::forward(gpu, &x, &w, &y, 1.0)),
+        ));
+        passes.push((
+            "backward-data",
+            [s.cin, s.cout, cols],
+            None,
+            Box::new(|| dense::backward_data(gpu, &y, &w, &x, 1.0)),
+        ));
+        passes.push((
+            "backward-weight",
+            [m_out, cols, red],
+            None,
+            Box::new(|| dense::backward_weight(gpu, &x, &y, &w, 1.0, false)),
+        ));
+    } else {
+        let planned = [None];
+        let forced: Vec<_> = tiles.iter().copied().map(Some).collect();
+        for (name, pass, dims) in conv_passes {
+            for &tile in if tiles.is_empty() { &planned[..] } else { &forced[..] } {
+                let tensors = [&x, &w, &y];
+                passes.push((
+                    name,
+                    dims,
+                    tile,
+                    Box::new(move || conv::run(gpu, pass, tensors, 1.0, tile)),
+                ));
+            }
+        }
+    }
     let mut rows = Vec::new();
-    for (pass, [m, k, n], launch) in passes {
+    for (pass, [m, k, n], tile, launch) in passes {
         let flops = 2.0 * (m * k * n) as f64;
         let secs = time(gpu, reps, &launch)?;
         let (a, b, c) = (zeros(gpu, &[m, k])?, zeros(gpu, &[k, n])?, zeros(gpu, &[m, n])?);
         let base = time(gpu, reps, &|| dense::matmul(gpu, &a, &b, &c))?;
+        let tile = (s.k > 0).then(|| tile.unwrap_or(conv::plan(m, n, k, None).tile).to_string());
         rows.push(Row {
             pass,
             shape: s,
+            tile,
             gflops: flops / secs / 1e9,
             ratio: base / secs,
         });
@@ -158,7 +180,10 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize) -> Result<Vec<Row>> {
 
 /// The printed table.
 pub fn table(rows: &[Row]) -> String {
-    let mut out = format!("{:<16} {:<30} {:>10} {:>14}\n", "pass", "shape", "GFLOP/s", "vs matmul");
+    let mut out = format!(
+        "{:<16} {:<30} {:<12} {:>10} {:>14}\n",
+        "pass", "shape", "tile", "GFLOP/s", "vs matmul"
+    );
     for r in rows {
         let s = r.shape;
         let shape = if s.k == 0 {
@@ -166,7 +191,11 @@ pub fn table(rows: &[Row]) -> String {
         } else {
             format!("conv{}x{} {}x{}->{} @{}", s.k, s.k, s.batch, s.cin, s.cout, s.res)
         };
-        out += &format!("{:<16} {:<30} {:>10.2} {:>13.2}x\n", r.pass, shape, r.gflops, r.ratio);
+        let tile = r.tile.as_deref().unwrap_or("-");
+        out += &format!(
+            "{:<16} {:<30} {:<12} {:>10.2} {:>13.2}x\n",
+            r.pass, shape, tile, r.gflops, r.ratio
+        );
     }
     out
 }
@@ -181,6 +210,8 @@ pub struct TrainBench {
     pub warmup: usize,
     /// The resolutions to time, each a level of `net` (4 up to `net.max_res`).
     pub resolutions: Vec<usize>,
+    /// Also time each kernel over one more step (timestamp queries).
+    pub profile: bool,
 }
 
 /// One resolution's figures.
@@ -197,6 +228,9 @@ pub struct TrainRow {
     pub host_ms_per_step: f64,
     /// Storage buffers created per timed step (0 once the pool is warm).
     pub buffers_per_step: f64,
+    /// GPU time of each kernel over one step, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
 }
 
 impl TrainBench {
@@ -264,6 +298,13 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
         };
         run(b.warmup)?;
         let (secs, host, created) = run(b.steps)?;
+        let profile = if b.profile {
+            gpu.profile_start()?;
+            step::step(gpu, &mut model, &inputs, level, alpha, &sc, &stats)?;
+            Some(pollster::block_on(gpu.profile_finish())?)
+        } else {
+            None
+        };
         rows.push(TrainRow {
             resolution: res,
             alpha,
@@ -271,6 +312,7 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
             ms_per_step: 1e3 * secs / b.steps as f64,
             host_ms_per_step: 1e3 * host / b.steps as f64,
             buffers_per_step: created as f64 / b.steps as f64,
+            profile,
         });
         // The next resolution's tensors have other sizes.
         drop(inputs);
@@ -290,6 +332,31 @@ pub fn train_table(rows: &[TrainRow]) -> String {
             "{:>10} {:>6.2} {:>12.2} {:>12.2} {:>14.2} {:>14.1}\n",
             r.resolution, r.alpha, r.images_per_s, r.ms_per_step, r.host_ms_per_step, r.buffers_per_step
         );
+    }
+    for r in rows {
+        if let Some(p) = &r.profile {
+            out += &profile_table(r.resolution, p);
+        }
+    }
+    out
+}
+
+/// The kernels of one profiled step, longest first, with their share of the step's GPU time.
+fn profile_table(res: usize, p: &Profile) -> String {
+    let total = p.total_ms();
+    let mut out = format!("\nkernels of one step at {res}x{res}: {total:.3} ms of GPU time\n");
+    out += &format!("{:>10} {:>7} {:>9}  kernel\n", "ms", "share", "launches");
+    for k in &p.kernels {
+        out += &format!(
+            "{:>10.3} {:>6.1}% {:>9}  {}\n",
+            k.ms,
+            100.0 * k.ms / total,
+            k.launches,
+            k.kernel
+        );
+    }
+    if p.untimed_passes > 0 {
+        out += &format!("({} more passes were not timed)\n", p.untimed_passes);
     }
     out
 }

@@ -182,6 +182,9 @@ mod cli {
             /// Resolutions to time, comma-separated (default: every one up to --resolution).
             #[arg(long, value_delimiter = ',')]
             levels: Vec<usize>,
+            /// Also time every kernel over one more step at each resolution (needs timestamp queries).
+            #[arg(long)]
+            profile: bool,
         },
         /// Quality at a fixed budget: trains a fixed small configuration on the emoji set through
         /// its whole schedule, then prints the time and the SWD of its EMA generator.
@@ -211,6 +214,10 @@ mod cli {
             /// Timed runs per pass, after one warm-up.
             #[arg(long, default_value_t = 3)]
             reps: usize,
+            /// Time each convolution pass with these tile shapes (ROWSxCOLSxDEPTH/BLOCK, comma-separated;
+            /// every shape when none is named) instead of the planned one.
+            #[arg(long, value_delimiter = ',', num_args = 0..)]
+            tiles: Option<Vec<String>>,
         },
     }
 
@@ -317,6 +324,7 @@ mod cli {
                 steps,
                 warmup,
                 levels,
+                profile,
             } => {
                 let net = size.net(resolution, 3);
                 let NetSize {
@@ -336,6 +344,7 @@ mod cli {
                     steps,
                     warmup,
                     resolutions,
+                    profile,
                 };
                 b.validate()?;
                 if !json {
@@ -397,11 +406,17 @@ mod cli {
                 batch,
                 max_channels,
                 reps,
+                tiles,
             } => {
+                let tiles = match tiles {
+                    None => Vec::new(),
+                    Some(names) if names.is_empty() => pggan::ops::conv::TILES.to_vec(),
+                    Some(names) => names.iter().map(|n| n.parse()).collect::<anyhow::Result<_>>()?,
+                };
                 let mut rows = Vec::new();
                 for shape in bench::pggan_shapes(batch, max_channels) {
                     eprintln!("benchmarking {shape:?}");
-                    rows.extend(bench::run(&gpu, shape, reps.max(1))?);
+                    rows.extend(bench::run(&gpu, shape, reps.max(1), &tiles)?);
                 }
                 if !json {
                     print!("{}", bench::table(&rows));
@@ -409,7 +424,7 @@ mod cli {
                 serde_json::json!({
                     "bench": "kernels",
                     "adapter": adapter,
-                    "config": { "batch": batch, "max_channels": max_channels, "reps": reps },
+                    "config": { "batch": batch, "max_channels": max_channels, "reps": reps, "tiles": !tiles.is_empty() },
                     "rows": rows,
                 })
             }

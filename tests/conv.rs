@@ -95,8 +95,8 @@ fn launchers_refuse_bad_shapes() {
 #[test]
 fn forward_refuses_a_grid_over_the_limit() {
     let gpu = common::gpu();
-    // 65536 * 64 + 1 output channels of a 1x1 image: over 65536 row tiles of any height, more than a
-    // grid dimension allows. (Pixel tiles never overflow: they spread over x and y.)
+    // 65536 * 64 + 1 output channels of a 1x1 image: over 65536 row tiles of any height (at most 64),
+    // more than a grid dimension allows. (Pixel tiles never overflow: they spread over x and y.)
     let cout = 65536 * 64 + 1;
     let (x, w, y) = (
         gpu.zeros(&[1, 1, 1, 1]).unwrap(),
@@ -110,11 +110,16 @@ fn forward_refuses_a_grid_over_the_limit() {
 #[test]
 fn tiles_fit_webgpu_default_limits() {
     for t in TILES {
-        assert!(t.rows % 4 == 0 && t.cols % 4 == 0 && t.invocations() <= 256, "{t:?}");
-        // An invocation stages at most 8 values of B per slice (the shader's `cols` array), and the
-        // slices, padded by a vec4 per row, fit its 672 vec4s of workgroup memory.
-        assert!(t.depth * 16 <= 8 * t.rows, "{t:?}");
-        assert!(t.invocations() % t.depth == 0, "{t:?}");
+        let wg = t.invocations();
+        assert!(t.rows % 4 == 0 && t.cols % 4 == 0 && wg <= 256, "{t:?}");
+        assert!(t.rows <= 64, "{t:?}: the shader holds 64 biases per tile");
+        // An invocation stages at most 8 values each of A and B per slice (the shader's `ra` and `rb`);
+        // A's rows are a whole number of staging groups, or fewer than one. The slices, padded by a
+        // vec4 per row, fit its 672 vec4s of workgroup memory.
+        assert!(wg % t.depth == 0, "{t:?}");
+        let group = wg / t.depth;
+        assert!(t.cols % group == 0 && t.cols / group <= 8, "{t:?}");
+        assert!(t.rows < group || (t.rows % group == 0 && t.rows / group <= 8), "{t:?}");
         assert!(t.depth * (t.rows / 4 + 1 + t.cols / 4 + 1) <= 672, "{t:?}");
     }
 }
@@ -130,8 +135,17 @@ fn plans_pick_tiles_and_splits_by_shape() {
     let p = plan(8, 72, 2048, None);
     assert_eq!(p.tile.invocations(), 64, "{p:?}");
     assert!(p.splits > 1, "{p:?}");
-    // 512->512 weight gradient at 4x4, batch 16: enough tiles, no split.
-    assert_eq!(plan(512, 4608, 256, None).splits, 1);
+    // 512->512 forward at 32x32, batch 16: 2048 square tiles, no split; its weight gradient (576
+    // tiles) is split in two.
+    assert_eq!(
+        plan(512, 16384, 4608, None),
+        Plan {
+            tile: TILES[0],
+            splits: 1,
+            chunk: 4608
+        }
+    );
+    assert_eq!(plan(512, 4608, 16384, None).splits, 2);
     // Under two chunks of reduction: no split.
     assert_eq!(plan(3, 27, 100, None).splits, 1);
     for (m, ncol, kdim) in [(8, 72, 2048), (128, 1152, 65536), (3, 3, 5), (70, 603, 192)] {

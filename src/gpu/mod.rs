@@ -3,6 +3,7 @@
 
 mod kernel;
 mod pool;
+mod profile;
 mod tensor;
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use anyhow::{anyhow, Result};
 
 pub use kernel::{Dispatch, Shader};
 pub use pool::{PoolStats, PooledBuffer};
+pub use profile::{KernelTime, Profile};
 pub use tensor::Tensor;
 
 /// Environment variable that filters adapters by name, like `--adapter NAME`.
@@ -49,6 +51,7 @@ pub struct Gpu {
     modules: Mutex<HashMap<&'static str, Arc<kernel::Module>>>,
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
     pool: Arc<pool::Pool>,
+    profile: Mutex<Option<profile::Recording>>,
 }
 
 impl Gpu {
@@ -64,6 +67,8 @@ impl Gpu {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("pggan"),
+                // Only for `profile_start`; nothing else depends on it.
+                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
                 required_limits: required_limits.clone(),
                 ..Default::default()
             })
@@ -78,6 +83,7 @@ impl Gpu {
             modules: Mutex::default(),
             encoder: Mutex::default(),
             pool: Arc::default(),
+            profile: Mutex::default(),
         })
     }
 

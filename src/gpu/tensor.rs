@@ -150,21 +150,8 @@ impl Gpu {
                 offset += t.bytes();
             }
         });
-        self.flush();
-        let (tx, rx) = futures_channel::oneshot::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        #[cfg(not(target_arch = "wasm32"))]
-        self.wait()?;
-        rx.await
-            .map_err(|_| anyhow!("the GPU dropped a download before it finished"))?
-            .map_err(|e| anyhow!("reading a tensor back failed: {e}"))?;
-        let data = {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| anyhow!("mapping a download failed: {e}"))?;
-            let values = bytemuck::cast_slice::<u8, f32>(&view);
+        self.map_read(&staging, |bytes| {
+            let values = bytemuck::cast_slice::<u8, f32>(bytes);
             let mut start = 0;
             tensors
                 .iter()
@@ -174,8 +161,31 @@ impl Gpu {
                     part
                 })
                 .collect()
+        })
+        .await
+    }
+
+    /// Submits all recorded work, maps `staging` (a `MAP_READ` buffer) and returns `read` of its
+    /// bytes. Never blocks the browser: on wasm it awaits the mapping callback; natively it polls the
+    /// device with a finite timeout.
+    pub(super) async fn map_read<R>(&self, staging: &wgpu::Buffer, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.flush();
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.wait()?;
+        rx.await
+            .map_err(|_| anyhow!("the GPU dropped a download before it finished"))?
+            .map_err(|e| anyhow!("reading a buffer back failed: {e}"))?;
+        let out = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| anyhow!("mapping a download failed: {e}"))?;
+            read(&view)
         };
         staging.unmap();
-        Ok(data)
+        Ok(out)
     }
 }

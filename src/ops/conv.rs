@@ -35,13 +35,31 @@ impl Tile {
     }
 }
 
+impl std::fmt::Display for Tile {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}x{}x{}", self.rows, self.cols, self.depth)
+    }
+}
+
+impl std::str::FromStr for Tile {
+    type Err = anyhow::Error;
+
+    /// "ROWSxCOLSxDEPTH", one of `TILES`.
+    fn from_str(s: &str) -> Result<Tile> {
+        TILES
+            .into_iter()
+            .find(|t| t.to_string() == s)
+            .ok_or_else(|| anyhow::anyhow!("no tile {s}; the tiles are {}", TILES.map(|t| t.to_string()).join(", ")))
+    }
+}
+
 const fn tile(rows: usize, cols: usize, depth: usize) -> Tile {
     Tile { rows, cols, depth }
 }
 
-/// The tile shapes: 256 invocations, then 64. Each depth is at most rows / 2 (an invocation stages
-/// at most 8 values of B per slice) and the staged slices, depth x (rows + cols) values, fit the
-/// shader's 10.5 KiB of workgroup memory.
+/// The tile shapes: 256 invocations, then 64. An invocation stages at most 8 values each of A and B
+/// per slice, and the staged slices, depth x (rows + cols) values, fit the shader's 10.5 KiB of
+/// workgroup memory. (128x128 tiles of 8x8 blocks per invocation were no faster on an H100.)
 pub const TILES: [Tile; 7] = [
     tile(64, 64, 16),
     tile(32, 128, 16),
@@ -56,11 +74,12 @@ pub const TILES: [Tile; 7] = [
 /// to workgroup memory) relative to one multiply-add of the inner loop.
 const STAGE_COST: usize = 4;
 
-/// Split the reduction (split-K) until about this many invocations run, when the output tiles alone
-/// are fewer: small layers (4x4 and 8x8 maps, weight gradients, whose reduction spans batch x H x W)
-/// would otherwise leave most of a GPU idle. Each split still reduces over at least `MIN_CHUNK`
-/// terms, so its partial sums are worth their extra pass.
-const TARGET_INVOCATIONS: usize = 256 * 256;
+/// Split the reduction (split-K) until about this many invocations run (1024 workgroups of 256, several
+/// per core of a large GPU), when the output tiles alone are fewer:
+/// small layers (4x4 and 8x8 maps, weight gradients, whose reduction spans batch x H x W) would
+/// otherwise leave most of a GPU idle. Each split still reduces over at least `MIN_CHUNK` terms, so its
+/// partial sums are worth their extra pass.
+const TARGET_INVOCATIONS: usize = 256 * 1024;
 const MIN_CHUNK: usize = 64;
 
 /// How one GEMM pass runs: its tile, and the reduction split into `splits` chunks of `chunk` terms.
@@ -147,7 +166,7 @@ pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f3
 
 /// A pass; the forward with its epilogue's bias and slope, if any.
 #[derive(Clone, Copy, Debug)]
-enum Pass<'a> {
+pub enum Pass<'a> {
     Forward { act: Option<(&'a Tensor, f32)> },
     BackwardData,
     BackwardWeight { accumulate: bool },
@@ -165,8 +184,9 @@ impl Pass<'_> {
 }
 
 /// Records one pass on the tensors shaped as the input [N, Cin, H, W], weights [Cout, Cin, K, K] and
-/// output [N, Cout, H, W] (the pass writes the gradient among them), with `tile` or the planned one.
-fn run(gpu: &Gpu, pass: Pass, [x, w, y]: [&Tensor; 3], gain: f32, tile: Option<Tile>) -> Result<()> {
+/// output [N, Cout, H, W] (the pass writes the gradient among them), with `tile` or the planned one
+/// (`pggan bench kernels --tiles` times every tile).
+pub fn run(gpu: &Gpu, pass: Pass, [x, w, y]: [&Tensor; 3], gain: f32, tile: Option<Tile>) -> Result<()> {
     let (entry, accumulate) = pass.entry();
     let s = shape_of(&format!("conv {entry}"), x, w, y)?;
     // The operands and output; see the shader for the mappings.

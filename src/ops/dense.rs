@@ -9,6 +9,7 @@ use anyhow::{ensure, Result};
 
 use crate::check::{compare, f64s, Row};
 use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
+use crate::ops::reduce;
 use crate::rng::Rng;
 
 pub const SHADER: Shader = Shader {
@@ -16,8 +17,9 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/dense.wgsl"),
 };
 
-/// The side of the output tile one workgroup computes (dense.wgsl).
+/// The side of the output tile one workgroup computes, and the depth of its staged slices (dense.wgsl).
 const TILE: usize = 64;
+const CHUNK: usize = 16;
 
 /// The sizes of a dense layer.
 #[derive(Clone, Copy, Debug)]
@@ -38,19 +40,54 @@ struct Gemm {
     alpha: f32,
 }
 
+/// Split K (split-K) until about this many workgroups run, when the output tiles alone are fewer, each
+/// split reducing over at least `MIN_CHUNK` terms.
+const TARGET_WORKGROUPS: usize = 256;
+const MIN_CHUNK: usize = 256;
+
 fn gemm(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, g: Gemm) -> Result<()> {
-    let params = [
-        g.m as u32,
-        g.n as u32,
-        g.k as u32,
-        g.trans_a as u32,
-        g.trans_b as u32,
-        g.accumulate as u32,
-        g.alpha.to_bits(),
-    ];
-    // One workgroup per output tile; the launcher errors when a dimension exceeds the grid limit.
-    let grid = [g.n.div_ceil(TILE), g.m.div_ceil(TILE), 1].map(|d| u32::try_from(d).unwrap_or(u32::MAX));
-    gpu.launch(&SHADER, "gemm", &params, &[a, b, c], Dispatch::Groups(grid))
+    let tiles = g.n.div_ceil(TILE) * g.m.div_ceil(TILE);
+    let splits = TARGET_WORKGROUPS.div_ceil(tiles).min(g.k / MIN_CHUNK).max(1);
+    let chunk = g.k.div_ceil(splits).next_multiple_of(CHUNK);
+    let splits = g.k.div_ceil(chunk).max(1);
+    let params = |accumulate: bool| {
+        [
+            g.m as u32,
+            g.n as u32,
+            g.k as u32,
+            g.trans_a as u32,
+            g.trans_b as u32,
+            accumulate as u32,
+            g.alpha.to_bits(),
+            chunk as u32,
+        ]
+    };
+    // One workgroup per output tile and split; the launcher errors when a dimension exceeds the grid
+    // limit.
+    let grid = [g.n.div_ceil(TILE), g.m.div_ceil(TILE), splits].map(|d| u32::try_from(d).unwrap_or(u32::MAX));
+    if splits == 1 {
+        return gpu.launch(
+            &SHADER,
+            "gemm",
+            &params(g.accumulate),
+            &[a, b, c],
+            Dispatch::Groups(grid),
+        );
+    }
+    let slices = gpu.zeros(&[splits, g.m * g.n])?;
+    gpu.launch(
+        &SHADER,
+        "gemm",
+        &params(false),
+        &[a, b, &slices],
+        Dispatch::Groups(grid),
+    )?;
+    let view = reduce::View {
+        outer: splits,
+        rows: g.m * g.n,
+        inner: 1,
+    };
+    reduce::sum(gpu, &slices, view, false, g.accumulate, c)
 }
 
 /// A tensor viewed as [rows, rest]: its leading dimension and the elements per row.
@@ -208,11 +245,12 @@ pub fn backward_weight_ref(x: &[f64], dy: &[f64], s: DenseShape, gain: f64) -> V
 }
 
 /// Every pass on awkward shapes: sizes that fill no tile (5, 17), span two tiles (80), a flattened
-/// 4x4 map (13*16 inputs or outputs); and matmul, all against the references. Rows are labelled
-/// [N, In, Out] for the layer and [M, K, N] for matmul.
+/// 4x4 map (13*16 inputs or outputs), reductions long enough to be split (1040 inputs: 4 splits of the
+/// forward; a batch of 600: 2 splits of the weight gradient, accumulating too); and matmul, all
+/// against the references. Rows are labelled [N, In, Out] for the layer and [M, K, N] for matmul.
 pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
-        // f32 sums of up to 208 terms, against f64.
+        // f32 sums of up to 1040 terms, against f64.
         const TOL: f64 = 1e-5;
         let mut rows = Vec::new();
         let mut rng = Rng::new(3);
@@ -222,6 +260,8 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
             (vec![4, 13, 4, 4], vec![4, 48]),
             (vec![5, 80], vec![5, 13, 4, 4]),
             (vec![3, 17], vec![3, 80]),
+            (vec![3, 1040], vec![3, 7]),
+            (vec![600, 5], vec![600, 3]),
         ] {
             let s = DenseShape {
                 n: x_shape[0],
