@@ -80,3 +80,32 @@ fn download_many_reads_every_tensor_in_order() {
     assert_eq!(pollster::block_on(gpu.download_many(&refs)).unwrap(), values);
     assert_eq!(pollster::block_on(gpu.download(&tensors[4])).unwrap(), values[4]);
 }
+
+#[test]
+fn profile_times_every_pass_by_kernel() {
+    let gpu = common::gpu();
+    let err = pollster::block_on(gpu.profile_finish()).unwrap_err();
+    assert!(err.to_string().contains("no profile was started"), "{err}");
+    let x = gpu.zeros(&[1000]).unwrap();
+    let y = gpu.zeros(&[1000]).unwrap();
+    gpu.profile_start().unwrap();
+    for _ in 0..3 {
+        ops::blas::fill(&gpu, &x, 1.0).unwrap();
+    }
+    ops::blas::axpy(&gpu, 2.0, &x, &y).unwrap();
+    let p = pollster::block_on(gpu.profile_finish()).unwrap();
+    eprintln!("{p:?}");
+    let launches: Vec<(&str, usize)> = p.kernels.iter().map(|k| (k.kernel.as_str(), k.launches)).collect();
+    assert_eq!(launches.len(), 2, "{launches:?}");
+    assert!(
+        launches.contains(&("blas.fill", 3)) && launches.contains(&("blas.axpy", 1)),
+        "{launches:?}"
+    );
+    assert!(p.kernels.iter().all(|k| k.ms >= 0.0) && p.total_ms() > 0.0, "{p:?}");
+    assert_eq!(p.untimed_passes, 0);
+    // The kernels ran: y = 2 x with x filled with ones.
+    assert_eq!(pollster::block_on(gpu.download(&y)).unwrap(), vec![2.0; 1000]);
+    // Recording stopped: the next launch is not timed and a second finish has nothing to report.
+    ops::blas::fill(&gpu, &x, 0.0).unwrap();
+    assert!(pollster::block_on(gpu.profile_finish()).is_err());
+}

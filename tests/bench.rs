@@ -1,0 +1,127 @@
+//! `pggan bench train` and `pggan bench kernels` as a user runs them, on tiny shapes: the JSON they
+//! print, the per-kernel profile, forced tiles, and the refusal of an unknown tile.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_pggan")).args(args).output().unwrap();
+    eprintln!("pggan {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = run(args);
+    assert!(out.status.success(), "pggan {args:?} failed");
+    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
+}
+
+const TRAIN: &[&str] = &[
+    "bench",
+    "train",
+    "--resolution",
+    "8",
+    "--fmap-base",
+    "32",
+    "--fmap-max",
+    "16",
+    "--latent",
+    "16",
+    "--minibatch",
+    "4",
+    "--steps",
+    "1",
+    "--warmup",
+    "0",
+    "--profile",
+];
+
+#[test]
+fn bench_train_profiles_every_kernel_of_a_step() {
+    let report = json(&[TRAIN, &["--json"]].concat());
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{report}");
+    for (row, res) in rows.iter().zip([4, 8]) {
+        assert_eq!(row["resolution"], res);
+        assert!(row["images_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        let kernels = row["profile"]["kernels"].as_array().unwrap();
+        let launches = |name: &str| -> u64 {
+            kernels
+                .iter()
+                .filter(|k| k["kernel"].as_str().unwrap().starts_with(name))
+                .map(|k| k["launches"].as_u64().unwrap())
+                .sum()
+        };
+        // Every step runs convolutions, the dense layers and Adam on each network's layers.
+        assert!(launches("conv.") > 0 && launches("dense.gemm") > 0, "{row}");
+        assert!(launches("adam.step") >= 4, "{row}");
+        let ms: Vec<f64> = kernels.iter().map(|k| k["ms"].as_f64().unwrap()).collect();
+        assert!(
+            ms.iter().all(|&t| t >= 0.0) && ms.windows(2).all(|w| w[0] >= w[1]),
+            "{ms:?}"
+        );
+        assert!(ms.iter().sum::<f64>() > 0.0);
+    }
+    // The table form prints each profile.
+    let out = run(TRAIN);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("kernels of one step at 8x8"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bench_kernels_times_forced_tiles() {
+    let args = [
+        "bench",
+        "kernels",
+        "--batch",
+        "1",
+        "--max-channels",
+        "8",
+        "--reps",
+        "1",
+        "--json",
+        "--tiles",
+        "64x64x16,8x512x4",
+    ];
+    let report = json(&args);
+    let rows = report["rows"].as_array().unwrap();
+    // Six convolution shapes x four passes x two tiles, and the dense layer's three passes.
+    assert_eq!(rows.len(), 6 * 4 * 2 + 3, "{report}");
+    for row in rows {
+        assert!(row["gflops"].as_f64().unwrap() > 0.0, "{row}");
+        let dense = row["shape"]["k"] == 0;
+        let tile = row["tile"].as_str();
+        assert!(
+            if dense {
+                tile.is_none()
+            } else {
+                matches!(tile, Some("64x64x16" | "8x512x4"))
+            },
+            "{row}"
+        );
+    }
+    let passes: Vec<&str> = rows[..8].iter().map(|r| r["pass"].as_str().unwrap()).collect();
+    assert_eq!(
+        passes,
+        [
+            "forward",
+            "forward",
+            "forward_act",
+            "forward_act",
+            "backward-data",
+            "backward-data",
+            "backward-weight",
+            "backward-weight"
+        ]
+    );
+
+    let out = run(&["bench", "kernels", "--tiles", "1x1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no tile 1x1; the tiles are 64x64x16, 32x128x16"),
+        "{err}"
+    );
+}
