@@ -109,3 +109,23 @@ fn profile_times_every_pass_by_kernel() {
     ops::blas::fill(&gpu, &x, 0.0).unwrap();
     assert!(pollster::block_on(gpu.profile_finish()).is_err());
 }
+
+#[test]
+fn launches_keep_their_parameters_across_arenas_and_submissions() {
+    let gpu = common::gpu();
+    let x = gpu.upload(&[1.0; 8], &[8]).unwrap();
+    let y = gpu.zeros(&[8]).unwrap();
+    // 700 launches, each with its own scale, fill three 256-launch parameter arenas; a submission in
+    // the middle retires one half-full.
+    let mut expected = 0.0f64;
+    for i in 0..700 {
+        let a = (i % 7) as f32 * 0.25;
+        ops::blas::axpy(&gpu, a, &x, &y).unwrap();
+        expected += a as f64;
+        if i == 300 {
+            gpu.flush();
+        }
+    }
+    let got = pollster::block_on(gpu.download(&y)).unwrap();
+    assert!(got.iter().all(|&v| v as f64 == expected), "{got:?} != {expected}");
+}

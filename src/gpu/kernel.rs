@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
-use wgpu::util::DeviceExt;
 
 use super::{Gpu, Tensor};
 
@@ -174,14 +173,7 @@ impl Gpu {
         let groups = self
             .groups(dispatch, p.workgroup_size[0])
             .map_err(|e| anyhow!("{}: {e}", what()))?;
-        // Uniform buffers are at least 16 bytes and a multiple of 16 in every backend's rules.
-        let mut words = params.to_vec();
-        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::cast_slice(&words),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let uniform = self.uniform(params);
         let storage = p.bindings.iter().filter(|&&b| b != 0).count();
         if tensors.len() != storage {
             bail!("{} binds {storage} tensors but was given {}", what(), tensors.len());
@@ -203,7 +195,7 @@ impl Gpu {
             .map(|&b| wgpu::BindGroupEntry {
                 binding: b,
                 resource: if b == 0 {
-                    uniform.as_entire_binding()
+                    uniform.binding()
                 } else {
                     next.next().unwrap().buf.as_entire_binding()
                 },

@@ -5,6 +5,7 @@ mod kernel;
 mod pool;
 mod profile;
 mod tensor;
+mod uniforms;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +53,7 @@ pub struct Gpu {
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
     pool: Arc<pool::Pool>,
     profile: Mutex<Option<profile::Recording>>,
+    uniforms: Mutex<uniforms::Uniforms>,
 }
 
 impl Gpu {
@@ -84,6 +86,7 @@ impl Gpu {
             encoder: Mutex::default(),
             pool: Arc::default(),
             profile: Mutex::default(),
+            uniforms: Mutex::default(),
         })
     }
 
@@ -98,6 +101,7 @@ impl Gpu {
     /// Submits everything recorded so far.
     pub fn flush(&self) -> wgpu::SubmissionIndex {
         let pending = self.encoder.lock().unwrap().take();
+        self.write_uniforms();
         self.queue.submit(pending.map(|e| e.finish()))
     }
 
