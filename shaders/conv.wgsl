@@ -212,11 +212,12 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f
     let tx = lid % (TN / 4u);
     let ty = lid / (TN / 4u);
     for (var k0 = kbeg; k0 < kend; k0 += TK) {
-        // Tiles with fewer than one A value per invocation: only the first TM invocations stage.
         for (var i = 0u; i < na; i++) {
             let r = oa + GROUP * i;
             stage[ka * A_ROW + r / 4u][r % 4u] = ra[i];
         }
+        // Tiles with fewer than one A value per invocation (8 or 16 rows): the invocations with oa < TM
+        // stage one each, loaded here rather than ahead.
         if (na == 0u && oa < TM) {
             stage[ka * A_ROW + oa / 4u][oa % 4u] = load_a(mode, m0 + oa, k0 + ka, kda, kend);
         }
