@@ -36,6 +36,19 @@ impl Rng {
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
+    /// `count` distinct indices below `n` (all of them when `count >= n`) in random order: the first
+    /// steps of a Fisher-Yates shuffle.
+    pub fn sample(&mut self, n: usize, count: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        let count = count.min(n);
+        for i in 0..count {
+            let j = i + (self.next_u64() % (n - i) as u64) as usize;
+            order.swap(i, j);
+        }
+        order.truncate(count);
+        order
+    }
+
     /// `n` standard normal values as f32.
     pub fn normals(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.normal() as f32).collect()

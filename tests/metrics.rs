@@ -205,3 +205,21 @@ fn ms_ssim_refuses_bad_inputs() {
     let err = ms_ssim_pairs(&slice(&a, 0, 1), 4, 1).unwrap_err();
     assert!(err.to_string().contains("at least 2 images"), "{err}");
 }
+
+#[test]
+fn sampling_draws_distinct_indices_reproducibly() {
+    let a = Rng::new(5).sample(100, 40);
+    assert_eq!(a.len(), 40);
+    let mut sorted = a.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 40, "repeats in {a:?}");
+    assert!(a.iter().all(|&i| i < 100));
+    assert_eq!(a, Rng::new(5).sample(100, 40));
+    assert_ne!(a, Rng::new(6).sample(100, 40));
+    // Asking for more than there are gives every index once.
+    let mut all = Rng::new(5).sample(10, 25);
+    all.sort_unstable();
+    assert_eq!(all, (0..10).collect::<Vec<_>>());
+    assert!(Rng::new(5).sample(0, 3).is_empty());
+}

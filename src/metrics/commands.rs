@@ -41,13 +41,7 @@ pub struct Source {
 fn dataset_images(name: &str, channels: usize, res: usize, count: usize, src: &Source, seed: u64) -> Result<Images> {
     let data = load_data(name, channels, res, &src.cache)?;
     let all = data.at(res)?;
-    let mut order: Vec<usize> = (0..all.count).collect();
-    let mut rng = Rng::new(seed);
-    for i in (1..order.len()).rev() {
-        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-    }
-    order.truncate(count);
-    Ok(all.pick(&order))
+    Ok(all.pick(&Rng::new(seed).sample(all.count, count)))
 }
 
 fn generated(g: &Generator, count: usize, seed: u64) -> Result<Images> {

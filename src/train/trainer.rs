@@ -176,8 +176,9 @@ impl Trainer {
         .await
     }
 
-    /// The sliced Wasserstein distance (PAPER.md) between `count` images of the EMA generator and
-    /// `count` real images at the current resolution; `None` below 16x16. Draws from its own RNG
+    /// The sliced Wasserstein distance (PAPER.md) between `count` distinct real images at the current
+    /// resolution (all of them when the dataset has fewer) and as many of the EMA generator's; `None`
+    /// below 16x16. Draws from its own RNG
     /// (seeded by `seed`) so that measuring never changes the training run.
     pub async fn swd(&self, count: usize, seed: u64) -> Result<Option<Swd>> {
         let cfg = SwdConfig::default();
@@ -186,12 +187,10 @@ impl Trainer {
             return Ok(None);
         }
         let reals = self.data.at(res)?;
-        let count = count.min(reals.count);
         let mut rng = Rng::new(seed);
-        let indices: Vec<usize> = (0..count)
-            .map(|_| (rng.next_u64() % reals.count as u64) as usize)
-            .collect();
-        let fakes = self.samples(&rng.normals(count * self.cfg.net.latent)).await?;
+        // Distinct reals, as `pggan metrics swd` draws them.
+        let indices = rng.sample(reals.count, count);
+        let fakes = self.samples(&rng.normals(indices.len() * self.cfg.net.latent)).await?;
         Ok(Some(
             metrics::swd(&self.gpu, &reals.pick(&indices), &fakes, &cfg, rng.next_u64()).await?,
         ))
