@@ -105,24 +105,9 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
             zeros(gpu, &[s.cout, s.cin, s.k, s.k])?,
         )
     };
-    let bias = zeros(gpu, &[s.cout])?;
     let (m_out, red, cols) = (s.cout, s.cin * taps, s.batch * hw);
-    let conv_passes = [
-        ("forward", Pass::Forward { act: None }, [m_out, red, cols]),
-        (
-            "forward_act",
-            Pass::Forward {
-                act: Some((&bias, 0.2)),
-            },
-            [m_out, red, cols],
-        ),
-        ("backward-data", Pass::BackwardData, [s.cin, s.cout * taps, cols]),
-        (
-            "backward-weight",
-            Pass::BackwardWeight { accumulate: false },
-            [m_out, cols, red],
-        ),
-    ];
+    // The biases of a convolution's forward_act.
+    let bias = zeros(gpu, &[s.cout])?;
     // (pass, GEMM dims (M, K, N), tile, the launch)
     type Launch<'a> = Box<dyn Fn() -> Result<()> + 'a>;
     let mut passes: Vec<(&'static str, [usize; 3], Option<Tile>, Launch)> = Vec::new();
@@ -146,10 +131,29 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
             Box::new(|| dense::backward_weight(gpu, &x, &y, &w, 1.0, false)),
         ));
     } else {
-        let planned = [None];
-        let forced: Vec<_> = tiles.iter().copied().map(Some).collect();
+        let conv_passes = [
+            ("forward", Pass::Forward { act: None }, [m_out, red, cols]),
+            (
+                "forward_act",
+                Pass::Forward {
+                    act: Some((&bias, 0.2)),
+                },
+                [m_out, red, cols],
+            ),
+            ("backward-data", Pass::BackwardData, [s.cin, s.cout * taps, cols]),
+            (
+                "backward-weight",
+                Pass::BackwardWeight { accumulate: false },
+                [m_out, cols, red],
+            ),
+        ];
+        // None: the planned tile.
+        let tiles: Vec<Option<Tile>> = match tiles {
+            [] => vec![None],
+            forced => forced.iter().copied().map(Some).collect(),
+        };
         for (name, pass, dims) in conv_passes {
-            for &tile in if tiles.is_empty() { &planned[..] } else { &forced[..] } {
+            for &tile in &tiles {
                 let tensors = [&x, &w, &y];
                 passes.push((
                     name,
