@@ -106,7 +106,7 @@ fn profile_times_every_pass_by_kernel() {
     // The kernels ran: y = 2 x with x filled with ones.
     assert_eq!(pollster::block_on(gpu.download(&y)).unwrap(), vec![2.0; 1000]);
     // Recording stopped: the next launch is not timed and a second finish has nothing to report.
-    ops::blas::fill(&gpu, &x, 0.0).unwrap();
+    ops::blas::fill(&gpu, &x, 3.0).unwrap();
     assert!(pollster::block_on(gpu.profile_finish()).is_err());
 }
 

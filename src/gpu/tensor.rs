@@ -92,9 +92,14 @@ impl Gpu {
     pub fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
         let (t, reused) = self.alloc(shape)?;
         if reused {
-            self.record(|e| e.clear_buffer(&t.buf, 0, None));
+            self.clear(&t);
         }
         Ok(t)
+    }
+
+    /// Records setting every element of `t` to 0: a buffer clear, no kernel launch.
+    pub fn clear(&self, t: &Tensor) {
+        self.record(|e| e.clear_buffer(&t.buf, 0, None));
     }
 
     /// Submits all recorded work and blocks until the GPU has finished it (native only: the

@@ -11,8 +11,13 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/blas.wgsl"),
 };
 
-/// x = value everywhere.
+/// x = value everywhere. Zero (the gradients cleared before every step) is a buffer clear instead of
+/// a launch: cheaper to record.
 pub fn fill(gpu: &Gpu, x: &Tensor, value: f32) -> Result<()> {
+    if value.to_bits() == 0 {
+        gpu.clear(x);
+        return Ok(());
+    }
     gpu.launch(
         &SHADER,
         "fill",
@@ -65,7 +70,7 @@ pub fn axpy_ref(a: f64, x: &[f64], y: &[f64]) -> Vec<f64> {
     x.iter().zip(y).map(|(x, y)| y + a * x).collect()
 }
 
-/// Fill, scale and axpy on awkward shapes, against the references.
+/// Fill (with a value, and with 0: a clear), scale and axpy on awkward shapes, against the references.
 pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
         let mut rows = Vec::new();
@@ -75,14 +80,17 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
             let (xs, ys) = (rng.normals(len), rng.normals(len));
             let (x, y) = (gpu.upload(&xs, &shape)?, gpu.upload(&ys, &shape)?);
             let filled = gpu.upload(&ys, &shape)?;
+            let zeroed = gpu.upload(&ys, &shape)?;
             let (value, a) = (-0.375f32, 0.7f32);
             fill(gpu, &filled, value)?;
+            fill(gpu, &zeroed, 0.0)?;
             let scaled = gpu.upload(&xs, &shape)?;
             scale(gpu, &scaled, a)?;
             axpy(gpu, a, &x, &y)?;
             let (x64, y64) = (f64s(&xs), f64s(&ys));
             for (name, out, reference) in [
                 ("blas fill", &filled, fill_ref(len, value as f64)),
+                ("blas fill 0", &zeroed, fill_ref(len, 0.0)),
                 ("blas scale", &scaled, scale_ref(&x64, a as f64)),
                 ("blas axpy", &y, axpy_ref(a as f64, &x64, &y64)),
             ] {
