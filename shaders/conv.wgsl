@@ -14,7 +14,7 @@
 // ones (down to 8 rows) so that few output rows or columns (small channel counts, toRGB's 3, the
 // taps of a weight gradient) do not leave most of a tile empty. The reduction may be split
 // over wid.z (split-K, when the tiles alone would not fill the device): each split then writes its
-// own slice of a scratch buffer, and `sum_splits` adds the slices into the output.
+// own slice of a scratch buffer, and reduce.wgsl adds the slices into the output.
 //
 // The forward pass may end with the layer's bias and leaky ReLU (`forward_act`, or `sum_splits_act`
 // after a split forward): y = lrelu(scale * C + bias[m], slope), stored once instead of being written
@@ -38,12 +38,12 @@ struct Params {
     ks: u32,          // kernel size, 1 or 3
     accumulate: u32,  // 1: add to the output instead of overwriting it
     scale: f32,
-    splits: u32,      // sum_splits: the number of slices
+    splits: u32,      // sum_splits_act: the number of slices
     slope: f32,       // forward_act, sum_splits_act: the leaky ReLU's slope
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;   // w (modes 0, 1), dy (mode 2); sum_splits: the slices
+@group(0) @binding(1) var<storage, read> a: array<f32>;   // w (modes 0, 1), dy (mode 2); sum_splits_act: the slices
 @group(0) @binding(2) var<storage, read> b: array<f32>;   // x (modes 0, 2), dy (mode 1)
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;  // forward_act, sum_splits_act: [Cout]
@@ -282,31 +282,17 @@ fn forward_act(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     gemm(0u, wid, nwg, lid, true, p.slope);
 }
 
-// (out[i] if accumulating) + the sum over s of slices[s * len + i], len = m * ncol: the split-K
-// partial sums.
-fn split_total(i: u32, len: u32) -> f32 {
-    var total = select(0.0, out[i], p.accumulate == 1u);
-    for (var s = 0u; s < p.splits; s++) {
-        total += a[s * len + i];
-    }
-    return total;
-}
-
-@compute @workgroup_size(256)
-fn sum_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid, 256u);
-    let len = p.m * p.ncol;
-    if (i >= len) { return; }
-    out[i] = split_total(i, len);
-}
-
-// sum_splits of a forward pass (slices laid out as the output [N, Cout, H, W]), then the epilogue.
+// The split-K partial sums of a forward pass, slices[s * len + i] with len = m * ncol (laid out as
+// the output [N, Cout, H, W]), then the epilogue. (Without the epilogue, reduce.wgsl sums them.)
 @compute @workgroup_size(256)
 fn sum_splits_act(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
     let i = linear_index(wid, nwg, lid, 256u);
     let len = p.m * p.ncol;
     if (i >= len) { return; }
-    out[i] = lrelu(split_total(i, len) + bias[(i / (p.h * p.w)) % p.m], p.slope);
+    var total = 0.0;
+    for (var s = 0u; s < p.splits; s++) {
+        total += a[s * len + i];
+    }
+    out[i] = lrelu(total + bias[(i / (p.h * p.w)) % p.m], p.slope);
 }

@@ -3,8 +3,9 @@
 // Accumulating lets gradients from several passes add up in place (bias gradients).
 // Per-sample sum of squares: A = 1, J = N, K = C*H*W. Per-channel sum (bias gradients):
 // A = N, J = C, K = H*W. Sum over the batch: A = N, J = features, K = 1.
-// One workgroup per output; its 256 invocations stride over the A*K terms, then a tree reduction
-// in workgroup memory.
+// `sum`: one workgroup per output; its 256 invocations stride over the A*K terms, then a tree
+// reduction in workgroup memory. `sum_few`: one invocation per output, for views with few terms per
+// output (a batch of 16, the slices of a split-K product), where a workgroup would be mostly idle.
 
 struct Params {
     outer: u32,   // A
@@ -35,4 +36,19 @@ fn sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (lid == 0u) {
         out[j] = select(0.0, out[j], p.accumulate == 1u) + total;
     }
+}
+
+@compute @workgroup_size(256)
+fn sum_few(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let j = linear_index(wid, nwg, lid, 256u);
+    if (j >= p.rows) { return; }
+    var acc = 0.0;
+    for (var a = 0u; a < p.outer; a++) {
+        for (var k = 0u; k < p.inner; k++) {
+            let v = x[(a * p.rows + j) * p.inner + k];
+            acc += select(v, v * v, p.square == 1u);
+        }
+    }
+    out[j] = select(0.0, out[j], p.accumulate == 1u) + acc;
 }

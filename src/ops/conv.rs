@@ -11,7 +11,7 @@ use anyhow::{ensure, Result};
 
 use crate::check::{compare, f64s, Row};
 use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
-use crate::ops::act;
+use crate::ops::{act, reduce};
 use crate::rng::Rng;
 
 pub const SHADER: Shader = Shader {
@@ -297,21 +297,41 @@ fn gemm(
     };
     let groups = Dispatch::Groups(grid.map(|g| g as u32));
     let constants = [("TM", tile.rows), ("TN", tile.cols), ("TK", tile.depth)].map(|(k, v)| (k, v as u32));
-    // The epilogue's entry points take the bias as their last tensor.
-    let (fused, sum, bias) = match act {
-        Some((bias, _)) => ("forward_act", "sum_splits_act", Some(bias)),
-        None => (entry, "sum_splits", None),
-    };
     if splits == 1 {
-        let tensors: Vec<&Tensor> = [a, b, out].into_iter().chain(bias).collect();
-        return gpu.launch_with(&SHADER, fused, &constants, &params(accumulate), &tensors, groups);
+        // The epilogue's entry point takes the bias as its last tensor.
+        return match act {
+            Some((bias, _)) => gpu.launch_with(
+                &SHADER,
+                "forward_act",
+                &constants,
+                &params(accumulate),
+                &[a, b, out, bias],
+                groups,
+            ),
+            None => gpu.launch_with(&SHADER, entry, &constants, &params(accumulate), &[a, b, out], groups),
+        };
     }
     // Each split writes its own slice; the slices are then summed into the output. The scratch
     // buffer may be dropped here: wgpu keeps it alive until the recorded commands have run.
     let slices = gpu.zeros(&[splits, m * ncol])?;
     gpu.launch_with(&SHADER, entry, &constants, &params(false), &[a, b, &slices], groups)?;
-    let tensors: Vec<&Tensor> = [&slices, out].into_iter().chain(bias).collect();
-    gpu.launch(&SHADER, sum, &params(accumulate), &tensors, Dispatch::Items(m * ncol))
+    match act {
+        Some((bias, _)) => gpu.launch(
+            &SHADER,
+            "sum_splits_act",
+            &params(accumulate),
+            &[&slices, out, bias],
+            Dispatch::Items(m * ncol),
+        ),
+        None => {
+            let view = reduce::View {
+                outer: splits,
+                rows: m * ncol,
+                inner: 1,
+            };
+            reduce::sum(gpu, &slices, view, false, accumulate, out)
+        }
+    }
 }
 
 /// Calls `f(x index, w index, y index)` for every product x * w that enters y in the forward pass.

@@ -40,6 +40,9 @@ impl View {
     }
 }
 
+/// Terms per output up to which one invocation sums them alone (`sum_few`) rather than a workgroup.
+const FEW_TERMS: usize = 64;
+
 /// out[j] = sum over a, k of x[a, j, k] (or its square when `square`); added to out when `accumulate`.
 pub fn sum(gpu: &Gpu, x: &Tensor, view: View, square: bool, accumulate: bool, out: &Tensor) -> Result<()> {
     ensure!(
@@ -60,7 +63,11 @@ pub fn sum(gpu: &Gpu, x: &Tensor, view: View, square: bool, accumulate: bool, ou
         square as u32,
         accumulate as u32,
     ];
-    gpu.launch(&SHADER, "sum", &params, &[x, out], Dispatch::Items(view.rows * 256))
+    if view.outer * view.inner <= FEW_TERMS {
+        gpu.launch(&SHADER, "sum_few", &params, &[x, out], Dispatch::Items(view.rows))
+    } else {
+        gpu.launch(&SHADER, "sum", &params, &[x, out], Dispatch::Items(view.rows * 256))
+    }
 }
 
 /// CPU reference of `sum`.
@@ -77,7 +84,7 @@ pub fn sum_ref(x: &[f64], view: View, square: bool) -> Vec<f64> {
     out
 }
 
-/// Per-sample sums of squares and per-channel sums on awkward shapes.
+/// Per-sample sums of squares, per-channel sums and batch sums on awkward shapes.
 pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
         let mut rows = Vec::new();
@@ -85,9 +92,16 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
         for shape in [[3usize, 17, 8, 8], [4, 5, 16, 16]] {
             let xs = rng.normals(shape.iter().product());
             let x = gpu.upload(&xs, &shape)?;
+            let batch = View {
+                outer: shape[0],
+                rows: shape[1..].iter().product(),
+                inner: 1,
+            };
+            // The first two take the workgroup path, the batch sum (3 or 4 terms) the one per output.
             for (name, view, square) in [
                 ("reduce per-sample sum of squares", View::per_sample(&shape), true),
                 ("reduce per-channel sum", View::per_channel(&shape), false),
+                ("reduce batch sum", batch, false),
             ] {
                 let out = gpu.zeros(&[view.rows])?;
                 sum(gpu, &x, view, square, false, &out)?;
