@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::gpu::{Gpu, Profile, Tensor};
+use crate::gpu::{Gpu, Profile};
 use crate::metrics::Swd;
 use crate::nn::config::res_of;
 use crate::nn::NetConfig;
@@ -83,10 +83,6 @@ pub struct Row {
     pub ratio: f64,
 }
 
-fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
-    gpu.zeros(shape)
-}
-
 /// Benchmarks every pass of `s` (a convolution's also with its bias + leaky ReLU epilogue); each GEMM
 /// is (M, K, N) with 2 M K N flops. A convolution runs with the planned tile, or with each of `tiles`.
 pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>> {
@@ -94,20 +90,20 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
     let taps = s.k.max(1) * s.k.max(1);
     let (x, y, w) = if s.k == 0 {
         (
-            zeros(gpu, &[s.batch, s.cin])?,
-            zeros(gpu, &[s.batch, s.cout])?,
-            zeros(gpu, &[s.cout, s.cin])?,
+            gpu.zeros(&[s.batch, s.cin])?,
+            gpu.zeros(&[s.batch, s.cout])?,
+            gpu.zeros(&[s.cout, s.cin])?,
         )
     } else {
         (
-            zeros(gpu, &[s.batch, s.cin, s.res, s.res])?,
-            zeros(gpu, &[s.batch, s.cout, s.res, s.res])?,
-            zeros(gpu, &[s.cout, s.cin, s.k, s.k])?,
+            gpu.zeros(&[s.batch, s.cin, s.res, s.res])?,
+            gpu.zeros(&[s.batch, s.cout, s.res, s.res])?,
+            gpu.zeros(&[s.cout, s.cin, s.k, s.k])?,
         )
     };
     let (m_out, red, cols) = (s.cout, s.cin * taps, s.batch * hw);
     // The biases of a convolution's forward_act.
-    let bias = zeros(gpu, &[s.cout])?;
+    let bias = gpu.zeros(&[s.cout])?;
     // (pass, GEMM dims (M, K, N), tile, the launch)
     type Launch<'a> = Box<dyn Fn() -> Result<()> + 'a>;
     let mut passes: Vec<(&'static str, [usize; 3], Option<Tile>, Launch)> = Vec::new();
@@ -168,7 +164,7 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
     for (pass, [m, k, n], tile, launch) in passes {
         let flops = 2.0 * (m * k * n) as f64;
         let secs = time(gpu, reps, &launch)?;
-        let (a, b, c) = (zeros(gpu, &[m, k])?, zeros(gpu, &[k, n])?, zeros(gpu, &[m, n])?);
+        let (a, b, c) = (gpu.zeros(&[m, k])?, gpu.zeros(&[k, n])?, gpu.zeros(&[m, n])?);
         let base = time(gpu, reps, &|| dense::matmul(gpu, &a, &b, &c))?;
         let tile = (s.k > 0).then(|| tile.unwrap_or(conv::plan(m, n, k, None).tile).to_string());
         rows.push(Row {
