@@ -2,13 +2,9 @@
 //! print, the per-kernel profile, forced tiles, and the refusal of an unknown tile.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::process::{Command, Output};
+mod common;
 
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_pggan")).args(args).output().unwrap();
-    eprintln!("pggan {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    out
-}
+use common::run_pggan as run;
 
 fn json(args: &[&str]) -> serde_json::Value {
     let out = run(args);

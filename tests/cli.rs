@@ -3,28 +3,13 @@
 //! images and a GIF from its checkpoint, and refusals of damaged or mismatched checkpoints.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pggan-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn pggan(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pggan"));
-    cmd.args(args);
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = pggan(args).output().unwrap();
-    eprintln!("pggan {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    out
-}
+use common::{pggan, run_pggan as run, temp_dir};
 
 /// 200 small images in nested folders (PNG and BMP), a truncated PNG and a text file.
 fn image_folder(dir: &Path) {

@@ -2,14 +2,17 @@
 //! their cache, the embedded emoji set. CPU only.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
+use common::temp_dir;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use pggan::data::resize::{center_crop, resize};
 use pggan::data::{cached, emoji, emoji_cache_key, folder, from_files, prepare, Dataset, Images, Loader};
 use pggan::rng::Rng;
 use std::fs;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
 fn random_images(count: usize, channels: usize, res: usize, seed: u64) -> Images {
     let mut rng = Rng::new(seed);
@@ -20,13 +23,6 @@ fn random_images(count: usize, channels: usize, res: usize, seed: u64) -> Images
 }
 
 /// A fresh, empty folder under the system temp folder.
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let dir = std::env::temp_dir().join(format!("pggan-test-{tag}-{}-{nanos}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     image.write_to(&mut out, format).unwrap();

@@ -3,8 +3,6 @@
 //! with the buffer's previous owner have not run yet; a training step allocates nothing once warm.
 #![cfg(not(target_arch = "wasm32"))]
 
-// Only `gpu()` is used here: these tests are not op checks.
-#[allow(dead_code)]
 mod common;
 
 use pggan::gpu::Gpu;

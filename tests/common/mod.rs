@@ -1,5 +1,11 @@
 //! Native test helpers: a device on whatever adapter exists (a test fails when there is none) with
-//! WebGPU's default limits, and a runner that asserts every row of an op's check.
+//! WebGPU's default limits, a runner that asserts every row of an op's check, the `pggan` binary as a
+//! user runs it, and fresh temporary folders. Not every test binary uses each of them.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use pggan::check::{table, Check};
 use pggan::gpu::{Gpu, GpuOptions};
@@ -10,7 +16,6 @@ pub fn gpu() -> Gpu {
     gpu
 }
 
-#[allow(dead_code)] // not every test binary runs kernel checks
 pub fn run_check(check: Check) {
     let gpu = gpu();
     let rows = pollster::block_on(check(&gpu)).expect("the check could not run");
@@ -21,4 +26,26 @@ pub fn run_check(check: Check) {
         "GPU output differs from the CPU reference:\n{}",
         table(&rows)
     );
+}
+
+/// The `pggan` binary with `args`, not yet started.
+pub fn pggan(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pggan"));
+    cmd.args(args);
+    cmd
+}
+
+/// Runs `pggan args` to completion; its stderr is echoed for the test's log.
+pub fn run_pggan(args: &[&str]) -> Output {
+    let out = pggan(args).output().unwrap();
+    eprintln!("pggan {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A new empty folder under the system's temporary folder, unique to this process and call.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("pggan-test-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
