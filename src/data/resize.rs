@@ -98,14 +98,15 @@ impl Sample for f64 {
     }
 }
 
+/// Refuses a plane whose sample count is not `w * h`.
+fn check_plane(len: usize, w: usize, h: usize) -> Result<()> {
+    ensure!(len == w * h, "a {w}x{h} plane has {} samples, got {len}", w * h);
+    Ok(())
+}
+
 /// Area-resizes one row-major plane of `h` rows by `w` columns to `dh` by `dw`.
 pub fn resize<T: Sample>(plane: &[T], w: usize, h: usize, dw: usize, dh: usize) -> Result<Vec<T>> {
-    ensure!(
-        plane.len() == w * h,
-        "a {w}x{h} plane has {} samples, got {}",
-        w * h,
-        plane.len()
-    );
+    check_plane(plane.len(), w, h)?;
     let out = resize_rows(w, h, dw, dh, 1, |y, buf| {
         for (b, s) in buf.iter_mut().zip(&plane[y * w..(y + 1) * w]) {
             *b = s.to_f64();
@@ -123,12 +124,7 @@ pub fn square_window(w: usize, h: usize) -> (usize, usize, usize) {
 
 /// Crops one row-major plane to its centered square; returns the square plane and its side.
 pub fn center_crop<T: Copy>(plane: &[T], w: usize, h: usize) -> Result<(Vec<T>, usize)> {
-    ensure!(
-        plane.len() == w * h,
-        "a {w}x{h} plane has {} samples, got {}",
-        w * h,
-        plane.len()
-    );
+    check_plane(plane.len(), w, h)?;
     let (x0, y0, side) = square_window(w, h);
     let out = (y0..y0 + side)
         .flat_map(|y| plane[y * w + x0..y * w + x0 + side].iter().copied())
