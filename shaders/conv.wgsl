@@ -22,7 +22,8 @@
 //
 // Every invocation stages, per slice, one reduction row of A and one of B and a fixed set of values of
 // the other index, so it decomposes each row index into its three digits once and then advances them
-// by TK with carries: no integer division in the main loop.
+// by TK with carries: no integer division in the main loop. The im2col address of a staged value is
+// the sum of a part fixed per column and a part computed once per slice (see `pixel_part`).
 
 struct Params {
     m: u32,           // rows of C
@@ -85,16 +86,33 @@ fn advance(d: vec3<u32>, s: vec3<u32>, r1: u32, r0: u32) -> vec3<u32> {
     return vec3<u32>(d.x + s.x + carry, mid, lo);
 }
 
-// src[n, c, h + ky - pad, w + kx - pad] of a tensor with `channels` channels, 0 outside the image.
-// pixel = (n, h, w), tap = (c, ky, kx). Unsigned wrap-around turns a negative row into a large one.
-fn im2col(channels: u32, pixel: vec3<u32>, tap: vec3<u32>) -> f32 {
+// im2col addresses as the sum of two parts, one from the pixel (n, y, x) and one from the tap
+// (c, ky, kx): ((n C + c) H + y + ky - pad) W + x + kx - pad = pixel part + tap part. Each part is
+// (offset, row, column); the sum's row and column are the image position the bounds check needs. One
+// of the two parts is fixed per staged column and the other changes once per slice, so staging a
+// value costs two additions, two comparisons and one addition for its address. Unsigned wrap-around
+// makes -pad and a position left of or above the image work: a negative row or column is a large one.
+fn pixel_part(channels: u32, px: vec3<u32>) -> vec3<u32> {
+    return vec3<u32>((px.x * channels * p.h + px.y) * p.w + px.z, px.y, px.z);
+}
+
+fn tap_part(tap: vec3<u32>) -> vec3<u32> {
     let pad = p.ks / 2u;
-    let y = pixel.y + tap.y - pad;
-    let x = pixel.z + tap.z - pad;
-    if (y >= p.h || x >= p.w) {
+    let dy = tap.y - pad;
+    let dx = tap.z - pad;
+    return vec3<u32>((tap.x * p.h + dy) * p.w + dx, dy, dx);
+}
+
+// The part of a column past the output or of a reduction row past the chunk: its row puts every
+// sum out of the image, even the sum of two such parts or one plus a tap's -pad.
+const NONE = vec3<u32>(0u, 0x40000000u, 0u);
+
+// src[pixel + tap] for the two parts of an im2col address, 0 outside the image.
+fn im2col(u: vec3<u32>, v: vec3<u32>) -> f32 {
+    if (u.y + v.y >= p.h || u.z + v.z >= p.w) {
         return 0.0;
     }
-    return b[((pixel.x * channels + tap.x) * p.h + y) * p.w + x];
+    return b[u.x + v.x];
 }
 
 // The radices (r1, r0) of the reduction index: taps (K, K), or pixels (H, W) in mode 2.
@@ -107,28 +125,55 @@ fn column_radices(mode: u32) -> vec2<u32> {
     return select(vec2<u32>(p.h, p.w), vec2<u32>(p.ks, p.ks), mode == 2u);
 }
 
-// A[m, k] (k as digits kd), 0 past the reduction or the rows.
-fn load_a(mode: u32, m: u32, k: u32, kd: vec3<u32>, kend: u32) -> f32 {
-    if (k >= kend || m >= p.m) {
-        return 0.0;
+// The part of B's addresses that column `col` (digits cd) contributes: a pixel's in modes 0 and 1
+// (of x, or of dy with Cout channels), a tap's in mode 2; NONE past the columns.
+fn column_part(mode: u32, col: u32, cd: vec3<u32>) -> vec3<u32> {
+    if (col >= p.ncol) {
+        return NONE;
     }
-    let kk = p.ks * p.ks;
+    if (mode == 2u) {
+        return tap_part(cd);
+    }
+    return pixel_part(select(p.cin, p.cout, mode == 1u), cd);
+}
+
+// The part of B's addresses that reduction row k (digits kd) contributes: a tap's, or a pixel's of x
+// in mode 2; NONE past the chunk.
+fn row_part(mode: u32, k: u32, kd: vec3<u32>, kend: u32) -> vec3<u32> {
+    if (k >= kend) {
+        return NONE;
+    }
+    if (mode == 2u) {
+        return pixel_part(p.cin, kd);
+    }
+    return tap_part(kd);
+}
+
+// A[m, k] is a[m * a_stride + a_offset(k)]: w[m, k] in mode 0, w[co, m, K-1-ky, K-1-kx] (flipped) in
+// mode 1, dy[n, m, y, x] in mode 2.
+fn a_stride(mode: u32) -> u32 {
     switch mode {
-        case 0u: { return a[m * p.kdim + k]; }
-        case 1u: { return a[(kd.x * p.cin + m) * kk + kk - 1u - (kd.y * p.ks + kd.z)]; }
-        default: { return a[((kd.x * p.cout + m) * p.h + kd.y) * p.w + kd.z]; }
+        case 0u: { return p.kdim; }
+        case 1u: { return p.ks * p.ks; }
+        default: { return p.h * p.w; }
     }
 }
 
-// B[k, col] (k as digits kd, col as digits cd), 0 past the reduction or the columns.
-fn load_b(mode: u32, k: u32, kd: vec3<u32>, col: u32, cd: vec3<u32>, kend: u32) -> f32 {
-    if (k >= kend || col >= p.ncol) {
+fn a_offset(mode: u32, k: u32, kd: vec3<u32>) -> u32 {
+    let kk = p.ks * p.ks;
+    switch mode {
+        case 0u: { return k; }
+        case 1u: { return kd.x * p.cin * kk + kk - 1u - (kd.y * p.ks + kd.z); }
+        default: { return (kd.x * p.cout * p.h + kd.y) * p.w + kd.z; }
+    }
+}
+
+// A[m, k] from its reduction row's offset, 0 past the rows or (k_in false) past the chunk.
+fn load_a(mode: u32, m: u32, offset: u32, k_in: bool) -> f32 {
+    if (!k_in || m >= p.m) {
         return 0.0;
     }
-    if (mode == 2u) {
-        return im2col(p.cin, kd, cd);
-    }
-    return im2col(select(p.cin, p.cout, mode == 1u), cd, kd);
+    return a[m * a_stride(mode) + offset];
 }
 
 // The tile row of workgroup `wid`.
@@ -195,17 +240,22 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f
     let nb = TN / GROUP;
     var cols: array<vec3<u32>, 8>;
     for (var i = 0u; i < nb; i++) {
-        cols[i] = digits(c0 + ob + GROUP * i, cr.x, cr.y);
+        let c = c0 + ob + GROUP * i;
+        cols[i] = column_part(mode, c, digits(c, cr.x, cr.y));
     }
+    // This slice's A offset and B row part (and whether A's row is in the chunk).
+    var a_off = a_offset(mode, kbeg + ka, kda);
+    var a_in = kbeg + ka < kend;
+    var b_row = row_part(mode, kbeg + kb, kdb, kend);
 
     // The values of the next slice, loaded ahead.
     var ra: array<f32, 8>;
     var rb: array<f32, 8>;
     for (var i = 0u; i < na; i++) {
-        ra[i] = load_a(mode, m0 + oa + GROUP * i, kbeg + ka, kda, kend);
+        ra[i] = load_a(mode, m0 + oa + GROUP * i, a_off, a_in);
     }
     for (var i = 0u; i < nb; i++) {
-        rb[i] = load_b(mode, kbeg + kb, kdb, c0 + ob + GROUP * i, cols[i], kend);
+        rb[i] = im2col(b_row, cols[i]);
     }
 
     var acc: array<vec4<f32>, 4>;
@@ -219,22 +269,25 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f
         // Tiles with fewer than one A value per invocation (8 or 16 rows): the invocations with oa < TM
         // stage one each, loaded here rather than ahead.
         if (na == 0u && oa < TM) {
-            stage[ka * A_ROW + oa / 4u][oa % 4u] = load_a(mode, m0 + oa, k0 + ka, kda, kend);
+            stage[ka * A_ROW + oa / 4u][oa % 4u] = load_a(mode, m0 + oa, a_off, a_in);
         }
         for (var i = 0u; i < nb; i++) {
             let c = ob + GROUP * i;
             stage[B_BASE + kb * B_ROW + c / 4u][c % 4u] = rb[i];
         }
         workgroupBarrier();
-        kda = advance(kda, kstep, rr.x, rr.y);
-        kdb = advance(kdb, kstep, rr.x, rr.y);
         let k1 = k0 + TK;
         if (k1 < kend) {
+            kda = advance(kda, kstep, rr.x, rr.y);
+            kdb = advance(kdb, kstep, rr.x, rr.y);
+            a_off = a_offset(mode, k1 + ka, kda);
+            a_in = k1 + ka < kend;
+            b_row = row_part(mode, k1 + kb, kdb, kend);
             for (var i = 0u; i < na; i++) {
-                ra[i] = load_a(mode, m0 + oa + GROUP * i, k1 + ka, kda, kend);
+                ra[i] = load_a(mode, m0 + oa + GROUP * i, a_off, a_in);
             }
             for (var i = 0u; i < nb; i++) {
-                rb[i] = load_b(mode, k1 + kb, kdb, c0 + ob + GROUP * i, cols[i], kend);
+                rb[i] = im2col(b_row, cols[i]);
             }
         }
         for (var r = 0u; r < TK; r++) {

@@ -214,7 +214,7 @@ mod cli {
             /// Timed runs per pass, after one warm-up.
             #[arg(long, default_value_t = 3)]
             reps: usize,
-            /// Time each convolution pass with these tile shapes (ROWSxCOLSxDEPTH/BLOCK, comma-separated;
+            /// Time each convolution pass with these tile shapes (ROWSxCOLSxDEPTH, comma-separated;
             /// every shape when none is named) instead of the planned one.
             #[arg(long, value_delimiter = ',', num_args = 0..)]
             tiles: Option<Vec<String>>,

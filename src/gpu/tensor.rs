@@ -97,6 +97,12 @@ impl Gpu {
         Ok(t)
     }
 
+    /// A tensor for a kernel to write in full before anything reads it (the slices of a split-K
+    /// GEMM): a reused buffer keeps its last values, so no clear is recorded.
+    pub fn scratch(&self, shape: &[usize]) -> Result<Tensor> {
+        Ok(self.alloc(shape)?.0)
+    }
+
     /// Records setting every element of `t` to 0: a buffer clear, no kernel launch.
     pub fn clear(&self, t: &Tensor) {
         self.record(|e| e.clear_buffer(&t.buf, 0, None));

@@ -313,7 +313,7 @@ fn gemm(
     }
     // Each split writes its own slice; the slices are then summed into the output. The scratch
     // buffer may be dropped here: wgpu keeps it alive until the recorded commands have run.
-    let slices = gpu.zeros(&[splits, m * ncol])?;
+    let slices = gpu.scratch(&[splits, m * ncol])?;
     gpu.launch_with(&SHADER, entry, &constants, &params(false), &[a, b, &slices], groups)?;
     match act {
         Some((bias, _)) => gpu.launch(

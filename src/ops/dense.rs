@@ -74,7 +74,7 @@ fn gemm(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, g: Gemm) -> Result<()> {
             Dispatch::Groups(grid),
         );
     }
-    let slices = gpu.zeros(&[splits, g.m * g.n])?;
+    let slices = gpu.scratch(&[splits, g.m * g.n])?;
     gpu.launch(
         &SHADER,
         "gemm",

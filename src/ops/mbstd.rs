@@ -66,7 +66,7 @@ fn run(
     apply: (&'static str, &[&Tensor]),
     out: &Tensor,
 ) -> Result<()> {
-    let scratch = gpu.zeros(&[params[3] as usize])?;
+    let scratch = gpu.scratch(&[params[3] as usize])?;
     let mut tensors = reduce.1.to_vec();
     tensors.push(&scratch);
     gpu.launch(
