@@ -1,9 +1,10 @@
 //! G and D forward and backward, written once against [`Backend`] (GPU kernels or f64 references).
 //!
-//! D runs in forward mode when its input carries a tangent: every value is a [`Stream`] of a primal
-//! and an optional tangent. Linear ops apply themselves to the tangent (without bias), the leaky ReLU
-//! multiplies it by its slope mask, and minibatch stddev uses its JVP. Backward through such a run
-//! takes adjoints of both streams (DESIGN.md: the exact gradient penalty).
+//! D also runs in forward mode: [`Net::d_tangent`] adds to a run the tangent of every value along an
+//! input direction, so every value is a [`Stream`] of a primal and an optional tangent. Linear ops
+//! apply themselves to the tangent (without bias), the leaky ReLU multiplies it by its slope mask, and
+//! minibatch stddev uses its JVP; the primal values are the run's own, not computed again. Backward
+//! through such a run takes adjoints of both streams (DESIGN.md: the exact gradient penalty).
 
 use anyhow::Result;
 
@@ -76,33 +77,47 @@ impl<B: Backend> Net<'_, B> {
         }
     }
 
-    /// Layer `i` (linear, bias, leaky ReLU) on both streams, output of shape `out`. A convolution
-    /// applies the bias and leaky ReLU to the primal as it stores it (one pass over the output).
-    fn layer(&self, i: usize, input: &Stream<B::T>, out: &[usize]) -> Result<Saved<B::T>> {
+    /// Layer `i` (linear, bias, leaky ReLU), output of shape `out`. A convolution applies the bias
+    /// and leaky ReLU as it stores its output (one pass over it).
+    fn layer(&self, i: usize, input: &B::T, out: &[usize]) -> Result<Saved<B::T>> {
         let (l, w, b) = (&self.layers[i], &self.params.w[i], &self.params.b[i]);
         let y = self.bk.zeros(out)?;
         match l.kind {
-            Kind::Conv { .. } => self.bk.conv_act(&input.p, w, b, &y, l.gain, l.slope)?,
+            Kind::Conv { .. } => self.bk.conv_act(input, w, b, &y, l.gain, l.slope)?,
             Kind::Dense => {
                 let pre = self.bk.zeros(out)?;
-                self.bk.dense(&input.p, w, &pre, l.gain)?;
+                self.bk.dense(input, w, &pre, l.gain)?;
                 self.bk.act(&pre, b, &y, l.slope)?;
             }
         }
-        let t = match &input.t {
-            Some(tx) => {
-                let ta = self.bk.zeros(out)?;
-                self.linear(l, tx, w, &ta)?;
-                let ty = self.bk.zeros(out)?;
-                self.bk.act_mask(&y, &ta, &ty, l.slope)?;
-                Some(ty)
-            }
-            None => None,
-        };
         Ok(Saved {
             layer: i,
-            input: input.clone(),
-            out: Stream { p: y, t },
+            input: Stream {
+                p: input.clone(),
+                t: None,
+            },
+            out: Stream { p: y, t: None },
+        })
+    }
+
+    /// A saved layer application with its input's tangent `tx`: the linear op without bias on the
+    /// tangent, then the slope mask of the saved activated output.
+    fn layer_tangent(&self, s: &Saved<B::T>, tx: &B::T) -> Result<Saved<B::T>> {
+        let l = &self.layers[s.layer];
+        let ta = self.new_like(&s.out.p)?;
+        self.linear(l, tx, &self.params.w[s.layer], &ta)?;
+        let ty = self.new_like(&s.out.p)?;
+        self.bk.act_mask(&s.out.p, &ta, &ty, l.slope)?;
+        Ok(Saved {
+            layer: s.layer,
+            input: Stream {
+                p: s.input.p.clone(),
+                t: Some(tx.clone()),
+            },
+            out: Stream {
+                p: s.out.p.clone(),
+                t: Some(ty),
+            },
         })
     }
 
@@ -145,17 +160,12 @@ impl<B: Backend> Net<'_, B> {
         Ok((back(dy, Some(&s.input.p), true)?, back(dty, s.input.t.as_ref(), false)?))
     }
 
-    /// A linear, parameter-free op on both streams.
-    fn map(&self, x: &Stream<B::T>, out: &[usize], f: impl Fn(&B::T, &B::T) -> Result<()>) -> Result<Stream<B::T>> {
-        let apply = |v: &B::T| -> Result<B::T> {
-            let y = self.bk.zeros(out)?;
-            f(v, &y)?;
-            Ok(y)
-        };
-        Ok(Stream {
-            p: apply(&x.p)?,
-            t: x.t.as_ref().map(apply).transpose()?,
-        })
+    /// `x` [N, C, R, R] downsampled to [N, C, R/2, R/2].
+    fn downsample(&self, x: &B::T) -> Result<B::T> {
+        let s = self.bk.shape(x);
+        let y = self.bk.zeros(&[s[0], s[1], s[2] / 2, s[3] / 2])?;
+        self.bk.downsample(x, &y)?;
+        Ok(y)
     }
 
     /// A linear, parameter-free op's adjoint on both adjoints.
@@ -182,6 +192,11 @@ impl<B: Backend> Net<'_, B> {
             (a, b) => a.or(b),
         })
     }
+}
+
+/// The tangent of a stream of a forward-mode run (`Net::d_tangent` sets every one).
+fn tangent<T>(s: &Stream<T>) -> &T {
+    s.t.as_ref().expect("a forward-mode run has every tangent")
 }
 
 /// Whether a network at `level` with fade-in `alpha` blends in the previous level.
@@ -217,7 +232,7 @@ impl<B: Backend> Net<'_, B> {
             }
             h_prev = Some(h);
             for j in 0..2 {
-                let s = self.layer(g_block(lev) + j, &Stream { p: input, t: None }, &[n, maps, r, r])?;
+                let s = self.layer(g_block(lev) + j, &input, &[n, maps, r, r])?;
                 input = self.new_like(&s.out.p)?;
                 bk.pixelnorm(&s.out.p, &input)?;
                 blocks.push(s);
@@ -225,16 +240,9 @@ impl<B: Backend> Net<'_, B> {
             h = input;
         }
         let (r, c) = (res_of(level), self.cfg.channels);
-        let rgb = self.layer(g_torgb(level), &Stream { p: h, t: None }, &[n, c, r, r])?;
+        let rgb = self.layer(g_torgb(level), &h, &[n, c, r, r])?;
         let (images, rgb_old) = if fading(level, alpha) {
-            let old = self.layer(
-                g_torgb(level - 1),
-                &Stream {
-                    p: h_prev.unwrap(),
-                    t: None,
-                },
-                &[n, c, r / 2, r / 2],
-            )?;
+            let old = self.layer(g_torgb(level - 1), &h_prev.unwrap(), &[n, c, r / 2, r / 2])?;
             let up = bk.zeros(&[n, c, r, r])?;
             bk.upsample(&old.out.p, &up)?;
             let images = bk.zeros(&[n, c, r, r])?;
@@ -314,62 +322,81 @@ pub struct DRun<T> {
 }
 
 impl<B: Backend> Net<'_, B> {
-    /// D at `level` with fade-in `alpha` on images [N, C, R, R], in forward mode when `x.t` is given.
-    pub fn d_forward(&self, x: &Stream<B::T>, level: usize, alpha: f32) -> Result<DRun<B::T>> {
+    /// D at `level` with fade-in `alpha` on images [N, C, R, R].
+    pub fn d_forward(&self, x: &B::T, level: usize, alpha: f32) -> Result<DRun<B::T>> {
         let (bk, cfg) = (self.bk, self.cfg);
-        let n = bk.shape(&x.p)[0];
+        let n = bk.shape(x)[0];
         let r = res_of(level);
         let top = self.layer(d_fromrgb(level), x, &[n, cfg.maps(level), r, r])?;
-        let (mut h, mut blocks, mut old) = (top.out.clone(), Vec::new(), None);
+        let (mut h, mut blocks, mut old) = (top.out.p.clone(), Vec::new(), None);
         for lev in (2..=level).rev() {
             let (r, first) = (res_of(lev), d_fromrgb(lev));
             let s0 = self.layer(first + 1, &h, &[n, cfg.maps(lev), r, r])?;
-            let s1 = self.layer(first + 2, &s0.out, &[n, cfg.maps(lev - 1), r, r])?;
-            let small = [n, cfg.maps(lev - 1), r / 2, r / 2];
-            h = self.map(&s1.out, &small, |a, b| bk.downsample(a, b))?;
+            let s1 = self.layer(first + 2, &s0.out.p, &[n, cfg.maps(lev - 1), r, r])?;
+            h = self.downsample(&s1.out.p)?;
             if lev == level && fading(level, alpha) {
-                let x_small = self.map(x, &[n, cfg.channels, r / 2, r / 2], |a, b| bk.downsample(a, b))?;
-                let o = self.layer(d_fromrgb(lev - 1), &x_small, &small)?;
-                h = Stream {
-                    p: self.blend(&o.out.p, &h.p, alpha)?,
-                    t: match (&o.out.t, &h.t) {
-                        (Some(a), Some(b)) => Some(self.blend(a, b, alpha)?),
-                        _ => None,
-                    },
-                };
+                let o = self.layer(d_fromrgb(lev - 1), &self.downsample(x)?, bk.shape(&h))?;
+                h = self.blend(&o.out.p, &h, alpha)?;
                 old = Some(o);
             }
             blocks.push([s0, s1]);
         }
-        let maps = cfg.maps(1);
-        let with_std = [n, maps + 1, 4, 4];
-        let m = Stream {
-            p: {
-                let y = bk.zeros(&with_std)?;
-                bk.mbstd(&h.p, &y)?;
-                y
-            },
-            t: match &h.t {
-                Some(t) => {
-                    let ty = bk.zeros(&with_std)?;
-                    bk.mbstd_jvp(&h.p, t, &ty)?;
-                    Some(ty)
-                }
-                None => None,
-            },
-        };
-        let conv = self.layer(1, &m, &[n, maps, 4, 4])?;
-        let dense0 = self.layer(2, &conv.out, &[n, cfg.nf(0)])?;
-        let dense1 = self.layer(3, &dense0.out, &[n, 1])?;
+        let m = bk.zeros(&[n, cfg.maps(1) + 1, 4, 4])?;
+        bk.mbstd(&h, &m)?;
+        let conv = self.layer(1, &m, &[n, cfg.maps(1), 4, 4])?;
+        let dense0 = self.layer(2, &conv.out.p, &[n, cfg.nf(0)])?;
+        let dense1 = self.layer(3, &dense0.out.p, &[n, 1])?;
+        let primal = |p: B::T| Stream { p, t: None };
         Ok(DRun {
-            input: x.clone(),
+            input: primal(x.clone()),
             top,
             blocks,
             old,
-            mbstd_in: h,
+            mbstd_in: primal(h),
             score: dense1.out.clone(),
             tail: [conv, dense0, dense1],
             alpha,
+        })
+    }
+
+    /// `run` in forward mode along `u` (a tangent of its input images): the same primal values, now
+    /// with the tangent of every value, computed in the order `d_forward` computed the primals.
+    pub fn d_tangent(&self, run: &DRun<B::T>, u: &B::T) -> Result<DRun<B::T>> {
+        let top = self.layer_tangent(&run.top, u)?;
+        let (mut h, mut blocks, mut old) = (tangent(&top.out).clone(), Vec::new(), None);
+        for (i, [s0, s1]) in run.blocks.iter().enumerate() {
+            let s0 = self.layer_tangent(s0, &h)?;
+            let s1 = self.layer_tangent(s1, tangent(&s0.out))?;
+            h = self.downsample(tangent(&s1.out))?;
+            // Only the first block (the current level) may fade in.
+            if let (0, Some(o)) = (i, &run.old) {
+                let o = self.layer_tangent(o, &self.downsample(u)?)?;
+                h = self.blend(tangent(&o.out), &h, run.alpha)?;
+                old = Some(o);
+            }
+            blocks.push([s0, s1]);
+        }
+        let [conv, dense0, dense1] = &run.tail;
+        let m = self.new_like(&conv.input.p)?;
+        self.bk.mbstd_jvp(&run.mbstd_in.p, &h, &m)?;
+        let conv = self.layer_tangent(conv, &m)?;
+        let dense0 = self.layer_tangent(dense0, tangent(&conv.out))?;
+        let dense1 = self.layer_tangent(dense1, tangent(&dense0.out))?;
+        Ok(DRun {
+            input: Stream {
+                p: run.input.p.clone(),
+                t: Some(u.clone()),
+            },
+            top,
+            blocks,
+            old,
+            mbstd_in: Stream {
+                p: run.mbstd_in.p.clone(),
+                t: Some(h),
+            },
+            score: dense1.out.clone(),
+            tail: [conv, dense0, dense1],
+            alpha: run.alpha,
         })
     }
 

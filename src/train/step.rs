@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 
 use crate::nn::arch::{self, d_fromrgb, g_torgb, Layer};
 use crate::nn::backend::Backend;
-use crate::nn::net::{Net, Params, Stream};
+use crate::nn::net::{Net, Params};
 use crate::nn::NetConfig;
 use crate::ops::adam::AdamParams;
 use crate::ops::mbstd;
@@ -183,11 +183,10 @@ pub fn d_gradients<B: Backend>(
     let (g, d) = (model.g_net(bk), model.d_net(bk));
     let n = bk.shape(&inputs.reals)[0];
     let fake = g.g_forward(&inputs.z_d, level, alpha)?.images;
-    let primal = |x: &B::T| Stream { p: x.clone(), t: None };
 
     // WGAN terms and drift: E[D(fake)] - E[D(real)] + drift E[D(real)^2].
-    let real_run = d.d_forward(&primal(&inputs.reals), level, alpha)?;
-    let fake_run = d.d_forward(&primal(&fake), level, alpha)?;
+    let real_run = d.d_forward(&inputs.reals, level, alpha)?;
+    let fake_run = d.d_forward(&fake, level, alpha)?;
     let (d_real, d_fake) = (bk.zeros(&[n, 1])?, bk.zeros(&[n, 1])?);
     bk.d_score_grads(&real_run.score.p, &d_real, &d_fake, sc.drift)?;
     d.d_backward(&real_run, (Some(d_real), None), Some(&model.d_grad), false)?;
@@ -196,7 +195,7 @@ pub fn d_gradients<B: Backend>(
     // The penalty: g_b = d(sum D(xhat))/d(xhat_b), from one backward pass to the input.
     let xhat = bk.zeros(bk.shape(&inputs.reals))?;
     bk.gp_mix(&inputs.reals, &fake, &inputs.mix, &xhat)?;
-    let mix_run = d.d_forward(&primal(&xhat), level, alpha)?;
+    let mix_run = d.d_forward(&xhat, level, alpha)?;
     let grad = d
         .d_backward(&mix_run, (Some(ones(bk, n)?), None), None, true)?
         .0
@@ -204,10 +203,10 @@ pub fn d_gradients<B: Backend>(
     let sumsq = bk.zeros(&[n])?;
     bk.sum_squares(&grad, &sumsq)?;
     // Its exact weight gradient: d/dtheta <g(theta), u> with u_b = c_b g_b / ||g_b|| held constant,
-    // the reverse of D's forward-mode run at xhat along u.
+    // the reverse of D's forward-mode run at xhat along u (the tangents added to mix_run).
     let u = bk.zeros(bk.shape(&grad))?;
     bk.gp_tangent(&grad, &sumsq, &u, sc.lambda, sc.gamma)?;
-    let tangent_run = d.d_forward(&Stream { p: xhat, t: Some(u) }, level, alpha)?;
+    let tangent_run = d.d_tangent(&mix_run, &u)?;
     d.d_backward(&tangent_run, (None, Some(ones(bk, n)?)), Some(&model.d_grad), false)?;
     Ok(DOut {
         real_scores: real_run.score.p,
@@ -223,14 +222,7 @@ pub fn g_gradients<B: Backend>(bk: &B, model: &Model<B::T>, z: &B::T, level: usi
     }
     let (g, d) = (model.g_net(bk), model.d_net(bk));
     let run = g.g_forward(z, level, alpha)?;
-    let d_run = d.d_forward(
-        &Stream {
-            p: run.images.clone(),
-            t: None,
-        },
-        level,
-        alpha,
-    )?;
+    let d_run = d.d_forward(&run.images, level, alpha)?;
     let d_fake = bk.zeros(bk.shape(&d_run.score.p))?;
     bk.g_score_grad(&d_fake)?;
     let d_images = d
