@@ -232,16 +232,16 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f
     let ka = lid % TK;
     let oa = lid / TK;
     var kda = digits(kbeg + ka, rr.x, rr.y);
-    // B: reduction row kb, columns ob + GROUP i.
+    // B: reduction row kb, columns ob + GROUP i (their address parts in col_parts).
     let kb = select(lid / GROUP, lid % TK, mode == 2u);
     let ob = select(lid % GROUP, lid / TK, mode == 2u);
     var kdb = digits(kbeg + kb, rr.x, rr.y);
     let na = TM / GROUP;
     let nb = TN / GROUP;
-    var cols: array<vec3<u32>, 8>;
+    var col_parts: array<vec3<u32>, 8>;
     for (var i = 0u; i < nb; i++) {
         let c = c0 + ob + GROUP * i;
-        cols[i] = column_part(mode, c, digits(c, cr.x, cr.y));
+        col_parts[i] = column_part(mode, c, digits(c, cr.x, cr.y));
     }
     // This slice's A offset and B row part (and whether A's row is in the chunk).
     var a_off = a_offset(mode, kbeg + ka, kda);
@@ -255,7 +255,7 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f
         ra[i] = load_a(mode, m0 + oa + GROUP * i, a_off, a_in);
     }
     for (var i = 0u; i < nb; i++) {
-        rb[i] = im2col(b_row, cols[i]);
+        rb[i] = im2col(b_row, col_parts[i]);
     }
 
     var acc: array<vec4<f32>, 4>;
@@ -287,7 +287,7 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f
                 ra[i] = load_a(mode, m0 + oa + GROUP * i, a_off, a_in);
             }
             for (var i = 0u; i < nb; i++) {
-                rb[i] = im2col(b_row, cols[i]);
+                rb[i] = im2col(b_row, col_parts[i]);
             }
         }
         for (var r = 0u; r < TK; r++) {
