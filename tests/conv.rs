@@ -4,7 +4,7 @@
 
 mod common;
 
-use pggan::check::{f64s, finite_difference_error};
+use pggan::check::{self, f64s, finite_difference_error};
 use pggan::ops::conv::{self, plan, ConvShape, Plan, TILES};
 use pggan::rng::Rng;
 
@@ -163,4 +163,47 @@ fn plans_pick_tiles_and_splits_by_shape() {
             );
         }
     }
+}
+
+/// Split-K slices come from `Gpu::scratch`, without a clear, so every split must write its whole
+/// slice: the pool hands them a buffer left full of NaN, which must not reach the output.
+#[test]
+fn split_slices_are_written_in_full() {
+    let gpu = common::gpu();
+    let s = ConvShape {
+        n: 3,
+        cin: 17,
+        cout: 13,
+        h: 4,
+        w: 4,
+        k: 3,
+    };
+    let (m, ncol) = (s.cout, s.n * s.h * s.w);
+    let Plan { splits, .. } = plan(m, ncol, s.cin * 9, None);
+    assert!(splits > 1, "the shape should split its reduction, plan: {splits}");
+    let mut rng = Rng::new(21);
+    let (xs, ws) = (rng.normals(s.n * s.cin * 16), rng.normals(s.cout * s.cin * 9));
+    let x = gpu.upload(&xs, &[s.n, s.cin, 4, 4]).unwrap();
+    let w = gpu.upload(&ws, &[s.cout, s.cin, 3, 3]).unwrap();
+    let y = gpu.zeros(&[s.n, s.cout, 4, 4]).unwrap();
+    drop(
+        gpu.upload(&vec![f32::NAN; splits * m * ncol], &[splits, m * ncol])
+            .unwrap(),
+    );
+    let created = gpu.pool_stats().created;
+    conv::forward(&gpu, &x, &w, &y, 1.0).unwrap();
+    assert_eq!(
+        gpu.pool_stats().created,
+        created,
+        "the slices should reuse the NaN buffer"
+    );
+    let got = pollster::block_on(gpu.download(&y)).unwrap();
+    let row = check::compare(
+        "split forward",
+        &[s.n, s.cout, 4, 4],
+        &got,
+        &conv::forward_ref(&f64s(&xs), &f64s(&ws), s, 1.0),
+        1e-5,
+    );
+    assert!(row.pass, "{row:?}");
 }

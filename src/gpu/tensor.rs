@@ -97,8 +97,8 @@ impl Gpu {
         Ok(t)
     }
 
-    /// A tensor for a kernel to write in full before anything reads it (the slices of a split-K
-    /// GEMM): a reused buffer keeps its last values, so no clear is recorded.
+    /// A tensor for a kernel to write in full before anything reads it (split-K slices, minibatch
+    /// stddev's per-group scalars): a reused buffer keeps its last values, so no clear is recorded.
     pub fn scratch(&self, shape: &[usize]) -> Result<Tensor> {
         Ok(self.alloc(shape)?.0)
     }
