@@ -13,7 +13,7 @@ use crate::metrics::Swd;
 use crate::nn::config::res_of;
 use crate::nn::NetConfig;
 use crate::ops::conv::{self, Pass, Tile};
-use crate::ops::dense;
+use crate::ops::{act, dense};
 use crate::rng::Rng;
 use crate::train::config::TrainConfig;
 use crate::train::step::{self, check_batch, Model, StepConfig, StepInputs};
@@ -132,7 +132,7 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
             (
                 "forward_act",
                 Pass::Forward {
-                    act: Some((&bias, 0.2)),
+                    act: Some((&bias, act::SLOPE)),
                 },
                 [m_out, red, cols],
             ),

@@ -106,13 +106,8 @@ pub fn plan(m: usize, ncol: usize, kdim: usize, tile: Option<Tile>) -> Plan {
     };
     let tile = tile.unwrap_or_else(|| *TILES.iter().min_by_key(|t| cost(t)).unwrap());
     let invocations = m.div_ceil(tile.rows) * ncol.div_ceil(tile.cols) * tile.invocations();
-    let splits = TARGET_INVOCATIONS.div_ceil(invocations).min(kdim / MIN_CHUNK).max(1);
-    let chunk = kdim.div_ceil(splits).next_multiple_of(tile.depth);
-    Plan {
-        tile,
-        splits: kdim.div_ceil(chunk),
-        chunk,
-    }
+    let (splits, chunk) = reduce::split_k(kdim, invocations, TARGET_INVOCATIONS, MIN_CHUNK, tile.depth);
+    Plan { tile, splits, chunk }
 }
 
 /// The sizes of one convolution: batch, input and output channels, spatial size, kernel size.
@@ -323,14 +318,7 @@ fn gemm(
             &[&slices, out, bias],
             Dispatch::Items(m * ncol),
         ),
-        None => {
-            let view = reduce::View {
-                outer: splits,
-                rows: m * ncol,
-                inner: 1,
-            };
-            reduce::sum(gpu, &slices, view, false, accumulate, out)
-        }
+        None => reduce::sum_slices(gpu, &slices, accumulate, out),
     }
 }
 

@@ -47,9 +47,7 @@ const MIN_CHUNK: usize = 256;
 
 fn gemm(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, g: Gemm) -> Result<()> {
     let tiles = g.n.div_ceil(TILE) * g.m.div_ceil(TILE);
-    let splits = TARGET_WORKGROUPS.div_ceil(tiles).min(g.k / MIN_CHUNK).max(1);
-    let chunk = g.k.div_ceil(splits).next_multiple_of(CHUNK);
-    let splits = g.k.div_ceil(chunk).max(1);
+    let (splits, chunk) = reduce::split_k(g.k, tiles, TARGET_WORKGROUPS, MIN_CHUNK, CHUNK);
     let params = |accumulate: bool| {
         [
             g.m as u32,
@@ -82,12 +80,7 @@ fn gemm(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, g: Gemm) -> Result<()> {
         &[a, b, &slices],
         Dispatch::Groups(grid),
     )?;
-    let view = reduce::View {
-        outer: splits,
-        rows: g.m * g.n,
-        inner: 1,
-    };
-    reduce::sum(gpu, &slices, view, false, g.accumulate, c)
+    reduce::sum_slices(gpu, &slices, g.accumulate, c)
 }
 
 /// A tensor viewed as [rows, rest]: its leading dimension and the elements per row.

@@ -1,5 +1,6 @@
 //! reduce: sums and sums of squares over the outer and inner axes of a tensor viewed as [A, J, K]
-//! (`shaders/reduce.wgsl`): per-sample sums of squares, per-channel sums (bias gradients), batch sums.
+//! (`shaders/reduce.wgsl`): per-sample sums of squares, per-channel sums (bias gradients), batch sums,
+//! and the split-K slices of the conv and dense GEMMs (how many, and their sum).
 
 use anyhow::{ensure, Result};
 
@@ -38,6 +39,25 @@ impl View {
             inner: shape[2..].iter().product(),
         }
     }
+}
+
+/// Split-K for a GEMM whose output tiles keep `busy` units (invocations or workgroups) at work: the
+/// reduction of `kdim` terms is split until about `target` units run, each split over at least
+/// `min_chunk` terms and a multiple of `depth` (the GEMM's slice). Returns (splits, chunk).
+pub fn split_k(kdim: usize, busy: usize, target: usize, min_chunk: usize, depth: usize) -> (usize, usize) {
+    let splits = target.div_ceil(busy).min(kdim / min_chunk).max(1);
+    let chunk = kdim.div_ceil(splits).next_multiple_of(depth);
+    (kdim.div_ceil(chunk), chunk)
+}
+
+/// out = the sum of the split-K slices [splits, len] (added to out when `accumulate`).
+pub fn sum_slices(gpu: &Gpu, slices: &Tensor, accumulate: bool, out: &Tensor) -> Result<()> {
+    let view = View {
+        outer: slices.shape[0],
+        rows: slices.shape[1],
+        inner: 1,
+    };
+    sum(gpu, slices, view, false, accumulate, out)
 }
 
 /// Terms per output up to which one invocation sums them alone (`sum_few`) rather than a workgroup.
