@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::gpu::{Gpu, Profile};
+use crate::gpu::{Gpu, Profile, RecordStats};
 use crate::metrics::Swd;
 use crate::nn::config::res_of;
 use crate::nn::NetConfig;
@@ -228,6 +228,10 @@ pub struct TrainRow {
     pub host_ms_per_step: f64,
     /// Storage buffers created per timed step (0 once the pool is warm).
     pub buffers_per_step: f64,
+    /// Kernel launches per step, and the compute passes they were recorded in (a buffer clear or
+    /// copy between two launches ends a pass).
+    pub launches_per_step: f64,
+    pub passes_per_step: f64,
     /// GPU time of each kernel over one step, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
@@ -282,10 +286,11 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
             z_g: gpu.upload(&rng.normals(n * b.net.latent), &z)?,
             mix: gpu.upload(&mix, &[n])?,
         };
-        // (wall seconds, host seconds, buffers created)
-        let mut run = |steps: usize| -> Result<(f64, f64, u64)> {
+        // (wall seconds, host seconds, buffers created, what was recorded)
+        let mut run = |steps: usize| -> Result<(f64, f64, u64, RecordStats)> {
             gpu.wait()?;
             let created = gpu.pool_stats().created;
+            let recorded = gpu.record_stats();
             let (start, mut host) = (Instant::now(), 0.0);
             for _ in 0..steps {
                 let t = Instant::now();
@@ -294,10 +299,16 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
                 host += t.elapsed().as_secs_f64();
             }
             gpu.wait()?;
-            Ok((start.elapsed().as_secs_f64(), host, gpu.pool_stats().created - created))
+            let recorded = gpu.record_stats().since(recorded);
+            Ok((
+                start.elapsed().as_secs_f64(),
+                host,
+                gpu.pool_stats().created - created,
+                recorded,
+            ))
         };
         run(b.warmup)?;
-        let (secs, host, created) = run(b.steps)?;
+        let (secs, host, created, recorded) = run(b.steps)?;
         let profile = if b.profile {
             gpu.profile_start()?;
             step::step(gpu, &mut model, &inputs, level, alpha, &sc, &stats)?;
@@ -312,6 +323,8 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
             ms_per_step: 1e3 * secs / b.steps as f64,
             host_ms_per_step: 1e3 * host / b.steps as f64,
             buffers_per_step: created as f64 / b.steps as f64,
+            launches_per_step: recorded.launches as f64 / b.steps as f64,
+            passes_per_step: recorded.passes as f64 / b.steps as f64,
             profile,
         });
         // The next resolution's tensors have other sizes.
@@ -324,13 +337,20 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
 /// The printed table of `pggan bench train` (the PyTorch reference prints the same).
 pub fn train_table(rows: &[TrainRow]) -> String {
     let mut out = format!(
-        "{:>10} {:>6} {:>12} {:>12} {:>14} {:>14}\n",
-        "resolution", "alpha", "images/s", "ms/step", "host ms/step", "buffers/step"
+        "{:>10} {:>6} {:>12} {:>12} {:>14} {:>14} {:>10} {:>10}\n",
+        "resolution", "alpha", "images/s", "ms/step", "host ms/step", "buffers/step", "launches", "passes"
     );
     for r in rows {
         out += &format!(
-            "{:>10} {:>6.2} {:>12.2} {:>12.2} {:>14.2} {:>14.1}\n",
-            r.resolution, r.alpha, r.images_per_s, r.ms_per_step, r.host_ms_per_step, r.buffers_per_step
+            "{:>10} {:>6.2} {:>12.2} {:>12.2} {:>14.2} {:>14.1} {:>10.0} {:>10.0}\n",
+            r.resolution,
+            r.alpha,
+            r.images_per_s,
+            r.ms_per_step,
+            r.host_ms_per_step,
+            r.buffers_per_step,
+            r.launches_per_step,
+            r.passes_per_step
         );
     }
     for r in rows {

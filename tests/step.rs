@@ -98,6 +98,34 @@ fn gpu_step_matches_the_reference_step() {
     common::run_check(pggan::train::check::check);
 }
 
+/// The step's op outputs are scratch tensors, not cleared: with every scratch tensor starting as NaN,
+/// a kernel that leaves part of its output unwritten (or a read before the write) fails the check.
+#[test]
+fn gpu_step_writes_every_scratch_tensor_before_reading_it() {
+    let gpu = common::gpu();
+    gpu.poison_scratch(true);
+    common::run_check_on(&gpu, pggan::train::check::check);
+}
+
+/// Consecutive launches share a compute pass: a step's only pass breaks are its gradient clears.
+#[test]
+fn a_step_records_its_launches_in_few_compute_passes() {
+    let gpu = common::gpu();
+    let (mut model, inputs, _, _) = models(&gpu, 13).unwrap();
+    let (_, _, level, alpha) = tiny();
+    let stats = gpu.zeros(&[5]).unwrap();
+    let before = gpu.record_stats();
+    step::step(&gpu, &mut model, &inputs, level, alpha, &StepConfig::default(), &stats).unwrap();
+    let recorded = gpu.record_stats().since(before);
+    eprintln!(
+        "one step: {} launches in {} compute passes",
+        recorded.launches, recorded.passes
+    );
+    assert!(recorded.launches > 100, "{recorded:?}");
+    // The only commands between launches are the clears of D's gradients, then of G's: two passes.
+    assert_eq!(recorded.passes, 2, "{recorded:?}");
+}
+
 #[test]
 fn bad_configurations_are_refused_naming_the_setting() {
     let gpu = common::gpu();

@@ -213,15 +213,12 @@ impl Gpu {
             }
             label
         });
-        self.record(|encoder| {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(entry),
-                timestamp_writes: timed.as_ref().map(|(set, i)| wgpu::ComputePassTimestampWrites {
-                    query_set: set,
-                    beginning_of_pass_write_index: Some(*i),
-                    end_of_pass_write_index: Some(*i + 1),
-                }),
-            });
+        let timestamps = timed.as_ref().map(|(set, i)| wgpu::ComputePassTimestampWrites {
+            query_set: set,
+            beginning_of_pass_write_index: Some(*i),
+            end_of_pass_write_index: Some(*i + 1),
+        });
+        self.record_launch(timestamps, |pass| {
             pass.set_pipeline(&p.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);

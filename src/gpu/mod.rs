@@ -8,6 +8,7 @@ mod tensor;
 mod uniforms;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
@@ -42,7 +43,9 @@ impl GpuOptions {
 
 /// One device and queue, with the kernels compiled on it and the commands recorded but not yet
 /// submitted. Launches are recorded into one encoder and submitted together by [`Gpu::flush`]
-/// (a download flushes first), so a training step is one submission.
+/// (a download flushes first), so a training step is one submission. Consecutive launches share one
+/// compute pass: a pass per launch cost about half of the host's time per launch (wgpu replays and
+/// tracks each pass when the encoder finishes).
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
@@ -50,10 +53,12 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<kernel::PipelineKey, Arc<kernel::Pipeline>>>,
     modules: Mutex<HashMap<&'static str, Arc<kernel::Module>>>,
-    encoder: Mutex<Option<wgpu::CommandEncoder>>,
+    pending: Mutex<Pending>,
     pool: Arc<pool::Pool>,
     profile: Mutex<Option<profile::Recording>>,
     uniforms: Mutex<uniforms::Uniforms>,
+    /// `poison_scratch`.
+    poison: AtomicBool,
 }
 
 impl Gpu {
@@ -83,10 +88,11 @@ impl Gpu {
             info,
             pipelines: Mutex::default(),
             modules: Mutex::default(),
-            encoder: Mutex::default(),
+            pending: Mutex::default(),
             pool: Arc::default(),
             profile: Mutex::default(),
             uniforms: Mutex::default(),
+            poison: AtomicBool::new(false),
         })
     }
 
@@ -100,9 +106,18 @@ impl Gpu {
 
     /// Submits everything recorded so far.
     pub fn flush(&self) -> wgpu::SubmissionIndex {
-        let pending = self.encoder.lock().unwrap().take();
+        let encoder = {
+            let mut pending = self.pending.lock().unwrap();
+            pending.pass = None;
+            pending.encoder.take()
+        };
         self.write_uniforms();
-        self.queue.submit(pending.map(|e| e.finish()))
+        self.queue.submit(encoder.map(|e| e.finish()))
+    }
+
+    /// Launches and compute passes recorded since the device was opened.
+    pub fn record_stats(&self) -> RecordStats {
+        self.pending.lock().unwrap().stats
     }
 
     /// What the buffer pool has done: buffers created and reused, buffers free now.
@@ -115,11 +130,78 @@ impl Gpu {
         self.pool.trim()
     }
 
-    /// Runs `record` on the pending encoder, creating it when there is none.
+    /// Runs `record` on the pending encoder (ending the open compute pass, if any), creating it when
+    /// there is none.
     fn record<R>(&self, record: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
-        let mut guard = self.encoder.lock().unwrap();
-        let encoder = guard.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
-        record(encoder)
+        let mut pending = self.pending.lock().unwrap();
+        pending.pass = None;
+        record(pending.encoder(&self.device))
+    }
+
+    /// Runs `record` on the open compute pass, beginning one when there is none. `timestamps` (while
+    /// profiling) gives the launch a pass of its own, timed at its start and end.
+    fn record_launch(
+        &self,
+        timestamps: Option<wgpu::ComputePassTimestampWrites>,
+        record: impl FnOnce(&mut wgpu::ComputePass),
+    ) {
+        let mut pending = self.pending.lock().unwrap();
+        pending.stats.launches += 1;
+        if timestamps.is_some() {
+            pending.pass = None;
+        }
+        if pending.pass.is_none() {
+            pending.stats.passes += 1;
+            let pass = pending
+                .encoder(&self.device)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: timestamps.clone(),
+                })
+                // The pass is kept open between calls; `Pending` ends it before the encoder is
+                // used again.
+                .forget_lifetime();
+            pending.pass = Some(pass);
+        }
+        record(pending.pass.as_mut().expect("begun above"));
+        if timestamps.is_some() {
+            pending.pass = None;
+        }
+    }
+}
+
+/// Commands recorded and not yet submitted: the encoder, and the compute pass open on it. While the
+/// pass is open the encoder cannot record anything else, so every other command ends the pass first.
+#[derive(Default)]
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    stats: RecordStats,
+}
+
+impl Pending {
+    /// The encoder, created when there is none. The open pass must have been ended.
+    fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        debug_assert!(self.pass.is_none());
+        self.encoder
+            .get_or_insert_with(|| device.create_command_encoder(&Default::default()))
+    }
+}
+
+/// Counts of what has been recorded: kernel launches, and the compute passes they ran in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordStats {
+    pub launches: u64,
+    pub passes: u64,
+}
+
+impl RecordStats {
+    /// What was recorded between `earlier` and these counts.
+    pub fn since(self, earlier: RecordStats) -> RecordStats {
+        RecordStats {
+            launches: self.launches - earlier.launches,
+            passes: self.passes - earlier.passes,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! A GPU tensor (a pooled storage buffer and its NCHW shape), upload and asynchronous download.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
@@ -97,10 +98,21 @@ impl Gpu {
         Ok(t)
     }
 
-    /// A tensor for a kernel to write in full before anything reads it (split-K slices, minibatch
-    /// stddev's per-group scalars): a reused buffer keeps its last values, so no clear is recorded.
+    /// A tensor for a kernel to write in full before anything reads it (op outputs, split-K slices,
+    /// minibatch stddev's per-group scalars): a reused buffer keeps its last values, so no clear is
+    /// recorded. With [`Gpu::poison_scratch`] on, it is filled with NaN instead.
     pub fn scratch(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.poison.load(Ordering::Relaxed) {
+            return self.upload(&vec![f32::NAN; shape.iter().product()], shape);
+        }
         Ok(self.alloc(shape)?.0)
+    }
+
+    /// A test mode: every `scratch` tensor starts as NaN (uploaded, so slowly), so that a kernel that
+    /// leaves part of its output unwritten, or a caller that reads a scratch tensor first, puts NaN
+    /// into results the tests compare.
+    pub fn poison_scratch(&self, on: bool) {
+        self.poison.store(on, Ordering::Relaxed);
     }
 
     /// Records setting every element of `t` to 0: a buffer clear, no kernel launch.

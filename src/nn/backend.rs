@@ -15,6 +15,11 @@ pub trait Backend {
     /// A tensor handle; cloning shares the storage.
     type T: Clone;
     fn zeros(&self, shape: &[usize]) -> Result<Self::T>;
+    /// A tensor the next op writes in full before anything reads it (the output of every op but those
+    /// that add to theirs). On the GPU a reused buffer is not cleared, so it costs no command and
+    /// does not end the compute pass; the reference fills it with NaN, so that reading it before it
+    /// is written shows in every comparison.
+    fn scratch(&self, shape: &[usize]) -> Result<Self::T>;
     fn shape<'a>(&self, t: &'a Self::T) -> &'a [usize];
 
     fn conv(&self, x: &Self::T, w: &Self::T, y: &Self::T, gain: f32) -> Result<()>;
@@ -72,6 +77,9 @@ impl Backend for Gpu {
     type T = Tensor;
     fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
         Gpu::zeros(self, shape)
+    }
+    fn scratch(&self, shape: &[usize]) -> Result<Tensor> {
+        Gpu::scratch(self, shape)
     }
     fn shape<'a>(&self, t: &'a Tensor) -> &'a [usize] {
         &t.shape
@@ -266,6 +274,9 @@ impl Backend for Cpu {
     type T = CpuTensor;
     fn zeros(&self, shape: &[usize]) -> Result<CpuTensor> {
         Ok(CpuTensor::new(vec![0.0; shape.iter().product()], shape))
+    }
+    fn scratch(&self, shape: &[usize]) -> Result<CpuTensor> {
+        Ok(CpuTensor::new(vec![f64::NAN; shape.iter().product()], shape))
     }
     fn shape<'a>(&self, t: &'a CpuTensor) -> &'a [usize] {
         &t.shape

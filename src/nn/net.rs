@@ -66,8 +66,9 @@ pub struct Net<'a, B: Backend> {
 }
 
 impl<B: Backend> Net<'_, B> {
+    /// An output of `t`'s shape, for an op to write in full.
     fn new_like(&self, t: &B::T) -> Result<B::T> {
-        self.bk.zeros(self.bk.shape(t))
+        self.bk.scratch(self.bk.shape(t))
     }
 
     fn linear(&self, l: &Layer, x: &B::T, w: &B::T, y: &B::T) -> Result<()> {
@@ -81,11 +82,11 @@ impl<B: Backend> Net<'_, B> {
     /// and leaky ReLU as it stores its output (one pass over it).
     fn layer(&self, i: usize, input: &B::T, out: &[usize]) -> Result<Saved<B::T>> {
         let (l, w, b) = (&self.layers[i], &self.params.w[i], &self.params.b[i]);
-        let y = self.bk.zeros(out)?;
+        let y = self.bk.scratch(out)?;
         match l.kind {
             Kind::Conv { .. } => self.bk.conv_act(input, w, b, &y, l.gain, l.slope)?,
             Kind::Dense => {
-                let pre = self.bk.zeros(out)?;
+                let pre = self.bk.scratch(out)?;
                 self.bk.dense(input, w, &pre, l.gain)?;
                 self.bk.act(&pre, b, &y, l.slope)?;
             }
@@ -163,7 +164,7 @@ impl<B: Backend> Net<'_, B> {
     /// `x` [N, C, R, R] downsampled to [N, C, R/2, R/2].
     fn downsample(&self, x: &B::T) -> Result<B::T> {
         let s = self.bk.shape(x);
-        let y = self.bk.zeros(&[s[0], s[1], s[2] / 2, s[3] / 2])?;
+        let y = self.bk.scratch(&[s[0], s[1], s[2] / 2, s[3] / 2])?;
         self.bk.downsample(x, &y)?;
         Ok(y)
     }
@@ -176,7 +177,7 @@ impl<B: Backend> Net<'_, B> {
         f: impl Fn(&B::T, &B::T) -> Result<()>,
     ) -> Result<Adjoint<B::T>> {
         let apply = |v: B::T| -> Result<B::T> {
-            let y = self.bk.zeros(out)?;
+            let y = self.bk.scratch(out)?;
             f(&v, &y)?;
             Ok(y)
         };
@@ -227,7 +228,7 @@ impl<B: Backend> Net<'_, B> {
             let (r, maps) = (res_of(lev), self.cfg.maps(lev));
             let mut input = h.clone();
             if lev > 1 {
-                input = bk.zeros(&[n, self.cfg.maps(lev - 1), r, r])?;
+                input = bk.scratch(&[n, self.cfg.maps(lev - 1), r, r])?;
                 bk.upsample(&h, &input)?;
             }
             h_prev = Some(h);
@@ -243,9 +244,9 @@ impl<B: Backend> Net<'_, B> {
         let rgb = self.layer(g_torgb(level), &h, &[n, c, r, r])?;
         let (images, rgb_old) = if fading(level, alpha) {
             let old = self.layer(g_torgb(level - 1), &h_prev.unwrap(), &[n, c, r / 2, r / 2])?;
-            let up = bk.zeros(&[n, c, r, r])?;
+            let up = bk.scratch(&[n, c, r, r])?;
             bk.upsample(&old.out.p, &up)?;
-            let images = bk.zeros(&[n, c, r, r])?;
+            let images = bk.scratch(&[n, c, r, r])?;
             bk.lerp(&up, &rgb.out.p, &images, alpha)?;
             (images, Some(old))
         } else {
@@ -290,7 +291,7 @@ impl<B: Backend> Net<'_, B> {
                 }
             }
             // dh is now the adjoint of the upsampled input of this level's block.
-            let h_prev = bk.zeros(&[
+            let h_prev = bk.scratch(&[
                 bk.shape(&dh)[0],
                 self.cfg.maps(lev - 1),
                 res_of(lev - 1),
@@ -341,7 +342,7 @@ impl<B: Backend> Net<'_, B> {
             }
             blocks.push([s0, s1]);
         }
-        let m = bk.zeros(&[n, cfg.maps(1) + 1, 4, 4])?;
+        let m = bk.scratch(&[n, cfg.maps(1) + 1, 4, 4])?;
         bk.mbstd(&h, &m)?;
         let conv = self.layer(1, &m, &[n, cfg.maps(1), 4, 4])?;
         let dense0 = self.layer(2, &conv.out.p, &[n, cfg.nf(0)])?;

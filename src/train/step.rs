@@ -158,7 +158,7 @@ pub fn check_batch(batch: usize) -> Result<()> {
 }
 
 fn ones<B: Backend>(bk: &B, n: usize) -> Result<B::T> {
-    let t = bk.zeros(&[n, 1])?;
+    let t = bk.scratch(&[n, 1])?;
     bk.fill(&t, 1.0)?;
     Ok(t)
 }
@@ -187,24 +187,24 @@ pub fn d_gradients<B: Backend>(
     // WGAN terms and drift: E[D(fake)] - E[D(real)] + drift E[D(real)^2].
     let real_run = d.d_forward(&inputs.reals, level, alpha)?;
     let fake_run = d.d_forward(&fake, level, alpha)?;
-    let (d_real, d_fake) = (bk.zeros(&[n, 1])?, bk.zeros(&[n, 1])?);
+    let (d_real, d_fake) = (bk.scratch(&[n, 1])?, bk.scratch(&[n, 1])?);
     bk.d_score_grads(&real_run.score.p, &d_real, &d_fake, sc.drift)?;
     d.d_backward(&real_run, (Some(d_real), None), Some(&model.d_grad), false)?;
     d.d_backward(&fake_run, (Some(d_fake), None), Some(&model.d_grad), false)?;
 
     // The penalty: g_b = d(sum D(xhat))/d(xhat_b), from one backward pass to the input.
-    let xhat = bk.zeros(bk.shape(&inputs.reals))?;
+    let xhat = bk.scratch(bk.shape(&inputs.reals))?;
     bk.gp_mix(&inputs.reals, &fake, &inputs.mix, &xhat)?;
     let mix_run = d.d_forward(&xhat, level, alpha)?;
     let grad = d
         .d_backward(&mix_run, (Some(ones(bk, n)?), None), None, true)?
         .0
         .expect("input adjoint");
-    let sumsq = bk.zeros(&[n])?;
+    let sumsq = bk.scratch(&[n])?;
     bk.sum_squares(&grad, &sumsq)?;
     // Its exact weight gradient: d/dtheta <g(theta), u> with u_b = c_b g_b / ||g_b|| held constant,
     // the reverse of D's forward-mode run at xhat along u (the tangents added to mix_run).
-    let u = bk.zeros(bk.shape(&grad))?;
+    let u = bk.scratch(bk.shape(&grad))?;
     bk.gp_tangent(&grad, &sumsq, &u, sc.lambda, sc.gamma)?;
     let tangent_run = d.d_tangent(&mix_run, &u)?;
     d.d_backward(&tangent_run, (None, Some(ones(bk, n)?)), Some(&model.d_grad), false)?;
@@ -223,7 +223,7 @@ pub fn g_gradients<B: Backend>(bk: &B, model: &Model<B::T>, z: &B::T, level: usi
     let (g, d) = (model.g_net(bk), model.d_net(bk));
     let run = g.g_forward(z, level, alpha)?;
     let d_run = d.d_forward(&run.images, level, alpha)?;
-    let d_fake = bk.zeros(bk.shape(&d_run.score.p))?;
+    let d_fake = bk.scratch(bk.shape(&d_run.score.p))?;
     bk.g_score_grad(&d_fake)?;
     let d_images = d
         .d_backward(&d_run, (Some(d_fake), None), None, true)?

@@ -17,8 +17,12 @@ pub fn gpu() -> Gpu {
 }
 
 pub fn run_check(check: Check) {
-    let gpu = gpu();
-    let rows = pollster::block_on(check(&gpu)).expect("the check could not run");
+    run_check_on(&gpu(), check)
+}
+
+/// `run_check` on a device the caller set up.
+pub fn run_check_on(gpu: &Gpu, check: Check) {
+    let rows = pollster::block_on(check(gpu)).expect("the check could not run");
     eprint!("{}", table(&rows));
     assert!(!rows.is_empty(), "the check compared nothing");
     assert!(
