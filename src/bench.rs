@@ -13,7 +13,7 @@ use crate::metrics::Swd;
 use crate::nn::config::res_of;
 use crate::nn::NetConfig;
 use crate::ops::conv::{self, Pass, Tile};
-use crate::ops::{act, dense};
+use crate::ops::{act, blas, dense};
 use crate::rng::Rng;
 use crate::train::config::TrainConfig;
 use crate::train::step::{self, check_batch, Model, StepConfig, StepInputs};
@@ -228,10 +228,12 @@ pub struct TrainRow {
     pub host_ms_per_step: f64,
     /// Storage buffers created per timed step (0 once the pool is warm).
     pub buffers_per_step: f64,
-    /// Kernel launches per step, and the compute passes they were recorded in (a buffer clear or
-    /// copy between two launches ends a pass).
+    /// Kernel launches per step, the compute passes they were recorded in (a buffer clear or copy
+    /// between two launches ends a pass), and the bind groups created for them (0 once every launch
+    /// finds the previous step's in the cache).
     pub launches_per_step: f64,
     pub passes_per_step: f64,
+    pub bind_groups_per_step: f64,
     /// GPU time of each kernel over one step, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
@@ -325,6 +327,7 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
             buffers_per_step: created as f64 / b.steps as f64,
             launches_per_step: recorded.launches as f64 / b.steps as f64,
             passes_per_step: recorded.passes as f64 / b.steps as f64,
+            bind_groups_per_step: recorded.bind_groups as f64 / b.steps as f64,
             profile,
         });
         // The next resolution's tensors have other sizes.
@@ -334,15 +337,81 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
     Ok(rows)
 }
 
+/// What `pggan bench launches` measures: the host's time per kernel launch, recording it and
+/// submitting it, each the median over rounds of `launches` launches of one small kernel
+/// (`blas.axpy` on 64 values, so the GPU's time does not enter).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LaunchCost {
+    pub launches: usize,
+    pub rounds: usize,
+    pub record_us: f64,
+    pub submit_us: f64,
+    /// Compute passes and bind groups created per round, after the first round.
+    pub passes: f64,
+    pub bind_groups: f64,
+}
+
+/// Times `rounds` rounds of `launches` launches (see [`LaunchCost`]); each round is recorded, then
+/// submitted, then waited for.
+pub fn launches(gpu: &Gpu, launches: usize, rounds: usize) -> Result<LaunchCost> {
+    if launches == 0 || rounds < 2 {
+        bail!("--launches must be at least 1 and --rounds at least 2");
+    }
+    let x: Vec<_> = (0..8).map(|_| gpu.upload(&[1.0; 64], &[64])).collect::<Result<_>>()?;
+    let (mut record, mut submit, mut recorded) = (Vec::new(), Vec::new(), RecordStats::default());
+    for round in 0..rounds {
+        gpu.wait()?;
+        let before = gpu.record_stats();
+        let start = Instant::now();
+        for i in 0..launches {
+            // Distinct tensors: an axpy may not read and write one buffer.
+            blas::axpy(gpu, 0.5, &x[i % 8], &x[(i + 1) % 8])?;
+        }
+        let recorded_at = Instant::now();
+        gpu.flush();
+        let us = |d: std::time::Duration| 1e6 * d.as_secs_f64() / launches as f64;
+        // The first round compiles the kernel and creates the bind groups.
+        if round > 0 {
+            record.push(us(recorded_at - start));
+            submit.push(us(recorded_at.elapsed()));
+            let r = gpu.record_stats().since(before);
+            recorded.passes += r.passes;
+            recorded.bind_groups += r.bind_groups;
+        }
+    }
+    gpu.wait()?;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let timed = (rounds - 1) as f64;
+    Ok(LaunchCost {
+        launches,
+        rounds,
+        record_us: median(&mut record),
+        submit_us: median(&mut submit),
+        passes: recorded.passes as f64 / timed,
+        bind_groups: recorded.bind_groups as f64 / timed,
+    })
+}
+
 /// The printed table of `pggan bench train` (the PyTorch reference prints the same).
 pub fn train_table(rows: &[TrainRow]) -> String {
     let mut out = format!(
-        "{:>10} {:>6} {:>12} {:>12} {:>14} {:>14} {:>10} {:>10}\n",
-        "resolution", "alpha", "images/s", "ms/step", "host ms/step", "buffers/step", "launches", "passes"
+        "{:>10} {:>6} {:>12} {:>12} {:>14} {:>14} {:>10} {:>10} {:>12}\n",
+        "resolution",
+        "alpha",
+        "images/s",
+        "ms/step",
+        "host ms/step",
+        "buffers/step",
+        "launches",
+        "passes",
+        "bind groups"
     );
     for r in rows {
         out += &format!(
-            "{:>10} {:>6.2} {:>12.2} {:>12.2} {:>14.2} {:>14.1} {:>10.0} {:>10.0}\n",
+            "{:>10} {:>6.2} {:>12.2} {:>12.2} {:>14.2} {:>14.1} {:>10.0} {:>10.0} {:>12.1}\n",
             r.resolution,
             r.alpha,
             r.images_per_s,
@@ -350,7 +419,8 @@ pub fn train_table(rows: &[TrainRow]) -> String {
             r.host_ms_per_step,
             r.buffers_per_step,
             r.launches_per_step,
-            r.passes_per_step
+            r.passes_per_step,
+            r.bind_groups_per_step
         );
     }
     for r in rows {

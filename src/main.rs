@@ -77,7 +77,8 @@ mod cli {
             #[arg(long, default_value = "walk.gif")]
             out: PathBuf,
         },
-        /// Benchmarks: `train` times the training step per resolution, `kernels` the conv and dense passes.
+        /// Benchmarks: `train` times the training step per resolution, `kernels` the conv and dense
+        /// passes, `launches` the host's time per kernel launch.
         Bench {
             #[command(subcommand)]
             what: BenchWhat,
@@ -164,6 +165,16 @@ mod cli {
 
     #[derive(Subcommand)]
     enum BenchWhat {
+        /// The host's time to record and to submit one kernel launch (a small one, so the GPU's
+        /// time does not enter): the per-launch overhead that bounds the small levels' steps.
+        Launches {
+            /// Launches per round.
+            #[arg(long, default_value_t = 2000)]
+            launches: usize,
+            /// Rounds; the first is not timed, the figures are the median of the others.
+            #[arg(long, default_value_t = 16)]
+            rounds: usize,
+        },
         /// Images per second of the whole training step (D and G step, EMA) at each resolution.
         Train {
             /// The largest resolution; the networks are built for it.
@@ -317,6 +328,21 @@ mod cli {
             println!("adapter: {}", gpu.describe());
         }
         let report = match what {
+            BenchWhat::Launches { launches, rounds } => {
+                let r = bench::launches(&gpu, launches, rounds)?;
+                if !json {
+                    println!(
+                        "launches: {launches} per round, median of {} rounds: record {:.2} us, submit {:.2} us \
+                         per launch ({} compute passes and {} new bind groups per round)",
+                        rounds - 1,
+                        r.record_us,
+                        r.submit_us,
+                        r.passes,
+                        r.bind_groups
+                    );
+                }
+                serde_json::json!({ "bench": "launches", "adapter": adapter, "result": r })
+            }
             BenchWhat::Train {
                 resolution,
                 size,

@@ -1,5 +1,6 @@
-//! `pggan bench train` and `pggan bench kernels` as a user runs them, on tiny shapes: the JSON they
-//! print, the per-kernel profile, forced tiles, and the refusal of an unknown tile.
+//! `pggan bench train`, `pggan bench kernels` and `pggan bench launches` as a user runs them, on tiny
+//! shapes: the JSON they print, the per-kernel profile, forced tiles, the refusal of an unknown tile,
+//! and the per-launch host cost with its counts.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -120,4 +121,22 @@ fn bench_kernels_times_forced_tiles() {
         !out.status.success() && err.contains("no tile 1x1; the tiles are 64x64x16, 32x128x16"),
         "{err}"
     );
+}
+
+#[test]
+fn bench_launches_reuses_one_pass_and_its_bind_groups() {
+    let report = json(&["bench", "launches", "--launches", "300", "--rounds", "3", "--json"]);
+    let r = &report["result"];
+    assert!(
+        r["record_us"].as_f64().unwrap() > 0.0 && r["submit_us"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    // 300 launches with no other command between them: one compute pass, and after the first round
+    // every bind group comes from the cache.
+    assert_eq!(r["passes"].as_f64(), Some(1.0), "{r}");
+    assert_eq!(r["bind_groups"].as_f64(), Some(0.0), "{r}");
+
+    let out = run(&["bench", "launches", "--rounds", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--rounds at least 2"), "{err}");
 }

@@ -64,8 +64,17 @@ pub(super) struct Pipeline {
     layout: wgpu::BindGroupLayout,
     /// The binding numbers the entry point uses, ascending.
     bindings: Vec<u32>,
+    /// Bytes of the parameter struct at binding 0, a multiple of 16.
+    uniform_size: u64,
     workgroup_size: [u32; 3],
 }
+
+/// A bind group's cache key: the pipeline, the parameter arena, the tensors' buffers in binding order.
+pub(super) type BindKey = (wgpu::ComputePipeline, wgpu::Buffer, Vec<wgpu::Buffer>);
+
+/// Bind groups kept for reuse at most: a step's launches need a few hundred, and the cache is emptied
+/// when it grows past this (or when the buffer pool is trimmed), so buffers are not kept alive forever.
+const BIND_GROUPS: usize = 8192;
 
 impl Gpu {
     fn module(&self, shader: &Shader) -> Result<Arc<Module>> {
@@ -111,18 +120,53 @@ impl Gpu {
             .position(|e| e.name == entry)
             .ok_or_else(|| anyhow!("shaders/{}.wgsl has no entry point {entry}", shader.name))?;
         let uses = module.info.get_entry_point(index);
-        let mut bindings: Vec<u32> = module
-            .naga
-            .global_variables
-            .iter()
-            .filter(|(handle, _)| !uses[*handle].is_empty())
-            .filter_map(|(_, var)| var.binding.as_ref().map(|b| b.binding))
-            .collect();
-        bindings.sort_unstable();
+        // The layout, from the bindings the entry point uses: the parameters with a dynamic offset
+        // (one bind group serves every launch with the same tensors), then the tensors.
+        let (mut entries, mut uniform_size) = (Vec::new(), 16);
+        for (handle, var) in module.naga.global_variables.iter() {
+            let Some(binding) = var.binding.as_ref().filter(|_| !uses[handle].is_empty()) else {
+                continue;
+            };
+            let ty = match var.space {
+                naga::AddressSpace::Uniform => {
+                    uniform_size =
+                        u64::from(module.naga.types[var.ty].inner.size(module.naga.to_ctx())).next_multiple_of(16);
+                    wgpu::BufferBindingType::Uniform
+                }
+                naga::AddressSpace::Storage { access } => wgpu::BufferBindingType::Storage {
+                    read_only: !access.contains(naga::StorageAccess::STORE),
+                },
+                other => bail!(
+                    "shaders/{}.wgsl: binding {} in {other:?} is not a buffer",
+                    shader.name,
+                    binding.binding
+                ),
+            };
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: binding.binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty,
+                    has_dynamic_offset: ty == wgpu::BufferBindingType::Uniform,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        entries.sort_unstable_by_key(|e| e.binding);
+        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(entry),
+            entries: &entries,
+        });
+        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
         let constants: Vec<(&str, f64)> = constants.iter().map(|&(name, v)| (name, v as f64)).collect();
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),
-            layout: None,
+            layout: Some(&pipeline_layout),
             module: &module.wgpu,
             entry_point: Some(entry),
             compilation_options: wgpu::PipelineCompilationOptions {
@@ -132,9 +176,10 @@ impl Gpu {
             cache: None,
         });
         let p = Arc::new(Pipeline {
-            layout: pipeline.get_bind_group_layout(0),
             pipeline,
-            bindings,
+            layout,
+            bindings: entries.iter().map(|e| e.binding).collect(),
+            uniform_size,
             workgroup_size: module.naga.entry_points[index].workgroup_size,
         });
         self.pipelines.lock().unwrap().insert(key, p.clone());
@@ -173,7 +218,6 @@ impl Gpu {
         let groups = self
             .groups(dispatch, p.workgroup_size[0])
             .map_err(|e| anyhow!("{}: {e}", what()))?;
-        let uniform = self.uniform(params);
         let storage = p.bindings.iter().filter(|&&b| b != 0).count();
         if tensors.len() != storage {
             bail!("{} binds {storage} tensors but was given {}", what(), tensors.len());
@@ -188,24 +232,8 @@ impl Gpu {
                 limit >> 20
             );
         }
-        let mut next = tensors.iter();
-        let entries: Vec<_> = p
-            .bindings
-            .iter()
-            .map(|&b| wgpu::BindGroupEntry {
-                binding: b,
-                resource: if b == 0 {
-                    uniform.binding()
-                } else {
-                    next.next().unwrap().buf.as_entire_binding()
-                },
-            })
-            .collect();
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &p.layout,
-            entries: &entries,
-        });
+        let uniform = self.uniform(params, p.uniform_size);
+        let bind_group = self.bind_group(&p, &uniform.arena, tensors);
         let timed = self.profile_pass(|| {
             let mut label = what();
             for (name, value) in constants {
@@ -220,10 +248,53 @@ impl Gpu {
         });
         self.record_launch(timestamps, |pass| {
             pass.set_pipeline(&p.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
+            pass.set_bind_group(0, &bind_group, &[uniform.offset]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         });
         Ok(())
+    }
+
+    /// The bind group of `p` with the parameter arena `arena` and `tensors`, from the cache when the
+    /// same launch ran before (the next step's), else created and cached. Creating one was about
+    /// two thirds of the host's time to record a launch on lavapipe.
+    fn bind_group(&self, p: &Pipeline, arena: &wgpu::Buffer, tensors: &[&Tensor]) -> wgpu::BindGroup {
+        let key: BindKey = (
+            p.pipeline.clone(),
+            arena.clone(),
+            tensors.iter().map(|t| wgpu::Buffer::clone(&t.buf)).collect(),
+        );
+        let mut cache = self.bind_groups.lock().unwrap();
+        if let Some(bg) = cache.get(&key) {
+            return bg.clone();
+        }
+        let mut next = key.2.iter();
+        let entries: Vec<_> = p
+            .bindings
+            .iter()
+            .map(|&b| wgpu::BindGroupEntry {
+                binding: b,
+                resource: if b == 0 {
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: arena,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(p.uniform_size),
+                    })
+                } else {
+                    next.next().expect("checked against the bindings").as_entire_binding()
+                },
+            })
+            .collect();
+        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &p.layout,
+            entries: &entries,
+        });
+        self.pending.lock().unwrap().stats.bind_groups += 1;
+        if cache.len() >= BIND_GROUPS {
+            cache.clear();
+        }
+        cache.insert(key, bg.clone());
+        bg
     }
 
     /// The workgroup grid of a dispatch, within the device's per-dimension limit.

@@ -53,6 +53,7 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<kernel::PipelineKey, Arc<kernel::Pipeline>>>,
     modules: Mutex<HashMap<&'static str, Arc<kernel::Module>>>,
+    bind_groups: Mutex<HashMap<kernel::BindKey, wgpu::BindGroup>>,
     pending: Mutex<Pending>,
     pool: Arc<pool::Pool>,
     profile: Mutex<Option<profile::Recording>>,
@@ -88,6 +89,7 @@ impl Gpu {
             info,
             pipelines: Mutex::default(),
             modules: Mutex::default(),
+            bind_groups: Mutex::default(),
             pending: Mutex::default(),
             pool: Arc::default(),
             profile: Mutex::default(),
@@ -127,6 +129,8 @@ impl Gpu {
 
     /// Frees the pool's idle buffers, e.g. when a change of resolution leaves the old sizes unused.
     pub fn trim_pool(&self) {
+        // The cached bind groups hold their buffers.
+        self.bind_groups.lock().unwrap().clear();
         self.pool.trim()
     }
 
@@ -188,11 +192,13 @@ impl Pending {
     }
 }
 
-/// Counts of what has been recorded: kernel launches, and the compute passes they ran in.
+/// Counts of what has been recorded: kernel launches, the compute passes they ran in, and the bind
+/// groups created for them (the others came from the cache).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecordStats {
     pub launches: u64,
     pub passes: u64,
+    pub bind_groups: u64,
 }
 
 impl RecordStats {
@@ -201,6 +207,7 @@ impl RecordStats {
         RecordStats {
             launches: self.launches - earlier.launches,
             passes: self.passes - earlier.passes,
+            bind_groups: self.bind_groups - earlier.bind_groups,
         }
     }
 }

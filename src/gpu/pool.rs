@@ -2,12 +2,17 @@
 //! goes back to the pool when the last clone of the tensor drops, and the next tensor of the same
 //! byte size takes it.
 //!
+//! Free buffers are handed out oldest first, so each training step, which starts with the same free
+//! buffers as the last one, gets the same buffer for each of its tensors: its launches then find their
+//! bind groups in the cache (`kernel.rs`). (Last in, first out would hand them out in an order that
+//! depends on the order of the previous step's releases, which differs from step to step.)
+//!
 //! Handing out a buffer that recorded but unfinished commands still use is safe, because all work
 //! runs on one queue in recording order: the new owner's commands are recorded after the old owner's
 //! and run after them. Only writes that bypass the encoder (`Queue::write_buffer`, which runs before
 //! the next submission's commands) must first submit what was recorded; `Gpu::upload` does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -17,7 +22,8 @@ pub(super) struct Pool(Mutex<Inner>);
 
 #[derive(Debug, Default)]
 struct Inner {
-    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// By size, then by serial number (the order of creation).
+    free: HashMap<u64, BTreeMap<u64, wgpu::Buffer>>,
     stats: PoolStats,
 }
 
@@ -37,6 +43,7 @@ pub struct PoolStats {
 #[derive(Debug)]
 pub struct PooledBuffer {
     buffer: Option<wgpu::Buffer>,
+    serial: u64,
     home: Weak<Pool>,
 }
 
@@ -55,22 +62,22 @@ impl Drop for PooledBuffer {
             let mut inner = pool.0.lock().unwrap();
             inner.stats.free_buffers += 1;
             inner.stats.free_bytes += buffer.size();
-            inner.free.entry(buffer.size()).or_default().push(buffer);
+            inner.free.entry(buffer.size()).or_default().insert(self.serial, buffer);
         }
     }
 }
 
 impl Pool {
-    /// A buffer of `size` bytes: a free one (second value true) or one made by `create`.
+    /// A buffer of `size` bytes: the oldest free one (second value true) or one made by `create`.
     pub(super) fn take(
         self: &Arc<Self>,
         size: u64,
         create: impl FnOnce() -> wgpu::Buffer,
     ) -> (Arc<PooledBuffer>, bool) {
         let mut inner = self.0.lock().unwrap();
-        let free = inner.free.get_mut(&size).and_then(Vec::pop);
+        let free = inner.free.get_mut(&size).and_then(BTreeMap::pop_first);
         let reused = free.is_some();
-        let buffer = match free {
+        let (serial, buffer) = match free {
             Some(b) => {
                 inner.stats.reused += 1;
                 inner.stats.free_buffers -= 1;
@@ -79,11 +86,12 @@ impl Pool {
             }
             None => {
                 inner.stats.created += 1;
-                create()
+                (inner.stats.created, create())
             }
         };
         let pooled = PooledBuffer {
             buffer: Some(buffer),
+            serial,
             home: Arc::downgrade(self),
         };
         // On wasm wgpu's buffers are neither Send nor Sync (the page has one thread); natively they are.

@@ -2,81 +2,82 @@
 //! buffer per launch: a training step records hundreds of launches, and creating and filling a buffer
 //! for each was a large part of the host's time per step. An arena's bytes are written with one
 //! `queue.write_buffer` when it is full or at the next submission, which the queue applies before that
-//! submission's commands run; a submitted arena is never written again (the next launch starts a new
-//! one), so commands still in flight keep their parameters.
-
-use std::num::NonZeroU64;
+//! submission's commands run and after every earlier submission's. So within one submission each arena
+//! is filled once (the next launch moves on to the next arena), and the next submission fills the same
+//! arenas again from the first: the launches of a step find the same arena at the same position
+//! every step, which lets their bind groups be reused (`kernel.rs`). A launch binds its arena once,
+//! at offset 0, and passes its parameters' offset as the binding's dynamic offset.
 
 use super::Gpu;
 
 /// Bytes per arena: 256 launches at the usual 256-byte offset alignment.
 const ARENA: u64 = 64 << 10;
 
-/// The arena being filled: its buffer and the bytes recorded into it so far.
+/// The arenas, and the one being filled: its index and the bytes recorded into it so far.
 #[derive(Default)]
 pub(super) struct Uniforms {
-    current: Option<(wgpu::Buffer, Vec<u8>)>,
+    arenas: Vec<wgpu::Buffer>,
+    current: Option<(usize, Vec<u8>)>,
+    /// The arena after the last one filled in this submission.
+    next: usize,
 }
 
-/// One launch's parameters: a range of an arena.
+/// One launch's parameters: an arena and their offset in it.
 pub(super) struct Uniform {
-    buffer: wgpu::Buffer,
-    offset: u64,
-    size: NonZeroU64,
-}
-
-impl Uniform {
-    pub(super) fn binding(&self) -> wgpu::BindingResource<'_> {
-        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: &self.buffer,
-            offset: self.offset,
-            size: Some(self.size),
-        })
-    }
+    pub(super) arena: wgpu::Buffer,
+    pub(super) offset: u32,
 }
 
 impl Gpu {
-    /// Places `params` (32-bit words) in the current arena, starting a new one when it is full.
-    pub(super) fn uniform(&self, params: &[u32]) -> Uniform {
+    /// Places `params` (32-bit words, followed by zeros up to `size` bytes: the shader's parameter
+    /// struct) in the current arena, moving on to the next one when it is full.
+    pub(super) fn uniform(&self, params: &[u32], size: u64) -> Uniform {
         // Uniform bindings are at least 16 bytes and a multiple of 16 in every backend's rules.
-        let mut words = params.to_vec();
-        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
-        let bytes: &[u8] = bytemuck::cast_slice(&words);
+        let words = (params.len().max(size as usize / 4)).div_ceil(4).max(1) * 4;
+        let mut bytes: Vec<u8> = bytemuck::cast_slice(params).to_vec();
+        bytes.resize(4 * words, 0);
         let align = self.limits.min_uniform_buffer_offset_alignment as usize;
         let mut guard = self.uniforms.lock().unwrap();
-        if let Some((_, data)) = &guard.current {
+        let u = &mut *guard;
+        if let Some((_, data)) = &u.current {
             if (data.len().next_multiple_of(align) + bytes.len()) as u64 > ARENA {
-                self.write_arena(&mut guard);
+                self.write_arena(u);
             }
         }
-        let (buffer, data) = guard.current.get_or_insert_with(|| {
-            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("params"),
-                size: ARENA,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            (buffer, Vec::with_capacity(ARENA as usize))
-        });
+        if u.current.is_none() {
+            if u.next == u.arenas.len() {
+                u.arenas.push(self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("params"),
+                    size: ARENA,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }));
+            }
+            u.current = Some((u.next, Vec::with_capacity(ARENA as usize)));
+            u.next += 1;
+        }
+        let (index, data) = u.current.as_mut().expect("set above");
         let offset = data.len().next_multiple_of(align);
         data.resize(offset, 0);
-        data.extend_from_slice(bytes);
+        data.extend_from_slice(&bytes);
         Uniform {
-            buffer: buffer.clone(),
-            offset: offset as u64,
-            size: NonZeroU64::new(bytes.len() as u64).expect("at least 16 bytes"),
+            arena: u.arenas[*index].clone(),
+            offset: offset as u32,
         }
     }
 
-    /// Queues the current arena's bytes and retires it; the next launch starts a new arena. Called
-    /// before every submission.
+    /// Queues the current arena's bytes; the next submission fills the arenas from the first again.
+    /// Called before every submission.
     pub(super) fn write_uniforms(&self) {
-        self.write_arena(&mut self.uniforms.lock().unwrap());
+        let mut u = self.uniforms.lock().unwrap();
+        self.write_arena(&mut u);
+        u.next = 0;
     }
 
-    fn write_arena(&self, uniforms: &mut Uniforms) {
-        if let Some((buffer, data)) = uniforms.current.take() {
-            self.queue.write_buffer(&buffer, 0, &data);
+    /// Queues the current arena's bytes; the next launch moves on to the next arena.
+    fn write_arena(&self, u: &mut Uniforms) {
+        if let Some((index, data)) = u.current.take() {
+            self.queue.write_buffer(&u.arenas[index], 0, &data);
         }
     }
 }
