@@ -293,10 +293,12 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f
         for (var r = 0u; r < TK; r++) {
             let a0 = stage[r * A_ROW + ty];
             let b0 = stage[B_BASE + r * B_ROW + tx];
-            acc[0] += a0.x * b0;
-            acc[1] += a0.y * b0;
-            acc[2] += a0.z * b0;
-            acc[3] += a0.w * b0;
+            // fma: one fused instruction per product, whether or not the driver would contract a
+            // multiply and an add.
+            acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
+            acc[1] = fma(vec4<f32>(a0.y), b0, acc[1]);
+            acc[2] = fma(vec4<f32>(a0.z), b0, acc[2]);
+            acc[3] = fma(vec4<f32>(a0.w), b0, acc[3]);
         }
         workgroupBarrier();
     }
