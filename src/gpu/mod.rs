@@ -117,7 +117,7 @@ impl Gpu {
         self.queue.submit(encoder.map(|e| e.finish()))
     }
 
-    /// Launches and compute passes recorded since the device was opened.
+    /// Launches, compute passes and new bind groups recorded since the device was opened.
     pub fn record_stats(&self) -> RecordStats {
         self.pending.lock().unwrap().stats
     }
@@ -178,8 +178,9 @@ impl Gpu {
 /// pass is open the encoder cannot record anything else, so every other command ends the pass first.
 #[derive(Default)]
 struct Pending {
-    encoder: Option<wgpu::CommandEncoder>,
+    // Before the encoder, so that it is dropped (ended) first.
     pass: Option<wgpu::ComputePass<'static>>,
+    encoder: Option<wgpu::CommandEncoder>,
     stats: RecordStats,
 }
 
