@@ -1,7 +1,7 @@
 // reduce: sums over the outer and inner axes of a tensor viewed as [A, J, K]:
 //   out[j] (+)= sum over a < A, k < K of f(x[(a * J + j) * K + k]),  f(v) = v or v * v.
-// Accumulating lets gradients from several passes add up in place (bias gradients).
-// Per-sample sum of squares: A = 1, J = N, K = C*H*W. Per-channel sum (bias gradients):
+// Accumulating lets gradients from several passes add up in place (split-K weight gradients).
+// Per-sample sum of squares: A = 1, J = N, K = C*H*W. Per-channel sum:
 // A = N, J = C, K = H*W. Sum over the batch: A = N, J = features, K = 1.
 // `sum`: one workgroup per output; its 256 invocations stride over the A*K terms, then a tree
 // reduction in workgroup memory. `sum_few`: one invocation per output, for views with few terms per

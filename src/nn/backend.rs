@@ -34,8 +34,9 @@ pub trait Backend {
     fn dense_backward_weight(&self, x: &Self::T, dy: &Self::T, dw: &Self::T, gain: f32) -> Result<()>;
     fn act(&self, x: &Self::T, bias: &Self::T, y: &Self::T, slope: f32) -> Result<()>;
     fn act_mask(&self, y: &Self::T, v: &Self::T, out: &Self::T, slope: f32) -> Result<()>;
-    /// Adds the per-channel sums of dy ([N, C, ...]) to db.
-    fn bias_grad(&self, dy: &Self::T, db: &Self::T) -> Result<()>;
+    /// `act_mask`, then adds the per-channel sums of its output ([N, C, ...]) to db: the backward
+    /// pass through a layer's activation and its bias gradient.
+    fn act_mask_bias_grad(&self, y: &Self::T, v: &Self::T, out: &Self::T, db: &Self::T, slope: f32) -> Result<()>;
     fn upsample(&self, x: &Self::T, y: &Self::T) -> Result<()>;
     fn upsample_backward(&self, dy: &Self::T, dx: &Self::T) -> Result<()>;
     fn downsample(&self, x: &Self::T, y: &Self::T) -> Result<()>;
@@ -111,8 +112,8 @@ impl Backend for Gpu {
     fn act_mask(&self, y: &Tensor, v: &Tensor, out: &Tensor, slope: f32) -> Result<()> {
         act::mask(self, y, v, out, slope)
     }
-    fn bias_grad(&self, dy: &Tensor, db: &Tensor) -> Result<()> {
-        reduce::sum(self, dy, reduce::View::per_channel(&dy.shape), false, true, db)
+    fn act_mask_bias_grad(&self, y: &Tensor, v: &Tensor, out: &Tensor, db: &Tensor, slope: f32) -> Result<()> {
+        act::mask_bias_grad(self, y, v, out, db, slope)
     }
     fn upsample(&self, x: &Tensor, y: &Tensor) -> Result<()> {
         resample::upsample(self, x, y)
@@ -343,8 +344,17 @@ impl Backend for Cpu {
     fn act_mask(&self, y: &CpuTensor, v: &CpuTensor, out: &CpuTensor, slope: f32) -> Result<()> {
         out.set(act::mask_ref(&y.get(), &v.get(), slope as f64))
     }
-    fn bias_grad(&self, dy: &CpuTensor, db: &CpuTensor) -> Result<()> {
-        db.add(reduce::sum_ref(&dy.get(), reduce::View::per_channel(&dy.shape), false))
+    fn act_mask_bias_grad(
+        &self,
+        y: &CpuTensor,
+        v: &CpuTensor,
+        out: &CpuTensor,
+        db: &CpuTensor,
+        slope: f32,
+    ) -> Result<()> {
+        let (masked, sums) = act::mask_bias_grad_ref(&y.get(), &v.get(), &db.get(), &y.shape, slope as f64);
+        out.set(masked)?;
+        db.set(sums)
     }
     fn upsample(&self, x: &CpuTensor, y: &CpuTensor) -> Result<()> {
         let (nc, h, w, f) = resample_dims(x, y);

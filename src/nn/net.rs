@@ -136,11 +136,11 @@ impl<B: Backend> Net<'_, B> {
         let back = |d: Option<B::T>, input: Option<&B::T>, bias: bool| -> Result<Option<B::T>> {
             let Some(d) = d else { return Ok(None) };
             let da = self.new_like(&d)?;
-            self.bk.act_mask(&s.out.p, &d, &da, l.slope)?;
+            match grads.filter(|_| bias) {
+                Some(g) => self.bk.act_mask_bias_grad(&s.out.p, &d, &da, &g.b[s.layer], l.slope)?,
+                None => self.bk.act_mask(&s.out.p, &d, &da, l.slope)?,
+            }
             if let Some(g) = grads {
-                if bias {
-                    self.bk.bias_grad(&da, &g.b[s.layer])?;
-                }
                 let x = input.expect("a tangent adjoint comes only from a forward-mode run");
                 match l.kind {
                     Kind::Conv { .. } => self.bk.conv_backward_weight(x, &da, &g.w[s.layer], l.gain)?,

@@ -1,10 +1,11 @@
-//! act: bias + leaky ReLU (`shaders/act.wgsl`): forward, and the slope mask that serves as both the
-//! backward pass and the JVP.
+//! act: bias + leaky ReLU (`shaders/act.wgsl`): forward, the slope mask that serves as both the
+//! backward pass and the JVP, and the mask with the bias gradient in one launch.
 
 use anyhow::{ensure, Result};
 
 use crate::check::{compare, f64s, Row};
 use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
+use crate::ops::reduce;
 use crate::rng::Rng;
 
 pub const SHADER: Shader = Shader {
@@ -48,6 +49,30 @@ pub fn mask(gpu: &Gpu, y: &Tensor, v: &Tensor, out: &Tensor, slope: f32) -> Resu
     gpu.launch(&SHADER, "mask", &params, &[y, v, out], Dispatch::Items(y.len()))
 }
 
+/// `mask`, and db[c] += the sum of its output over channel c (every sample and pixel) for y of shape
+/// [N, C, ...] and db [C]: a layer's backward pass through its activation and its bias gradient in one
+/// launch, one workgroup per channel.
+pub fn mask_bias_grad(gpu: &Gpu, y: &Tensor, v: &Tensor, out: &Tensor, db: &Tensor, slope: f32) -> Result<()> {
+    ensure!(
+        v.len() == y.len() && out.len() == y.len() && y.shape.len() >= 2 && db.len() == y.shape[1],
+        "act mask_bias_grad: shapes {:?}, {:?}, {:?}, bias {:?}",
+        y.shape,
+        v.shape,
+        out.shape,
+        db.shape
+    );
+    let channels = y.shape[1];
+    let hw = y.len() / (y.shape[0] * channels);
+    let params = [y.len() as u32, channels as u32, hw as u32, slope.to_bits()];
+    gpu.launch(
+        &SHADER,
+        "mask_bias_grad",
+        &params,
+        &[y, v, out, db],
+        Dispatch::Items(channels * 256),
+    )
+}
+
 /// CPU reference of `forward`.
 pub fn forward_ref(x: &[f64], bias: &[f64], hw: usize, slope: f64) -> Vec<f64> {
     let c = bias.len();
@@ -72,7 +97,16 @@ pub fn mask_ref(y: &[f64], v: &[f64], slope: f64) -> Vec<f64> {
         .collect()
 }
 
-/// Forward and mask on awkward shapes (channels 3, 13; spatial 4x4, 8x8), against the references.
+/// CPU reference of `mask_bias_grad`: the masked values and db + their per-channel sums.
+pub fn mask_bias_grad_ref(y: &[f64], v: &[f64], db: &[f64], shape: &[usize], slope: f64) -> (Vec<f64>, Vec<f64>) {
+    let out = mask_ref(y, v, slope);
+    let sums = reduce::sum_ref(&out, reduce::View::per_channel(shape), false);
+    let db = db.iter().zip(sums).map(|(a, b)| a + b).collect();
+    (out, db)
+}
+
+/// Forward, mask and mask with the bias gradient on awkward shapes (channels 3, 13; spatial 4x4,
+/// 8x8; a dense layer's [N, F]), against the references.
 pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
         let mut rows = Vec::new();
@@ -97,6 +131,29 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
                 &gpu.download(&dx).await?,
                 &dx_ref,
                 1e-6,
+            ));
+        }
+        // Dense outputs [N, F] too; db starts non-zero, as it is added to.
+        for shape in [vec![3usize, 13, 4, 4], vec![5, 3, 8, 8], vec![4, 300]] {
+            let n = shape.iter().product::<usize>();
+            let (ys, vs, dbs) = (rng.normals(n), rng.normals(n), rng.normals(shape[1]));
+            let (y, v) = (gpu.upload(&ys, &shape)?, gpu.upload(&vs, &shape)?);
+            let (out, db) = (gpu.zeros(&shape)?, gpu.upload(&dbs, &[shape[1]])?);
+            mask_bias_grad(gpu, &y, &v, &out, &db, SLOPE)?;
+            let (out_ref, db_ref) = mask_bias_grad_ref(&f64s(&ys), &f64s(&vs), &f64s(&dbs), &shape, SLOPE as f64);
+            rows.push(compare(
+                "act mask_bias_grad: mask",
+                &shape,
+                &gpu.download(&out).await?,
+                &out_ref,
+                1e-6,
+            ));
+            rows.push(compare(
+                "act mask_bias_grad: bias gradient",
+                &[shape[1]],
+                &gpu.download(&db).await?,
+                &db_ref,
+                1e-5,
             ));
         }
         Ok(rows)
