@@ -22,7 +22,6 @@ fn random_images(count: usize, channels: usize, res: usize, seed: u64) -> Images
     Images::new(count, channels, res, pixels).unwrap()
 }
 
-/// A fresh, empty folder under the system temp folder.
 fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     image.write_to(&mut out, format).unwrap();

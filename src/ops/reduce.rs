@@ -1,6 +1,7 @@
 //! reduce: sums and sums of squares over the outer and inner axes of a tensor viewed as [A, J, K]
-//! (`shaders/reduce.wgsl`): per-sample sums of squares, per-channel sums (the reference of act.rs's bias gradient), batch sums,
-//! and the split-K slices of the conv and dense GEMMs (how many, and their sum).
+//! (`shaders/reduce.wgsl`): per-sample sums of squares, per-channel sums (the reference of act.rs's
+//! bias gradient), batch sums, and the split-K slices of the conv and dense GEMMs (how many, and
+//! their sum).
 
 use anyhow::{ensure, Result};
 

@@ -178,8 +178,8 @@ impl Trainer {
 
     /// The sliced Wasserstein distance (PAPER.md) between `count` distinct real images at the current
     /// resolution (all of them when the dataset has fewer) and as many of the EMA generator's; `None`
-    /// below 16x16. Draws from its own RNG
-    /// (seeded by `seed`) so that measuring never changes the training run.
+    /// below 16x16. Draws from its own RNG (seeded by `seed`) so that measuring never changes the
+    /// training run.
     pub async fn swd(&self, count: usize, seed: u64) -> Result<Option<Swd>> {
         let cfg = SwdConfig::default();
         let res = self.position().res();
