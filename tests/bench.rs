@@ -49,9 +49,10 @@ fn bench_train_profiles_every_kernel_of_a_step() {
                 .map(|k| k["launches"].as_u64().unwrap())
                 .sum()
         };
-        // Every step runs convolutions, the dense layers and Adam on each network's layers.
+        // Every step runs convolutions and the dense layers; Adam once per network and the EMA once
+        // (each network's parameters are one buffer).
         assert!(launches("conv.") > 0 && launches("dense.gemm") > 0, "{row}");
-        assert!(launches("adam.step") >= 4, "{row}");
+        assert_eq!((launches("adam.step"), launches("ema.update")), (2, 1), "{row}");
         let ms: Vec<f64> = kernels.iter().map(|k| k["ms"].as_f64().unwrap()).collect();
         assert!(
             ms.iter().all(|&t| t >= 0.0) && ms.windows(2).all(|w| w[0] >= w[1]),

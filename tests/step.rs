@@ -48,12 +48,12 @@ fn d_gradient_with_the_penalty_matches_finite_differences() {
             let g = grad.get();
             let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             for k in [0, g.len() / 2, g.len() - 1] {
-                let orig = param.data.borrow()[k];
-                param.data.borrow_mut()[k] = orig + h;
+                let orig = param.get()[k];
+                param.set_at(k, orig + h);
                 let up = d_loss(&model, &inputs, &sc);
-                param.data.borrow_mut()[k] = orig - h;
+                param.set_at(k, orig - h);
                 let down = d_loss(&model, &inputs, &sc);
-                param.data.borrow_mut()[k] = orig;
+                param.set_at(k, orig);
                 let fd = (up - down) / (2.0 * h);
                 // Relative to the larger of the entry and 1% of the tensor's largest gradient.
                 let err = (fd - g[k]).abs() / g[k].abs().max(0.01 * scale).max(1e-12);

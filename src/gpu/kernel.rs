@@ -69,8 +69,9 @@ pub(super) struct Pipeline {
     workgroup_size: [u32; 3],
 }
 
-/// A bind group's cache key: the pipeline, the parameter arena, the tensors' buffers in binding order.
-pub(super) type BindKey = (wgpu::ComputePipeline, wgpu::Buffer, Vec<wgpu::Buffer>);
+/// A bind group's cache key: the pipeline, the parameter arena, and the tensors' buffers with their
+/// byte offsets and sizes, in binding order.
+pub(super) type BindKey = (wgpu::ComputePipeline, wgpu::Buffer, Vec<(wgpu::Buffer, u64, u64)>);
 
 /// Bind groups kept for reuse at most: a step's launches need a few hundred, and the cache is emptied
 /// when it grows past this (or when the buffer pool is trimmed), so buffers are not kept alive forever.
@@ -261,7 +262,10 @@ impl Gpu {
         let key: BindKey = (
             p.pipeline.clone(),
             arena.clone(),
-            tensors.iter().map(|t| wgpu::Buffer::clone(&t.buf)).collect(),
+            tensors
+                .iter()
+                .map(|t| (wgpu::Buffer::clone(&t.buf), t.offset, t.bytes()))
+                .collect(),
         );
         let mut cache = self.bind_groups.lock().unwrap();
         if let Some(bg) = cache.get(&key) {
@@ -280,7 +284,12 @@ impl Gpu {
                         size: wgpu::BufferSize::new(p.uniform_size),
                     })
                 } else {
-                    next.next().expect("checked against the bindings").as_entire_binding()
+                    let (buffer, offset, size) = next.next().expect("checked against the bindings");
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer,
+                        offset: *offset,
+                        size: wgpu::BufferSize::new(*size),
+                    })
                 },
             })
             .collect();

@@ -16,7 +16,7 @@ use anyhow::{anyhow, Result};
 pub use kernel::{Dispatch, Shader};
 pub use pool::{PoolStats, PooledBuffer};
 pub use profile::{KernelTime, Profile};
-pub use tensor::Tensor;
+pub use tensor::{check_slice, Tensor, SLICE_ALIGN};
 
 /// Environment variable that filters adapters by name, like `--adapter NAME`.
 pub const ADAPTER_ENV: &str = "PGGAN_ADAPTER";

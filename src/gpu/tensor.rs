@@ -11,11 +11,12 @@ use super::{Gpu, PooledBuffer};
 #[cfg(not(target_arch = "wasm32"))]
 const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// An f32 tensor living in a storage buffer. Cloning shares the buffer, which goes back to the
-/// device's pool when the last clone drops.
+/// An f32 tensor living in a storage buffer, from byte `offset` on (0 but for a [`Gpu::slice`]).
+/// Cloning shares the buffer, which goes back to the device's pool when the last clone drops.
 #[derive(Clone, Debug)]
 pub struct Tensor {
     pub buf: Arc<PooledBuffer>,
+    pub offset: u64,
     pub shape: Vec<usize>,
 }
 
@@ -31,6 +32,23 @@ impl Tensor {
     pub fn bytes(&self) -> u64 {
         4 * self.len() as u64
     }
+}
+
+/// Slices start at multiples of this many elements: 256 bytes, WebGPU's largest
+/// `minStorageBufferOffsetAlignment` (every device guarantees it).
+pub const SLICE_ALIGN: usize = 64;
+
+/// Refuses a slice of `shape` at element `offset` of a tensor of shape `whole` unless it is
+/// non-empty, inside, and starts at a multiple of [`SLICE_ALIGN`] (the f64 reference checks the same).
+pub fn check_slice(whole: &[usize], offset: usize, shape: &[usize]) -> Result<()> {
+    let len: usize = shape.iter().product();
+    if len == 0 || !offset.is_multiple_of(SLICE_ALIGN) || offset + len > whole.iter().product() {
+        bail!(
+            "a slice of shape {shape:?} at element {offset} does not fit a tensor of shape {whole:?} \
+             (it must be non-empty, inside, and start at a multiple of {SLICE_ALIGN})"
+        );
+    }
+    Ok(())
 }
 
 const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -67,6 +85,7 @@ impl Gpu {
         });
         let t = Tensor {
             buf,
+            offset: 0,
             shape: shape.to_vec(),
         };
         Ok((t, reused))
@@ -115,9 +134,33 @@ impl Gpu {
         self.poison.store(on, Ordering::Relaxed);
     }
 
+    /// A tensor of `shape` over `t`'s elements from `offset` on, sharing its buffer: one network's
+    /// parameters live in one buffer, so that Adam updates them in one launch. The offset must be a
+    /// multiple of [`SLICE_ALIGN`] elements (the binding offset alignment WebGPU guarantees).
+    pub fn slice(&self, t: &Tensor, offset: usize, shape: &[usize]) -> Result<Tensor> {
+        check_slice(&t.shape, offset, shape)?;
+        Ok(Tensor {
+            buf: t.buf.clone(),
+            offset: t.offset + 4 * offset as u64,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// Writes `data` into `t` (a tensor or a slice) before the commands recorded after this call.
+    pub fn write(&self, t: &Tensor, data: &[f32]) -> Result<()> {
+        if data.len() != t.len() {
+            bail!("{} values do not fill a tensor of shape {:?}", data.len(), t.shape);
+        }
+        // The queue applies its writes before the next submission's commands, so the commands
+        // recorded so far (a clear of this buffer, say) go first.
+        self.flush();
+        self.queue.write_buffer(&t.buf, t.offset, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
     /// Records setting every element of `t` to 0: a buffer clear, no kernel launch.
     pub fn clear(&self, t: &Tensor) {
-        self.record(|e| e.clear_buffer(&t.buf, 0, None));
+        self.record(|e| e.clear_buffer(&t.buf, t.offset, Some(t.bytes())));
     }
 
     /// Submits all recorded work and blocks until the GPU has finished it (native only: the
@@ -169,7 +212,7 @@ impl Gpu {
         self.record(|e| {
             let mut offset = 0;
             for t in tensors {
-                e.copy_buffer_to_buffer(&t.buf, 0, &staging, offset, t.bytes());
+                e.copy_buffer_to_buffer(&t.buf, t.offset, &staging, offset, t.bytes());
                 offset += t.bytes();
             }
         });

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use anyhow::{ensure, Result};
 
-use crate::gpu::{Gpu, Tensor};
+use crate::gpu::{check_slice, Gpu, Tensor};
 use crate::ops::{act, adam, blas, conv, dense, ema, gp, lerp, loss, mbstd, pixelnorm, reduce, resample};
 
 pub trait Backend {
@@ -21,6 +21,9 @@ pub trait Backend {
     /// is written shows in every comparison.
     fn scratch(&self, shape: &[usize]) -> Result<Self::T>;
     fn shape<'a>(&self, t: &'a Self::T) -> &'a [usize];
+    /// A tensor of `shape` sharing `t`'s storage from element `offset` on, a multiple of
+    /// [`SLICE_ALIGN`](crate::gpu::SLICE_ALIGN): one network's parameters are slices of one tensor.
+    fn slice(&self, t: &Self::T, offset: usize, shape: &[usize]) -> Result<Self::T>;
 
     fn conv(&self, x: &Self::T, w: &Self::T, y: &Self::T, gain: f32) -> Result<()>;
     /// `conv` then `act` in one pass: y = lrelu(conv(x, w) + bias, slope).
@@ -84,6 +87,9 @@ impl Backend for Gpu {
     }
     fn shape<'a>(&self, t: &'a Tensor) -> &'a [usize] {
         &t.shape
+    }
+    fn slice(&self, t: &Tensor, offset: usize, shape: &[usize]) -> Result<Tensor> {
+        Gpu::slice(self, t, offset, shape)
     }
     fn conv(&self, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
         conv::forward(self, x, w, y, gain)
@@ -193,42 +199,58 @@ impl Backend for Gpu {
     }
 }
 
-/// A CPU tensor in f64; cloning shares the data, like a GPU buffer.
+/// A CPU tensor in f64: elements `offset..offset + len` of shared data (cloning shares them, like a
+/// GPU buffer; a [`Backend::slice`] shares them at another offset).
 #[derive(Clone, Debug)]
 pub struct CpuTensor {
     pub shape: Vec<usize>,
-    pub data: Rc<RefCell<Vec<f64>>>,
+    offset: usize,
+    data: Rc<RefCell<Vec<f64>>>,
 }
 
 impl CpuTensor {
     pub fn new(data: Vec<f64>, shape: &[usize]) -> CpuTensor {
         CpuTensor {
             shape: shape.to_vec(),
+            offset: 0,
             data: Rc::new(RefCell::new(data)),
         }
     }
+    fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.shape.iter().product::<usize>()
+    }
     pub fn get(&self) -> Vec<f64> {
-        self.data.borrow().clone()
+        self.data.borrow()[self.range()].to_vec()
+    }
+    /// Sets element `k` (finite-difference tests perturb single parameters).
+    pub fn set_at(&self, k: usize, value: f64) {
+        let i = self.range().start + k;
+        assert!(
+            i < self.range().end,
+            "cpu: element {k} of a tensor of shape {:?}",
+            self.shape
+        );
+        self.data.borrow_mut()[i] = value;
     }
     fn set(&self, v: Vec<f64>) -> Result<()> {
         ensure!(
-            v.len() == self.data.borrow().len(),
+            v.len() == self.range().len(),
             "cpu: {} values into a tensor of shape {:?}",
             v.len(),
             self.shape
         );
-        *self.data.borrow_mut() = v;
+        self.data.borrow_mut()[self.range()].copy_from_slice(&v);
         Ok(())
     }
     fn add(&self, v: Vec<f64>) -> Result<()> {
-        let mut d = self.data.borrow_mut();
         ensure!(
-            v.len() == d.len(),
+            v.len() == self.range().len(),
             "cpu: adding {} values to a tensor of shape {:?}",
             v.len(),
             self.shape
         );
-        d.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+        let mut d = self.data.borrow_mut();
+        d[self.range()].iter_mut().zip(v).for_each(|(a, b)| *a += b);
         Ok(())
     }
     fn n(&self) -> usize {
@@ -281,6 +303,14 @@ impl Backend for Cpu {
     }
     fn shape<'a>(&self, t: &'a CpuTensor) -> &'a [usize] {
         &t.shape
+    }
+    fn slice(&self, t: &CpuTensor, offset: usize, shape: &[usize]) -> Result<CpuTensor> {
+        check_slice(&t.shape, offset, shape)?;
+        Ok(CpuTensor {
+            shape: shape.to_vec(),
+            offset: t.offset + offset,
+            data: t.data.clone(),
+        })
     }
     fn conv(&self, x: &CpuTensor, w: &CpuTensor, y: &CpuTensor, gain: f32) -> Result<()> {
         y.set(conv::forward_ref(&x.get(), &w.get(), conv_shape(x, w), gain as f64))
@@ -412,7 +442,7 @@ impl Backend for Cpu {
         ))
     }
     fn fill(&self, x: &CpuTensor, value: f32) -> Result<()> {
-        x.data.borrow_mut().fill(value as f64);
+        x.data.borrow_mut()[x.range()].fill(value as f64);
         Ok(())
     }
     fn axpy(&self, a: f32, x: &CpuTensor, y: &CpuTensor) -> Result<()> {

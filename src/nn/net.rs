@@ -6,30 +6,52 @@
 //! minibatch stddev uses its JVP; the primal values are the run's own, not computed again. Backward
 //! through such a run takes adjoints of both streams (DESIGN.md: the exact gradient penalty).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::arch::{d_fromrgb, g_block, g_torgb, Kind, Layer};
 use super::backend::Backend;
 use super::config::{res_of, NetConfig};
+use crate::gpu::SLICE_ALIGN;
 
-/// One network's weights and biases (or their gradients, or Adam moments), layer by layer.
+/// One network's weights and biases (or their gradients, or Adam moments), layer by layer: slices of
+/// one tensor, `all`, each starting at a multiple of [`SLICE_ALIGN`] elements (the gaps between them
+/// stay zero). Layers are stored by level, so the layers in use at a level are a prefix of `all`, and
+/// Adam, the EMA and the gradients' clear each cover them in one launch or command.
 pub struct Params<T> {
+    pub all: T,
     pub w: Vec<T>,
     pub b: Vec<T>,
+    /// Where each layer's bias ends in `all`: layers 0..n span its first `ends[n - 1]` elements.
+    ends: Vec<usize>,
 }
 
 impl<T: Clone> Params<T> {
     pub fn zeros<B: Backend<T = T>>(bk: &B, layers: &[Layer]) -> Result<Params<T>> {
-        Ok(Params {
-            w: layers
-                .iter()
-                .map(|l| bk.zeros(&l.weight_shape()))
-                .collect::<Result<_>>()?,
-            b: layers.iter().map(|l| bk.zeros(&[l.bias])).collect::<Result<_>>()?,
-        })
+        let (mut spans, mut ends, mut end) = (Vec::new(), Vec::new(), 0usize);
+        for l in layers {
+            let w = end.next_multiple_of(SLICE_ALIGN);
+            let b = (w + l.weight_shape().iter().product::<usize>()).next_multiple_of(SLICE_ALIGN);
+            end = b + l.bias;
+            spans.push((w, b));
+            ends.push(end);
+        }
+        let all = bk
+            .zeros(&[end])
+            .context("a network's parameters are kept in one buffer")?;
+        let (mut w, mut b) = (Vec::new(), Vec::new());
+        for (l, (wo, bo)) in layers.iter().zip(spans) {
+            w.push(bk.slice(&all, wo, &l.weight_shape())?);
+            b.push(bk.slice(&all, bo, &[l.bias])?);
+        }
+        Ok(Params { all, w, b, ends })
     }
 
-    /// Weights and biases in one list, layer by layer: the order of checkpoints and optimizer loops.
+    /// The part of `all` that holds layers 0..n (n >= 1).
+    pub fn first_layers<B: Backend<T = T>>(&self, bk: &B, n: usize) -> Result<T> {
+        bk.slice(&self.all, 0, &[self.ends[n - 1]])
+    }
+
+    /// Weights and biases in one list, layer by layer: the order of checkpoints.
     pub fn tensors(&self) -> impl Iterator<Item = &T> {
         self.w.iter().zip(&self.b).flat_map(|(w, b)| [w, b])
     }

@@ -70,7 +70,8 @@ pub fn axpy_ref(a: f64, x: &[f64], y: &[f64]) -> Vec<f64> {
     x.iter().zip(y).map(|(x, y)| y + a * x).collect()
 }
 
-/// Fill (with a value, and with 0: a clear), scale and axpy on awkward shapes, against the references.
+/// Fill (with a value, and with 0: a clear), scale and axpy on awkward shapes and on slices of one
+/// buffer, against the references.
 pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
         let mut rows = Vec::new();
@@ -97,6 +98,32 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
                 rows.push(compare(name, &shape, &gpu.download(out).await?, &reference, 1e-6));
             }
         }
+        // On slices of one buffer (how a network's parameters are kept): axpy into [64, 124), a clear
+        // of [128, 200); the rest, its gaps included, must keep its values.
+        let (a, len) = (0.7f32, 200);
+        let (ws, xs) = (rng.normals(len), rng.normals(60));
+        let whole = gpu.upload(&ws, &[len])?;
+        let (y, cleared) = (gpu.slice(&whole, 64, &[6, 10])?, gpu.slice(&whole, 128, &[72])?);
+        axpy(gpu, a, &gpu.upload(&xs, &[60])?, &y)?;
+        fill(gpu, &cleared, 0.0)?;
+        let mut reference = f64s(&ws);
+        let updated = axpy_ref(a as f64, &f64s(&xs), &reference[64..124]);
+        reference[64..124].copy_from_slice(&updated);
+        reference[128..].fill(0.0);
+        rows.push(compare(
+            "blas on slices: axpy, fill 0, the rest kept",
+            &[len],
+            &gpu.download(&whole).await?,
+            &reference,
+            1e-6,
+        ));
+        rows.push(compare(
+            "blas on slices: a slice downloaded",
+            &[6, 10],
+            &gpu.download(&y).await?,
+            &reference[64..124],
+            1e-6,
+        ));
         Ok(rows)
     })
 }

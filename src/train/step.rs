@@ -80,20 +80,17 @@ impl<T: Clone> Model<T> {
         cfg.validate()?;
         let (g_layers, d_layers) = (arch::generator(cfg), arch::discriminator(cfg));
         let mut init = |layers: &[Layer]| -> Result<Params<T>> {
-            let mut p = Params::zeros(bk, layers)?;
-            p.w = layers
-                .iter()
-                .map(|l| weights(&l.weight_shape()))
-                .collect::<Result<_>>()?;
+            let p = Params::zeros(bk, layers)?;
+            for (l, w) in layers.iter().zip(&p.w) {
+                bk.axpy(1.0, &weights(&l.weight_shape())?, w)?;
+            }
             Ok(p)
         };
         let g = init(&g_layers)?;
         let d = init(&d_layers)?;
         let zeros = |layers: &[Layer]| Params::zeros(bk, layers);
         let g_ema = zeros(&g_layers)?;
-        for (a, b) in g_ema.tensors().zip(g.tensors()) {
-            bk.axpy(1.0, b, a)?;
-        }
+        bk.axpy(1.0, &g.all, &g_ema.all)?;
         Ok(Model {
             g_grad: zeros(&g_layers)?,
             g_m: zeros(&g_layers)?,
@@ -132,14 +129,8 @@ impl<T: Clone> Model<T> {
 
     /// Forgets Adam's moments: at each change of level of detail (PAPER.md).
     pub fn reset_adam<B: Backend<T = T>>(&mut self, bk: &B) -> Result<()> {
-        for t in self
-            .g_m
-            .tensors()
-            .chain(self.g_v.tensors())
-            .chain(self.d_m.tensors())
-            .chain(self.d_v.tensors())
-        {
-            bk.fill(t, 0.0)?;
+        for p in [&self.g_m, &self.g_v, &self.d_m, &self.d_v] {
+            bk.fill(&p.all, 0.0)?;
         }
         self.g_t = 0;
         self.d_t = 0;
@@ -177,9 +168,7 @@ pub fn d_gradients<B: Backend>(
     alpha: f32,
     sc: &StepConfig,
 ) -> Result<DOut<B::T>> {
-    for t in model.d_grad.tensors() {
-        bk.fill(t, 0.0)?;
-    }
+    bk.fill(&model.d_grad.all, 0.0)?;
     let (g, d) = (model.g_net(bk), model.d_net(bk));
     let n = bk.shape(&inputs.reals)[0];
     let fake = g.g_forward(&inputs.z_d, level, alpha)?.images;
@@ -217,9 +206,7 @@ pub fn d_gradients<B: Backend>(
 
 /// G's gradient of L_G = -E[D(G(z))] into `model.g_grad`; returns the scores D gave the fakes.
 pub fn g_gradients<B: Backend>(bk: &B, model: &Model<B::T>, z: &B::T, level: usize, alpha: f32) -> Result<B::T> {
-    for t in model.g_grad.tensors() {
-        bk.fill(t, 0.0)?;
-    }
+    bk.fill(&model.g_grad.all, 0.0)?;
     let (g, d) = (model.g_net(bk), model.d_net(bk));
     let run = g.g_forward(z, level, alpha)?;
     let d_run = d.d_forward(&run.images, level, alpha)?;
@@ -233,7 +220,8 @@ pub fn g_gradients<B: Backend>(bk: &B, model: &Model<B::T>, z: &B::T, level: usi
     Ok(d_run.score.p)
 }
 
-/// Adam on the first `layers` layers of `[params, gradient, m, v]`.
+/// Adam on the first `layers` layers of `[params, gradient, m, v]`, in one launch (the gaps between
+/// the layers' slices are zero in all four, and Adam keeps them zero).
 fn adam_update<B: Backend>(
     bk: &B,
     [p, grad, m, v]: [&Params<B::T>; 4],
@@ -241,11 +229,8 @@ fn adam_update<B: Backend>(
     hp: AdamParams,
     t: u32,
 ) -> Result<()> {
-    for i in 0..layers {
-        bk.adam(&p.w[i], &grad.w[i], &m.w[i], &v.w[i], hp, t)?;
-        bk.adam(&p.b[i], &grad.b[i], &m.b[i], &v.b[i], hp, t)?;
-    }
-    Ok(())
+    let [p, grad, m, v] = [p, grad, m, v].map(|x| x.first_layers(bk, layers));
+    bk.adam(&p?, &grad?, &m?, &v?, hp, t)
 }
 
 /// One full step; `stats` [5] receives [L_D, L_G, penalty, drift term, Wasserstein estimate].
@@ -278,10 +263,11 @@ pub fn step<B: Backend>(
         sc.adam,
         model.g_t,
     )?;
-    for i in 0..g_layers {
-        bk.ema(&model.g_ema.w[i], &model.g.w[i], sc.ema_beta)?;
-        bk.ema(&model.g_ema.b[i], &model.g.b[i], sc.ema_beta)?;
-    }
+    bk.ema(
+        &model.g_ema.first_layers(bk, g_layers)?,
+        &model.g.first_layers(bk, g_layers)?,
+        sc.ema_beta,
+    )?;
     bk.loss_stats(
         &dout.real_scores,
         &dout.fake_scores,

@@ -78,10 +78,9 @@ impl Trainer {
         ck.config.validate()?;
         check_data(&ck.config, &data)?;
         let mut model = Model::new(&gpu, &ck.config.net, |s| gpu.zeros(s))?;
-        let [g, d, g_ema, g_m, g_v, d_m, d_v] =
-            groups(&model).map(|(group, _, layers)| load_params(&gpu, ck, group, layers));
-        (model.g, model.d, model.g_ema) = (g?, d?, g_ema?);
-        (model.g_m, model.g_v, model.d_m, model.d_v) = (g_m?, g_v?, d_m?, d_v?);
+        for (group, params, layers) in groups(&model) {
+            load_params(&gpu, ck, group, layers, params)?;
+        }
         model.g_t = ck.state.g_t;
         model.d_t = ck.state.d_t;
         Trainer::assemble(gpu, ck.config.clone(), data, model, ck.state.clone())
@@ -234,7 +233,8 @@ impl Sampler {
     pub fn new(gpu: Gpu, ck: Checkpoint) -> Result<Sampler> {
         ck.config.validate()?;
         let layers = crate::nn::arch::generator(&ck.config.net);
-        let g_ema = load_params(&gpu, &ck, "g_ema", &layers)?;
+        let g_ema = Params::zeros(&gpu, &layers)?;
+        load_params(&gpu, &ck, "g_ema", &layers, &g_ema)?;
         Ok(Sampler { gpu, ck, layers, g_ema })
     }
 
@@ -288,15 +288,16 @@ fn groups(m: &Model<Tensor>) -> [(&'static str, &Params<Tensor>, &[Layer]); 7] {
     ]
 }
 
-/// One group of a checkpoint's tensors on the GPU, checked against the layers' shapes.
-pub fn load_params(gpu: &Gpu, ck: &Checkpoint, group: &str, layers: &[Layer]) -> Result<Params<Tensor>> {
-    let mut p = Params { w: vec![], b: vec![] };
-    for l in layers {
-        let (ws, bs) = (l.weight_shape(), [l.bias]);
-        p.w.push(gpu.upload(ck.tensor(&format!("{group}/{}/w", l.name), &ws)?, &ws)?);
-        p.b.push(gpu.upload(ck.tensor(&format!("{group}/{}/b", l.name), &bs)?, &bs)?);
+/// One group of a checkpoint's tensors into `params`, checked against the layers' shapes.
+pub fn load_params(gpu: &Gpu, ck: &Checkpoint, group: &str, layers: &[Layer], params: &Params<Tensor>) -> Result<()> {
+    for (i, l) in layers.iter().enumerate() {
+        gpu.write(
+            &params.w[i],
+            ck.tensor(&format!("{group}/{}/w", l.name), &l.weight_shape())?,
+        )?;
+        gpu.write(&params.b[i], ck.tensor(&format!("{group}/{}/b", l.name), &[l.bias])?)?;
     }
-    Ok(p)
+    Ok(())
 }
 
 /// Runs G with `params` on `latents` [N, latent] in chunks and returns the images as bytes.
