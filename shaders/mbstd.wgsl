@@ -1,5 +1,7 @@
 // mbstd: minibatch standard deviation. x [N, C, H, W] -> y [N, C+1, H, W].
-// Groups of G samples: with M = N / G, group m holds samples m, m+M, m+2M, ... For each activation
+// x may stack several minibatches of NB samples along N (D's real and fake images run as one batch);
+// each is grouped on its own. Groups of G samples: with M = NB / G, group m of a minibatch holds its
+// samples m, m+M, m+2M, ...; the groups are numbered across the minibatches. For each activation
 // k = (c, h, w) of group m, sigma_k = sqrt(mean_j (x_jk - mean_k)^2 + 1e-8) over the members j;
 // s_m = mean_k sigma_k is broadcast as the extra map of every member.
 //
@@ -18,21 +20,31 @@ struct Params {
     n: u32,         // N
     channels: u32,  // C of x
     hw: u32,        // H * W
-    groups: u32,    // M = N / G
+    groups: u32,    // M = NB / G, per minibatch
     gsize: u32,     // G
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;             // x, tx, dy or dty, per entry
-@group(0) @binding(3) var<storage, read_write> scratch: array<f32>; // [M] per-group scalars
+@group(0) @binding(3) var<storage, read_write> scratch: array<f32>; // [N / G] per-group scalars
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 const EPS: f32 = 1e-8;
 
+// The sample that is member j of group m.
+fn member_sample(m: u32, j: u32) -> u32 {
+    return m / p.groups * (p.gsize * p.groups) + m % p.groups + j * p.groups;
+}
+
 // Index in an x-shaped tensor of activation k of member j of group m.
 fn member(m: u32, j: u32, k: u32) -> u32 {
-    return (m + j * p.groups) * p.channels * p.hw + k;
+    return member_sample(m, j) * p.channels * p.hw + k;
+}
+
+// The group of sample n.
+fn group_of(n: u32) -> u32 {
+    return n / (p.gsize * p.groups) * p.groups + n % p.groups;
 }
 
 fn group_mean_x(m: u32, k: u32) -> f32 {
@@ -75,7 +87,7 @@ fn group_dot(m: u32, k: u32, mean: f32) -> f32 {
 fn std_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
     let m = wid.y * nwg.x + wid.x;
-    if (m >= p.groups) { return; }
+    if (m >= p.n / p.gsize) { return; }
     let len = p.channels * p.hw;
     var acc = 0.0;
     for (var k = lid; k < len; k += 256u) {
@@ -92,7 +104,7 @@ fn std_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 fn tangent_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let m = wid.y * nwg.x + wid.x;
-    if (m >= p.groups) { return; }
+    if (m >= p.n / p.gsize) { return; }
     let len = p.channels * p.hw;
     var acc = 0.0;
     for (var k = lid; k < len; k += 256u) {
@@ -110,12 +122,12 @@ fn tangent_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 fn map_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
     let m = wid.y * nwg.x + wid.x;
-    if (m >= p.groups) { return; }
+    if (m >= p.n / p.gsize) { return; }
     var acc = 0.0;
     for (var t = lid; t < p.gsize * p.hw; t += 256u) {
         let j = t / p.hw;
         let q = t - j * p.hw;
-        acc += v[((m + j * p.groups) * (p.channels + 1u) + p.channels) * p.hw + q];
+        acc += v[(member_sample(m, j) * (p.channels + 1u) + p.channels) * p.hw + q];
     }
     let total = workgroup_sum(lid, acc);
     if (lid == 0u) {
@@ -136,7 +148,7 @@ fn concat(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (r < p.channels * p.hw) {
         out[i] = v[n * p.channels * p.hw + r];
     } else {
-        out[i] = scratch[n % p.groups];
+        out[i] = scratch[group_of(n)];
     }
 }
 
@@ -149,7 +161,7 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     if (i >= p.n * len) { return; }
     let n = i / len;
     let k = i - n * len;
-    let m = n % p.groups;
+    let m = group_of(n);
     let mean = group_mean_x(m, k);
     let sigma = group_sigma(m, k, mean);
     let ds = (x[i] - mean) / (f32(p.gsize * len) * sigma);
@@ -166,7 +178,7 @@ fn jvp_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.n * len) { return; }
     let n = i / len;
     let k = i - n * len;
-    let m = n % p.groups;
+    let m = group_of(n);
     let g = f32(p.gsize);
     let mean = group_mean_x(m, k);
     let sigma = group_sigma(m, k, mean);

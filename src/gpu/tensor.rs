@@ -158,6 +158,23 @@ impl Gpu {
         Ok(())
     }
 
+    /// Records copying `parts`, one after another, into `out`, which they must fill: buffer copies,
+    /// no kernel launch.
+    pub fn copy_into(&self, parts: &[&Tensor], out: &Tensor) -> Result<()> {
+        let len: usize = parts.iter().map(|t| t.len()).sum();
+        if len != out.len() {
+            bail!("{len} values do not fill a tensor of shape {:?}", out.shape);
+        }
+        self.record(|e| {
+            let mut offset = out.offset;
+            for t in parts {
+                e.copy_buffer_to_buffer(&t.buf, t.offset, &out.buf, offset, t.bytes());
+                offset += t.bytes();
+            }
+        });
+        Ok(())
+    }
+
     /// Records setting every element of `t` to 0: a buffer clear, no kernel launch.
     pub fn clear(&self, t: &Tensor) {
         self.record(|e| e.clear_buffer(&t.buf, t.offset, Some(t.bytes())));

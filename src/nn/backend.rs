@@ -48,24 +48,28 @@ pub trait Backend {
     fn pixelnorm_backward(&self, x: &Self::T, dy: &Self::T, dx: &Self::T) -> Result<()>;
     fn lerp(&self, a: &Self::T, b: &Self::T, out: &Self::T, alpha: f32) -> Result<()>;
     fn lerp_backward(&self, dout: &Self::T, da: &Self::T, db: &Self::T, alpha: f32) -> Result<()>;
-    fn mbstd(&self, x: &Self::T, y: &Self::T) -> Result<()>;
-    fn mbstd_backward(&self, x: &Self::T, dy: &Self::T, dx: &Self::T) -> Result<()>;
-    fn mbstd_jvp(&self, x: &Self::T, tx: &Self::T, ty: &Self::T) -> Result<()>;
-    fn mbstd_jvp_backward(&self, x: &Self::T, tx: &Self::T, dty: &Self::T, dx2: &Self::T) -> Result<()>;
+    /// Minibatch stddev of x holding `batches` minibatches, each grouped on its own.
+    fn mbstd(&self, x: &Self::T, y: &Self::T, batches: usize) -> Result<()>;
+    fn mbstd_backward(&self, x: &Self::T, dy: &Self::T, dx: &Self::T, batches: usize) -> Result<()>;
+    fn mbstd_jvp(&self, x: &Self::T, tx: &Self::T, ty: &Self::T, batches: usize) -> Result<()>;
+    fn mbstd_jvp_backward(&self, x: &Self::T, tx: &Self::T, dty: &Self::T, dx2: &Self::T, batches: usize)
+        -> Result<()>;
     fn fill(&self, x: &Self::T, value: f32) -> Result<()>;
+    /// out = a's elements, then b's (D's batch of real and fake images).
+    fn concat(&self, a: &Self::T, b: &Self::T, out: &Self::T) -> Result<()>;
     /// y += a x
     fn axpy(&self, a: f32, x: &Self::T, y: &Self::T) -> Result<()>;
     /// Per-sample sums of squares of x ([B, ...]) into out [B].
     fn sum_squares(&self, x: &Self::T, out: &Self::T) -> Result<()>;
     fn gp_mix(&self, real: &Self::T, fake: &Self::T, u: &Self::T, xhat: &Self::T) -> Result<()>;
     fn gp_tangent(&self, g: &Self::T, sumsq: &Self::T, t: &Self::T, lambda: f32, gamma: f32) -> Result<()>;
-    fn d_score_grads(&self, real: &Self::T, d_real: &Self::T, d_fake: &Self::T, drift: f32) -> Result<()>;
+    /// The gradients of L_D's score terms, from the D step's scores [2N] (real, then fake).
+    fn d_score_grads(&self, scores: &Self::T, d_scores: &Self::T, drift: f32) -> Result<()>;
     fn g_score_grad(&self, d_fake: &Self::T) -> Result<()>;
     #[allow(clippy::too_many_arguments)]
     fn loss_stats(
         &self,
-        real: &Self::T,
-        fake: &Self::T,
+        scores: &Self::T,
         sumsq: &Self::T,
         g_fake: &Self::T,
         stats: &Self::T,
@@ -145,20 +149,23 @@ impl Backend for Gpu {
     fn lerp_backward(&self, dout: &Tensor, da: &Tensor, db: &Tensor, alpha: f32) -> Result<()> {
         lerp::backward(self, dout, da, db, alpha)
     }
-    fn mbstd(&self, x: &Tensor, y: &Tensor) -> Result<()> {
-        mbstd::forward(self, x, y)
+    fn mbstd(&self, x: &Tensor, y: &Tensor, batches: usize) -> Result<()> {
+        mbstd::forward(self, x, y, batches)
     }
-    fn mbstd_backward(&self, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
-        mbstd::backward(self, x, dy, dx)
+    fn mbstd_backward(&self, x: &Tensor, dy: &Tensor, dx: &Tensor, batches: usize) -> Result<()> {
+        mbstd::backward(self, x, dy, dx, batches)
     }
-    fn mbstd_jvp(&self, x: &Tensor, tx: &Tensor, ty: &Tensor) -> Result<()> {
-        mbstd::jvp(self, x, tx, ty)
+    fn mbstd_jvp(&self, x: &Tensor, tx: &Tensor, ty: &Tensor, batches: usize) -> Result<()> {
+        mbstd::jvp(self, x, tx, ty, batches)
     }
-    fn mbstd_jvp_backward(&self, x: &Tensor, tx: &Tensor, dty: &Tensor, dx2: &Tensor) -> Result<()> {
-        mbstd::jvp_backward(self, x, tx, dty, dx2)
+    fn mbstd_jvp_backward(&self, x: &Tensor, tx: &Tensor, dty: &Tensor, dx2: &Tensor, batches: usize) -> Result<()> {
+        mbstd::jvp_backward(self, x, tx, dty, dx2, batches)
     }
     fn fill(&self, x: &Tensor, value: f32) -> Result<()> {
         blas::fill(self, x, value)
+    }
+    fn concat(&self, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<()> {
+        self.copy_into(&[a, b], out)
     }
     fn axpy(&self, a: f32, x: &Tensor, y: &Tensor) -> Result<()> {
         blas::axpy(self, a, x, y)
@@ -172,16 +179,15 @@ impl Backend for Gpu {
     fn gp_tangent(&self, g: &Tensor, sumsq: &Tensor, t: &Tensor, lambda: f32, gamma: f32) -> Result<()> {
         gp::tangent(self, g, sumsq, t, lambda, gamma)
     }
-    fn d_score_grads(&self, real: &Tensor, d_real: &Tensor, d_fake: &Tensor, drift: f32) -> Result<()> {
-        loss::d_score_grads(self, real, d_real, d_fake, drift)
+    fn d_score_grads(&self, scores: &Tensor, d_scores: &Tensor, drift: f32) -> Result<()> {
+        loss::d_score_grads(self, scores, d_scores, drift)
     }
     fn g_score_grad(&self, d_fake: &Tensor) -> Result<()> {
         loss::g_score_grad(self, d_fake)
     }
     fn loss_stats(
         &self,
-        real: &Tensor,
-        fake: &Tensor,
+        scores: &Tensor,
         sumsq: &Tensor,
         g_fake: &Tensor,
         stats: &Tensor,
@@ -189,7 +195,7 @@ impl Backend for Gpu {
         gamma: f32,
         drift: f32,
     ) -> Result<()> {
-        loss::stats(self, real, fake, sumsq, g_fake, stats, lambda, gamma, drift)
+        loss::stats(self, scores, sumsq, g_fake, stats, lambda, gamma, drift)
     }
     fn adam(&self, p: &Tensor, g: &Tensor, m: &Tensor, v: &Tensor, hp: adam::AdamParams, t: u32) -> Result<()> {
         adam::step(self, p, g, m, v, hp, t)
@@ -422,16 +428,30 @@ impl Backend for Cpu {
         da.set(a)?;
         db.set(b)
     }
-    fn mbstd(&self, x: &CpuTensor, y: &CpuTensor) -> Result<()> {
-        y.set(mbstd::forward_ref(&x.get(), x.n(), x.shape[1], x.hw()))
+    fn mbstd(&self, x: &CpuTensor, y: &CpuTensor, batches: usize) -> Result<()> {
+        y.set(mbstd::forward_ref(&x.get(), x.n(), x.shape[1], x.hw(), batches))
     }
-    fn mbstd_backward(&self, x: &CpuTensor, dy: &CpuTensor, dx: &CpuTensor) -> Result<()> {
-        dx.set(mbstd::backward_ref(&x.get(), &dy.get(), x.n(), x.shape[1], x.hw()))
+    fn mbstd_backward(&self, x: &CpuTensor, dy: &CpuTensor, dx: &CpuTensor, batches: usize) -> Result<()> {
+        dx.set(mbstd::backward_ref(
+            &x.get(),
+            &dy.get(),
+            x.n(),
+            x.shape[1],
+            x.hw(),
+            batches,
+        ))
     }
-    fn mbstd_jvp(&self, x: &CpuTensor, tx: &CpuTensor, ty: &CpuTensor) -> Result<()> {
-        ty.set(mbstd::jvp_ref(&x.get(), &tx.get(), x.n(), x.shape[1], x.hw()))
+    fn mbstd_jvp(&self, x: &CpuTensor, tx: &CpuTensor, ty: &CpuTensor, batches: usize) -> Result<()> {
+        ty.set(mbstd::jvp_ref(&x.get(), &tx.get(), x.n(), x.shape[1], x.hw(), batches))
     }
-    fn mbstd_jvp_backward(&self, x: &CpuTensor, tx: &CpuTensor, dty: &CpuTensor, dx2: &CpuTensor) -> Result<()> {
+    fn mbstd_jvp_backward(
+        &self,
+        x: &CpuTensor,
+        tx: &CpuTensor,
+        dty: &CpuTensor,
+        dx2: &CpuTensor,
+        batches: usize,
+    ) -> Result<()> {
         dx2.set(mbstd::jvp_backward_ref(
             &x.get(),
             &tx.get(),
@@ -439,11 +459,15 @@ impl Backend for Cpu {
             x.n(),
             x.shape[1],
             x.hw(),
+            batches,
         ))
     }
     fn fill(&self, x: &CpuTensor, value: f32) -> Result<()> {
         x.data.borrow_mut()[x.range()].fill(value as f64);
         Ok(())
+    }
+    fn concat(&self, a: &CpuTensor, b: &CpuTensor, out: &CpuTensor) -> Result<()> {
+        out.set([a.get(), b.get()].concat())
     }
     fn axpy(&self, a: f32, x: &CpuTensor, y: &CpuTensor) -> Result<()> {
         y.add(x.get().iter().map(|v| a as f64 * v).collect())
@@ -457,18 +481,15 @@ impl Backend for Cpu {
     fn gp_tangent(&self, g: &CpuTensor, _sumsq: &CpuTensor, t: &CpuTensor, lambda: f32, gamma: f32) -> Result<()> {
         t.set(gp::tangent_ref(&g.get(), g.n(), lambda as f64, gamma as f64))
     }
-    fn d_score_grads(&self, real: &CpuTensor, d_real: &CpuTensor, d_fake: &CpuTensor, drift: f32) -> Result<()> {
-        let (r, f) = loss::d_score_grads_ref(&real.get(), drift as f64);
-        d_real.set(r)?;
-        d_fake.set(f)
+    fn d_score_grads(&self, scores: &CpuTensor, d_scores: &CpuTensor, drift: f32) -> Result<()> {
+        d_scores.set(loss::d_score_grads_ref(&scores.get(), drift as f64))
     }
     fn g_score_grad(&self, d_fake: &CpuTensor) -> Result<()> {
         d_fake.set(loss::g_score_grad_ref(d_fake.n()))
     }
     fn loss_stats(
         &self,
-        real: &CpuTensor,
-        fake: &CpuTensor,
+        scores: &CpuTensor,
         sumsq: &CpuTensor,
         g_fake: &CpuTensor,
         stats: &CpuTensor,
@@ -477,8 +498,7 @@ impl Backend for Cpu {
         drift: f32,
     ) -> Result<()> {
         let s = loss::stats_ref(
-            &real.get(),
-            &fake.get(),
+            &scores.get(),
             &sumsq.get(),
             &g_fake.get(),
             lambda as f64,

@@ -342,11 +342,16 @@ pub struct DRun<T> {
     /// Scores [N, 1] (and their tangents in forward mode).
     pub score: Stream<T>,
     alpha: f32,
+    /// The minibatches stacked in the input, for the minibatch stddev.
+    batches: usize,
 }
 
 impl<B: Backend> Net<'_, B> {
-    /// D at `level` with fade-in `alpha` on images [N, C, R, R].
-    pub fn d_forward(&self, x: &B::T, level: usize, alpha: f32) -> Result<DRun<B::T>> {
+    /// D at `level` with fade-in `alpha` on images [N, C, R, R] that stack `batches` minibatches
+    /// (the D step runs the real and the fake images as one batch): every layer works per sample but
+    /// the minibatch stddev, which groups each minibatch on its own, so the scores are those of
+    /// separate runs.
+    pub fn d_forward(&self, x: &B::T, level: usize, alpha: f32, batches: usize) -> Result<DRun<B::T>> {
         let (bk, cfg) = (self.bk, self.cfg);
         let n = bk.shape(x)[0];
         let r = res_of(level);
@@ -365,7 +370,7 @@ impl<B: Backend> Net<'_, B> {
             blocks.push([s0, s1]);
         }
         let m = bk.scratch(&[n, cfg.maps(1) + 1, 4, 4])?;
-        bk.mbstd(&h, &m)?;
+        bk.mbstd(&h, &m, batches)?;
         let conv = self.layer(1, &m, &[n, cfg.maps(1), 4, 4])?;
         let dense0 = self.layer(2, &conv.out.p, &[n, cfg.nf(0)])?;
         let dense1 = self.layer(3, &dense0.out.p, &[n, 1])?;
@@ -379,6 +384,7 @@ impl<B: Backend> Net<'_, B> {
             score: dense1.out.clone(),
             tail: [conv, dense0, dense1],
             alpha,
+            batches,
         })
     }
 
@@ -401,7 +407,7 @@ impl<B: Backend> Net<'_, B> {
         }
         let [conv, dense0, dense1] = &run.tail;
         let m = self.new_like(&conv.input.p)?;
-        self.bk.mbstd_jvp(&run.mbstd_in.p, &h, &m)?;
+        self.bk.mbstd_jvp(&run.mbstd_in.p, &h, &m, run.batches)?;
         let conv = self.layer_tangent(conv, &m)?;
         let dense0 = self.layer_tangent(dense0, tangent(&conv.out))?;
         let dense1 = self.layer_tangent(dense1, tangent(&dense0.out))?;
@@ -420,6 +426,7 @@ impl<B: Backend> Net<'_, B> {
             score: dense1.out.clone(),
             tail: [conv, dense0, dense1],
             alpha: run.alpha,
+            batches: run.batches,
         })
     }
 
@@ -448,13 +455,13 @@ impl<B: Backend> Net<'_, B> {
         let h = &run.mbstd_in;
         let back = |dy: &B::T| -> Result<B::T> {
             let dx = self.new_like(&h.p)?;
-            bk.mbstd_backward(&h.p, dy, &dx)?;
+            bk.mbstd_backward(&h.p, dy, &dx, run.batches)?;
             Ok(dx)
         };
         let second = match (&d.1, &h.t) {
             (Some(dty), Some(tx)) => {
                 let dx2 = self.new_like(&h.p)?;
-                bk.mbstd_jvp_backward(&h.p, tx, dty, &dx2)?;
+                bk.mbstd_jvp_backward(&h.p, tx, dty, &dx2, run.batches)?;
                 Some(dx2)
             }
             _ => None,

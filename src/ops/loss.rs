@@ -1,5 +1,6 @@
-//! loss: WGAN loss pieces over D's scores real [B] and fake [B] (D outputs [B, 1]; any shape with B
-//! elements is accepted) (`shaders/loss.wgsl`).
+//! loss: WGAN loss pieces (`shaders/loss.wgsl`) over the D step's scores [2B]: D's outputs for the B
+//! real images, then for the B fake ones (D runs them as one batch; any shape with 2B elements is
+//! accepted), and the G step's fake scores.
 //! L_D = mean(fake) - mean(real) + P + drift * mean(real^2),  L_G = -mean(fake'), P the penalty
 //! (lambda/B) sum_b (||g_b|| - gamma)^2 / gamma^2 (see `gp`).
 
@@ -25,22 +26,33 @@ fn params(batch: usize, g_batch: usize, lambda: f32, gamma: f32, drift: f32) -> 
     ]
 }
 
-/// d_real = (-1 + 2 drift real) / B, d_fake = 1 / B: the gradients of L_D's score terms (overwritten).
-pub fn d_score_grads(gpu: &Gpu, real: &Tensor, d_real: &Tensor, d_fake: &Tensor, drift: f32) -> Result<()> {
-    let b = real.len();
+/// B of the D step's scores [2B] (real, then fake).
+fn d_batch(what: &str, scores: &Tensor) -> Result<usize> {
     ensure!(
-        d_real.len() == b && d_fake.len() == b,
-        "loss d_score_grads: d_real {:?} and d_fake {:?} for {b} real scores",
-        d_real.shape,
-        d_fake.shape
+        scores.len().is_multiple_of(2),
+        "loss {what}: the D step's scores must be B real then B fake, got {:?}",
+        scores.shape
+    );
+    Ok(scores.len() / 2)
+}
+
+/// d_scores = the gradients of L_D's score terms (overwritten): (-1 + 2 drift real) / B for the real
+/// scores, 1 / B for the fake ones.
+pub fn d_score_grads(gpu: &Gpu, scores: &Tensor, d_scores: &Tensor, drift: f32) -> Result<()> {
+    let b = d_batch("d_score_grads", scores)?;
+    ensure!(
+        d_scores.len() == 2 * b,
+        "loss d_score_grads: d_scores {:?} for scores {:?}",
+        d_scores.shape,
+        scores.shape
     );
     let p = params(b, b, 0.0, 1.0, drift);
     gpu.launch(
         &SHADER,
         "d_score_grads",
         &p,
-        &[real, d_real, d_fake],
-        Dispatch::Items(b),
+        &[scores, d_scores],
+        Dispatch::Items(2 * b),
     )
 }
 
@@ -52,13 +64,12 @@ pub fn g_score_grad(gpu: &Gpu, d_fake: &Tensor) -> Result<()> {
 }
 
 /// stats [5] = [L_D, L_G, penalty, drift term (drift * mean(real^2)), Wasserstein estimate mean(real) - mean(fake)]
-/// from the D step's real and fake scores, sumsq of the penalty gradient (for P) and the G step's fake
-/// scores (for L_G).
+/// from the D step's scores (real, then fake), sumsq of the penalty gradient (for P) and the G step's
+/// fake scores (for L_G).
 #[allow(clippy::too_many_arguments)]
 pub fn stats(
     gpu: &Gpu,
-    real: &Tensor,
-    fake: &Tensor,
+    scores: &Tensor,
     sumsq: &Tensor,
     g_fake: &Tensor,
     stats: &Tensor,
@@ -66,11 +77,10 @@ pub fn stats(
     gamma: f32,
     drift: f32,
 ) -> Result<()> {
-    let b = real.len();
+    let b = d_batch("stats", scores)?;
     ensure!(
-        fake.len() == b && sumsq.len() == b,
-        "loss stats: fake {:?} and sumsq {:?} for {b} real scores",
-        fake.shape,
+        sumsq.len() == b,
+        "loss stats: sumsq {:?} for {b} real and {b} fake scores",
         sumsq.shape
     );
     ensure!(
@@ -84,18 +94,17 @@ pub fn stats(
         &SHADER,
         "stats",
         &p,
-        &[real, fake, sumsq, g_fake, stats],
+        &[scores, sumsq, g_fake, stats],
         Dispatch::Groups([1, 1, 1]),
     )
 }
 
-/// CPU reference of `d_score_grads`: (d_real, d_fake).
-pub fn d_score_grads_ref(real: &[f64], drift: f64) -> (Vec<f64>, Vec<f64>) {
+/// CPU reference of `d_score_grads`.
+pub fn d_score_grads_ref(scores: &[f64], drift: f64) -> Vec<f64> {
+    let (real, fake) = scores.split_at(scores.len() / 2);
     let b = real.len() as f64;
-    (
-        real.iter().map(|r| (-1.0 + 2.0 * drift * r) / b).collect(),
-        vec![1.0 / b; real.len()],
-    )
+    let d_real = real.iter().map(|r| (-1.0 + 2.0 * drift * r) / b);
+    d_real.chain(fake.iter().map(|_| 1.0 / b)).collect()
 }
 
 /// CPU reference of `g_score_grad` for a batch of `b`.
@@ -104,15 +113,8 @@ pub fn g_score_grad_ref(b: usize) -> Vec<f64> {
 }
 
 /// CPU reference of `stats`.
-pub fn stats_ref(
-    real: &[f64],
-    fake: &[f64],
-    sumsq: &[f64],
-    g_fake: &[f64],
-    lambda: f64,
-    gamma: f64,
-    drift: f64,
-) -> [f64; 5] {
+pub fn stats_ref(scores: &[f64], sumsq: &[f64], g_fake: &[f64], lambda: f64, gamma: f64, drift: f64) -> [f64; 5] {
+    let (real, fake) = scores.split_at(scores.len() / 2);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (mr, mf) = (mean(real), mean(fake));
     let penalty = lambda * sumsq.iter().map(|s| ((s.sqrt() - gamma) / gamma).powi(2)).sum::<f64>() / real.len() as f64;
@@ -135,21 +137,18 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
         let mut rng = Rng::new(5);
         let (lambda, gamma, drift) = (10.0f32, 1.0f32, 0.001f32);
         for (b, gb) in [(3usize, 3usize), (16, 16), (64, 64), (100, 7)] {
-            let (rs, fs, gfs) = (rng.normals(b), rng.normals(b), rng.normals(gb));
+            let (ds, gfs) = (rng.normals(2 * b), rng.normals(gb));
             let ss: Vec<f32> = rng.normals(b).iter().map(|v| (1.0 + 0.5 * v).powi(2)).collect();
-            let real = gpu.upload(&rs, &[b, 1])?;
-            let fake = gpu.upload(&fs, &[b, 1])?;
+            let scores = gpu.upload(&ds, &[2 * b, 1])?;
             let sumsq = gpu.upload(&ss, &[b])?;
             let g_fake = gpu.upload(&gfs, &[gb, 1])?;
-            let (d_real, d_fake, gd_fake) = (gpu.zeros(&[b, 1])?, gpu.zeros(&[b, 1])?, gpu.zeros(&[gb, 1])?);
+            let (d_scores, gd_fake) = (gpu.zeros(&[2 * b, 1])?, gpu.zeros(&[gb, 1])?);
             let out = gpu.zeros(&[5])?;
-            d_score_grads(gpu, &real, &d_real, &d_fake, drift)?;
+            d_score_grads(gpu, &scores, &d_scores, drift)?;
             g_score_grad(gpu, &gd_fake)?;
-            stats(gpu, &real, &fake, &sumsq, &g_fake, &out, lambda, gamma, drift)?;
-            let (dr, df) = d_score_grads_ref(&f64s(&rs), drift as f64);
+            stats(gpu, &scores, &sumsq, &g_fake, &out, lambda, gamma, drift)?;
             let st = stats_ref(
-                &f64s(&rs),
-                &f64s(&fs),
+                &f64s(&ds),
                 &f64s(&ss),
                 &f64s(&gfs),
                 lambda as f64,
@@ -158,17 +157,10 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
             );
             let shape = [b, gb];
             rows.push(compare(
-                "loss d_score_grads real",
+                "loss d_score_grads",
                 &shape,
-                &gpu.download(&d_real).await?,
-                &dr,
-                1e-6,
-            ));
-            rows.push(compare(
-                "loss d_score_grads fake",
-                &shape,
-                &gpu.download(&d_fake).await?,
-                &df,
+                &gpu.download(&d_scores).await?,
+                &d_score_grads_ref(&f64s(&ds), drift as f64),
                 1e-6,
             ));
             rows.push(compare(

@@ -3,13 +3,15 @@
 //!
 //! Group size G = min(4, N), and N must be a multiple of G: a batch that is not is refused with an
 //! error rather than silently regrouped (a different grouping would change the statistic D sees).
-//! With M = N / G, sample n belongs to group n % M, whose members are m, m+M, m+2M, .... Per group,
+//! With M = N / G, sample n belongs to group n % M, whose members are m, m+M, m+2M, .... x may also
+//! stack `batches` minibatches of N / batches samples each (D's real and fake images, run as one
+//! batch): each minibatch is then grouped on its own, exactly as if it ran alone. Per group,
 //! for every activation (c, h, w) the population std over the members, sqrt(mean((x - mean)^2) + 1e-8),
 //! averaged over C, H, W, gives one scalar s_m; y = concat(x, s_m broadcast as one extra map), of shape
 //! [N, C+1, H, W].
 //!
-//! Each launcher allocates a small [M] scratch tensor for its per-group scalars (one per launch:
-//! acceptable at M <= N floats; a caller-provided buffer would avoid it).
+//! Each launcher allocates a small scratch tensor for its per-group scalars (one per launch:
+//! acceptable at N / G floats; a caller-provided buffer would avoid it).
 //!
 //! The CPU references return `Vec<f64>` and take the shape explicitly; their batch must pass
 //! [`group_size`] (they panic otherwise, as the launchers return that error first).
@@ -40,12 +42,17 @@ pub fn group_size(n: usize) -> Result<usize> {
     Ok(g)
 }
 
-/// [N, C, HW] of an x-shaped tensor and the uniform words, after checking x is [N, C, H, W].
-fn params(x: &Tensor) -> Result<([usize; 3], [u32; 5])> {
+/// The uniform words [N, C, HW, M, G] for x of `batches` minibatches, after checking x is
+/// [N, C, H, W] and N splits into them.
+fn params(x: &Tensor, batches: usize) -> Result<[u32; 5]> {
     ensure!(x.shape.len() == 4, "mbstd: x must be [N, C, H, W], got {:?}", x.shape);
     let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3]);
-    let g = group_size(n)?;
-    Ok(([n, c, hw], [n as u32, c as u32, hw as u32, (n / g) as u32, g as u32]))
+    ensure!(
+        batches > 0 && n.is_multiple_of(batches),
+        "mbstd: a batch of {n} does not split into {batches} minibatches"
+    );
+    let g = group_size(n / batches)?;
+    Ok([n as u32, c as u32, hw as u32, (n / batches / g) as u32, g as u32])
 }
 
 fn ensure_shape(what: &str, t: &Tensor, shape: &[usize]) -> Result<()> {
@@ -66,39 +73,34 @@ fn run(
     apply: (&'static str, &[&Tensor]),
     out: &Tensor,
 ) -> Result<()> {
-    let scratch = gpu.scratch(&[params[3] as usize])?;
+    let groups = (params[0] / params[4]) as usize;
+    let scratch = gpu.scratch(&[groups])?;
     let mut tensors = reduce.1.to_vec();
     tensors.push(&scratch);
-    gpu.launch(
-        &SHADER,
-        reduce.0,
-        params,
-        &tensors,
-        Dispatch::Items(params[3] as usize * 256),
-    )?;
+    gpu.launch(&SHADER, reduce.0, params, &tensors, Dispatch::Items(groups * 256))?;
     let mut tensors = apply.1.to_vec();
     tensors.extend([&scratch, out]);
     gpu.launch(&SHADER, apply.0, params, &tensors, Dispatch::Items(out.len()))
 }
 
-/// y = concat(x, s broadcast), y of shape [N, C+1, H, W].
-pub fn forward(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<()> {
-    let (_, p) = params(x)?;
+/// y = concat(x, s broadcast), y of shape [N, C+1, H, W], x of `batches` minibatches.
+pub fn forward(gpu: &Gpu, x: &Tensor, y: &Tensor, batches: usize) -> Result<()> {
+    let p = params(x, batches)?;
     ensure_shape("y", y, &y_shape(x))?;
     run(gpu, &p, ("std_mean", &[x]), ("concat", &[x]), y)
 }
 
 /// dx = J(x)^T dy (overwritten), dy of y's shape and dx of x's.
-pub fn backward(gpu: &Gpu, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
-    let (_, p) = params(x)?;
+pub fn backward(gpu: &Gpu, x: &Tensor, dy: &Tensor, dx: &Tensor, batches: usize) -> Result<()> {
+    let p = params(x, batches)?;
     ensure_shape("dy", dy, &y_shape(x))?;
     ensure_shape("dx", dx, &x.shape)?;
     run(gpu, &p, ("map_sum", &[dy]), ("backward", &[x, dy]), dx)
 }
 
 /// ty = J(x) tx, tx of x's shape and ty of y's.
-pub fn jvp(gpu: &Gpu, x: &Tensor, tx: &Tensor, ty: &Tensor) -> Result<()> {
-    let (_, p) = params(x)?;
+pub fn jvp(gpu: &Gpu, x: &Tensor, tx: &Tensor, ty: &Tensor, batches: usize) -> Result<()> {
+    let p = params(x, batches)?;
     ensure_shape("tx", tx, &x.shape)?;
     ensure_shape("ty", ty, &y_shape(x))?;
     run(gpu, &p, ("tangent_mean", &[x, tx]), ("concat", &[tx]), ty)
@@ -106,8 +108,8 @@ pub fn jvp(gpu: &Gpu, x: &Tensor, tx: &Tensor, ty: &Tensor) -> Result<()> {
 
 /// The reverse of jvp with respect to x: dx2 = d< dty, J(x) tx >/dx, the second-order term (overwritten).
 /// (The reverse with respect to tx is J(x)^T dty = backward(x, dty).)
-pub fn jvp_backward(gpu: &Gpu, x: &Tensor, tx: &Tensor, dty: &Tensor, dx2: &Tensor) -> Result<()> {
-    let (_, p) = params(x)?;
+pub fn jvp_backward(gpu: &Gpu, x: &Tensor, tx: &Tensor, dty: &Tensor, dx2: &Tensor, batches: usize) -> Result<()> {
+    let p = params(x, batches)?;
     ensure_shape("tx", tx, &x.shape)?;
     ensure_shape("dty", dty, &y_shape(x))?;
     ensure_shape("dx2", dx2, &x.shape)?;
@@ -159,8 +161,43 @@ fn map_sum_ref(dy: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64> {
     out
 }
 
-/// CPU reference of `forward`: x [N, C, HW] -> [N, C+1, HW].
-pub fn forward_ref(x: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64> {
+/// `f` on each of `batches` minibatches (every input split evenly along N), outputs concatenated.
+fn per_batch(batches: usize, inputs: &[&[f64]], f: impl Fn(&[&[f64]]) -> Vec<f64>) -> Vec<f64> {
+    (0..batches)
+        .flat_map(|b| {
+            let parts: Vec<&[f64]> = inputs
+                .iter()
+                .map(|v| &v[b * v.len() / batches..(b + 1) * v.len() / batches])
+                .collect();
+            f(&parts)
+        })
+        .collect()
+}
+
+/// CPU reference of `forward`: x [N, C, HW] of `batches` minibatches -> [N, C+1, HW].
+pub fn forward_ref(x: &[f64], n: usize, c: usize, hw: usize, batches: usize) -> Vec<f64> {
+    per_batch(batches, &[x], |v| forward_one(v[0], n / batches, c, hw))
+}
+
+/// CPU reference of `backward`.
+pub fn backward_ref(x: &[f64], dy: &[f64], n: usize, c: usize, hw: usize, batches: usize) -> Vec<f64> {
+    per_batch(batches, &[x, dy], |v| backward_one(v[0], v[1], n / batches, c, hw))
+}
+
+/// CPU reference of `jvp`.
+pub fn jvp_ref(x: &[f64], tx: &[f64], n: usize, c: usize, hw: usize, batches: usize) -> Vec<f64> {
+    per_batch(batches, &[x, tx], |v| jvp_one(v[0], v[1], n / batches, c, hw))
+}
+
+/// CPU reference of `jvp_backward`.
+pub fn jvp_backward_ref(x: &[f64], tx: &[f64], dty: &[f64], n: usize, c: usize, hw: usize, batches: usize) -> Vec<f64> {
+    per_batch(batches, &[x, tx, dty], |v| {
+        jvp_backward_one(v[0], v[1], v[2], n / batches, c, hw)
+    })
+}
+
+/// `forward` of one minibatch: x [N, C, HW] -> [N, C+1, HW].
+fn forward_one(x: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64> {
     let (g, groups) = groups(n);
     let len = c * hw;
     let mut s = vec![0.0; groups];
@@ -173,8 +210,8 @@ pub fn forward_ref(x: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64> {
     concat_ref(x, &s, n, c, hw)
 }
 
-/// CPU reference of `backward`: dx = dy's first C channels + S_m d_k / (G K sigma_k).
-pub fn backward_ref(x: &[f64], dy: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64> {
+/// `backward` of one minibatch: dx = dy's first C channels + S_m d_k / (G K sigma_k).
+fn backward_one(x: &[f64], dy: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64> {
     let (g, groups) = groups(n);
     let len = c * hw;
     let total = map_sum_ref(dy, n, c, hw);
@@ -187,8 +224,8 @@ pub fn backward_ref(x: &[f64], dy: &[f64], n: usize, c: usize, hw: usize) -> Vec
     dx
 }
 
-/// CPU reference of `jvp`: ty = concat(tx, ts), ts_m = sum_jk d_jk tx_jk / (G K sigma_k).
-pub fn jvp_ref(x: &[f64], tx: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64> {
+/// `jvp` of one minibatch: ty = concat(tx, ts), ts_m = sum_jk d_jk tx_jk / (G K sigma_k).
+fn jvp_one(x: &[f64], tx: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64> {
     let (g, groups) = groups(n);
     let len = c * hw;
     let mut ts = vec![0.0; groups];
@@ -205,8 +242,8 @@ pub fn jvp_ref(x: &[f64], tx: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64>
     concat_ref(tx, &ts, n, c, hw)
 }
 
-/// CPU reference of `jvp_backward`: T_m / (G K) * (tc_ik / sigma_k - a_k d_ik / (G sigma_k^3)).
-pub fn jvp_backward_ref(x: &[f64], tx: &[f64], dty: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64> {
+/// `jvp_backward` of one minibatch: T_m / (G K) * (tc_ik / sigma_k - a_k d_ik / (G sigma_k^3)).
+fn jvp_backward_one(x: &[f64], tx: &[f64], dty: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64> {
     let (g, groups) = groups(n);
     let len = c * hw;
     let total = map_sum_ref(dty, n, c, hw);
@@ -228,51 +265,62 @@ pub fn jvp_backward_ref(x: &[f64], tx: &[f64], dty: &[f64], n: usize, c: usize, 
     dx2
 }
 
-/// Inputs [N, len] whose group members are well spread (N must pass [`group_size`]): member j of each
-/// group is offset by 1.5 j and jittered in [-0.5, 0.5), so every per-activation std is at least 0.4.
-/// Near-equal members would make sigma a tiny difference of f32 values and the 1/sigma^3 term
-/// ill-conditioned.
-pub fn spread_inputs(rng: &mut Rng, n: usize, len: usize) -> Vec<f32> {
-    let (_, groups) = groups(n);
+/// Inputs [N, len] of `batches` minibatches whose group members are well spread (N / batches must
+/// pass [`group_size`]): member j of each group is offset by 1.5 j and jittered in [-0.5, 0.5), so
+/// every per-activation std is at least 0.4. Near-equal members would make sigma a tiny difference of
+/// f32 values and the 1/sigma^3 term ill-conditioned.
+pub fn spread_inputs(rng: &mut Rng, n: usize, len: usize, batches: usize) -> Vec<f32> {
+    let nb = n / batches;
+    let (_, groups) = groups(nb);
     (0..n * len)
-        .map(|i| (1.5 * ((i / len) / groups) as f64 + rng.uniform() - 0.5) as f32)
+        .map(|i| (1.5 * ((i / len % nb) / groups) as f64 + rng.uniform() - 0.5) as f32)
         .collect()
 }
 
 /// Every pass at N = 4, 8, 12 (G = 4) and N = 3 (G = 3), C from 3 to 17, spatial 4x4 (its real use)
-/// and 8x8. Tolerance 1e-5 of the largest reference magnitude: each output is an f32 sum over a
-/// group's C*H*W activations.
+/// and 8x8; and on two stacked minibatches (D's real and fake images) of 4, 8 and 3 (G = 4 with one
+/// and two groups each, G = 3). Tolerance 1e-5 of the largest reference magnitude: each output is an
+/// f32 sum over a group's C*H*W activations.
 pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
         let mut rows = Vec::new();
         let mut rng = Rng::new(3);
-        for shape in [[4usize, 17, 4, 4], [8, 5, 8, 8], [12, 13, 4, 4], [3, 3, 8, 8]] {
+        for (shape, batches) in [
+            ([4usize, 17, 4, 4], 1),
+            ([8, 5, 8, 8], 1),
+            ([12, 13, 4, 4], 1),
+            ([3, 3, 8, 8], 1),
+            ([8, 9, 4, 4], 2),
+            ([16, 5, 4, 4], 2),
+            ([6, 3, 8, 8], 2),
+        ] {
             let [n, c, h, w] = shape;
             let hw = h * w;
             let y_shape = [n, c + 1, h, w];
-            let xs = spread_inputs(&mut rng, n, c * hw);
+            let xs = spread_inputs(&mut rng, n, c * hw, batches);
             let (txs, dys) = (rng.normals(n * c * hw), rng.normals(n * (c + 1) * hw));
             let x = gpu.upload(&xs, &shape)?;
             let tx = gpu.upload(&txs, &shape)?;
             let dy = gpu.upload(&dys, &y_shape)?;
             let (y, ty) = (gpu.zeros(&y_shape)?, gpu.zeros(&y_shape)?);
             let (dx, dx2) = (gpu.zeros(&shape)?, gpu.zeros(&shape)?);
-            forward(gpu, &x, &y)?;
-            backward(gpu, &x, &dy, &dx)?;
-            jvp(gpu, &x, &tx, &ty)?;
-            jvp_backward(gpu, &x, &tx, &dy, &dx2)?;
+            forward(gpu, &x, &y, batches)?;
+            backward(gpu, &x, &dy, &dx, batches)?;
+            jvp(gpu, &x, &tx, &ty, batches)?;
+            jvp_backward(gpu, &x, &tx, &dy, &dx2, batches)?;
             let (x64, tx64, dy64) = (f64s(&xs), f64s(&txs), f64s(&dys));
             for (name, out, reference) in [
-                ("mbstd forward", &y, forward_ref(&x64, n, c, hw)),
-                ("mbstd backward", &dx, backward_ref(&x64, &dy64, n, c, hw)),
-                ("mbstd jvp", &ty, jvp_ref(&x64, &tx64, n, c, hw)),
+                ("mbstd forward", &y, forward_ref(&x64, n, c, hw, batches)),
+                ("mbstd backward", &dx, backward_ref(&x64, &dy64, n, c, hw, batches)),
+                ("mbstd jvp", &ty, jvp_ref(&x64, &tx64, n, c, hw, batches)),
                 (
                     "mbstd jvp_backward",
                     &dx2,
-                    jvp_backward_ref(&x64, &tx64, &dy64, n, c, hw),
+                    jvp_backward_ref(&x64, &tx64, &dy64, n, c, hw, batches),
                 ),
             ] {
-                rows.push(compare(name, &shape, &gpu.download(out).await?, &reference, 1e-5));
+                let name = format!("{name}, {batches} minibatch(es)");
+                rows.push(compare(&name, &shape, &gpu.download(out).await?, &reference, 1e-5));
             }
         }
         Ok(rows)

@@ -108,26 +108,8 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
         // The losses: [L_D, L_G, penalty, drift term, Wasserstein estimate].
         let (gs, cs) = (gpu.zeros(&[5])?, Cpu.zeros(&[5])?);
         let (l, g, dr) = (sc.lambda, sc.gamma, sc.drift);
-        gpu.loss_stats(
-            &gd.real_scores,
-            &gd.fake_scores,
-            &gd.grad_sumsq,
-            &g_scores,
-            &gs,
-            l,
-            g,
-            dr,
-        )?;
-        Cpu.loss_stats(
-            &cd.real_scores,
-            &cd.fake_scores,
-            &cd.grad_sumsq,
-            &c_scores,
-            &cs,
-            l,
-            g,
-            dr,
-        )?;
+        gpu.loss_stats(&gd.scores, &gd.grad_sumsq, &g_scores, &gs, l, g, dr)?;
+        Cpu.loss_stats(&cd.scores, &cd.grad_sumsq, &c_scores, &cs, l, g, dr)?;
         rows.push(compare(
             "losses and penalty",
             &[5],
