@@ -173,3 +173,18 @@ fn bad_configurations_are_refused_naming_the_setting() {
     assert!(err.to_string().contains("minibatch 6"), "{err}");
     step::check_batch(8).unwrap();
 }
+
+#[test]
+fn networks_over_one_storage_binding_are_refused_when_built() {
+    // Each network's parameters are one buffer that Adam binds whole: a device whose binding limit
+    // it exceeds refuses the model at once, saying why, not at the first step.
+    let mut gpu = common::gpu();
+    gpu.limits.max_storage_buffer_binding_size = 1024;
+    let (cfg, _, _, _) = tiny();
+    let err = Model::new(&gpu, &cfg, |s| gpu.zeros(s)).err().expect("refused");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("parameters are kept in one buffer") && msg.contains("storage binding limit"),
+        "{msg}"
+    );
+}

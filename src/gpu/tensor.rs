@@ -136,9 +136,22 @@ impl Gpu {
 
     /// A tensor of `shape` over `t`'s elements from `offset` on, sharing its buffer: one network's
     /// parameters live in one buffer, so that Adam updates them in one launch. The offset must be a
-    /// multiple of [`SLICE_ALIGN`] elements (the binding offset alignment WebGPU guarantees).
+    /// multiple of [`SLICE_ALIGN`] elements (the binding offset alignment WebGPU guarantees), and the
+    /// slice must fit one storage binding.
     pub fn slice(&self, t: &Tensor, offset: usize, shape: &[usize]) -> Result<Tensor> {
         check_slice(&t.shape, offset, shape)?;
+        let (bytes, limit) = (
+            4 * shape.iter().product::<usize>() as u64,
+            self.limits.max_storage_buffer_binding_size,
+        );
+        if bytes > limit {
+            bail!(
+                "a slice of shape {shape:?} needs {} MiB, over this device's storage binding limit of {} MiB \
+                 (a slice is bound to kernels whole)",
+                bytes >> 20,
+                limit >> 20
+            );
+        }
         Ok(Tensor {
             buf: t.buf.clone(),
             offset: t.offset + 4 * offset as u64,

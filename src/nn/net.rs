@@ -35,9 +35,10 @@ impl<T: Clone> Params<T> {
             spans.push((w, b));
             ends.push(end);
         }
-        let all = bk
-            .zeros(&[end])
-            .context("a network's parameters are kept in one buffer")?;
+        let whole = || "a network's parameters are kept in one buffer, which Adam binds whole";
+        let all = bk.zeros(&[end]).with_context(whole)?;
+        // Refused here rather than at the first step's Adam update.
+        bk.slice(&all, 0, &[end]).with_context(whole)?;
         let (mut w, mut b) = (Vec::new(), Vec::new());
         for (l, (wo, bo)) in layers.iter().zip(spans) {
             w.push(bk.slice(&all, wo, &l.weight_shape())?);
