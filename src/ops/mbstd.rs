@@ -13,8 +13,9 @@
 //! Each launcher allocates a small scratch tensor for its per-group scalars (one per launch:
 //! acceptable at N / G floats; a caller-provided buffer would avoid it).
 //!
-//! The CPU references return `Vec<f64>` and take the shape explicitly; their batch must pass
-//! [`group_size`] (they panic otherwise, as the launchers return that error first).
+//! The CPU references return `Vec<f64>` and take the shape explicitly; N must split into their
+//! minibatches, and each minibatch pass [`group_size`] (they panic otherwise, as the launchers return
+//! those errors first).
 
 use anyhow::{bail, ensure, Result};
 
@@ -161,38 +162,43 @@ fn map_sum_ref(dy: &[f64], n: usize, c: usize, hw: usize) -> Vec<f64> {
     out
 }
 
-/// `f` on each of `batches` minibatches (every input split evenly along N), outputs concatenated.
-fn per_batch(batches: usize, inputs: &[&[f64]], f: impl Fn(&[&[f64]]) -> Vec<f64>) -> Vec<f64> {
+/// `f` on each of `batches` minibatches of a batch of `n` (every input split evenly along N, `f`
+/// given the parts and their N), outputs concatenated.
+fn per_batch(n: usize, batches: usize, inputs: &[&[f64]], f: impl Fn(&[&[f64]], usize) -> Vec<f64>) -> Vec<f64> {
+    assert!(
+        batches > 0 && n.is_multiple_of(batches),
+        "mbstd: a batch of {n} does not split into {batches} minibatches"
+    );
     (0..batches)
         .flat_map(|b| {
             let parts: Vec<&[f64]> = inputs
                 .iter()
                 .map(|v| &v[b * v.len() / batches..(b + 1) * v.len() / batches])
                 .collect();
-            f(&parts)
+            f(&parts, n / batches)
         })
         .collect()
 }
 
 /// CPU reference of `forward`: x [N, C, HW] of `batches` minibatches -> [N, C+1, HW].
 pub fn forward_ref(x: &[f64], n: usize, c: usize, hw: usize, batches: usize) -> Vec<f64> {
-    per_batch(batches, &[x], |v| forward_one(v[0], n / batches, c, hw))
+    per_batch(n, batches, &[x], |v, nb| forward_one(v[0], nb, c, hw))
 }
 
 /// CPU reference of `backward`.
 pub fn backward_ref(x: &[f64], dy: &[f64], n: usize, c: usize, hw: usize, batches: usize) -> Vec<f64> {
-    per_batch(batches, &[x, dy], |v| backward_one(v[0], v[1], n / batches, c, hw))
+    per_batch(n, batches, &[x, dy], |v, nb| backward_one(v[0], v[1], nb, c, hw))
 }
 
 /// CPU reference of `jvp`.
 pub fn jvp_ref(x: &[f64], tx: &[f64], n: usize, c: usize, hw: usize, batches: usize) -> Vec<f64> {
-    per_batch(batches, &[x, tx], |v| jvp_one(v[0], v[1], n / batches, c, hw))
+    per_batch(n, batches, &[x, tx], |v, nb| jvp_one(v[0], v[1], nb, c, hw))
 }
 
 /// CPU reference of `jvp_backward`.
 pub fn jvp_backward_ref(x: &[f64], tx: &[f64], dty: &[f64], n: usize, c: usize, hw: usize, batches: usize) -> Vec<f64> {
-    per_batch(batches, &[x, tx, dty], |v| {
-        jvp_backward_one(v[0], v[1], v[2], n / batches, c, hw)
+    per_batch(n, batches, &[x, tx, dty], |v, nb| {
+        jvp_backward_one(v[0], v[1], v[2], nb, c, hw)
     })
 }
 
