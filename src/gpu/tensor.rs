@@ -98,13 +98,19 @@ impl Gpu {
             bail!("{} values do not fill a tensor of shape {shape:?}", data.len());
         }
         let (t, reused) = self.alloc(shape)?;
-        // The queue writes before the next submission's commands: commands already recorded with
-        // this buffer's previous owner must be submitted first.
-        if reused {
+        // Only a reused buffer can have commands recorded with it (its previous owner's).
+        self.queue_write(&t, data, reused);
+        Ok(t)
+    }
+
+    /// Writes `data` at `t` with a queue write, which runs before the next submission's commands:
+    /// with `after_recorded`, the commands recorded so far are submitted first, so that they run
+    /// before it.
+    fn queue_write(&self, t: &Tensor, data: &[f32], after_recorded: bool) {
+        if after_recorded && self.pending.lock().unwrap().encoder.is_some() {
             self.flush();
         }
-        self.queue.write_buffer(&t.buf, 0, bytemuck::cast_slice(data));
-        Ok(t)
+        self.queue.write_buffer(&t.buf, t.offset, bytemuck::cast_slice(data));
     }
 
     /// A zero-filled tensor: a new buffer (wgpu zero-initialises those) or a reused one cleared in
@@ -140,23 +146,21 @@ impl Gpu {
     /// slice must fit one storage binding.
     pub fn slice(&self, t: &Tensor, offset: usize, shape: &[usize]) -> Result<Tensor> {
         check_slice(&t.shape, offset, shape)?;
-        let (bytes, limit) = (
-            4 * shape.iter().product::<usize>() as u64,
-            self.limits.max_storage_buffer_binding_size,
-        );
-        if bytes > limit {
-            bail!(
-                "a slice of shape {shape:?} needs {} MiB, over this device's storage binding limit of {} MiB \
-                 (a slice is bound to kernels whole)",
-                bytes >> 20,
-                limit >> 20
-            );
-        }
-        Ok(Tensor {
+        let slice = Tensor {
             buf: t.buf.clone(),
             offset: t.offset + 4 * offset as u64,
             shape: shape.to_vec(),
-        })
+        };
+        let limit = self.limits.max_storage_buffer_binding_size;
+        if slice.bytes() > limit {
+            bail!(
+                "a slice of shape {shape:?} needs {} MiB, over this device's storage binding limit of {} MiB \
+                 (a slice is bound to kernels whole)",
+                slice.bytes() >> 20,
+                limit >> 20
+            );
+        }
+        Ok(slice)
     }
 
     /// Writes `data` into `t` (a tensor or a slice) before the commands recorded after this call.
@@ -164,10 +168,8 @@ impl Gpu {
         if data.len() != t.len() {
             bail!("{} values do not fill a tensor of shape {:?}", data.len(), t.shape);
         }
-        // The queue applies its writes before the next submission's commands, so the commands
-        // recorded so far (a clear of this buffer, say) go first.
-        self.flush();
-        self.queue.write_buffer(&t.buf, t.offset, bytemuck::cast_slice(data));
+        // Commands recorded so far (a clear of this buffer, say) may use it.
+        self.queue_write(t, data, true);
         Ok(())
     }
 
@@ -178,14 +180,19 @@ impl Gpu {
         if len != out.len() {
             bail!("{len} values do not fill a tensor of shape {:?}", out.shape);
         }
+        self.record_copies(parts, &out.buf, out.offset);
+        Ok(())
+    }
+
+    /// Records copying `parts`, one after another, into `dst` from byte `start` on.
+    fn record_copies(&self, parts: &[&Tensor], dst: &wgpu::Buffer, start: u64) {
         self.record(|e| {
-            let mut offset = out.offset;
+            let mut offset = start;
             for t in parts {
-                e.copy_buffer_to_buffer(&t.buf, t.offset, &out.buf, offset, t.bytes());
+                e.copy_buffer_to_buffer(&t.buf, t.offset, dst, offset, t.bytes());
                 offset += t.bytes();
             }
         });
-        Ok(())
     }
 
     /// Records setting every element of `t` to 0: a buffer clear, no kernel launch.
@@ -239,13 +246,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.record(|e| {
-            let mut offset = 0;
-            for t in tensors {
-                e.copy_buffer_to_buffer(&t.buf, t.offset, &staging, offset, t.bytes());
-                offset += t.bytes();
-            }
-        });
+        self.record_copies(tensors, &staging, 0);
         self.map_read(&staging, |bytes| {
             let values = bytemuck::cast_slice::<u8, f32>(bytes);
             let mut start = 0;

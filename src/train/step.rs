@@ -71,36 +71,38 @@ pub struct DOut<T> {
 }
 
 impl<T: Clone> Model<T> {
-    /// A model with the given weights (usually N(0,1), see `trainer`), zero biases, gradients and moments.
+    /// A model with the given weights (usually N(0,1), see `trainer`), zero biases, gradients and
+    /// moments, and the EMA generator equal to G.
     pub fn new<B: Backend<T = T>>(
         bk: &B,
         cfg: &NetConfig,
         mut weights: impl FnMut(&[usize]) -> Result<T>,
     ) -> Result<Model<T>> {
-        cfg.validate()?;
-        let (g_layers, d_layers) = (arch::generator(cfg), arch::discriminator(cfg));
-        let mut init = |layers: &[Layer]| -> Result<Params<T>> {
-            let p = Params::zeros(bk, layers)?;
+        let model = Model::zeros(bk, cfg)?;
+        for (layers, p) in [(&model.g_layers, &model.g), (&model.d_layers, &model.d)] {
             for (l, w) in layers.iter().zip(&p.w) {
                 bk.axpy(1.0, &weights(&l.weight_shape())?, w)?;
             }
-            Ok(p)
-        };
-        let g = init(&g_layers)?;
-        let d = init(&d_layers)?;
+        }
+        bk.axpy(1.0, &model.g.all, &model.g_ema.all)?;
+        Ok(model)
+    }
+
+    /// A model whose every tensor is zero: what a checkpoint is loaded into.
+    pub fn zeros<B: Backend<T = T>>(bk: &B, cfg: &NetConfig) -> Result<Model<T>> {
+        cfg.validate()?;
+        let (g_layers, d_layers) = (arch::generator(cfg), arch::discriminator(cfg));
         let zeros = |layers: &[Layer]| Params::zeros(bk, layers);
-        let g_ema = zeros(&g_layers)?;
-        bk.axpy(1.0, &g.all, &g_ema.all)?;
         Ok(Model {
+            g: zeros(&g_layers)?,
+            d: zeros(&d_layers)?,
+            g_ema: zeros(&g_layers)?,
             g_grad: zeros(&g_layers)?,
             g_m: zeros(&g_layers)?,
             g_v: zeros(&g_layers)?,
             d_grad: zeros(&d_layers)?,
             d_m: zeros(&d_layers)?,
             d_v: zeros(&d_layers)?,
-            g,
-            d,
-            g_ema,
             g_t: 0,
             d_t: 0,
             cfg: cfg.clone(),

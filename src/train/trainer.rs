@@ -77,7 +77,7 @@ impl Trainer {
     pub fn resume(gpu: Gpu, ck: &Checkpoint, data: Dataset) -> Result<Trainer> {
         ck.config.validate()?;
         check_data(&ck.config, &data)?;
-        let mut model = Model::new(&gpu, &ck.config.net, |s| gpu.zeros(s))?;
+        let mut model = Model::zeros(&gpu, &ck.config.net)?;
         for (group, params, layers) in groups(&model) {
             load_params(&gpu, ck, group, layers, params)?;
         }
