@@ -34,11 +34,13 @@ def res_of(level):
 
 
 class Layer(torch.nn.Module):
-    """A conv (k x k, 'same' padding) or dense layer with the equalized-LR scale, bias, leaky ReLU."""
+    """A conv (k x k, 'same' padding) or dense layer with the equalized-LR scale, bias, leaky ReLU.
+    With down, a 2x2 average pool comes between the conv and the bias (the official D's
+    conv2d_downscale2d with fused_scale=True: the bias and the leaky ReLU act on the pooled map)."""
 
-    def __init__(self, kind, inputs, outputs, gain, slope, k=3, bias=None):
+    def __init__(self, kind, inputs, outputs, gain, slope, k=3, bias=None, down=False):
         super().__init__()
-        self.kind, self.k, self.slope = kind, k, slope
+        self.kind, self.k, self.slope, self.down = kind, k, slope, down
         shape = (outputs, inputs, k, k) if kind == "conv" else (outputs, inputs)
         fan_in = inputs * (k * k if kind == "conv" else 1)
         self.scale = gain / math.sqrt(fan_in)
@@ -48,7 +50,10 @@ class Layer(torch.nn.Module):
     def forward(self, x):
         w = self.weight * self.scale
         if self.kind == "conv":
-            y = F.conv2d(x, w, padding=self.k // 2) + self.bias.view(1, -1, 1, 1)
+            y = F.conv2d(x, w, padding=self.k // 2)
+            if self.down:
+                y = F.avg_pool2d(y, 2)
+            y = y + self.bias.view(1, -1, 1, 1)
         else:
             y = F.linear(x, w)
             if y.shape[1] != self.bias.shape[0]:
@@ -136,7 +141,7 @@ class Discriminator(torch.nn.Module):
             else:
                 self.blocks.append(torch.nn.ModuleList([
                     Layer("conv", maps, maps, SQRT2, LRELU),
-                    Layer("conv", maps, cfg.nf(level - 1), SQRT2, LRELU),
+                    Layer("conv", maps, cfg.nf(level - 1), SQRT2, LRELU, down=True),
                 ]))
 
     def forward(self, x, level, alpha):
@@ -144,7 +149,6 @@ class Discriminator(torch.nn.Module):
         for lev in range(level, 1, -1):
             for layer in self.blocks[lev - 1]:
                 h = layer(h)
-            h = F.avg_pool2d(h, 2)
             if lev == level and alpha < 1.0:
                 h = torch.lerp(self.fromrgb[lev - 2](F.avg_pool2d(x, 2)), h, alpha)
         conv, dense0, dense1 = self.blocks[0]

@@ -17,7 +17,7 @@ use crate::ops::{act, blas, dense};
 use crate::rng::Rng;
 use crate::train::config::TrainConfig;
 use crate::train::step::{self, check_batch, Model, StepConfig, StepInputs};
-use crate::train::trainer::Trainer;
+use crate::train::trainer::{nonfinite_counts, Trainer};
 
 /// One benchmarked layer shape.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
@@ -237,6 +237,10 @@ pub struct TrainRow {
     /// GPU time of each kernel over one step, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
+    /// With the profile: GPU milliseconds of the trainer's check that the model is finite (run
+    /// before each checkpoint, not every step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_ms: Option<f64>,
 }
 
 impl TrainBench {
@@ -311,12 +315,16 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
         };
         run(b.warmup)?;
         let (secs, host, created, recorded) = run(b.steps)?;
-        let profile = if b.profile {
+        let (profile, check_ms) = if b.profile {
             gpu.profile_start()?;
             step::step(gpu, &mut model, &inputs, level, alpha, &sc, &stats)?;
-            Some(pollster::block_on(gpu.profile_finish())?)
+            let step_profile = pollster::block_on(gpu.profile_finish())?;
+            gpu.profile_start()?;
+            nonfinite_counts(gpu, &model)?;
+            let check = pollster::block_on(gpu.profile_finish())?;
+            (Some(step_profile), Some(check.total_ms()))
         } else {
-            None
+            (None, None)
         };
         rows.push(TrainRow {
             resolution: res,
@@ -329,6 +337,7 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
             passes_per_step: recorded.passes as f64 / b.steps as f64,
             bind_groups_per_step: recorded.bind_groups as f64 / b.steps as f64,
             profile,
+            check_ms,
         });
         // The next resolution's tensors have other sizes.
         drop(inputs);
@@ -426,6 +435,13 @@ pub fn train_table(rows: &[TrainRow]) -> String {
     for r in rows {
         if let Some(p) = &r.profile {
             out += &profile_table(r.resolution, p);
+        }
+        if let (Some(p), Some(check)) = (&r.profile, r.check_ms) {
+            out += &format!(
+                "the check that the model is finite (before each checkpoint): {check:.3} ms of GPU time, \
+                 {:.1}% of one step\n",
+                100.0 * check / p.total_ms()
+            );
         }
     }
     out

@@ -1,7 +1,7 @@
 //! Checkpoints: one safetensors file, the same natively and in the browser. The tensors are every
 //! parameter, EMA parameter and Adam moment by name (`g/8x8/conv0/w`, `d_m/4x4/dense1/b`, ...); the
 //! header's metadata holds the run's configuration and schedule position as JSON and a CRC-32 of
-//! the tensor bytes, so a damaged, truncated or foreign file is refused with a message instead of
+//! the tensor bytes and that JSON, so a damaged, truncated or foreign file is refused with a message instead of
 //! loaded.
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,24 +13,33 @@ use crate::train::config::TrainConfig;
 use crate::train::trainer::TrainState;
 
 /// The `format` metadata entry and its version; a newer version is refused, not guessed at.
+/// Version 2: D's downsampling layers pool before their bias and activation (the official block),
+/// and the CRC covers the configuration and state too. Version 1 files still load for sampling
+/// (G is unchanged), but a run cannot resume from them.
 pub const FORMAT: &str = "pggan-checkpoint";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// A checkpoint in memory: configuration, schedule position and named f32 tensors.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
+    /// The format version it was read from; [`VERSION`] for one made by this build.
+    pub version: u32,
     pub config: TrainConfig,
     pub state: TrainState,
     /// Name -> (shape, values).
     pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
 }
 
-/// CRC-32 over every tensor's name and bytes, in name order.
-fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> u32 {
+/// CRC-32 over every tensor's name and bytes, in name order, then (from version 2 on) the
+/// configuration's and the state's JSON, so that a damaged header is refused too.
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>, meta: &[&str]) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     for (name, bytes) in tensors {
         crc.update(name.as_bytes());
         crc.update(bytes);
+    }
+    for m in meta {
+        crc.update(m.as_bytes());
     }
     crc.finalize()
 }
@@ -42,12 +51,13 @@ impl Checkpoint {
             .iter()
             .map(|(name, (_, values))| (name.as_str(), bytemuck::cast_slice::<f32, u8>(values)))
             .collect();
-        let crc = checksum(bytes.iter().map(|(n, b)| (*n, *b)));
+        let (config, state) = (serde_json::to_string(&self.config)?, serde_json::to_string(&self.state)?);
+        let crc = checksum(bytes.iter().map(|(n, b)| (*n, *b)), &[&config, &state]);
         let metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("version".to_string(), VERSION.to_string()),
-            ("config".to_string(), serde_json::to_string(&self.config)?),
-            ("state".to_string(), serde_json::to_string(&self.state)?),
+            ("config".to_string(), config),
+            ("state".to_string(), state),
             ("crc32".to_string(), format!("{crc:08x}")),
         ]);
         let views = self
@@ -87,10 +97,12 @@ impl Checkpoint {
         );
         let mut names: Vec<(String, TensorView)> = file.tensors();
         names.sort_by(|a, b| a.0.cmp(&b.0));
-        let crc = checksum(names.iter().map(|(n, v)| (n.as_str(), v.data())));
+        let (config, state) = (get("config")?, get("state")?);
+        let meta: &[&str] = if version >= 2 { &[config, state] } else { &[] };
+        let crc = checksum(names.iter().map(|(n, v)| (n.as_str(), v.data())), meta);
         let expected = get("crc32")?;
         if format!("{crc:08x}") != *expected {
-            bail!("the checkpoint is damaged: its tensors' checksum is {crc:08x}, its header says {expected}");
+            bail!("the checkpoint is damaged: its checksum is {crc:08x}, its header says {expected}");
         }
         let mut tensors = BTreeMap::new();
         for (name, view) in names {
@@ -99,16 +111,26 @@ impl Checkpoint {
                 "tensor {name} is {:?}, expected F32",
                 view.dtype()
             );
-            let values = view
+            let values: Vec<f32> = view
                 .data()
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
+            ensure!(
+                values.iter().all(|v| v.is_finite()),
+                "tensor {name} holds NaN or infinite values: the run had diverged when this was saved"
+            );
             tensors.insert(name, (view.shape().to_vec(), values));
         }
+        let mut state: TrainState = serde_json::from_str(state).context("the checkpoint's training state is unreadable")?;
+        if version < 2 {
+            // Version 1 evaluated the schedule at every step.
+            state.schedule_images = state.images;
+        }
         Ok(Checkpoint {
-            config: serde_json::from_str(get("config")?).context("the checkpoint's configuration is unreadable")?,
-            state: serde_json::from_str(get("state")?).context("the checkpoint's training state is unreadable")?,
+            version,
+            config: serde_json::from_str(config).context("the checkpoint's configuration is unreadable")?,
+            state,
             tensors,
         })
     }
@@ -128,18 +150,21 @@ impl Checkpoint {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed, so a
-/// crash leaves either the old file or the new one, never half of one.
+/// crash leaves either the old file or the new one, never half of one. A failed write (a full
+/// disk) removes its temporary file, leaves `path` as it was and names it.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow!("cannot write {}: {e}", path.display())
+    })
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -292,6 +292,13 @@ impl Session {
             }
             let stats = trainer.stats().await?;
             trainer.state.seconds += (js_sys::Date::now() - start) / 1000.0;
+            if let Some(what) = stats.nonfinite() {
+                bail!(
+                    "{}. The page will not save it; load the last checkpoint you saved and train with a \
+                     lower learning rate",
+                    trainer.diverged(what)
+                );
+            }
             to_js(&stats)
         }
         .await
@@ -305,7 +312,7 @@ impl Session {
             Run::Train(t) => (&t.cfg, &t.state),
             Run::Sample(s) => (&s.ck.config, &s.ck.state),
         };
-        let pos = cfg.position(state.images);
+        let pos = state.position(cfg);
         let dataset = match &self.run {
             Run::Train(t) => Some(DatasetInfo {
                 name: &t.data.name,

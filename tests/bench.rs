@@ -59,12 +59,16 @@ fn bench_train_profiles_every_kernel_of_a_step() {
             "{ms:?}"
         );
         assert!(ms.iter().sum::<f64>() > 0.0);
+        // The trainer's finiteness check is timed beside the step.
+        assert!(row["check_ms"].as_f64().unwrap() > 0.0, "{row}");
     }
     // The table form prints each profile.
     let out = run(TRAIN);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && text.contains("kernels of one step at 8x8"),
+        out.status.success()
+            && text.contains("kernels of one step at 8x8")
+            && text.contains("the check that the model is finite"),
         "{text}"
     );
 }

@@ -27,7 +27,7 @@ fn launch_refuses_a_binding_over_the_limit() {
         &gpu,
         &big,
         ops::reduce::View::per_sample(&[1, limit / 4 + 1]),
-        true,
+        ops::reduce::Term::Square,
         false,
         &small,
     )
@@ -43,7 +43,7 @@ fn launch_splits_large_dispatches_and_refuses_too_large_grids() {
     let data: Vec<f32> = (0..rows).map(|i| (i % 7) as f32).collect();
     let x = gpu.upload(&data, &[rows, 1]).unwrap();
     let out = gpu.zeros(&[rows]).unwrap();
-    ops::reduce::sum(&gpu, &x, ops::reduce::View::per_sample(&[rows, 1]), false, false, &out).unwrap();
+    ops::reduce::sum(&gpu, &x, ops::reduce::View::per_sample(&[rows, 1]), ops::reduce::Term::Value, false, &out).unwrap();
     assert_eq!(pollster::block_on(gpu.download(&out)).unwrap(), data);
 
     let err = gpu.launch(

@@ -188,3 +188,108 @@ fn networks_over_one_storage_binding_are_refused_when_built() {
         "{msg}"
     );
 }
+
+/// D's downsampling layer in the official order, `lrelu(avgpool(conv(x)) + b)`, against a closed
+/// form derived here: one channel everywhere, every 3x3 kernel a single centre tap, so D's 8x8 block
+/// turns a checkerboard into a checkerboard of +-1 whose 2x2 means are 0. The official layer then gives
+/// lrelu(0 + b) = b at every pixel; the paper's Table 2 order, avgpool(lrelu(conv(x) + b)), would give
+/// (lrelu(1 + b) + lrelu(-1 + b)) / 2 (0.58 for b = 0.3). The 4x4 tail is set to average that map into
+/// the score, so the score is the official layer's value.
+#[test]
+fn d_downsampling_layer_pools_before_the_bias_and_activation_as_the_official_code() {
+    use pggan::nn::arch::{discriminator, Layer};
+    use pggan::nn::net::{Net, Params};
+
+    let cfg = NetConfig {
+        max_res: 8,
+        fmap_base: 4,
+        fmap_max: 1,
+        latent: 1,
+        channels: 1,
+    };
+    let layers = discriminator(&cfg);
+    let lrelu = |v: f64| if v < 0.0 { 0.2 * v } else { v };
+    let bias = 0.3;
+    // Each layer's stored weight so that its effective (equalized-LR) weight is `effective` at the
+    // 3x3 centre (or everywhere, for 1x1 and dense layers); the minibatch-stddev channel gets 0.
+    let weights = |l: &Layer, effective: f64| -> Vec<f64> {
+        let shape = l.weight_shape();
+        let fan_in: usize = shape[1..].iter().product();
+        let stored = effective / (l.gain as f64 / (fan_in as f64).sqrt());
+        let mut w = vec![0.0; shape.iter().product()];
+        match shape.len() {
+            4 if shape[2] == 3 => w[4] = stored, // input channel 0, centre tap
+            _ => w.iter_mut().for_each(|v| *v = stored),
+        }
+        w
+    };
+    let effective = |name: &str| match name {
+        "8x8/fromRGB" | "8x8/conv0" | "8x8/conv1_down" | "4x4/conv" | "4x4/dense1" => 1.0,
+        "4x4/dense0" => 1.0 / 16.0, // the mean of the 4x4 map
+        _ => 0.0,                   // 4x4/fromRGB: unused at alpha 1
+    };
+    // +1 / -25 survives two leaky ReLUs (fromRGB, conv0) as +1 / -1.
+    let (n, r) = (4, 8);
+    let image: Vec<f64> = (0..r * r).map(|i| if (i / r + i % r) % 2 == 0 { 1.0 } else { -25.0 }).collect();
+    let x: Vec<f64> = (0..n).flat_map(|_| image.clone()).collect();
+
+    // The official layer on conv0's output, with straight loops: the 3x3 centre tap is the identity,
+    // then each 2x2 window's mean, then the bias and the leaky ReLU.
+    let conv0_out: Vec<f64> = image.iter().map(|&v| lrelu(lrelu(v))).collect();
+    let mut official = Vec::new();
+    for oy in 0..r / 2 {
+        for ox in 0..r / 2 {
+            let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map(|(dy, dx)| conv0_out[(2 * oy + dy) * r + 2 * ox + dx]);
+            official.push(lrelu(window.iter().sum::<f64>() / 4.0 + bias));
+        }
+    }
+    let expected = official.iter().sum::<f64>() / official.len() as f64;
+    let table2_order = (lrelu(1.0 + bias) + lrelu(-1.0 + bias)) / 2.0;
+    assert!((expected - bias).abs() < 1e-12 && (table2_order - expected).abs() > 0.2);
+
+    // The reference backend (f64).
+    let params = Params::zeros(&Cpu, &layers).unwrap();
+    for (i, l) in layers.iter().enumerate() {
+        for (k, v) in weights(l, effective(&l.name)).into_iter().enumerate() {
+            params.w[i].set_at(k, v);
+        }
+        if l.name == "8x8/conv1_down" {
+            params.b[i].set_at(0, bias);
+        }
+    }
+    let net = Net {
+        bk: &Cpu,
+        cfg: &cfg,
+        layers: &layers,
+        params: &params,
+    };
+    let score = net.d_forward(&CpuTensor::new(x.clone(), &[n, 1, r, r]), 2, 1.0, 1).unwrap().score.p.get();
+    // (The layers' gains and slope are f32 constants, so the f64 reference agrees to about 1e-8.)
+    for s in &score {
+        assert!((s - expected).abs() < 1e-7, "reference backend: score {s}, official {expected}");
+    }
+
+    // The GPU kernels (f32).
+    let gpu = common::gpu();
+    let params = Params::zeros(&gpu, &layers).unwrap();
+    for (i, l) in layers.iter().enumerate() {
+        let w: Vec<f32> = weights(l, effective(&l.name)).iter().map(|&v| v as f32).collect();
+        gpu.write(&params.w[i], &w).unwrap();
+        if l.name == "8x8/conv1_down" {
+            gpu.write(&params.b[i], &[bias as f32]).unwrap();
+        }
+    }
+    let net = Net {
+        bk: &gpu,
+        cfg: &cfg,
+        layers: &layers,
+        params: &params,
+    };
+    let xs: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let input = gpu.upload(&xs, &[n, 1, r, r]).unwrap();
+    let run = net.d_forward(&input, 2, 1.0, 1).unwrap();
+    let score = pollster::block_on(gpu.download(&run.score.p)).unwrap();
+    for s in &score {
+        assert!((*s as f64 - expected).abs() < 1e-5, "GPU: score {s}, official {expected}");
+    }
+}

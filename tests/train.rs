@@ -48,6 +48,11 @@ fn schedule_positions() {
     assert_eq!(cfg.total_images(), 60);
     let p = cfg.position(0);
     assert_eq!((p.phase, p.level, p.alpha, p.res()), (0, 1, 1.0, 4));
+    // A fade-in's first image is still the previous level at alpha 1, as in the official schedule.
+    let p = cfg.position(20);
+    assert_eq!((p.phase, p.level, p.alpha), (0, 1, 1.0));
+    let p = cfg.position(21);
+    assert_eq!((p.phase, p.level, p.phase_name()), (1, 2, "fade-in"));
     let p = cfg.position(25);
     assert_eq!((p.phase, p.level, p.phase_name()), (1, 2, "fade-in"));
     assert!((p.alpha - 0.25).abs() < 1e-6, "alpha {}", p.alpha);
@@ -76,6 +81,22 @@ fn settings_are_validated_by_name() {
         TrainConfig::from_json(r#"{"net": {"max_res": 8}, "speed": 3}"#).unwrap_err()
     );
     assert!(e.contains("speed"), "{e}");
+    // Every loss and optimizer setting is checked by name, so that a saved configuration (where an
+    // infinity would be written as null) always loads back.
+    for (json, field) in [
+        (r#"{"beta1": 1e39}"#, "beta1"),
+        (r#"{"beta2": 1.0}"#, "beta2"),
+        (r#"{"lambda": -1}"#, "lambda"),
+        (r#"{"gamma": 0}"#, "gamma"),
+        (r#"{"drift": -0.5}"#, "drift"),
+        (r#"{"epsilon": 0}"#, "epsilon"),
+        (r#"{"ema_beta": 1.5}"#, "ema_beta"),
+    ] {
+        let e = format!("{:#}", TrainConfig::from_json(json).unwrap().validate().unwrap_err());
+        assert!(e.starts_with(field), "{json}: {e}");
+    }
+    let saved = serde_json::to_string(&tiny()).unwrap();
+    assert_eq!(TrainConfig::from_json(&saved).unwrap(), tiny());
     let partial = TrainConfig::from_json(r#"{"net": {"max_res": 32}, "schedule": {"minibatch": 8}}"#).unwrap();
     let mut want = TrainConfig::default();
     want.net.max_res = 32;
@@ -83,10 +104,48 @@ fn settings_are_validated_by_name() {
     assert_eq!(partial, want);
 }
 
+#[test]
+fn the_time_left_counts_the_resolutions_to_come() {
+    use pggan::train::run::Cost;
+    let cfg = TrainConfig::default(); // 4x4 to 64x64, 20k images per phase
+    let cost = Cost::new(&cfg);
+    let per = |level| cost.per_image(level);
+    // Each resolution costs more per image than the one before it.
+    assert!((2..=5).all(|l| per(l) > 1.5 * per(l - 1)), "{:?}", (1..=5).map(per).collect::<Vec<_>>());
+    // From the start: 20k images at 4x4, then a fade-in and a stabilisation at each level.
+    let phases: f64 = per(1) + (2..=5).map(|l| 2.0 * per(l)).sum::<f64>();
+    let want = 20_000.0 * phases;
+    // (Up to a few images: a fade-in's first image belongs to the level before it.)
+    assert!((cost.remaining(0) - want).abs() < 1e-3 * want);
+    // Halfway through the last phase: only 64x64 is left.
+    let last = cfg.total_images() - 10_000;
+    assert!((cost.remaining(last) - 10_000.0 * per(5)).abs() < 1e-9 * want);
+    assert_eq!(cost.remaining(cfg.total_images()), 0.0);
+}
+
 fn run_steps(trainer: &mut Trainer, steps: usize) {
     for _ in 0..steps {
         trainer.step().unwrap();
     }
+}
+
+#[test]
+fn the_schedule_is_evaluated_every_four_minibatches() {
+    // Minibatch 4, 20 images per phase: the evaluations at 0 and 16 images are 4x4; the one at 32
+    // is the fade-in at alpha 0.6, kept for steps 8 to 11 and starting Adam over (as the official
+    // loop does it, a whole evaluation after the fade-in's first image).
+    let mut t = Trainer::new(common::gpu(), tiny(), random_data(16, 8, 3)).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..12 {
+        t.step().unwrap();
+        let p = t.position();
+        seen.push((t.state.schedule_images, p.level, p.alpha, t.state.d_t));
+    }
+    assert!(seen[..8].iter().all(|s| s.1 == 1 && s.2 == 1.0), "{seen:?}");
+    assert_eq!(seen[7].0, 16);
+    assert!(seen[8..].iter().all(|s| s.0 == 32 && s.1 == 2 && (s.2 - 0.6).abs() < 1e-6), "{seen:?}");
+    // Adam's count: 8 steps since the start, then 1..4 after the reset.
+    assert_eq!(seen.iter().map(|s| s.3).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4]);
 }
 
 #[test]
@@ -131,6 +190,14 @@ fn damaged_and_foreign_checkpoints_are_refused() {
     flipped[at] ^= 0x40;
     let e = format!("{:#}", Checkpoint::from_bytes(&flipped).unwrap_err());
     assert!(e.contains("checksum"), "flipped byte: {e}");
+    // A flipped byte in the header's configuration still parses (0.02 -> 0.03) but is refused.
+    // (The configuration is a JSON string inside the header's JSON: its quotes are escaped.)
+    let needle = br#"\"phase_kimg\":0.02"#;
+    let at = find(&bytes, needle).expect("phase_kimg in the header") + needle.len() - 1;
+    let mut flipped = bytes.clone();
+    flipped[at] ^= 0x01;
+    let e = format!("{:#}", Checkpoint::from_bytes(&flipped).unwrap_err());
+    assert!(e.contains("checksum"), "flipped config byte: {e}");
     let e = format!("{:#}", Checkpoint::from_bytes(b"{\"hello\": 1}").unwrap_err());
     assert!(e.contains("not a pggan checkpoint"), "foreign file: {e}");
 
@@ -150,6 +217,58 @@ fn damaged_and_foreign_checkpoints_are_refused() {
     other.net.latent = 16;
     let e = format!("{:#}", ck.config.check_resumable_as(&other).unwrap_err());
     assert!(e.contains("net.latent = 8") && e.contains("16"), "{e}");
+}
+
+#[test]
+fn a_nonfinite_tensor_is_found_by_name() {
+    let mut t = Trainer::new(common::gpu(), tiny(), random_data(8, 8, 4)).unwrap();
+    run_steps(&mut t, 2);
+    assert_eq!(block_on(t.first_nonfinite()).unwrap(), None);
+    let w = &t.model.g_v.w[4];
+    let mut values = block_on(t.gpu.download(w)).unwrap();
+    let last = values.len() - 1;
+    values[last] = f32::INFINITY;
+    t.gpu.write(w, &values).unwrap();
+    assert_eq!(block_on(t.first_nonfinite()).unwrap().as_deref(), Some("g_v/8x8/conv1/w"));
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `bytes` rewritten as format version 1 wrote them: that version number, and a CRC of the tensors
+/// alone.
+fn as_version_1(bytes: &[u8]) -> Vec<u8> {
+    use safetensors::SafeTensors;
+    let file = SafeTensors::deserialize(bytes).unwrap();
+    let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    let mut tensors = file.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut crc = crc32fast::Hasher::new();
+    for (name, view) in &tensors {
+        crc.update(name.as_bytes());
+        crc.update(view.data());
+    }
+    meta.insert("version".into(), "1".into());
+    meta.insert("crc32".into(), format!("{:08x}", crc.finalize()));
+    safetensors::serialize(tensors, Some(meta)).unwrap()
+}
+
+#[test]
+fn version_1_checkpoints_sample_but_do_not_resume() {
+    let mut t = Trainer::new(common::gpu(), tiny(), random_data(8, 8, 4)).unwrap();
+    run_steps(&mut t, 6);
+    let ck = block_on(t.checkpoint()).unwrap();
+    let old = Checkpoint::from_bytes(&as_version_1(&ck.to_bytes().unwrap())).unwrap();
+    assert_eq!((old.version, &old.tensors), (1, &ck.tensors));
+    // Version 1 evaluated the schedule at every step.
+    assert_eq!(old.state.schedule_images, old.state.images);
+    let e = format!("{:#}", Trainer::resume(common::gpu(), &old, random_data(8, 8, 4)).err().unwrap());
+    assert!(e.contains("earlier discriminator block") && e.contains("generate"), "{e}");
+    let sampler = pggan::train::trainer::Sampler::new(common::gpu(), old).unwrap();
+    let images = block_on(sampler.run(&vec![0.5; 2 * 8])).unwrap();
+    assert_eq!(images.count, 2);
 }
 
 #[test]

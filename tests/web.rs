@@ -286,6 +286,24 @@ mod session {
         assert!(e.contains("not a pggan checkpoint"), "{e}");
     }
 
+    /// A run that diverges stops with a message naming where and what, and the page cannot save it.
+    #[wasm_bindgen_test]
+    async fn a_diverging_run_stops_and_is_not_saved() {
+        let lr_1000 = TINY.replace("\"minibatch\": 4", "\"minibatch\": 4, \"lr\": 1000");
+        let mut s = create(&lr_1000, Some(files())).await.unwrap();
+        let mut error = None;
+        for _ in 0..20 {
+            if let Err(e) = s.step(2).await {
+                error = Some(message(e));
+                break;
+            }
+        }
+        let e = error.expect("a learning rate of 1000 should diverge within 40 steps");
+        assert!(e.contains("training diverged at kimg") && e.contains("NaN or infinite"), "{e}");
+        let e = message(s.checkpoint().await.err().expect("a diverged model must not be saved"));
+        assert!(e.contains("NaN or infinite"), "{e}");
+    }
+
     #[wasm_bindgen_test]
     async fn datasets_decode_in_chunks() {
         let err = |r: Result<Session, JsValue>| message(r.err().expect("should be refused"));

@@ -1,7 +1,8 @@
 //! The layers of G and D (PAPER.md) and their parameter layout.
 //!
-//! Every parameterised layer is a convolution or dense product with the equalized-LR scale, followed
-//! by a per-channel bias and a leaky ReLU (slope 1: linear). Layers are stored in a fixed order so a
+//! Every parameterised layer is a convolution or dense product with the equalized-LR scale (in D's
+//! downsampling layers followed by a 2x2 average pool), then a per-channel bias and a leaky ReLU
+//! (slope 1: linear). Layers are stored in a fixed order so a
 //! level's layers are found by arithmetic:
 //! - G: per level l = 1..L: [first, second, toRGB_l]; level 1's first layer is the latent dense.
 //! - D: level 1: [fromRGB_1, conv, dense0, dense1]; level l >= 2: [fromRGB_l, conv0, conv1_down].
@@ -31,6 +32,9 @@ pub struct Layer {
     pub gain: f32,
     /// Leaky ReLU slope after the bias; 1 for linear layers.
     pub slope: f32,
+    /// A 2x2 average pool between the convolution and the bias (D's `conv1_down`: the official
+    /// `conv2d_downscale2d`, so the bias and the leaky ReLU act on the pooled map).
+    pub down: bool,
 }
 
 pub const SQRT2: f32 = std::f32::consts::SQRT_2;
@@ -46,6 +50,7 @@ fn conv(name: String, k: usize, inputs: usize, outputs: usize, gain: f32, slope:
         bias: outputs,
         gain,
         slope,
+        down: false,
     }
 }
 
@@ -76,6 +81,7 @@ pub fn generator(cfg: &NetConfig) -> Vec<Layer> {
                 bias: maps,
                 gain: SQRT2 / 4.0,
                 slope: LRELU,
+                down: false,
             });
             layers.push(conv("4x4/conv".into(), 3, maps, maps, SQRT2, LRELU));
         } else {
@@ -112,6 +118,7 @@ pub fn discriminator(cfg: &NetConfig) -> Vec<Layer> {
                 bias: hidden,
                 gain: SQRT2,
                 slope: LRELU,
+                down: false,
             });
             layers.push(Layer {
                 name: "4x4/dense1".into(),
@@ -121,17 +128,14 @@ pub fn discriminator(cfg: &NetConfig) -> Vec<Layer> {
                 bias: 1,
                 gain: 1.0,
                 slope: 1.0,
+                down: false,
             });
         } else {
             layers.push(conv(format!("{r}x{r}/conv0"), 3, maps, maps, SQRT2, LRELU));
-            layers.push(conv(
-                format!("{r}x{r}/conv1_down"),
-                3,
-                maps,
-                cfg.maps(level - 1),
-                SQRT2,
-                LRELU,
-            ));
+            layers.push(Layer {
+                down: true,
+                ..conv(format!("{r}x{r}/conv1_down"), 3, maps, cfg.maps(level - 1), SQRT2, LRELU)
+            });
         }
     }
     layers
@@ -153,6 +157,26 @@ pub fn d_fromrgb(level: usize) -> usize {
     } else {
         4 + 3 * (level - 2)
     }
+}
+
+/// FLOPs (2 per multiply-add) of one image's forward pass through `layers` (G's or D's) at `level`:
+/// every block up to it and its own toRGB or fromRGB (a fade-in's second one is left out).
+pub fn forward_flops(layers: &[Layer], level: usize) -> f64 {
+    let mut flops = 0.0;
+    for l in layers {
+        let res: usize = l.name.split('x').next().and_then(|r| r.parse().ok()).unwrap_or(4);
+        let lev = res.trailing_zeros() as usize - 1;
+        if lev > level || (l.name.ends_with("RGB") && lev != level) {
+            continue;
+        }
+        flops += 2.0
+            * (l.inputs * l.outputs) as f64
+            * match l.kind {
+                Kind::Conv { k } => (k * k * res * res) as f64,
+                Kind::Dense => 1.0,
+            };
+    }
+    flops
 }
 
 /// A text table of both networks: layers with weight shapes and parameter counts, per level and in total.

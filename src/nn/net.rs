@@ -94,25 +94,35 @@ impl<B: Backend> Net<'_, B> {
         self.bk.scratch(self.bk.shape(t))
     }
 
-    fn linear(&self, l: &Layer, x: &B::T, w: &B::T, y: &B::T) -> Result<()> {
-        match l.kind {
-            Kind::Conv { .. } => self.bk.conv(x, w, y, l.gain),
-            Kind::Dense => self.bk.dense(x, w, y, l.gain),
+    /// The shape of layer `l`'s product before its pool (D's `conv1_down`), given its output shape.
+    fn unpooled(l: &Layer, out: &[usize]) -> Vec<usize> {
+        match l.down {
+            true => vec![out[0], out[1], out[2] * 2, out[3] * 2],
+            false => out.to_vec(),
         }
     }
 
-    /// Layer `i` (linear, bias, leaky ReLU), output of shape `out`. A convolution applies the bias
-    /// and leaky ReLU as it stores its output (one pass over it).
+    /// Layer `l`'s linear part without bias, of output shape `out`: its product, then its pool.
+    fn linear(&self, l: &Layer, x: &B::T, w: &B::T, out: &[usize]) -> Result<B::T> {
+        let y = self.bk.scratch(&Self::unpooled(l, out))?;
+        match l.kind {
+            Kind::Conv { .. } => self.bk.conv(x, w, &y, l.gain)?,
+            Kind::Dense => self.bk.dense(x, w, &y, l.gain)?,
+        }
+        match l.down {
+            true => self.downsample(&y),
+            false => Ok(y),
+        }
+    }
+
+    /// Layer `i` (linear, bias, leaky ReLU), output of shape `out`. A convolution without a pool
+    /// applies the bias and leaky ReLU as it stores its output (one pass over it).
     fn layer(&self, i: usize, input: &B::T, out: &[usize]) -> Result<Saved<B::T>> {
         let (l, w, b) = (&self.layers[i], &self.params.w[i], &self.params.b[i]);
         let y = self.bk.scratch(out)?;
-        match l.kind {
-            Kind::Conv { .. } => self.bk.conv_act(input, w, b, &y, l.gain, l.slope)?,
-            Kind::Dense => {
-                let pre = self.bk.scratch(out)?;
-                self.bk.dense(input, w, &pre, l.gain)?;
-                self.bk.act(&pre, b, &y, l.slope)?;
-            }
+        match (l.kind, l.down) {
+            (Kind::Conv { .. }, false) => self.bk.conv_act(input, w, b, &y, l.gain, l.slope)?,
+            _ => self.bk.act(&self.linear(l, input, w, out)?, b, &y, l.slope)?,
         }
         Ok(Saved {
             layer: i,
@@ -128,8 +138,7 @@ impl<B: Backend> Net<'_, B> {
     /// tangent, then the slope mask of the saved activated output.
     fn layer_tangent(&self, s: &Saved<B::T>, tx: &B::T) -> Result<Saved<B::T>> {
         let l = &self.layers[s.layer];
-        let ta = self.new_like(&s.out.p)?;
-        self.linear(l, tx, &self.params.w[s.layer], &ta)?;
+        let ta = self.linear(l, tx, &self.params.w[s.layer], self.bk.shape(&s.out.p))?;
         let ty = self.new_like(&s.out.p)?;
         self.bk.act_mask(&s.out.p, &ta, &ty, l.slope)?;
         Ok(Saved {
@@ -163,6 +172,14 @@ impl<B: Backend> Net<'_, B> {
                 Some(g) => self.bk.act_mask_bias_grad(&s.out.p, &d, &da, &g.b[s.layer], l.slope)?,
                 None => self.bk.act_mask(&s.out.p, &d, &da, l.slope)?,
             }
+            let da = match l.down {
+                true => {
+                    let full = self.bk.scratch(&Self::unpooled(l, self.bk.shape(&da)))?;
+                    self.bk.downsample_backward(&da, &full)?;
+                    full
+                }
+                false => da,
+            };
             if let Some(g) = grads {
                 let x = input.expect("a tangent adjoint comes only from a forward-mode run");
                 match l.kind {
@@ -361,8 +378,8 @@ impl<B: Backend> Net<'_, B> {
         for lev in (2..=level).rev() {
             let (r, first) = (res_of(lev), d_fromrgb(lev));
             let s0 = self.layer(first + 1, &h, &[n, cfg.maps(lev), r, r])?;
-            let s1 = self.layer(first + 2, &s0.out.p, &[n, cfg.maps(lev - 1), r, r])?;
-            h = self.downsample(&s1.out.p)?;
+            let s1 = self.layer(first + 2, &s0.out.p, &[n, cfg.maps(lev - 1), r / 2, r / 2])?;
+            h = s1.out.p.clone();
             if lev == level && fading(level, alpha) {
                 let o = self.layer(d_fromrgb(lev - 1), &self.downsample(x)?, bk.shape(&h))?;
                 h = self.blend(&o.out.p, &h, alpha)?;
@@ -397,7 +414,7 @@ impl<B: Backend> Net<'_, B> {
         for (i, [s0, s1]) in run.blocks.iter().enumerate() {
             let s0 = self.layer_tangent(s0, &h)?;
             let s1 = self.layer_tangent(s1, tangent(&s0.out))?;
-            h = self.downsample(tangent(&s1.out))?;
+            h = tangent(&s1.out).clone();
             // Only the first block (the current level) may fade in.
             if let (0, Some(o)) = (i, &run.old) {
                 let o = self.layer_tangent(o, &self.downsample(u)?)?;
@@ -480,8 +497,6 @@ impl<B: Backend> Net<'_, B> {
                 d_input_old = self.map_adj(d_small, &big, |a, b| bk.downsample_backward(a, b))?;
                 d = (new_p, new_t);
             }
-            let big = bk.shape(&s1.out.p).to_vec();
-            d = self.map_adj(d, &big, |a, b| bk.downsample_backward(a, b))?;
             d = self.layer_back(s1, d, grads, true)?;
             d = self.layer_back(s0, d, grads, true)?;
         }

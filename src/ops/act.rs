@@ -100,7 +100,7 @@ pub fn mask_ref(y: &[f64], v: &[f64], slope: f64) -> Vec<f64> {
 /// CPU reference of `mask_bias_grad`: the masked values and db + their per-channel sums.
 pub fn mask_bias_grad_ref(y: &[f64], v: &[f64], db: &[f64], shape: &[usize], slope: f64) -> (Vec<f64>, Vec<f64>) {
     let out = mask_ref(y, v, slope);
-    let sums = reduce::sum_ref(&out, reduce::View::per_channel(shape), false);
+    let sums = reduce::sum_ref(&out, reduce::View::per_channel(shape), reduce::Term::Value);
     let db = db.iter().zip(sums).map(|(a, b)| a + b).collect();
     (out, db)
 }

@@ -134,7 +134,7 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
             gs[len - per..].fill(0.0);
             let g = gpu.upload(&gs, &shape)?;
             let sumsq = gpu.zeros(&[b])?;
-            reduce::sum(gpu, &g, View::per_sample(&shape), true, false, &sumsq)?;
+            reduce::sum(gpu, &g, View::per_sample(&shape), reduce::Term::Square, false, &sumsq)?;
             let t = gpu.zeros(&shape)?;
             tangent(gpu, &g, &sumsq, &t, lambda, gamma)?;
             let r = tangent_ref(&f64s(&gs), b, lambda as f64, gamma as f64);

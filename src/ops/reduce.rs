@@ -14,6 +14,25 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/reduce.wgsl"),
 };
 
+/// What is summed of each element.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Term {
+    Value = 0,
+    Square = 1,
+    /// 1 for NaN and infinities, 0 otherwise: the sum counts them.
+    NonFinite = 2,
+}
+
+impl Term {
+    fn of(self, v: f64) -> f64 {
+        match self {
+            Term::Value => v,
+            Term::Square => v * v,
+            Term::NonFinite => (!v.is_finite()) as u8 as f64,
+        }
+    }
+}
+
 /// How `x` is viewed: `[outer, rows, inner]`, summed over outer and inner.
 #[derive(Clone, Copy, Debug)]
 pub struct View {
@@ -58,14 +77,14 @@ pub fn sum_slices(gpu: &Gpu, slices: &Tensor, accumulate: bool, out: &Tensor) ->
         rows: slices.shape[1],
         inner: 1,
     };
-    sum(gpu, slices, view, false, accumulate, out)
+    sum(gpu, slices, view, Term::Value, accumulate, out)
 }
 
 /// Terms per output up to which one invocation sums them alone (`sum_few`) rather than a workgroup.
 const FEW_TERMS: usize = 64;
 
-/// out[j] = sum over a, k of x[a, j, k] (or its square when `square`); added to out when `accumulate`.
-pub fn sum(gpu: &Gpu, x: &Tensor, view: View, square: bool, accumulate: bool, out: &Tensor) -> Result<()> {
+/// out[j] = sum over a, k of `term` of x[a, j, k]; added to out when `accumulate`.
+pub fn sum(gpu: &Gpu, x: &Tensor, view: View, term: Term, accumulate: bool, out: &Tensor) -> Result<()> {
     ensure!(
         view.outer * view.rows * view.inner == x.len(),
         "reduce: view {view:?} of a tensor {:?}",
@@ -81,7 +100,7 @@ pub fn sum(gpu: &Gpu, x: &Tensor, view: View, square: bool, accumulate: bool, ou
         view.outer as u32,
         view.rows as u32,
         view.inner as u32,
-        square as u32,
+        term as u32,
         accumulate as u32,
     ];
     if view.outer * view.inner <= FEW_TERMS {
@@ -92,26 +111,26 @@ pub fn sum(gpu: &Gpu, x: &Tensor, view: View, square: bool, accumulate: bool, ou
 }
 
 /// CPU reference of `sum`.
-pub fn sum_ref(x: &[f64], view: View, square: bool) -> Vec<f64> {
+pub fn sum_ref(x: &[f64], view: View, term: Term) -> Vec<f64> {
     let mut out = vec![0.0; view.rows];
     for a in 0..view.outer {
         for (j, o) in out.iter_mut().enumerate() {
             for k in 0..view.inner {
                 let v = x[(a * view.rows + j) * view.inner + k];
-                *o += if square { v * v } else { v };
+                *o += term.of(v);
             }
         }
     }
     out
 }
 
-/// Per-sample sums of squares, per-channel sums and batch sums on awkward shapes.
+/// Per-sample sums of squares, per-channel sums, batch sums and non-finite counts on awkward shapes.
 pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
         let mut rows = Vec::new();
         let mut rng = Rng::new(2);
         for shape in [[3usize, 17, 8, 8], [4, 5, 16, 16]] {
-            let xs = rng.normals(shape.iter().product());
+            let mut xs = rng.normals(shape.iter().product());
             let x = gpu.upload(&xs, &shape)?;
             let batch = View {
                 outer: shape[0],
@@ -119,17 +138,17 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
                 inner: 1,
             };
             // The first two take the workgroup path, the batch sum (3 or 4 terms) the one per output.
-            for (name, view, square) in [
-                ("reduce per-sample sum of squares", View::per_sample(&shape), true),
-                ("reduce per-channel sum", View::per_channel(&shape), false),
-                ("reduce batch sum", batch, false),
+            for (name, view, term) in [
+                ("reduce per-sample sum of squares", View::per_sample(&shape), Term::Square),
+                ("reduce per-channel sum", View::per_channel(&shape), Term::Value),
+                ("reduce batch sum", batch, Term::Value),
             ] {
                 let out = gpu.zeros(&[view.rows])?;
-                sum(gpu, &x, view, square, false, &out)?;
-                let r = sum_ref(&f64s(&xs), view, square);
+                sum(gpu, &x, view, term, false, &out)?;
+                let r = sum_ref(&f64s(&xs), view, term);
                 rows.push(compare(name, &shape, &gpu.download(&out).await?, &r, 1e-5));
                 // Accumulating the same sum again doubles it.
-                sum(gpu, &x, view, square, true, &out)?;
+                sum(gpu, &x, view, term, true, &out)?;
                 let r2: Vec<f64> = r.iter().map(|v| 2.0 * v).collect();
                 rows.push(compare(
                     &format!("{name} (accumulate)"),
@@ -139,6 +158,16 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
                     1e-5,
                 ));
             }
+            // NaN, both infinities and the largest finite values, counted per sample.
+            let len = xs.len();
+            for (k, v) in [(0, f32::NAN), (len / 3, f32::INFINITY), (len - 1, f32::NEG_INFINITY), (1, f32::MAX)] {
+                xs[k] = v;
+            }
+            let view = View::per_sample(&shape);
+            let out = gpu.zeros(&[view.rows])?;
+            sum(gpu, &gpu.upload(&xs, &shape)?, view, Term::NonFinite, false, &out)?;
+            let r = sum_ref(&f64s(&xs), view, Term::NonFinite);
+            rows.push(compare("reduce non-finite count", &shape, &gpu.download(&out).await?, &r, 0.0));
         }
         Ok(rows)
     })

@@ -42,6 +42,22 @@ pub struct TrainConfig {
     pub swd_ticks: usize,
     /// Images per side for those distances.
     pub swd_images: usize,
+    /// Ticks between snapshots, checkpoints kept under their own names
+    /// (`snapshot-<images>.safetensors`) so that any of them can be sampled or resumed later
+    /// (0: none).
+    #[serde(default = "default_snapshot_ticks")]
+    pub snapshot_ticks: usize,
+    /// Snapshots kept: the newest ones (0: all).
+    #[serde(default = "default_snapshots")]
+    pub snapshots: usize,
+}
+
+fn default_snapshot_ticks() -> usize {
+    10
+}
+
+fn default_snapshots() -> usize {
+    10
 }
 
 /// The progressive-growing schedule (PAPER.md "Growing"), in thousands of real images (kimg).
@@ -101,9 +117,15 @@ impl Default for TrainConfig {
             checkpoint_ticks: 5,
             swd_ticks: 10,
             swd_images: 1024,
+            snapshot_ticks: default_snapshot_ticks(),
+            snapshots: default_snapshots(),
         }
     }
 }
+
+/// The official training loop evaluates the schedule (level of detail, minibatch size, learning
+/// rate) once every this many minibatches and keeps it for all of them; so does the trainer.
+pub const MINIBATCH_REPEATS: u64 = 4;
 
 /// Where a number of real images puts training in the schedule.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -179,10 +201,23 @@ impl TrainConfig {
                 "the learning rate at {r}x{r} must be positive, not {lr}"
             );
         }
-        ensure!(
-            self.ema_beta >= 0.0 && self.ema_beta < 1.0,
-            "ema-beta must be in [0, 1)"
-        );
+        // Each loss and optimizer setting in its range (NaN fails every comparison), so that a
+        // configuration pggan saved is one it loads back.
+        let settings = [
+            ("lambda", self.lambda, 0.0, f32::INFINITY, "at least 0"),
+            ("gamma", self.gamma, f32::MIN_POSITIVE, f32::INFINITY, "positive"),
+            ("drift", self.drift, 0.0, f32::INFINITY, "at least 0"),
+            ("beta1", self.beta1, 0.0, 1.0, "in [0, 1)"),
+            ("beta2", self.beta2, 0.0, 1.0, "in [0, 1)"),
+            ("epsilon", self.epsilon, f32::MIN_POSITIVE, f32::INFINITY, "positive"),
+            ("ema_beta", self.ema_beta, 0.0, 1.0, "in [0, 1)"),
+        ];
+        for (name, value, low, high, range) in settings {
+            ensure!(
+                value >= low && value < high,
+                "{name} must be {range} and finite, not {value}"
+            );
+        }
         Ok(())
     }
 
@@ -222,7 +257,12 @@ impl TrainConfig {
     pub fn position(&self, images: u64) -> Position {
         let last = 2 * self.net.levels() - 2;
         let phase_images = self.schedule.phase_kimg * 1000.0;
-        let phase = ((images as f64 / phase_images).floor() as usize).min(last);
+        let mut phase = ((images as f64 / phase_images).floor() as usize).min(last);
+        // A fade-in's first image is still the previous level at alpha 1: the official level of
+        // detail is an integer there, so its Adam reset comes one schedule evaluation later.
+        if phase % 2 == 1 && images as f64 <= phase as f64 * phase_images {
+            phase -= 1;
+        }
         let level = phase.div_ceil(2) + 1;
         let alpha = if phase % 2 == 1 {
             ((images as f64 - phase as f64 * phase_images) / phase_images) as f32
@@ -277,6 +317,8 @@ impl TrainConfig {
             "data",
             "swd_ticks",
             "swd_images",
+            "snapshot_ticks",
+            "snapshots",
         ];
         let strip = |c: &TrainConfig| -> Result<serde_json::Value> {
             let mut v = serde_json::to_value(c)?;

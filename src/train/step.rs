@@ -1,5 +1,5 @@
-//! One training step: D step (WGAN terms, the exact gradient penalty, drift, Adam), then G step
-//! (Adam), then the EMA of G. Written once against [`Backend`]: on the GPU it records every kernel
+//! One training step: D step (WGAN terms, the exact gradient penalty, drift, Adam) and the EMA of G,
+//! then G step (Adam), in the official loop's order. Written once against [`Backend`]: on the GPU it records every kernel
 //! into one submission with no readback; on the CPU it is the f64 reference of the same step.
 
 use anyhow::{bail, Result};
@@ -260,6 +260,13 @@ pub fn step<B: Backend>(
         sc.adam,
         model.d_t,
     )?;
+    // The EMA follows G as it was before this step's G update: the official loop updates it together
+    // with the D step.
+    bk.ema(
+        &model.g_ema.first_layers(bk, g_layers)?,
+        &model.g.first_layers(bk, g_layers)?,
+        sc.ema_beta,
+    )?;
     let g_scores = g_gradients(bk, model, &inputs.z_g, level, alpha)?;
     model.g_t += 1;
     adam_update(
@@ -268,11 +275,6 @@ pub fn step<B: Backend>(
         g_layers,
         sc.adam,
         model.g_t,
-    )?;
-    bk.ema(
-        &model.g_ema.first_layers(bk, g_layers)?,
-        &model.g.first_layers(bk, g_layers)?,
-        sc.ema_beta,
     )?;
     bk.loss_stats(
         &dout.scores,

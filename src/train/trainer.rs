@@ -2,10 +2,10 @@
 //! browser. It only records GPU work and reads back when asked (statistics, samples, checkpoints),
 //! so the caller decides when to wait: the CLI blocks, the page awaits.
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
-use super::config::{Position, TrainConfig};
+use super::config::{Position, TrainConfig, MINIBATCH_REPEATS};
 use super::step::{self, Model, StepInputs};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Images};
@@ -14,6 +14,7 @@ use crate::metrics::{self, Swd, SwdConfig};
 use crate::nn::arch::Layer;
 use crate::nn::net::{Net, Params};
 use crate::nn::NetConfig;
+use crate::ops::reduce::{self, Term, View};
 use crate::rng::Rng;
 
 /// Where a run is: everything besides the tensors that a resumed run needs to continue equal.
@@ -22,6 +23,9 @@ pub struct TrainState {
     /// Real images shown to D so far.
     pub images: u64,
     pub steps: u64,
+    /// `images` when the schedule was last evaluated: at every [`MINIBATCH_REPEATS`]-th step.
+    #[serde(default)]
+    pub schedule_images: u64,
     /// The schedule phase of the last step (Adam is reset when it changes).
     pub phase: usize,
     /// The data / latent RNG's state after the last step.
@@ -33,6 +37,13 @@ pub struct TrainState {
     pub seconds: f64,
 }
 
+impl TrainState {
+    /// The schedule position in effect: the one of the last evaluation.
+    pub fn position(&self, cfg: &TrainConfig) -> Position {
+        cfg.position(self.schedule_images)
+    }
+}
+
 /// The last step's losses (`step::step`'s statistics).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Stats {
@@ -41,6 +52,22 @@ pub struct Stats {
     pub penalty: f32,
     pub drift: f32,
     pub wasserstein: f32,
+}
+
+impl Stats {
+    /// The first loss term that is NaN or infinite, by name.
+    pub fn nonfinite(&self) -> Option<&'static str> {
+        [
+            ("the D loss", self.d_loss),
+            ("the G loss", self.g_loss),
+            ("the gradient penalty", self.penalty),
+            ("the drift term", self.drift),
+            ("the Wasserstein estimate", self.wasserstein),
+        ]
+        .into_iter()
+        .find(|(_, v)| !v.is_finite())
+        .map(|(name, _)| name)
+    }
 }
 
 /// Latents for sample grids: the same for the whole run (seeded by the run's seed).
@@ -75,6 +102,13 @@ impl Trainer {
     /// Continues a checkpoint exactly where it stopped: parameters, Adam moments and counts,
     /// schedule position and RNG.
     pub fn resume(gpu: Gpu, ck: &Checkpoint, data: Dataset) -> Result<Trainer> {
+        ensure!(
+            ck.version >= 2,
+            "this checkpoint (format version {}) was trained with an earlier discriminator block, which \
+             applied the bias and leaky ReLU before the downsampling; its D cannot continue with the \
+             official block. Its generator still works with generate and interpolate; start a new run to train",
+            ck.version
+        );
         ck.config.validate()?;
         check_data(&ck.config, &data)?;
         let mut model = Model::zeros(&gpu, &ck.config.net)?;
@@ -99,7 +133,7 @@ impl Trainer {
     }
 
     pub fn position(&self) -> Position {
-        self.cfg.position(self.state.images)
+        self.state.position(&self.cfg)
     }
 
     pub fn finished(&self) -> bool {
@@ -108,6 +142,9 @@ impl Trainer {
 
     /// Records and submits one D + G step on a fresh minibatch; reads nothing back.
     pub fn step(&mut self) -> Result<()> {
+        if self.state.steps % MINIBATCH_REPEATS == 0 {
+            self.state.schedule_images = self.state.images;
+        }
         let pos = self.position();
         if pos.phase != self.state.phase {
             // A new fade-in or stabilisation phase: Adam starts over (PAPER.md, "Growing").
@@ -195,16 +232,45 @@ impl Trainer {
         ))
     }
 
-    /// Everything needed to resume, read back from the GPU.
-    pub async fn checkpoint(&self) -> Result<Checkpoint> {
-        let mut named = Vec::new();
-        for (group, params, layers) in groups(&self.model) {
-            for (i, layer) in layers.iter().enumerate() {
-                for (suffix, t) in [("w", &params.w[i]), ("b", &params.b[i])] {
-                    named.push((format!("{group}/{}/{suffix}", layer.name), t));
+    /// The first tensor of the model (parameters, EMA generator, Adam moments) that holds a NaN or
+    /// an infinity, by its checkpoint name. One count per group on the GPU, read back together;
+    /// only a group with a count is read whole, to name the tensor.
+    pub async fn first_nonfinite(&self) -> Result<Option<String>> {
+        let gpu = &self.gpu;
+        let counts = nonfinite_counts(gpu, &self.model)?;
+        let counts = gpu.download_many(&counts.iter().collect::<Vec<_>>()).await?;
+        for ((group, params, layers), count) in groups(&self.model).into_iter().zip(counts) {
+            if count[0] == 0.0 {
+                continue;
+            }
+            for (name, t) in named(group, params, layers) {
+                if gpu.download(t).await?.iter().any(|v| !v.is_finite()) {
+                    return Ok(Some(name));
                 }
             }
         }
+        Ok(None)
+    }
+
+    /// The message of a run whose `what` (a loss, a tensor) turned NaN or infinite.
+    pub fn diverged(&self, what: &str) -> String {
+        format!(
+            "training diverged at kimg {:.3} (step {}): {what} is NaN or infinite",
+            self.state.images as f64 / 1000.0,
+            self.state.steps
+        )
+    }
+
+    /// Everything needed to resume, read back from the GPU; refused when any tensor is NaN or
+    /// infinite, so that a diverged model is never saved.
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
+        if let Some(name) = self.first_nonfinite().await? {
+            bail!(self.diverged(&format!("tensor {name}")));
+        }
+        let named: Vec<(String, &Tensor)> = groups(&self.model)
+            .into_iter()
+            .flat_map(|(group, params, layers)| named(group, params, layers))
+            .collect();
         let all: Vec<&Tensor> = named.iter().map(|(_, t)| *t).collect();
         let values = self.gpu.download_many(&all).await?;
         let tensors = named
@@ -213,6 +279,7 @@ impl Trainer {
             .map(|((name, t), v)| (name, (t.shape.clone(), v)))
             .collect();
         Ok(Checkpoint {
+            version: crate::checkpoint::VERSION,
             config: self.cfg.clone(),
             state: self.state.clone(),
             tensors,
@@ -239,7 +306,7 @@ impl Sampler {
     }
 
     pub fn position(&self) -> Position {
-        self.ck.config.position(self.ck.state.images)
+        self.ck.state.position(&self.ck.config)
     }
 
     /// Images for `latents` [N, latent] at the checkpoint's resolution and fade-in.
@@ -286,6 +353,30 @@ fn groups(m: &Model<Tensor>) -> [(&'static str, &Params<Tensor>, &[Layer]); 7] {
         ("d_m", &m.d_m, &m.d_layers),
         ("d_v", &m.d_v, &m.d_layers),
     ]
+}
+
+/// Records counting the NaN and infinite values of each group of a checkpoint's tensors, one
+/// reduction per group; returns the counts ([1] each, in [`groups`] order).
+pub fn nonfinite_counts(gpu: &Gpu, model: &Model<Tensor>) -> Result<Vec<Tensor>> {
+    let mut counts = Vec::new();
+    for (_, params, _) in groups(model) {
+        let count = gpu.scratch(&[1])?;
+        let view = View::per_sample(&[1, params.all.len()]);
+        reduce::sum(gpu, &params.all, view, Term::NonFinite, false, &count)?;
+        counts.push(count);
+    }
+    Ok(counts)
+}
+
+/// A group's tensors with their checkpoint names (`d/8x8/conv0/w`, ...).
+fn named<'a>(group: &str, params: &'a Params<Tensor>, layers: &[Layer]) -> Vec<(String, &'a Tensor)> {
+    let mut out = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        for (suffix, t) in [("w", &params.w[i]), ("b", &params.b[i])] {
+            out.push((format!("{group}/{}/{suffix}", layer.name), t));
+        }
+    }
+    out
 }
 
 /// One group of a checkpoint's tensors into `params`, checked against the layers' shapes.
