@@ -1,10 +1,11 @@
 //! The native `train`, `generate` and `interpolate` commands: flags, config files, datasets, resume.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use clap::Args;
 use pollster::block_on;
 
@@ -70,6 +71,13 @@ pub struct TrainArgs {
     /// Ticks between checkpoints. Default: 5.
     #[arg(long)]
     pub checkpoint_ticks: Option<usize>,
+    /// Ticks between snapshots, checkpoints kept as `snapshot-<images>.safetensors` (0: none).
+    /// Default: 10.
+    #[arg(long)]
+    pub snapshot_ticks: Option<usize>,
+    /// Snapshots kept, the newest (0: all). Default: 10.
+    #[arg(long)]
+    pub snapshots: Option<usize>,
     /// Ticks between sliced Wasserstein distances in the log (0: never). Default: 10.
     #[arg(long)]
     pub swd_ticks: Option<usize>,
@@ -88,7 +96,8 @@ pub struct TrainArgs {
     /// Where prepared datasets are cached (default: `<out>/cache`).
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// No progress bar (log lines still go to log.jsonl).
+    /// Nothing on stderr while training: no progress bar, no tick lines (they still go to log.txt
+    /// and log.jsonl).
     #[arg(long)]
     pub quiet: bool,
 }
@@ -110,7 +119,8 @@ impl TrainArgs {
              net.latent => self.latent, net.channels => self.channels, s.minibatch => self.minibatch,
              s.lr => self.lr, s.phase_kimg => self.phase_kimg, cfg.tick_kimg => self.tick_kimg,
              cfg.checkpoint_ticks => self.checkpoint_ticks, cfg.seed => self.seed, cfg.data => self.data,
-             cfg.swd_ticks => self.swd_ticks, cfg.swd_images => self.swd_images);
+             cfg.swd_ticks => self.swd_ticks, cfg.swd_images => self.swd_images,
+             cfg.snapshot_ticks => self.snapshot_ticks, cfg.snapshots => self.snapshots);
         if self.total_kimg.is_some() {
             s.total_kimg = self.total_kimg;
         }
@@ -165,26 +175,41 @@ pub fn load_data(name: &str, c: usize, r: usize, cache: &Path) -> Result<Dataset
 
 /// `pggan train`: a new run, or `--resume` of one.
 pub fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
-    let (mut trainer, dir) = match &args.resume {
+    let (mut trainer, dir, origin) = match &args.resume {
         Some(path) => {
-            let (ck, dir) = find_checkpoint(path)?;
+            let (file, run_dir) = resume_source(path)?;
+            let ck = checkpoint::load(&file)?;
             let mut cfg = ck.config.clone();
             if let Some(file) = &args.config {
                 cfg = read_json_config(file)?;
             }
             args.apply(&mut cfg)?;
             ck.config.check_resumable_as(&cfg)?;
+            // Where the run continues is known, and writable, before the dataset and the GPU.
+            match &run_dir {
+                Some(dir) => run::check_writable(dir)?,
+                None => run::check_writable(&args.out())?,
+            }
             let data = load_dataset(&cfg, &cache_dir(args))?;
             let mut ck = ck;
             ck.config = cfg;
             let trainer = Trainer::resume(block_on(Gpu::new(gpu))?, &ck, data)?;
-            eprintln!(
-                "resuming {} at {:.1} kimg ({} steps)",
-                dir.display(),
-                trainer.state.images as f64 / 1000.0,
-                trainer.state.steps
-            );
-            (trainer, dir)
+            let kimg = trainer.state.images as f64 / 1000.0;
+            let (dir, origin) = match run_dir {
+                Some(dir) => {
+                    let origin = format!("resuming at kimg {kimg:.3} (step {})", trainer.state.steps);
+                    (dir, origin)
+                }
+                None => {
+                    // Any other checkpoint file (a snapshot, a copy, the page's) leaves its run
+                    // untouched: the continuation is a new run that records where it came from.
+                    let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
+                    let from = file.canonicalize().unwrap_or(file.clone());
+                    (dir, format!("new run resumed from {} at kimg {kimg:.3}", from.display()))
+                }
+            };
+            eprintln!("{}: {origin}", dir.display());
+            (trainer, dir, origin)
         }
         None => {
             let mut cfg = match &args.config {
@@ -192,29 +217,40 @@ pub fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
                 None => TrainConfig::default(),
             };
             args.apply(&mut cfg)?;
+            run::check_writable(&args.out())?;
             let data = load_dataset(&cfg, &cache_dir(args))?;
             let trainer = Trainer::new(block_on(Gpu::new(gpu))?, cfg, data)?;
             let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
             eprintln!("new run {}", dir.display());
-            (trainer, dir)
+            (trainer, dir, "new run".to_string())
         }
     };
     eprintln!("adapter: {}", trainer.gpu.describe());
+    if trainer.gpu.info.device_type == wgpu::DeviceType::Cpu {
+        eprintln!(
+            "warning: {} is a software adapter (the GPU is emulated on the CPU): training runs \
+             hundreds of times slower than on a GPU; the ETA counts every resolution still to come",
+            trainer.gpu.info.name
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    // The first Ctrl-C stops after the current step with a checkpoint; a second one exits at once.
+    // The first Ctrl-C, SIGTERM or SIGHUP stops after the current step with a checkpoint; a
+    // second one exits at once.
     ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
     })
-    .context("cannot install the Ctrl-C handler")?;
+    .context("cannot install the signal handler")?;
+    let terminal = std::io::stderr().is_terminal();
     let opts = RunOptions {
         grid: args.grid.unwrap_or(8).max(1),
         stop: &stop,
-        progress: !args.quiet,
+        progress: !args.quiet && terminal,
+        tick_lines: !args.quiet && !terminal,
     };
-    let outcome = run::train(&mut trainer, &dir, &opts)?;
+    let outcome = run::train(&mut trainer, &dir, &opts, &origin)?;
     match outcome {
         Outcome::Finished => eprintln!("finished; checkpoint in {}", dir.join(CHECKPOINT).display()),
         Outcome::Interrupted => eprintln!(
@@ -229,23 +265,45 @@ fn cache_dir(args: &TrainArgs) -> PathBuf {
     args.cache.clone().unwrap_or_else(|| args.out().join("cache"))
 }
 
-/// A checkpoint given as a run folder or a file, with the run folder it belongs to.
-fn find_checkpoint(path: &Path) -> Result<(Checkpoint, PathBuf)> {
-    let (file, dir) = if path.is_dir() {
-        (path.join(CHECKPOINT), path.to_path_buf())
-    } else {
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        (path.to_path_buf(), dir)
+/// The checkpoint file `--resume PATH` names, and the run folder to continue in: a run folder (its
+/// `config.json` and `checkpoint.safetensors`), given as the folder or as that checkpoint, continues
+/// in place; any other checkpoint file has none (the run starts a new folder).
+fn resume_source(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
+    if path.is_dir() {
+        ensure!(
+            path.join(CONFIG).exists(),
+            "{} is not a run folder (no {CONFIG}); give a run folder or a checkpoint file",
+            path.display()
+        );
+        let file = path.join(CHECKPOINT);
+        ensure!(
+            file.exists(),
+            "the run folder {} has no checkpoint yet: it stopped before its first one (written every \
+             --checkpoint-ticks ticks and when a run is stopped), so there is nothing to resume; start \
+             a new run",
+            path.display()
+        );
+        return Ok((file, Some(path.to_path_buf())));
+    }
+    ensure!(path.exists(), "no checkpoint at {}", path.display());
+    let dir = path.parent().filter(|d| {
+        path.file_name() == Some(CHECKPOINT.as_ref()) && d.join(CONFIG).exists()
+    });
+    Ok((path.to_path_buf(), dir.map(Path::to_path_buf)))
+}
+
+/// A checkpoint given as a file or as a run folder (its `checkpoint.safetensors`).
+fn find_checkpoint(path: &Path) -> Result<Checkpoint> {
+    let file = match path.is_dir() {
+        true => path.join(CHECKPOINT),
+        false => path.to_path_buf(),
     };
     ensure!(
         file.exists(),
         "no checkpoint at {} (a run folder has {CHECKPOINT} once it has trained a few ticks)",
         file.display()
     );
-    if path.is_dir() && !dir.join(CONFIG).exists() {
-        bail!("{} is not a run folder (no {CONFIG})", dir.display());
-    }
-    Ok((checkpoint::load(&file)?, dir))
+    checkpoint::load(&file)
 }
 
 /// What `generate`, `interpolate` and the metrics need of a checkpoint file: its EMA generator
@@ -254,8 +312,7 @@ pub struct Generator(Sampler);
 
 impl Generator {
     pub fn load(path: &Path, gpu: &GpuOptions) -> Result<Generator> {
-        let (ck, _) = find_checkpoint(path)?;
-        Ok(Generator(Sampler::new(block_on(Gpu::new(gpu))?, ck)?))
+        Ok(Generator(Sampler::new(block_on(Gpu::new(gpu))?, find_checkpoint(path)?)?))
     }
 
     pub fn latent(&self) -> usize {

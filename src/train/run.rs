@@ -1,31 +1,39 @@
-//! The native training loop around [`Trainer`]: a run folder with the configuration, a JSONL log,
-//! sample grids and checkpoints, a progress bar, and a stop flag (Ctrl-C) honoured between steps
-//! after writing a checkpoint.
+//! The native training loop around [`Trainer`]: a run folder with the configuration, logs, sample
+//! grids, checkpoints and snapshots, a progress bar (or a line per tick where stderr is not a
+//! terminal), and a stop flag (Ctrl-C, SIGTERM, SIGHUP) honoured between steps after writing a
+//! checkpoint.
 //!
-//! A run folder holds `config.json`, `log.jsonl` (one line per tick), `samples/reals.png`,
-//! `samples/fakes-<images>.png` (the EMA generator on fixed latents) and `checkpoint.safetensors`.
+//! A run folder holds `config.json`, `log.jsonl` (one line per tick), `log.txt` (the same ticks and
+//! every event as plain text), `samples/reals.png`, `samples/fakes-<images>.png` (the EMA generator
+//! on fixed latents), `checkpoint.safetensors` and `snapshot-<images>.safetensors`.
+//!
+//! Nothing non-finite is ever saved: the losses are checked at every read-back and every tensor of
+//! the model before every checkpoint; on the first NaN or infinity the run stops with an error and
+//! the last good checkpoint and snapshots stay as they were.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pollster::block_on;
 use serde::Serialize;
 
 use super::config::TrainConfig;
 use super::trainer::{sample_latents, Stats, Trainer};
-use crate::checkpoint::{self, write_atomic};
+use crate::checkpoint::write_atomic;
 use crate::data::Images;
 use crate::metrics::Swd;
+use crate::nn::arch::{self, forward_flops};
 use crate::samples::grid;
 
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const CONFIG: &str = "config.json";
 pub const LOG: &str = "log.jsonl";
+pub const LOG_TEXT: &str = "log.txt";
 
 /// Steps between reading the losses back: keeps the queue of submitted steps short and the
 /// progress bar current without waiting on the GPU after every step.
@@ -34,10 +42,12 @@ const SYNC_STEPS: u64 = 4;
 pub struct RunOptions<'a> {
     /// Sample grids are `grid` x `grid` images.
     pub grid: usize,
-    /// Set (by Ctrl-C) to stop after the current step with a checkpoint.
+    /// Set (by Ctrl-C, SIGTERM or SIGHUP) to stop after the current step with a checkpoint.
     pub stop: &'a AtomicBool,
-    /// Draw the progress bar (hidden anyway when stderr is not a terminal).
+    /// Draw the progress bar.
     pub progress: bool,
+    /// Print each tick's line to stderr (where there is no progress bar to show it).
+    pub tick_lines: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -62,7 +72,8 @@ struct LogLine {
     swd: Option<Swd>,
 }
 
-/// A new folder `out/NNN-<data>-<res>` with the next free number.
+/// A new folder `out/NNN-<data>-<res>`, numbered one past the highest number there (three digits
+/// at least, more after 999).
 pub fn new_run_dir(out: &Path, cfg: &TrainConfig) -> Result<PathBuf> {
     fs::create_dir_all(out).with_context(|| format!("cannot create the runs folder {}", out.display()))?;
     let data = Path::new(&cfg.data)
@@ -72,8 +83,13 @@ pub fn new_run_dir(out: &Path, cfg: &TrainConfig) -> Result<PathBuf> {
                 .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
         })
         .unwrap_or_else(|| "data".into());
-    let next = fs::read_dir(out)?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.get(..3)?.parse::<usize>().ok())
+    let number = |name: &str| -> Option<usize> {
+        let digits = name.split('-').next()?;
+        digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())?
+    };
+    let next = fs::read_dir(out)
+        .with_context(|| format!("cannot list the runs folder {}", out.display()))?
+        .filter_map(|e| number(e.ok()?.file_name().to_str()?))
         .max()
         .map_or(0, |n| n + 1);
     let dir = out.join(format!("{next:03}-{data}-{}", cfg.net.max_res));
@@ -81,8 +97,65 @@ pub fn new_run_dir(out: &Path, cfg: &TrainConfig) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Fails unless files can be created in `dir` (created if missing): checked before a run decodes
+/// its dataset and opens the GPU, not after.
+pub fn check_writable(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let probe = dir.join(format!(".pggan-write-test-{}", std::process::id()));
+    fs::write(&probe, b"").with_context(|| format!("cannot write into {}", dir.display()))?;
+    fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))
+}
+
+/// `log.txt` of a run folder, and stderr where asked: the lines a person reads.
+struct TextLog {
+    file: fs::File,
+    echo: bool,
+}
+
+impl TextLog {
+    fn open(dir: &Path, echo: bool) -> Result<TextLog> {
+        let path = dir.join(LOG_TEXT);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(TextLog { file, echo })
+    }
+
+    fn line(&mut self, bar: &ProgressBar, text: &str) -> Result<()> {
+        if self.echo {
+            eprintln!("{text}");
+        } else if !bar.is_hidden() {
+            bar.println(text);
+        }
+        writeln!(self.file, "{text}").with_context(|| format!("cannot write {LOG_TEXT}"))
+    }
+}
+
 /// Trains until the schedule ends or `opts.stop` is set; a checkpoint is written in either case.
-pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions) -> Result<Outcome> {
+/// `origin` is a line for the log about where the run comes from. An error ends the run with its
+/// message in `log.txt` too.
+pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions, origin: &str) -> Result<Outcome> {
+    let bar = progress_bar(opts.progress);
+    let mut text = TextLog::open(dir, opts.tick_lines)?;
+    text.line(&bar, origin)?;
+    let result = train_loop(trainer, dir, opts, &bar, &mut text);
+    if let Err(e) = &result {
+        bar.abandon();
+        // The error itself is what the caller reports; a failure to log it adds nothing.
+        let _ = writeln!(text.file, "error: {e:#}");
+    }
+    result
+}
+
+fn train_loop(
+    trainer: &mut Trainer,
+    dir: &Path,
+    opts: &RunOptions,
+    bar: &ProgressBar,
+    text: &mut TextLog,
+) -> Result<Outcome> {
     fs::create_dir_all(dir.join("samples")).with_context(|| format!("cannot write into {}", dir.display()))?;
     write_atomic(
         &dir.join(CONFIG),
@@ -98,9 +171,9 @@ pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions) -> Result<Out
             reals.res,
             reals.pixels[..shown * reals.image(0).len()].to_vec(),
         )?;
-        fs::write(
-            dir.join("samples/reals.png"),
-            grid(&first, opts.grid, reals.res)?.png()?,
+        write_atomic(
+            &dir.join("samples/reals.png"),
+            &grid(&first, opts.grid, reals.res)?.png()?,
         )?;
     }
     let mut log = fs::OpenOptions::new()
@@ -110,7 +183,7 @@ pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions) -> Result<Out
         .with_context(|| format!("cannot open the log in {}", dir.display()))?;
     let latents = sample_latents(&trainer.cfg, grid_count);
     let total = trainer.cfg.total_images();
-    let bar = progress_bar(total, trainer.state.images, opts.progress);
+    let cost = Cost::new(&trainer.cfg);
     let tick_images = ((trainer.cfg.tick_kimg * 1000.0).round() as u64).max(1);
     let mut tick = Tick {
         next: (trainer.state.images / tick_images + 1) * tick_images,
@@ -118,37 +191,37 @@ pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions) -> Result<Out
         start: Instant::now(),
         start_images: trainer.state.images,
     };
+    let mut speed = Speed::new();
     let mut last = Instant::now();
-    let mut stats = Stats::default();
+    let mut stats: Option<Stats> = None;
     let mut saved = false;
     while !trainer.finished() {
         if opts.stop.load(Ordering::SeqCst) {
             bar.abandon_with_message("interrupted: writing a checkpoint");
-            save(trainer, dir)?;
+            save(trainer, dir, false, text, bar)?;
+            text.line(bar, &format!("stopped by a signal at {}", at(trainer)))?;
             return Ok(Outcome::Interrupted);
         }
         trainer.step()?;
+        // The position the step used (the schedule is evaluated at its start).
+        let pos = trainer.position();
+        speed.work += cost.per_image(pos.level) * trainer.cfg.minibatch(pos.res()) as f64;
         saved = false;
         let at_tick = trainer.state.images >= tick.next || trainer.finished();
         if trainer.state.steps.is_multiple_of(SYNC_STEPS) || at_tick {
-            stats = block_on(trainer.stats())?;
+            let s = block_on(trainer.stats())?;
+            if let Some(what) = s.nonfinite() {
+                bail!("{}. {}", trainer.diverged(what), kept(dir));
+            }
+            stats = Some(s);
+            speed.sync();
         }
         let now = Instant::now();
         trainer.state.seconds += (now - last).as_secs_f64();
         last = now;
-        let pos = trainer.position();
-        bar.set_position(trainer.state.images.min(total));
-        bar.set_message(format!(
-            "kimg {:.1}/{:.1} | {r}x{r} {} a={:.2} | {:.0} img/s | D {:.3} G {:.3}",
-            trainer.state.images as f64 / 1000.0,
-            total as f64 / 1000.0,
-            pos.phase_name(),
-            pos.alpha,
-            tick.rate(trainer.state.images),
-            stats.d_loss,
-            stats.g_loss,
-            r = pos.res()
-        ));
+        let status = status_line(trainer, &stats, &speed, &cost, total);
+        bar.set_position(((trainer.state.images.min(total) as f64 / total as f64) * 1000.0) as u64);
+        bar.set_message(status.clone());
         if at_tick {
             let rate = tick.rate(trainer.state.images);
             tick.done += 1;
@@ -167,31 +240,178 @@ pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions) -> Result<Out
                 resolution: pos.res(),
                 phase: pos.phase_name(),
                 alpha: pos.alpha,
-                stats,
+                stats: stats.unwrap_or_default(),
                 images_per_second: rate,
                 seconds: trainer.state.seconds,
                 steps: trainer.state.steps,
                 swd,
             };
-            writeln!(log, "{}", serde_json::to_string(&line)?)?;
+            writeln!(log, "{}", serde_json::to_string(&line)?).with_context(|| format!("cannot write {LOG}"))?;
+            text.line(bar, &format!("tick {} {status}", tick.done))?;
+            // A sample grid that cannot be written (a full disk) is reported, and the checkpoint
+            // is still attempted: it matters more.
             let fakes = block_on(trainer.samples(&latents))?;
-            let png = grid(&fakes, opts.grid, trainer.cfg.net.max_res)?.png()?;
-            fs::write(dir.join(format!("samples/fakes-{:09}.png", trainer.state.images)), png)?;
-            if tick.done.is_multiple_of(trainer.cfg.checkpoint_ticks as u64) {
-                save(trainer, dir)?;
+            let png = dir.join(format!("samples/fakes-{:09}.png", trainer.state.images));
+            let written = grid(&fakes, opts.grid, trainer.cfg.net.max_res)
+                .and_then(|g| g.png())
+                .and_then(|bytes| write_atomic(&png, &bytes));
+            if let Err(e) = written {
+                text.line(bar, &format!("warning: no sample grid this tick: {e:#}"))?;
+            }
+            let snapshot = trainer.cfg.snapshot_ticks > 0 && tick.done.is_multiple_of(trainer.cfg.snapshot_ticks as u64);
+            if snapshot || tick.done.is_multiple_of(trainer.cfg.checkpoint_ticks as u64) {
+                save(trainer, dir, snapshot, text, bar)?;
                 saved = true;
             }
             tick.next = (trainer.state.images / tick_images + 1) * tick_images;
             tick.start = Instant::now();
             tick.start_images = trainer.state.images;
             last = tick.start;
+            speed.restart();
         }
     }
     if !saved {
-        save(trainer, dir)?;
+        save(trainer, dir, false, text, bar)?;
     }
+    text.line(bar, &format!("finished at {}", at(trainer)))?;
     bar.finish_with_message("done");
     Ok(Outcome::Finished)
+}
+
+/// "kimg 1.234 (step 56)".
+fn at(trainer: &Trainer) -> String {
+    format!(
+        "kimg {:.3} (step {})",
+        trainer.state.images as f64 / 1000.0,
+        trainer.state.steps
+    )
+}
+
+/// What a run that stops on an error leaves: nothing saved after it, the last checkpoint as it was.
+fn kept(dir: &Path) -> String {
+    match dir.join(CHECKPOINT).exists() {
+        true => format!(
+            "Nothing was saved after it; the last checkpoint, {}, is kept as it was",
+            dir.join(CHECKPOINT).display()
+        ),
+        false => "Nothing was saved; the run has no earlier checkpoint".to_string(),
+    }
+}
+
+/// Progress, speed, losses and the time left: the bar's message and each tick's line.
+fn status_line(trainer: &Trainer, stats: &Option<Stats>, speed: &Speed, cost: &Cost, total: u64) -> String {
+    let pos = trainer.position();
+    // Tiny runs (tests, trials) need the thousandths.
+    let digits = if total < 10_000 { 3 } else { 1 };
+    let mut s = format!(
+        "kimg {:.digits$}/{:.digits$} | {r}x{r} {} a={:.2}",
+        trainer.state.images as f64 / 1000.0,
+        total as f64 / 1000.0,
+        pos.phase_name(),
+        pos.alpha,
+        r = pos.res()
+    );
+    if let Some(rate) = speed.rate {
+        let per_image = cost.per_image(pos.level);
+        s += &format!(" | {:.1} img/s", rate / per_image);
+        let left = cost.remaining(trainer.state.images) / rate;
+        s += &format!(" | ETA {}", duration(left));
+    }
+    if let Some(st) = stats {
+        s += &format!(" | D {:.3} G {:.3}", st.d_loss, st.g_loss);
+    }
+    s
+}
+
+/// "3h05m", "12m30s", "40s".
+fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// The relative cost of training on one real image at each level: the forward FLOPs of G plus
+/// three times D's (the D step runs D on the real, fake and mixed images and the penalty's
+/// tangents; G's step runs G once more and D once), so that the time left counts the slower
+/// resolutions still to come, scaled by the speed measured so far.
+pub struct Cost {
+    per_level: Vec<f64>,
+    cfg: TrainConfig,
+}
+
+impl Cost {
+    pub fn new(cfg: &TrainConfig) -> Cost {
+        let (g, d) = (arch::generator(&cfg.net), arch::discriminator(&cfg.net));
+        let per_level = (1..=cfg.net.levels())
+            .map(|l| forward_flops(&g, l) + 3.0 * forward_flops(&d, l))
+            .collect();
+        Cost {
+            per_level,
+            cfg: cfg.clone(),
+        }
+    }
+
+    pub fn per_image(&self, level: usize) -> f64 {
+        self.per_level[level - 1]
+    }
+
+    /// The cost of the images from `images` to the end of the run, phase by phase.
+    pub fn remaining(&self, images: u64) -> f64 {
+        let (total, phase) = (self.cfg.total_images(), self.cfg.schedule.phase_kimg * 1000.0);
+        let mut at = images;
+        let mut left = 0.0;
+        while at < total {
+            let pos = self.cfg.position(at);
+            let last = pos.phase == 2 * self.cfg.net.levels() - 2;
+            let end = match last {
+                true => total,
+                false => (((pos.phase + 1) as f64 * phase).ceil() as u64).clamp(at + 1, total),
+            };
+            left += (end - at) as f64 * self.per_image(pos.level);
+            at = end;
+        }
+        left
+    }
+}
+
+/// Training speed in cost units per second, measured between read-backs (when the GPU has finished
+/// the steps submitted) and smoothed, so that it does not jump when a tick restarts it.
+struct Speed {
+    /// Cost of the steps since the last measurement.
+    work: f64,
+    since: Instant,
+    /// Smoothed; `None` until the first measurement.
+    rate: Option<f64>,
+}
+
+impl Speed {
+    fn new() -> Speed {
+        Speed {
+            work: 0.0,
+            since: Instant::now(),
+            rate: None,
+        }
+    }
+
+    fn sync(&mut self) {
+        let dt = self.since.elapsed();
+        if dt < Duration::from_millis(100) {
+            return;
+        }
+        let r = self.work / dt.as_secs_f64();
+        self.rate = Some(self.rate.map_or(r, |old| 0.8 * old + 0.2 * r));
+        self.work = 0.0;
+        self.since = Instant::now();
+    }
+
+    /// Leaves out the time a tick spent on samples, metrics and checkpoints.
+    fn restart(&mut self) {
+        self.work = 0.0;
+        self.since = Instant::now();
+    }
 }
 
 struct Tick {
@@ -207,17 +427,43 @@ impl Tick {
     }
 }
 
-fn save(trainer: &Trainer, dir: &Path) -> Result<()> {
-    checkpoint::save(&dir.join(CHECKPOINT), &block_on(trainer.checkpoint())?)
+/// Writes the checkpoint (and with `snapshot` a snapshot beside it, pruned to the newest
+/// `snapshots`); [`Trainer::checkpoint`] refuses a model with a NaN or an infinity.
+fn save(trainer: &Trainer, dir: &Path, snapshot: bool, text: &mut TextLog, bar: &ProgressBar) -> Result<()> {
+    let ck = block_on(trainer.checkpoint()).map_err(|e| anyhow!("{e:#}. {}", kept(dir)))?;
+    let bytes = ck.to_bytes()?;
+    write_atomic(&dir.join(CHECKPOINT), &bytes)?;
+    if snapshot {
+        let name = format!("snapshot-{:09}.safetensors", trainer.state.images);
+        write_atomic(&dir.join(&name), &bytes)?;
+        text.line(bar, &format!("snapshot {name}"))?;
+        prune_snapshots(dir, trainer.cfg.snapshots)?;
+    }
+    Ok(())
 }
 
-fn progress_bar(total: u64, at: u64, show: bool) -> ProgressBar {
+/// Removes all but the newest `keep` snapshots (0 keeps all); their names sort by images seen.
+fn prune_snapshots(dir: &Path, keep: usize) -> Result<()> {
+    if keep == 0 {
+        return Ok(());
+    }
+    let mut names: Vec<String> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("snapshot-") && n.ends_with(".safetensors"))
+        .collect();
+    names.sort();
+    for old in names.iter().take(names.len().saturating_sub(keep)) {
+        fs::remove_file(dir.join(old)).with_context(|| format!("cannot remove the old snapshot {old}"))?;
+    }
+    Ok(())
+}
+
+/// The bar counts thousandths of the run; its message carries the figures.
+fn progress_bar(show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total).with_position(at);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} {bar:24} {msg} | ETA {eta}").expect("a valid template"),
-    );
+    let bar = ProgressBar::new(1000);
+    bar.set_style(ProgressStyle::with_template("{elapsed_precise} {bar:24} {msg}").expect("a valid template"));
     bar
 }

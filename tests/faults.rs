@@ -1,0 +1,357 @@
+//! What a run survives, as a user meets it: SIGTERM and SIGHUP, kill -9 at random moments, a run
+//! that diverges, a full disk, resuming a copy of a checkpoint, run folder numbering and an `--out`
+//! that cannot be written. Tiny networks on the emoji set at 8x8 (a tick is two steps).
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{pggan, run_pggan as run, temp_dir};
+use pggan::checkpoint::{self, Checkpoint};
+use pggan::rng::Rng;
+use pggan::train::config::TrainConfig;
+use pggan::train::run::new_run_dir;
+
+/// A tiny run: checkpoints every tick of 8 images (two steps), 8x8 after 8 images per phase.
+fn tiny(cache: &Path) -> Vec<String> {
+    [
+        "--max-res",
+        "8",
+        "--fmap-base",
+        "16",
+        "--fmap-max",
+        "8",
+        "--latent",
+        "8",
+        "--minibatch",
+        "4",
+        "--phase-kimg",
+        "0.008",
+        "--tick-kimg",
+        "0.008",
+        "--checkpoint-ticks",
+        "1",
+        "--swd-ticks",
+        "0",
+        "--grid",
+        "2",
+        "--quiet",
+        "--cache",
+        cache.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn args<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
+    head.iter().copied().chain(tail.iter().map(String::as_str)).collect()
+}
+
+fn log_lines(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("log.jsonl")).map_or(0, |s| s.lines().count())
+}
+
+/// Waits until `run`'s log has more than `lines` lines.
+fn wait_for_log(child: &mut Child, run: &Path, lines: usize) {
+    let start = Instant::now();
+    while log_lines(run) <= lines {
+        assert!(child.try_wait().unwrap().is_none(), "pggan exited early");
+        assert!(start.elapsed() < Duration::from_secs(120), "no new log line in 2 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+}
+
+fn stderr_of(child: Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("{err}");
+    (out.status.code(), err)
+}
+
+/// The kimg of the last line of `run`'s log.
+fn last_logged_images(run: &Path) -> u64 {
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    (line["kimg"].as_f64().unwrap() * 1000.0).round() as u64
+}
+
+#[test]
+fn sigterm_and_sighup_write_a_checkpoint() {
+    let root = temp_dir("signals");
+    let (out, cache) = (root.join("runs"), root.join("cache"));
+    let run_dir = out.join("000-emoji-8");
+    let tiny = tiny(&cache);
+    let mut images = 0;
+    for (i, sig) in ["-TERM", "-HUP"].into_iter().enumerate() {
+        let mut cmd = match i {
+            0 => pggan(&args(&["train", "--out", out.to_str().unwrap(), "--total-kimg", "10"], &tiny)),
+            _ => pggan(&["train", "--resume", run_dir.to_str().unwrap(), "--quiet"]),
+        };
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        wait_for_log(&mut child, &run_dir, log_lines(&run_dir) + 1);
+        signal(&child, sig);
+        let (code, err) = stderr_of(child);
+        assert_eq!(code, Some(130), "{sig}: {err}");
+        assert!(err.contains("checkpoint written"), "{sig}: {err}");
+        let ck = checkpoint::load(&run_dir.join("checkpoint.safetensors")).unwrap();
+        assert!(ck.state.images > images, "{sig}: the checkpoint did not move on");
+        assert!(ck.state.images >= last_logged_images(&run_dir), "{sig}: the stop wrote no checkpoint");
+        images = ck.state.images;
+    }
+    let text = std::fs::read_to_string(run_dir.join("log.txt")).unwrap();
+    assert_eq!(text.matches("stopped by a signal").count(), 2, "{text}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_at_most_a_tick() {
+    let root = temp_dir("kill9");
+    let (out, cache) = (root.join("runs"), root.join("cache"));
+    let run_dir = out.join("000-emoji-8");
+    let tiny = tiny(&cache);
+    let mut rng = Rng::new(9);
+    let mut images = 0;
+    for round in 0..10 {
+        let mut cmd = match round {
+            0 => pggan(&args(&["train", "--out", out.to_str().unwrap(), "--total-kimg", "100"], &tiny)),
+            _ => pggan(&["train", "--resume", run_dir.to_str().unwrap(), "--quiet"]),
+        };
+        let mut child = cmd.stderr(Stdio::null()).spawn().unwrap();
+        // After the run's first checkpoint and a new log line, at a random moment of a tick or two:
+        // inside a step, a sample grid or a checkpoint write.
+        wait_for_log(&mut child, &run_dir, log_lines(&run_dir).max(1));
+        std::thread::sleep(Duration::from_millis(rng.next_u64() % 400));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let ck = checkpoint::load(&run_dir.join("checkpoint.safetensors"))
+            .unwrap_or_else(|e| panic!("round {round}: the checkpoint is unreadable after kill -9: {e:#}"));
+        // Loading refuses non-finite tensors, so this checkpoint is finite too.
+        let logged = last_logged_images(&run_dir);
+        assert!(
+            ck.state.images + 8 >= logged && ck.state.images >= images,
+            "round {round}: checkpoint at {} images, log at {logged}, previous checkpoint at {images}",
+            ck.state.images
+        );
+        images = ck.state.images;
+    }
+    assert!(images > 8, "10 rounds made no progress");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
+    let root = temp_dir("diverge");
+    let (out, cache) = (root.join("runs"), root.join("cache"));
+    let run_dir = out.join("000-emoji-8");
+    // A sane learning rate at 4x4 (one checkpoint per tick), 1000 from 8x8 on.
+    let tiny = tiny(&cache);
+    let train = args(
+        &["train", "--out", out.to_str().unwrap(), "--lr-res", "8=1000", "--total-kimg", "1"],
+        &tiny,
+    );
+    let result = run(&train);
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "a diverged run must fail: {err}");
+    assert!(err.contains("diverged at kimg") && err.contains("NaN or infinite"), "{err}");
+    let ck = checkpoint::load(&run_dir.join("checkpoint.safetensors")).expect("the last good checkpoint loads");
+    assert!(ck.state.images <= 16, "a checkpoint after the divergence: {} images", ck.state.images);
+    let text = std::fs::read_to_string(run_dir.join("log.txt")).unwrap();
+    assert!(text.contains("error: training diverged"), "{text}");
+    assert!(std::fs::read_dir(&run_dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn resuming_a_copy_starts_a_new_run_and_leaves_the_original() {
+    let root = temp_dir("copy");
+    let (out, cache) = (root.join("runs"), root.join("cache"));
+    let run_dir = out.join("000-emoji-8");
+    let tiny = tiny(&cache);
+    assert!(run(&args(&["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.016"], &tiny)).status.success());
+    let backup = run_dir.join("backup.safetensors");
+    std::fs::copy(run_dir.join("checkpoint.safetensors"), &backup).unwrap();
+    let before: Vec<Vec<u8>> = ["checkpoint.safetensors", "config.json", "log.jsonl"]
+        .iter()
+        .map(|f| std::fs::read(run_dir.join(f)).unwrap())
+        .collect();
+    let resumed = run(&[
+        "train",
+        "--resume",
+        backup.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--total-kimg",
+        "0.032",
+        "--quiet",
+    ]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    for (f, bytes) in ["checkpoint.safetensors", "config.json", "log.jsonl"].iter().zip(before) {
+        assert!(std::fs::read(run_dir.join(f)).unwrap() == bytes, "{f} of the original run changed");
+    }
+    let new_run = out.join("001-emoji-8");
+    let ck = checkpoint::load(&new_run.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(ck.state.images, 32);
+    let text = std::fs::read_to_string(new_run.join("log.txt")).unwrap();
+    assert!(text.starts_with("new run resumed from") && text.contains("backup.safetensors"), "{text}");
+
+    // The run's own checkpoint file continues the run in place.
+    let again = run(&[
+        "train",
+        "--resume",
+        new_run.join("checkpoint.safetensors").to_str().unwrap(),
+        "--total-kimg",
+        "0.04",
+        "--quiet",
+    ]);
+    assert!(again.status.success());
+    assert_eq!(checkpoint::load(&new_run.join("checkpoint.safetensors")).unwrap().state.images, 40);
+    assert!(!out.join("002-emoji-8").exists());
+
+    // A run folder killed before its first checkpoint has nothing to resume.
+    let empty = out.join("003-emoji-8");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::copy(run_dir.join("config.json"), empty.join("config.json")).unwrap();
+    let refused = run(&["train", "--resume", empty.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("has no checkpoint yet"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn snapshots_are_kept_by_images_seen_and_pruned() {
+    let root = temp_dir("snapshots");
+    let (out, cache) = (root.join("runs"), root.join("cache"));
+    let run_dir = out.join("000-emoji-8");
+    let tiny = tiny(&cache);
+    let train = args(
+        &["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.04", "--snapshot-ticks", "2", "--snapshots", "2"],
+        &tiny,
+    );
+    assert!(run(&train).status.success());
+    let mut names: Vec<String> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("snapshot-"))
+        .collect();
+    names.sort();
+    // Ticks at 8, 16, ..., 40 images: snapshots at 16 and 32, both kept.
+    assert_eq!(names, ["snapshot-000000016.safetensors", "snapshot-000000032.safetensors"]);
+    assert_eq!(checkpoint::load(&run_dir.join(&names[0])).unwrap().state.images, 16);
+    // Any snapshot serves generate.
+    let gen = root.join("gen");
+    let snap = run_dir.join(&names[0]);
+    let generated = run(&["generate", "--checkpoint", snap.to_str().unwrap(), "--count", "1", "--out", gen.to_str().unwrap()]);
+    assert!(generated.status.success());
+    // Two more ticks of snapshots: the oldest goes.
+    let more = run(&["train", "--resume", run_dir.to_str().unwrap(), "--total-kimg", "0.064", "--quiet"]);
+    assert!(more.status.success());
+    let mut names: Vec<String> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("snapshot-"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["snapshot-000000048.safetensors", "snapshot-000000064.safetensors"]);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn run_folders_are_numbered_past_999() {
+    let out = temp_dir("numbers");
+    std::fs::create_dir_all(out.join("999-emoji-64")).unwrap();
+    std::fs::create_dir_all(out.join("cache")).unwrap();
+    let cfg = TrainConfig::default();
+    assert_eq!(new_run_dir(&out, &cfg).unwrap(), out.join("1000-emoji-64"));
+    assert_eq!(new_run_dir(&out, &cfg).unwrap(), out.join("1001-emoji-64"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn an_unwritable_out_is_refused_before_the_data_and_the_gpu() {
+    let root = temp_dir("out");
+    let file = root.join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let out = file.join("runs");
+    let start = Instant::now();
+    let result = run(&["train", "--out", out.to_str().unwrap(), "--quiet"]);
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success() && err.contains(out.to_str().unwrap()), "{err}");
+    assert!(!err.contains("dataset") && !err.contains("adapter"), "checked too late: {err}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A file that cannot be written: its temporary file is a link to /dev/full (every write fails
+/// with "no space left on device").
+fn full_disk_at(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+    tmp
+}
+
+#[test]
+fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
+    let root = temp_dir("full");
+    let target = root.join("checkpoint.safetensors");
+    std::fs::write(&target, b"the previous checkpoint").unwrap();
+    let tmp = full_disk_at(&target);
+    let e = format!("{:#}", checkpoint::write_atomic(&target, &[7u8; 4096]).unwrap_err());
+    assert!(e.contains("checkpoint.safetensors") && e.contains("No space left"), "{e}");
+    assert!(!tmp.exists() && !tmp.is_symlink(), "the temporary file was left behind");
+    assert_eq!(std::fs::read(&target).unwrap(), b"the previous checkpoint");
+
+    // In a run: a sample grid that cannot be written is named in the log, and the tick's
+    // checkpoint is still written.
+    let (out, cache) = (root.join("runs"), root.join("cache"));
+    let run_dir = out.join("000-emoji-8");
+    let tiny = tiny(&cache);
+    assert!(run(&args(&["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.008"], &tiny)).status.success());
+    full_disk_at(&run_dir.join("samples/fakes-000000016.png"));
+    let resumed = run(&["train", "--resume", run_dir.to_str().unwrap(), "--total-kimg", "0.016", "--quiet"]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let text = std::fs::read_to_string(run_dir.join("log.txt")).unwrap();
+    assert!(text.contains("no sample grid this tick") && text.contains("fakes-000000016.png"), "{text}");
+    assert!(!run_dir.join("samples/fakes-000000016.png").exists());
+    assert_eq!(checkpoint::load(&run_dir.join("checkpoint.safetensors")).unwrap().state.images, 16);
+
+    // A checkpoint larger than the space left (here: the file size limit): the run fails naming
+    // it, with no temporary file left and the samples of the tick written.
+    let limited = format!(
+        "trap '' XFSZ; ulimit -f 16; exec {} train --resume {} --total-kimg 0.024 --quiet",
+        env!("CARGO_BIN_EXE_pggan"),
+        run_dir.display()
+    );
+    let result = Command::new("bash").args(["-c", &limited]).output().unwrap();
+    let err = String::from_utf8_lossy(&result.stderr);
+    eprintln!("{err}");
+    assert!(!result.status.success() && err.contains("checkpoint.safetensors"), "{err}");
+    assert!(!run_dir.join("checkpoint.safetensors.tmp").exists());
+    assert!(run_dir.join("samples/fakes-000000024.png").exists());
+    assert_eq!(checkpoint::load(&run_dir.join("checkpoint.safetensors")).unwrap().state.images, 16);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Loading refuses a checkpoint holding a NaN, naming the tensor.
+#[test]
+fn a_checkpoint_with_a_nan_is_refused_by_name() {
+    let root = temp_dir("nan");
+    let (out, cache) = (root.join("runs"), root.join("cache"));
+    let tiny = tiny(&cache);
+    assert!(run(&args(&["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.008"], &tiny)).status.success());
+    let path = out.join("000-emoji-8/checkpoint.safetensors");
+    let mut ck = checkpoint::load(&path).unwrap();
+    ck.tensors.get_mut("d/4x4/dense1/w").unwrap().1[0] = f32::NAN;
+    let e = format!("{:#}", Checkpoint::from_bytes(&ck.to_bytes().unwrap()).unwrap_err());
+    assert!(e.contains("d/4x4/dense1/w") && e.contains("NaN"), "{e}");
+    let _ = std::fs::remove_dir_all(&root);
+}
