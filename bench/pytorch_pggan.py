@@ -2,9 +2,10 @@
 """PyTorch reference for `pggan bench train`: the same PG-GAN networks and WGAN-GP training step,
 timed the same way, printed in the same format.
 
-Networks (PAPER.md, src/nn/arch.rs): equalized learning rate (weights N(0,1), scaled at run time by
-gain / sqrt(fan_in)), pixelnorm, leaky ReLU 0.2, minibatch stddev (groups of 4), nearest upsampling
-and 2x2 average pooling, toRGB / fromRGB 1x1 convolutions, fade-in with alpha.
+Networks (Karras et al. 2018, Table 2; DESIGN.md; src/nn/arch.rs): equalized learning rate (weights
+N(0,1), scaled at run time by gain / sqrt(fan_in)), pixelnorm, leaky ReLU 0.2, minibatch stddev
+(groups of 4), nearest upsampling and 2x2 average pooling, toRGB / fromRGB 1x1 convolutions, fade-in
+with alpha.
 Step (src/train/step.rs): D step on E[D(fake)] - E[D(real)] + lambda E[(|grad D(xhat)| - gamma)^2] /
 gamma^2 + drift E[D(real)^2], the penalty's weight gradient by double backward
 (torch.autograd.grad with create_graph=True); Adam (lr 1e-3, betas (0, 0.99), eps 1e-8) on D's active

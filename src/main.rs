@@ -56,7 +56,8 @@ mod cli {
             #[arg(long)]
             grid: bool,
         },
-        /// Quality metrics: `swd` (sliced Wasserstein distance, PAPER.md) and `msssim` (diversity).
+        /// Quality metrics: `swd` (sliced Wasserstein distance, Karras et al. 2018, section 5) and
+        /// `msssim` (diversity).
         Metrics {
             #[command(subcommand)]
             metric: Metric,

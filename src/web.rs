@@ -360,9 +360,9 @@ impl Session {
         self.frame(&latents, frames).await.map_err(js_error)
     }
 
-    /// The sliced Wasserstein distance (x1e3, PAPER.md) between `swd_images` images of the EMA
-    /// generator and as many real ones at the current resolution: `{levels: [[res, value], ...],
-    /// average}`, or null below 16x16. It draws from its own RNG: measuring never changes the run.
+    /// The sliced Wasserstein distance (x1e3, Karras et al. 2018, section 5) between `swd_images` images
+    /// of the EMA generator and as many real ones at the current resolution: `{levels: [[res, value],
+    /// ...], average}`, or null below 16x16. It draws from its own RNG: measuring never changes the run.
     pub async fn swd(&self) -> Result<JsValue, JsValue> {
         async {
             let Run::Train(trainer) = &self.run else {

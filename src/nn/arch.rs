@@ -1,4 +1,5 @@
-//! The layers of G and D (PAPER.md) and their parameter layout.
+//! The layers of G and D (Karras et al. 2018, Table 2; official networks.py `G_paper`, `D_paper`) and their
+//! parameter layout.
 //!
 //! Every parameterised layer is a convolution or dense product with the equalized-LR scale (in D's
 //! downsampling layers followed by a 2x2 average pool), then a per-channel bias and a leaky ReLU

@@ -1,4 +1,5 @@
-//! The network configuration (PAPER.md) and its validation.
+//! The network configuration (Karras et al. 2018, Table 2; official networks.py `G_paper`, `D_paper`) and its
+//! validation.
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};

@@ -20,7 +20,7 @@ pub const EMOJI: &str = "emoji";
 pub struct TrainConfig {
     pub net: NetConfig,
     pub schedule: Schedule,
-    /// WGAN-GP weight lambda, target norm gamma and drift epsilon (PAPER.md).
+    /// WGAN-GP weight lambda, target norm gamma and drift epsilon (official loss.py `D_wgangp_acgan`).
     pub lambda: f32,
     pub gamma: f32,
     pub drift: f32,
@@ -60,7 +60,8 @@ fn default_snapshots() -> usize {
     10
 }
 
-/// The progressive-growing schedule (PAPER.md "Growing"), in thousands of real images (kimg).
+/// The progressive-growing schedule (Karras et al. 2018, section 2 and appendix A.1; official train.py
+/// `TrainingSchedule`), in thousands of real images (kimg).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {

@@ -11,7 +11,7 @@ use crate::nn::NetConfig;
 use crate::ops::adam::AdamParams;
 use crate::ops::mbstd;
 
-/// The loss and optimizer settings (PAPER.md defaults).
+/// The loss and optimizer settings (defaults: Karras et al. 2018, appendix A.1; official loss.py `D_wgangp_acgan`).
 #[derive(Clone, Copy, Debug)]
 pub struct StepConfig {
     pub lambda: f32,
@@ -129,7 +129,7 @@ impl<T: Clone> Model<T> {
         }
     }
 
-    /// Forgets Adam's moments: at each change of level of detail (PAPER.md).
+    /// Forgets Adam's moments: at each change of level of detail (official train.py, `reset_opt_for_new_lod`).
     pub fn reset_adam<B: Backend<T = T>>(&mut self, bk: &B) -> Result<()> {
         for p in [&self.g_m, &self.g_v, &self.d_m, &self.d_v] {
             bk.fill(&p.all, 0.0)?;

@@ -147,7 +147,7 @@ impl Trainer {
         }
         let pos = self.position();
         if pos.phase != self.state.phase {
-            // A new fade-in or stabilisation phase: Adam starts over (PAPER.md, "Growing").
+            // A new fade-in or stabilisation phase: Adam starts over (official train.py, `reset_opt_for_new_lod`).
             self.model.reset_adam(&self.gpu)?;
             self.state.phase = pos.phase;
         }
@@ -212,10 +212,10 @@ impl Trainer {
         .await
     }
 
-    /// The sliced Wasserstein distance (PAPER.md) between `count` distinct real images at the current
-    /// resolution (all of them when the dataset has fewer) and as many of the EMA generator's; `None`
-    /// below 16x16. Draws from its own RNG (seeded by `seed`) so that measuring never changes the
-    /// training run.
+    /// The sliced Wasserstein distance (Karras et al. 2018, section 5) between `count` distinct real images
+    /// at the current resolution (all of them when the dataset has fewer) and as many of the EMA
+    /// generator's; `None` below 16x16. Draws from its own RNG (seeded by `seed`) so that measuring
+    /// never changes the training run.
     pub async fn swd(&self, count: usize, seed: u64) -> Result<Option<Swd>> {
         let cfg = SwdConfig::default();
         let res = self.position().res();
