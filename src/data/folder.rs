@@ -1,10 +1,10 @@
 //! Image folders: every regular file below a folder, decoded in parallel, cached by content stamp.
 
-use super::prepare::{assemble, prepare};
+use super::prepare::{assemble, prepare_from};
 use super::{cached, check_shape, par_map, Dataset, FORMAT_VERSION};
 use anyhow::{bail, ensure, Context, Result};
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{BufReader, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -123,8 +123,9 @@ pub fn folder(
         let prepared = par_map(
             &files,
             |f| {
-                let bytes = fs::read(&f.path).context("cannot read the file")?;
-                prepare(&bytes, channels, res)
+                let file = fs::File::open(&f.path).context("cannot read the file")?;
+                let size = file.metadata().context("cannot read the file")?.len();
+                prepare_from(BufReader::new(file), size, channels, res)
             },
             &mut *progress,
         );
