@@ -509,6 +509,56 @@ fn truncated_and_oversized_images_are_refused() {
     fs::remove_dir_all(dir).unwrap();
 }
 
+/// Set (to anything) in the copy of `unreadable_subfolders_are_skipped` that runs without root's
+/// right to read any folder.
+const UNPRIVILEGED: &str = "PGGAN_TEST_UNPRIVILEGED";
+
+#[test]
+fn unreadable_subfolders_are_skipped() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("locked");
+    let png = encode(gradient(8, 8, 6), ImageFormat::Png);
+    write(&dir, "a.png", &png);
+    write(&dir, "locked/b.png", &png);
+    write(&dir, "open/c.png", &png);
+    let locked = dir.join("locked");
+    let mode = |m| fs::set_permissions(&locked, fs::Permissions::from_mode(m)).unwrap();
+    mode(0o000);
+    if fs::read_dir(&locked).is_ok() {
+        // Root lists any folder whatever its mode: run this test again in a process without the
+        // capabilities that allow it (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH).
+        mode(0o755);
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            std::env::var_os(UNPRIVILEGED).is_none(),
+            "a folder of mode 000 is still readable without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH"
+        );
+        let out = std::process::Command::new("setpriv")
+            .args(["--bounding-set", "-dac_override,-dac_read_search", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "unreadable_subfolders_are_skipped", "--nocapture"])
+            .env(UNPRIVILEGED, "1")
+            .output()
+            .expect("setpriv (util-linux) runs this test without root's capabilities");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && stdout.contains("1 passed"), "{stdout}");
+        return;
+    }
+    let d = folder(&dir, 3, 8, None, &mut |_, _| {});
+    mode(0o755);
+    let d = d.unwrap();
+    assert_eq!(d.count(), 2);
+    assert_eq!(d.skipped.len(), 1, "{:?}", d.skipped);
+    assert_eq!(d.skipped[0].path, "locked/");
+    assert!(
+        d.skipped[0].reason.contains("cannot list the folder"),
+        "{}",
+        d.skipped[0].reason
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn emoji_set() {
     let d = emoji(3, 16).unwrap();
