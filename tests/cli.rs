@@ -316,3 +316,35 @@ fn metrics_commands() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--fake DIR or as --checkpoint C"));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn huge_grid_and_res_are_refused() {
+    // Both once aborted the process on an allocation of terabytes; now refused before any work.
+    let root = temp_dir("bounds");
+    let (runs, cache) = (root.join("runs"), root.join("cache"));
+    let start = Instant::now();
+    let out = run(&["train", "--grid", "100000", "--out", runs.to_str().unwrap(), "--quiet"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && stderr.contains("--grid") && stderr.contains("1..=32"),
+        "{stderr}"
+    );
+    let out = run(&[
+        "metrics",
+        "swd",
+        "--fake",
+        root.to_str().unwrap(),
+        "--res",
+        "1048576",
+        "--cache",
+        cache.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && stderr.contains("--res") && stderr.contains("4..=1024"),
+        "{stderr}"
+    );
+    assert!(!runs.exists() && !cache.exists());
+    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -438,6 +438,127 @@ fn folders_load_skip_and_cache() {
     }
 }
 
+/// The first offset of JPEG marker `code` (0xFF, code) in `jpeg`.
+fn marker(jpeg: &[u8], code: u8) -> usize {
+    jpeg.windows(2).position(|w| w == [0xFF, code]).unwrap()
+}
+
+#[test]
+fn truncated_and_oversized_images_are_refused() {
+    let jpeg = encode(gradient(40, 32, 5), ImageFormat::Jpeg);
+    let whole = prepare(&jpeg, 3, 8).unwrap();
+    // The decoder fills a truncated JPEG's missing rows with grey instead of failing: cut halfway
+    // through the image data, or just before the end marker.
+    let half = (marker(&jpeg, 0xDA) + jpeg.len()) / 2;
+    for cut in [half, jpeg.len() - 2] {
+        let e = prepare(&jpeg[..cut], 3, 8).unwrap_err();
+        assert!(format!("{e:#}").contains("truncated JPEG"), "{e:#}");
+    }
+    // An APP1 segment holding an end-of-image marker (as an EXIF thumbnail does) does not make a
+    // truncated file whole; data after the end marker (as some cameras append) is not damage.
+    let app1 = [&[0xFF, 0xE1, 0, 8][..], b"Ex", &[0xFF, 0xD9, 0xFF, 0xD9]].concat();
+    let with_thumb = [&jpeg[..2], &app1, &jpeg[2..]].concat();
+    assert_eq!(prepare(&with_thumb, 3, 8).unwrap(), whole);
+    let e = prepare(&with_thumb[..half + app1.len()], 3, 8).unwrap_err();
+    assert!(format!("{e:#}").contains("truncated JPEG"), "{e:#}");
+    assert_eq!(prepare(&[&jpeg[..], b"trailer"].concat(), 3, 8).unwrap(), whole);
+    // Headers that claim 60000x60000 or 40000x8 pixels (over 512 MiB; over 32768 a side) are
+    // refused before anything that size is allocated.
+    let sof = marker(&jpeg, 0xC0);
+    let claim = |height_width: [u8; 4]| {
+        let mut patched = jpeg.clone();
+        patched[sof + 5..sof + 9].copy_from_slice(&height_width);
+        patched
+    };
+    let huge = claim([0xEA, 0x60, 0xEA, 0x60]);
+    for image in [&huge, &claim([0, 8, 0x9C, 0x40])] {
+        let e = prepare(image, 3, 8).unwrap_err();
+        assert!(format!("{e:#}").contains("too large to decode"), "{e:#}");
+    }
+
+    // In a folder: both skipped with their reasons, beside 2 GiB files (sparse: no disk, no
+    // writing) that a decoder would read whole, one with a JPEG's first bytes. They are refused
+    // by their size, unread: reading them took 2 GiB of memory each, and seconds.
+    let dir = temp_dir("hostile");
+    write(&dir, "a.jpg", &jpeg);
+    write(&dir, "half.jpg", &jpeg[..half]);
+    write(&dir, "huge.jpg", &huge);
+    for (name, head) in [("big.jpg", &jpeg[..20]), ("big.bin", &[0u8; 20][..])] {
+        let file = fs::File::create(dir.join(name)).unwrap();
+        std::io::Write::write_all(&mut &file, head).unwrap();
+        file.set_len(2 << 30).unwrap();
+    }
+    let start = Instant::now();
+    let d = folder(&dir, 3, 8, None, &mut |_, _| {}).unwrap();
+    eprintln!("hostile folder: {:?}, skipped {:?}", start.elapsed(), d.skipped);
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert_eq!(d.at(8).unwrap().pixels, whole);
+    let skipped: Vec<(&str, &str)> = d.skipped.iter().map(|s| (s.path.as_str(), s.reason.as_str())).collect();
+    assert_eq!(
+        skipped.iter().map(|s| s.0).collect::<Vec<_>>(),
+        ["big.bin", "big.jpg", "half.jpg", "huge.jpg"]
+    );
+    for (path, reason) in &skipped {
+        let want = if *path == "half.jpg" {
+            "truncated JPEG"
+        } else {
+            "too large"
+        };
+        assert!(reason.contains(want), "{path}: {reason}");
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// Set (to anything) in the copy of `unreadable_subfolders_are_skipped` that runs without root's
+/// right to read any folder.
+const UNPRIVILEGED: &str = "PGGAN_TEST_UNPRIVILEGED";
+
+#[test]
+fn unreadable_subfolders_are_skipped() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("locked");
+    let png = encode(gradient(8, 8, 6), ImageFormat::Png);
+    write(&dir, "a.png", &png);
+    write(&dir, "locked/b.png", &png);
+    write(&dir, "open/c.png", &png);
+    let locked = dir.join("locked");
+    let mode = |m| fs::set_permissions(&locked, fs::Permissions::from_mode(m)).unwrap();
+    mode(0o000);
+    if fs::read_dir(&locked).is_ok() {
+        // Root lists any folder whatever its mode: run this test again in a process without the
+        // capabilities that allow it (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH).
+        mode(0o755);
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            std::env::var_os(UNPRIVILEGED).is_none(),
+            "a folder of mode 000 is still readable without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH"
+        );
+        let out = std::process::Command::new("setpriv")
+            .args(["--bounding-set", "-dac_override,-dac_read_search", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "unreadable_subfolders_are_skipped", "--nocapture"])
+            .env(UNPRIVILEGED, "1")
+            .output()
+            .expect("setpriv (util-linux) runs this test without root's capabilities");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && stdout.contains("1 passed"), "{stdout}");
+        return;
+    }
+    let d = folder(&dir, 3, 8, None, &mut |_, _| {});
+    mode(0o755);
+    let d = d.unwrap();
+    assert_eq!(d.count(), 2);
+    assert_eq!(d.skipped.len(), 1, "{:?}", d.skipped);
+    assert_eq!(d.skipped[0].path, "locked/");
+    assert!(
+        d.skipped[0].reason.contains("cannot list the folder"),
+        "{}",
+        d.skipped[0].reason
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn emoji_set() {
     let d = emoji(3, 16).unwrap();

@@ -1,10 +1,10 @@
 //! Image folders: every regular file below a folder, decoded in parallel, cached by content stamp.
 
-use super::prepare::{assemble, prepare};
+use super::prepare::{assemble, prepare_from};
 use super::{cached, check_shape, par_map, Dataset, FORMAT_VERSION};
 use anyhow::{bail, ensure, Context, Result};
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{BufReader, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -18,8 +18,9 @@ struct File {
 }
 
 /// Appends every regular file below `dir`, depth first in name order, skipping names that start
-/// with '.'. Links to files are followed; links to folders are not (they could loop).
-fn walk(dir: &Path, prefix: &str, files: &mut Vec<File>) -> Result<()> {
+/// with '.'. Links to files are followed; links to folders are not (they could loop). A subfolder
+/// that cannot be listed is appended to `unlisted` with why, to be skipped as an unreadable file is.
+fn walk(dir: &Path, prefix: &str, files: &mut Vec<File>, unlisted: &mut Vec<(String, anyhow::Error)>) -> Result<()> {
     let mut entries = fs::read_dir(dir)
         .with_context(|| format!("cannot list the folder {}", dir.display()))?
         .collect::<std::io::Result<Vec<_>>>()
@@ -33,7 +34,12 @@ fn walk(dir: &Path, prefix: &str, files: &mut Vec<File>) -> Result<()> {
         let (path, rel) = (entry.path(), format!("{prefix}{name}"));
         let linked = entry.file_type().is_ok_and(|t| t.is_symlink());
         match fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() && !linked => walk(&path, &format!("{rel}/"), files)?,
+            Ok(meta) if meta.is_dir() && !linked => {
+                let rel = format!("{rel}/");
+                if let Err(e) = walk(&path, &rel, files, unlisted) {
+                    unlisted.push((rel, e));
+                }
+            }
             Ok(meta) if meta.is_file() => files.push(File {
                 rel,
                 path,
@@ -71,7 +77,8 @@ fn fnv1a(parts: impl IntoIterator<Item = String>) -> u64 {
 
 /// Every image below `dir` (recursively, in path order; names starting with '.' are ignored),
 /// decoded on every core as [`super::prepare`] does, with `channels` (1 or 3) and resolution `res`
-/// (a power of two of at least 4). A file that fails to read or decode is listed in `skipped`.
+/// (a power of two of at least 4). A file that fails to read or decode, or a subfolder that cannot
+/// be listed, is listed in `skipped` (files in path order, then folders).
 /// `progress(done, total)` is called as files finish (once with total, total on a cache hit).
 /// With a `cache_dir`, the prepared set is cached there under a key that covers the folder's path,
 /// every file's relative path, size and modification time, `channels`, `res` and the format version,
@@ -97,10 +104,10 @@ pub fn folder(
     let root = dir
         .canonicalize()
         .with_context(|| format!("cannot resolve the folder {}", dir.display()))?;
-    let mut files = Vec::new();
-    walk(&root, "", &mut files)?;
+    let (mut files, mut unlisted) = (Vec::new(), Vec::new());
+    walk(&root, "", &mut files, &mut unlisted)?;
     ensure!(
-        !files.is_empty(),
+        !files.is_empty() || !unlisted.is_empty(),
         "the image folder {} holds no files (names starting with '.' are ignored)",
         dir.display()
     );
@@ -110,7 +117,8 @@ pub fn folder(
         format!("{channels} {res}"),
     ]
     .into_iter()
-    .chain(files.iter().map(|f| format!("{}\0{}\0{}", f.rel, f.size, f.mtime)));
+    .chain(files.iter().map(|f| format!("{}\0{}\0{}", f.rel, f.size, f.mtime)))
+    .chain(unlisted.iter().map(|(rel, _)| format!("{rel}\0unlisted")));
     let key = format!("folder-{:016x}", fnv1a(stamp));
     let name = root
         .file_name()
@@ -123,12 +131,14 @@ pub fn folder(
         let prepared = par_map(
             &files,
             |f| {
-                let bytes = fs::read(&f.path).context("cannot read the file")?;
-                prepare(&bytes, channels, res)
+                let file = fs::File::open(&f.path).context("cannot read the file")?;
+                let size = file.metadata().context("cannot read the file")?.len();
+                prepare_from(BufReader::new(file), size, channels, res)
             },
             &mut *progress,
         );
-        let named = files.into_iter().map(|f| f.rel).zip(prepared).collect();
+        let folders = unlisted.into_iter().map(|(rel, e)| (rel, Err(e)));
+        let named = files.into_iter().map(|f| f.rel).zip(prepared).chain(folders).collect();
         assemble(
             &name,
             &format!("the image folder {}", dir.display()),

@@ -4,28 +4,49 @@
 use super::resize::{resize_rows, square_window};
 use super::{check_shape, par_map, Dataset, Images, Skipped};
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use image::DynamicImage;
+use image::{DynamicImage, ImageError, ImageFormat, ImageReader, Limits};
 use std::borrow::Cow;
-use std::io::Cursor;
+use std::io::{self, BufRead, Cursor, Read, Seek};
 
 /// ITU-R BT.601 luma weights of R, G and B.
 const LUMA: [f64; 3] = [0.299, 0.587, 0.114];
+
+/// Widest and tallest image decoded, above any camera's frame: a header that claims more is refused
+/// before anything is allocated.
+const MAX_SIDE: u32 = 32768;
+/// Most bytes a decoder may hold at once, the decoded image included (the image crate's default,
+/// made explicit): about 170 megapixels of 8-bit RGB.
+const MAX_ALLOC: u64 = 512 << 20;
+/// Largest encoded image read. The largest legitimate file stores an image of `MAX_ALLOC` bytes
+/// uncompressed (BMP, PNG with stored blocks) plus its metadata (EXIF, ICC profile), so a larger
+/// one cannot decode within the limits; and the JPEG decoder reads its whole input into memory
+/// before it looks at the image, so such a file is refused by its size, unread.
+const MAX_FILE_BYTES: u64 = MAX_ALLOC + (64 << 20);
 
 /// Decodes one image file of any format the build supports (PNG, JPEG, WebP, BMP, GIF's first frame),
 /// recognised by its content, and returns it as `channels` x `res` x `res` bytes (CHW): transparency
 /// composited on white, grayscale expanded to RGB or RGB reduced to BT.601 luma as `channels` (1 or 3)
 /// asks, cropped to its centered square and area-resized to `res`.
+/// Files over 576 MiB, images over 32768 pixels a side or 512 MiB decoded, and JPEGs that end
+/// before their end marker are refused.
 pub fn prepare(bytes: &[u8], channels: usize, res: usize) -> Result<Vec<u8>> {
+    prepare_from(Cursor::new(bytes), bytes.len() as u64, channels, res)
+}
+
+/// [`prepare`] reading the `size` bytes of an encoded image from `input` (a file) as it decodes.
+pub(crate) fn prepare_from(input: impl BufRead + Seek, size: u64, channels: usize, res: usize) -> Result<Vec<u8>> {
     ensure!(
         channels == 1 || channels == 3,
         "images must have 1 or 3 channels, not {channels}"
     );
     ensure!(res > 0, "the resolution must be at least 1");
-    let image = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .context("unsupported or corrupt image")?
-        .decode()
-        .map_err(|e| anyhow!("unsupported or corrupt image: {e}"))?;
+    ensure!(
+        size <= MAX_FILE_BYTES,
+        "too large to be an image: {} MiB, over the {} MiB of the largest image decoded",
+        size >> 20,
+        MAX_FILE_BYTES >> 20
+    );
+    let image = decode(input)?;
     let (w, h) = (image.width() as usize, image.height() as usize);
     ensure!(w > 0 && h > 0, "the image has no pixels ({w}x{h})");
     // 8-bit images are read in place; deeper ones (16-bit, float) through one f32 RGBA copy.
@@ -37,6 +58,69 @@ pub fn prepare(bytes: &[u8], channels: usize, res: usize) -> Result<Vec<u8>> {
         other => resample(other.to_rgba32f().as_raw(), w, 4, 1.0, channels, res),
     }?;
     Ok(values.into_iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect())
+}
+
+/// Decodes an image of any supported format, recognised by its content, within the limits above.
+fn decode(mut input: impl BufRead + Seek) -> Result<DynamicImage> {
+    let mut reader = ImageReader::new(&mut input)
+        .with_guessed_format()
+        .context("unsupported or corrupt image")?;
+    let format = reader.format();
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| match e {
+        ImageError::Limits(e) => anyhow!(
+            "too large to decode ({e}): images may have at most {MAX_SIDE} pixels a side and take {} MiB",
+            MAX_ALLOC >> 20
+        ),
+        e => anyhow!("unsupported or corrupt image: {e}"),
+    })?;
+    if format == Some(ImageFormat::Jpeg) {
+        input.rewind().context("cannot read the file")?;
+        ensure!(
+            jpeg_complete(input).context("cannot read the file")?,
+            "truncated JPEG: the data ends before the end-of-image marker"
+        );
+    }
+    Ok(image)
+}
+
+/// Whether a JPEG stream reaches its end-of-image marker (0xFF 0xD9): the decoder fills in what a
+/// truncated file lacks with grey rather than failing. Marker segments are skipped by their
+/// length, so an end marker inside one (an EXIF thumbnail's) does not count; in the entropy-coded
+/// data 0xFF is followed by 0x00 (a stuffed byte), a restart marker or the next marker.
+fn jpeg_complete(mut input: impl BufRead) -> io::Result<bool> {
+    fn byte(input: &mut impl BufRead) -> io::Result<Option<u8>> {
+        let b = input.fill_buf()?.first().copied();
+        input.consume(b.is_some() as usize);
+        Ok(b)
+    }
+    loop {
+        input.skip_until(0xFF)?;
+        let mut code = byte(&mut input)?;
+        // 0xFF bytes may pad before a marker's code.
+        while code == Some(0xFF) {
+            code = byte(&mut input)?;
+        }
+        match code {
+            None => return Ok(false),
+            Some(0xD9) => return Ok(true),
+            // Markers without a length: stuffed byte, TEM, restarts, start of image.
+            Some(0x00 | 0x01 | 0xD0..=0xD8) => {}
+            Some(_) => {
+                let (Some(hi), Some(lo)) = (byte(&mut input)?, byte(&mut input)?) else {
+                    return Ok(false);
+                };
+                let len = u64::from(u16::from_be_bytes([hi, lo]).saturating_sub(2));
+                if io::copy(&mut input.by_ref().take(len), &mut io::sink())? < len {
+                    return Ok(false);
+                }
+            }
+        }
+    }
 }
 
 /// Resamples interleaved pixels of `spp` samples (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) whose full

@@ -23,8 +23,9 @@ pub struct Source {
     /// Images per side (the paper uses 16384 for SWD).
     #[arg(long, default_value_t = 4096)]
     pub count: usize,
-    /// Resolution for datasets (default: the checkpoint's, else 64).
-    #[arg(long)]
+    /// Resolution for datasets, a power of two from 4 to 1024 as the networks' (default: the
+    /// checkpoint's, else 64).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4..=1024))]
     pub res: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -90,8 +90,8 @@ pub struct TrainArgs {
     /// Turn off random horizontal flips of the real images.
     #[arg(long)]
     pub no_mirror: bool,
-    /// Sample grids are N x N images. Default: 8.
-    #[arg(long)]
+    /// Sample grids are N x N images, N from 1 to 32 (each is generated and held whole). Default: 8.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32))]
     pub grid: Option<usize>,
     /// Where prepared datasets are cached (default: `<out>/cache`).
     #[arg(long)]
@@ -245,7 +245,7 @@ pub fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
     .context("cannot install the signal handler")?;
     let terminal = std::io::stderr().is_terminal();
     let opts = RunOptions {
-        grid: args.grid.unwrap_or(8).max(1),
+        grid: args.grid.unwrap_or(8),
         stop: &stop,
         progress: !args.quiet && terminal,
         tick_lines: !args.quiet && !terminal,
