@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
 
 use crate::train::config::TrainConfig;
-use crate::train::trainer::TrainState;
+use crate::train::state::{AdamSteps, TrainState};
 
 /// The `format` metadata entry and its version; a newer version is refused, not guessed at.
 /// Version 2: D's downsampling layers pool before their bias and activation (the official block),
@@ -26,8 +27,18 @@ pub struct Checkpoint {
     pub version: u32,
     pub config: TrainConfig,
     pub state: TrainState,
+    pub adam: AdamSteps,
     /// Name -> (shape, values).
     pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+/// The `state` metadata entry: the run's position and the Adam step counts, in one JSON object.
+#[derive(Serialize, Deserialize)]
+struct StateEntry {
+    #[serde(flatten)]
+    run: TrainState,
+    #[serde(flatten)]
+    adam: AdamSteps,
 }
 
 /// CRC-32 over every tensor's name and bytes, in name order, then (from version 2 on) the
@@ -51,7 +62,10 @@ impl Checkpoint {
             .iter()
             .map(|(name, (_, values))| (name.as_str(), bytemuck::cast_slice::<f32, u8>(values)))
             .collect();
-        let (config, state) = (serde_json::to_string(&self.config)?, serde_json::to_string(&self.state)?);
+        let (config, state) = (serde_json::to_string(&self.config)?, serde_json::to_string(&StateEntry {
+            run: self.state.clone(),
+            adam: self.adam,
+        })?);
         let crc = checksum(bytes.iter().map(|(n, b)| (*n, *b)), &[&config, &state]);
         let metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
@@ -122,7 +136,8 @@ impl Checkpoint {
             );
             tensors.insert(name, (view.shape().to_vec(), values));
         }
-        let mut state: TrainState = serde_json::from_str(state).context("the checkpoint's training state is unreadable")?;
+        let StateEntry { run: mut state, adam } =
+            serde_json::from_str(state).context("the checkpoint's training state is unreadable")?;
         if version < 2 {
             // Version 1 evaluated the schedule at every step.
             state.schedule_images = state.images;
@@ -131,6 +146,7 @@ impl Checkpoint {
             version,
             config: serde_json::from_str(config).context("the checkpoint's configuration is unreadable")?,
             state,
+            adam,
             tensors,
         })
     }

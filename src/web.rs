@@ -16,7 +16,7 @@ use crate::data::{self, Dataset};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::samples::{grid, latent_walk};
 use crate::train::config::{TrainConfig, EMOJI};
-use crate::train::trainer::{sample_latents, Sampler, Trainer};
+use crate::train::trainer::{generator_only, holds_a_run, sample_latents, Due, Sampler, Stats, Trainer};
 
 fn js_error(e: anyhow::Error) -> JsValue {
     js_sys::Error::new(&format!("{e:#}")).into()
@@ -89,6 +89,15 @@ enum Run {
 #[wasm_bindgen]
 pub struct Session {
     run: Run,
+}
+
+/// `step()`'s object: the last step's losses, and what the run's tick clock says is due after the
+/// steps (the page measures the SWD when `due.swd`, as the CLI logs it).
+#[derive(Serialize)]
+struct StepReport {
+    #[serde(flatten)]
+    stats: Stats,
+    due: Due,
 }
 
 /// `status()`'s object.
@@ -221,7 +230,7 @@ fn new_config(config_json: &str, emoji: bool) -> Result<TrainConfig> {
 /// A checkpoint that training can continue from (not an exported generator), checked.
 fn resumable(checkpoint: &[u8]) -> Result<Checkpoint> {
     let ck = Checkpoint::from_bytes(checkpoint)?;
-    if !ck.tensors.keys().any(|k| k.starts_with("d/")) {
+    if !holds_a_run(&ck) {
         bail!("this checkpoint holds only a generator (an export): load it to sample, not to train");
     }
     ck.config.validate()?;
@@ -276,19 +285,21 @@ impl Session {
     }
 
     /// Records and submits up to `n` training steps (fewer when the schedule ends), then awaits the
-    /// last step's losses: `{d_loss, g_loss, penalty, drift, wasserstein}`. Awaiting keeps the
-    /// queue of submitted work short, so the page stays responsive.
+    /// last step's losses: `{d_loss, g_loss, penalty, drift, wasserstein, due: {tick, swd,
+    /// checkpoint, snapshot}}` (`due`: what the run's tick clock says is due after these steps).
+    /// Awaiting keeps the queue of submitted work short, so the page stays responsive.
     pub async fn step(&mut self, n: u32) -> Result<JsValue, JsValue> {
         async {
             let Run::Train(trainer) = &mut self.run else {
                 bail!("this checkpoint was loaded to sample only: load it with \"resume training\" to train");
             };
             let start = js_sys::Date::now();
+            let mut due = Due::default();
             for _ in 0..n {
                 if trainer.finished() {
                     break;
                 }
-                trainer.step()?;
+                due = due.and(trainer.step()?);
             }
             let stats = trainer.stats().await?;
             trainer.state.seconds += (js_sys::Date::now() - start) / 1000.0;
@@ -299,7 +310,7 @@ impl Session {
                     trainer.diverged(what)
                 );
             }
-            to_js(&stats)
+            to_js(&StepReport { stats, due })
         }
         .await
         .map_err(js_error)
@@ -362,15 +373,14 @@ impl Session {
 
     /// The sliced Wasserstein distance (x1e3, Karras et al. 2018, section 5) between `swd_images` images
     /// of the EMA generator and as many real ones at the current resolution: `{levels: [[res, value],
-    /// ...], average}`, or null below 16x16. It draws from its own RNG: measuring never changes the run.
+    /// ...], average}`, or null below 16x16. It draws from its own RNG, seeded as the CLI's (the run's
+    /// seed and the last tick): measuring never changes the run.
     pub async fn swd(&self) -> Result<JsValue, JsValue> {
         async {
             let Run::Train(trainer) = &self.run else {
                 bail!("the SWD compares with the training images: load the checkpoint with \"resume training\"");
             };
-            let swd = trainer
-                .swd(trainer.cfg.swd_images, trainer.cfg.seed ^ trainer.state.steps)
-                .await?;
+            let swd = trainer.logged_swd().await?;
             to_js(&swd)
         }
         .await
@@ -390,9 +400,7 @@ impl Session {
     /// position: what `pggan generate` and `pggan interpolate` need, without D or Adam state.
     pub async fn export_generator(&self) -> Result<Vec<u8>, JsValue> {
         async {
-            let mut ck = self.full_checkpoint().await?;
-            ck.tensors.retain(|name, _| name.starts_with("g_ema/"));
-            ck.to_bytes()
+            generator_only(self.full_checkpoint().await?).to_bytes()
         }
         .await
         .map_err(js_error)

@@ -1,14 +1,9 @@
-//! blas: the GPU updates against the references, and axpy's refusal of mismatched sizes.
+//! blas: axpy's refusal of mismatched sizes (the GPU check is in tests/kernels.rs, as every op's).
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
 use pggan::ops::blas;
-
-#[test]
-fn blas() {
-    common::run_check(blas::check);
-}
 
 #[test]
 fn axpy_refuses_mismatched_sizes() {

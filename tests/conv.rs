@@ -1,5 +1,5 @@
 #![cfg(not(target_arch = "wasm32"))]
-//! conv: the GPU passes against the references, the backward references against finite
+//! conv (GPU check: tests/kernels.rs): the backward references against finite
 //! differences of the forward reference, and the launchers' refusal of bad shapes.
 
 mod common;
@@ -10,11 +10,6 @@ use pggan::rng::Rng;
 
 /// The forward is linear, so central differences in f64 are exact up to rounding (about 1e-9 here).
 const FD_TOL: f64 = 1e-6;
-
-#[test]
-fn conv() {
-    common::run_check(conv::check);
-}
 
 fn fd_shape(k: usize) -> ConvShape {
     ConvShape {

@@ -1,4 +1,4 @@
-//! dense: the GPU passes against the references, the backward references against finite
+//! dense (GPU check: tests/kernels.rs): the backward references against finite
 //! differences of the forward reference, and the launchers' refusals of bad shapes.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -10,11 +10,6 @@ use pggan::rng::Rng;
 
 /// Central differences in f64 of a bilinear map are exact up to rounding (about 1e-9 here).
 const FD_TOL: f64 = 1e-6;
-
-#[test]
-fn dense() {
-    common::run_check(dense::check);
-}
 
 #[test]
 fn backward_references_are_the_gradients_of_forward() {

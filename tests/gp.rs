@@ -1,4 +1,4 @@
-//! gp: GPU against the references, and the tangent against finite differences of the penalty.
+//! gp (GPU check: tests/kernels.rs): the tangent against finite differences of the penalty.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -9,11 +9,6 @@ use pggan::rng::Rng;
 
 /// Central differences of the penalty in f64 agree with the exact gradient to about 1e-9; 1e-6 leaves margin.
 const FD_TOL: f64 = 1e-6;
-
-#[test]
-fn check() {
-    common::run_check(gp::check);
-}
 
 #[test]
 fn tangent_ref_is_the_gradient_of_penalty_ref() {

@@ -1,4 +1,5 @@
-//! Every op's GPU kernels against its CPU reference, on the native adapter (lavapipe in CI).
+//! Every op's GPU kernels against its CPU reference, on the native adapter (lavapipe in CI): one
+//! test per op of the registry (`pggan::for_each_op!`), and the launcher's refusals.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -6,14 +7,30 @@ mod common;
 use pggan::gpu::Dispatch;
 use pggan::ops;
 
-#[test]
-fn act() {
-    common::run_check(ops::act::check);
+/// A test per registered op, named after it, and the list of their names.
+macro_rules! op_checks {
+    ($($op:ident),*) => {
+        $(
+            #[test]
+            fn $op() {
+                common::run_check(ops::$op::check);
+            }
+        )*
+        const TESTED: &[&str] = &[$(stringify!($op)),*];
+    };
 }
 
+pggan::for_each_op!(op_checks);
+
+/// The registry feeds the op modules, their shaders, their checks and the tests here (and, through
+/// the same macro, the browser's in tests/web.rs): each registered op has its shader and check under
+/// its own name, and a test.
 #[test]
-fn reduce() {
-    common::run_check(ops::reduce::check);
+fn one_registration_per_op_feeds_shaders_checks_and_tests() {
+    let checks: Vec<&str> = ops::CHECKS.iter().map(|(name, _)| *name).collect();
+    let shaders: Vec<&str> = ops::SHADERS.iter().map(|s| s.name).collect();
+    assert_eq!(checks, shaders);
+    assert_eq!(checks, TESTED);
 }
 
 #[test]
@@ -49,7 +66,7 @@ fn launch_splits_large_dispatches_and_refuses_too_large_grids() {
     let err = gpu.launch(
         &ops::reduce::SHADER,
         "sum",
-        &[1, 1, 1, 0],
+        &[1u32, 1, 1, 0, 0],
         &[&x, &out],
         Dispatch::Groups([70_000, 1, 1]),
     );
@@ -64,6 +81,22 @@ fn launch_refuses_the_wrong_number_of_tensors() {
         .launch(&ops::reduce::SHADER, "sum", &[1, 4, 1, 0, 0], &[&x], Dispatch::Items(4))
         .unwrap_err();
     assert!(err.to_string().contains("binds 2 tensors but was given 1"), "{err}");
+}
+
+#[test]
+fn launch_refuses_parameters_that_do_not_match_the_shader() {
+    let gpu = common::gpu();
+    let (x, out) = (gpu.zeros(&[4]).unwrap(), gpu.zeros(&[1]).unwrap());
+    // reduce.wgsl's Params has five 32-bit fields: four (a field left out on the Rust side) or six
+    // are refused, naming the shader, instead of the missing field reading 0.
+    let four = gpu.launch(&ops::reduce::SHADER, "sum", &[1u32, 1, 4, 0], &[&x, &out], Dispatch::Items(256));
+    let six = gpu.launch(&ops::reduce::SHADER, "sum", &[1u32, 1, 4, 0, 0, 0], &[&x, &out], Dispatch::Items(256));
+    for err in [four.unwrap_err(), six.unwrap_err()] {
+        assert!(
+            err.to_string().contains("shaders/reduce.wgsl's parameters take 20 bytes"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 #![cfg(not(target_arch = "wasm32"))]
-//! lerp: the GPU check, both backward references against finite differences of the forward, the
+//! lerp (GPU check: tests/kernels.rs): both backward references against finite differences of the forward, the
 //! forward as its own JVP (it is linear in a and b), and errors on mismatched shapes.
 
 mod common;
@@ -10,11 +10,6 @@ use pggan::rng::Rng;
 
 /// Central differences of a linear map in f64 are exact up to rounding (about 1e-10 here).
 const FD_TOL: f64 = 1e-6;
-
-#[test]
-fn check() {
-    common::run_check(lerp::check);
-}
 
 #[test]
 fn backward_and_jvp_references_match_finite_differences() {

@@ -1,4 +1,4 @@
-//! loss: GPU against the references, and the score gradients against finite differences of the losses.
+//! loss (GPU check: tests/kernels.rs): the score gradients against finite differences of the losses.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -14,11 +14,6 @@ const FD_TOL: f64 = 1e-6;
 const LAMBDA: f64 = 10.0;
 const GAMMA: f64 = 1.0;
 const DRIFT: f64 = 0.001;
-
-#[test]
-fn check() {
-    common::run_check(loss::check);
-}
 
 /// The D step's scores (B real, then B fake), sums of squares and G-step fake scores for a batch of `b`.
 fn scores(seed: u64, b: usize) -> [Vec<f64>; 3] {

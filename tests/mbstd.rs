@@ -1,4 +1,4 @@
-//! mbstd: GPU against the references, and the references against finite differences in f64.
+//! mbstd (GPU check: tests/kernels.rs): the references against finite differences in f64.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -14,11 +14,6 @@ const FD_TOL: f64 = 1e-6;
 
 /// (N, C, HW): both group sizes, and more than one group.
 const SHAPES: [(usize, usize, usize); 3] = [(4, 3, 4), (3, 5, 4), (8, 3, 16)];
-
-#[test]
-fn check() {
-    common::run_check(mbstd::check);
-}
 
 /// x well spread within groups, a random tangent and a random output gradient.
 fn inputs(seed: u64, n: usize, c: usize, hw: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {

@@ -1,19 +1,9 @@
-//! adam and ema: the GPU updates against the references, and the launchers' refusals of bad input.
+//! adam and ema (GPU checks: tests/kernels.rs): the launchers' refusals of bad input.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
 use pggan::ops::{adam, ema};
-
-#[test]
-fn adam() {
-    common::run_check(adam::check);
-}
-
-#[test]
-fn ema() {
-    common::run_check(ema::check);
-}
 
 #[test]
 fn adam_refuses_mismatched_state_and_step_zero() {

@@ -1,5 +1,5 @@
 #![cfg(not(target_arch = "wasm32"))]
-//! pixelnorm: the GPU check, the backward reference against finite differences of the forward, and
+//! pixelnorm (GPU check: tests/kernels.rs): the backward reference against finite differences of the forward, and
 //! errors on mismatched shapes.
 
 mod common;
@@ -10,11 +10,6 @@ use pggan::rng::Rng;
 
 /// Central differences with h = 1e-6 agree with the exact derivative to about 1e-9 here.
 const FD_TOL: f64 = 1e-6;
-
-#[test]
-fn check() {
-    common::run_check(pixelnorm::check);
-}
 
 #[test]
 fn backward_reference_matches_finite_differences() {

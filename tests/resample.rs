@@ -1,5 +1,5 @@
 #![cfg(not(target_arch = "wasm32"))]
-//! resample: the GPU check, the backward references against finite differences of the forwards, the
+//! resample (GPU check: tests/kernels.rs): the backward references against finite differences of the forwards, the
 //! forwards as their own JVPs (the ops are linear), and errors on shapes that are not a resampling.
 
 mod common;
@@ -10,11 +10,6 @@ use pggan::rng::Rng;
 
 /// Central differences of a linear map in f64 are exact up to rounding (about 1e-10 here).
 const FD_TOL: f64 = 1e-6;
-
-#[test]
-fn check() {
-    common::run_check(resample::check);
-}
 
 #[test]
 fn backward_and_jvp_references_match_finite_differences() {

@@ -1,15 +1,10 @@
-//! sort: the bitonic sort and the sliced Wasserstein helpers against the references, and the
+//! sort (GPU check of the bitonic sort and the sliced Wasserstein helpers: tests/kernels.rs): the
 //! refusal of rows that are not a power of two long.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
 use pggan::ops::sort;
-
-#[test]
-fn sort() {
-    common::run_check(sort::check);
-}
 
 #[test]
 fn sort_refuses_rows_that_are_not_a_power_of_two() {

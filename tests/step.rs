@@ -40,10 +40,10 @@ fn d_gradient_with_the_penalty_matches_finite_differences() {
     let (mut checked, mut worst) = (0, 0.0f64);
     // Entries of every layer type of D: fromRGB (1x1 conv) at both levels, 3x3 convs, both dense
     // layers, and biases.
-    for (i, layer) in model.d_layers.iter().enumerate() {
+    for (i, layer) in model.d.layers.iter().enumerate() {
         for (kind, param, grad) in [
-            ("w", &model.d.w[i], &model.d_grad.w[i]),
-            ("b", &model.d.b[i], &model.d_grad.b[i]),
+            ("w", &model.d.params.w[i], &model.d.grad.w[i]),
+            ("b", &model.d.params.b[i], &model.d.grad.b[i]),
         ] {
             let g = grad.get();
             let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -81,7 +81,7 @@ fn the_penalty_has_a_nonzero_weight_gradient_that_changes_the_step() {
     let without = StepConfig { lambda: 0.0, ..with };
     let grads = |sc: &StepConfig| -> Vec<f64> {
         step::d_gradients(&Cpu, &model, &inputs, level, alpha, sc).unwrap();
-        model.d_grad.tensors().flat_map(|t| t.get()).collect()
+        model.d.grad.tensors().flat_map(|t| t.get()).collect()
     };
     let (a, b) = (grads(&with), grads(&without));
     let diff = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();

@@ -27,38 +27,26 @@ async fn run_check(check: Check) {
     );
 }
 
-/// One browser test per op check, named after the op.
+/// One browser test per registered op (`pggan::for_each_op!`), named after it, and their names.
 macro_rules! op_tests {
-    ($($op:ident),*) => {$(
-        #[wasm_bindgen_test]
-        async fn $op() {
-            run_check(ops::$op::check).await;
-        }
-    )*};
+    ($($op:ident),*) => {
+        $(
+            #[wasm_bindgen_test]
+            async fn $op() {
+                run_check(ops::$op::check).await;
+            }
+        )*
+        const TESTED: &[&str] = &[$(stringify!($op)),*];
+    };
 }
 
-op_tests!(act, reduce, conv, dense, resample, pixelnorm, lerp, mbstd, gp, loss, adam, ema, blas, sort);
+pggan::for_each_op!(op_tests);
 
+/// The registry that feeds the native tests (tests/kernels.rs) feeds these: every op's check runs here.
 #[wasm_bindgen_test]
 fn every_op_has_a_browser_test() {
     let names: Vec<&str> = ops::CHECKS.iter().map(|(n, _)| *n).collect();
-    let tested = [
-        "act",
-        "reduce",
-        "conv",
-        "dense",
-        "resample",
-        "pixelnorm",
-        "lerp",
-        "mbstd",
-        "gp",
-        "loss",
-        "adam",
-        "ema",
-        "blas",
-        "sort",
-    ];
-    assert_eq!(names, tested);
+    assert_eq!(names, TESTED);
 }
 
 #[wasm_bindgen_test]
@@ -167,18 +155,19 @@ mod session {
         assert_eq!(num(&st, "total_kimg"), 0.06);
 
         let first = pixels(&s).await;
-        let stats = s.step(6).await.unwrap();
+        let stats = s.step(9).await.unwrap();
         for key in ["d_loss", "g_loss", "penalty", "drift", "wasserstein"] {
             assert!(num(&stats, key).is_finite(), "{key} is not finite");
         }
         let st = s.status().unwrap();
-        // 6 steps of 4 images: 24 images, fading in 8x8 (phase 1) with alpha 0.2.
+        // 9 steps of 4 images: 36 images. The schedule, evaluated every 4 steps, was last evaluated at
+        // 32 images: fading in 8x8 (phase 1) with alpha 0.6.
         assert_eq!(
             (num(&st, "steps"), num(&st, "kimg"), num(&st, "resolution")),
-            (6.0, 0.024, 8.0)
+            (9.0, 0.036, 8.0)
         );
         assert_eq!(get(&st, "phase").as_string().unwrap(), "fade-in");
-        assert!((num(&st, "alpha") - 0.2).abs() < 1e-6);
+        assert!((num(&st, "alpha") - 0.6).abs() < 1e-6);
 
         // The sliced Wasserstein distance needs 16x16; at 8x8 there is none.
         assert!(s.swd().await.unwrap().is_null());
@@ -192,7 +181,7 @@ mod session {
         // The checkpoint is the native format and resumes exactly: same samples, same next steps.
         let bytes = s.checkpoint().await.unwrap();
         let ck = Checkpoint::from_bytes(&bytes).unwrap();
-        assert_eq!((ck.state.steps, ck.config.data.as_str()), (6, "synthetic"));
+        assert_eq!((ck.state.steps, ck.config.data.as_str()), (9, "synthetic"));
         for group in ["g", "d", "g_ema", "g_m", "g_v", "d_m", "d_v"] {
             assert!(
                 ck.tensors.keys().any(|k| k.starts_with(&format!("{group}/"))),
@@ -200,7 +189,7 @@ mod session {
             );
         }
         let mut resumed = resume(&bytes, Some(files())).await.unwrap();
-        assert_eq!(num(&resumed.status().unwrap(), "steps"), 6.0);
+        assert_eq!(num(&resumed.status().unwrap(), "steps"), 9.0);
         assert!(
             pixels(&resumed).await == pixels(&s).await,
             "the resumed run samples differently"

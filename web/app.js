@@ -18,9 +18,8 @@ let runConfig = null;
 let running = false;
 let loop = Promise.resolve();
 let history = [];
-// Sliced Wasserstein distances measured so far ({kimg, swd}) and the kimg of the next one.
+// Sliced Wasserstein distances measured so far ({kimg, swd}).
 let swdHistory = [];
-let nextSwd = 0;
 let chosen = { name: "", files: [] };
 let walkTimer = null;
 
@@ -162,7 +161,6 @@ function adopt(next) {
   session = next;
   history = [];
   swdHistory = [];
-  nextSwd = 0;
   rate.reset();
   const cfg = session.config();
   $("config-json").textContent = cfg;
@@ -215,11 +213,10 @@ function drawPlots() {
 }
 
 // Every swd_ticks ticks of the run's configuration (as the CLI logs it), from 16x16 on.
-async function measureSwd(st) {
+// When to measure is the trainer's tick clock (`due.swd` of a step), the CLI's rule.
+async function measureSwd(st, due) {
+  if (!due.swd) return;
   const cfg = runConfig;
-  if (cfg.swd_ticks === 0 || st.kimg < nextSwd) return;
-  const every = cfg.swd_ticks * cfg.tick_kimg;
-  nextSwd = (Math.floor(st.kimg / every) + 1) * every;
   say(`Measuring the sliced Wasserstein distance (${cfg.swd_images} images)…`);
   const swd = await serial(() => session.swd());
   say("Training…");
@@ -272,12 +269,13 @@ async function trainLoop() {
       // Aim for batches of about 0.1-0.4 s: responsive page, few read-backs.
       const dt = performance.now() - t0;
       n = dt < 100 ? Math.min(2 * n, 32) : dt > 400 ? Math.max(1, n >> 1) : n;
-      history.push({ kimg: st.kimg, ...stats });
+      const { due, ...losses } = stats;
+      history.push({ kimg: st.kimg, ...losses });
       if (history.length > MAX_POINTS) history = history.filter((_, i) => i % 2 === 0);
       rate.update(st.kimg * 1000);
       showProgress(st);
       drawPlots();
-      await measureSwd(st);
+      await measureSwd(st, due);
       if (st.finished) running = false;
       else if (performance.now() - lastSamples > SAMPLE_EVERY_MS) {
         await refreshSamples();
@@ -421,8 +419,7 @@ function wire() {
     runConfig = null;
     history = [];
     swdHistory = [];
-    nextSwd = 0;
-    clearInterval(walkTimer);
+      clearInterval(walkTimer);
     for (const id of ["samples", "walk"]) $(id).getContext("2d").clearRect(0, 0, $(id).width, $(id).height);
     drawPlots();
     $("config-json").textContent = "No run yet.";

@@ -64,7 +64,9 @@ pub(super) struct Pipeline {
     layout: wgpu::BindGroupLayout,
     /// The binding numbers the entry point uses, ascending.
     bindings: Vec<u32>,
-    /// Bytes of the parameter struct at binding 0, a multiple of 16.
+    /// Bytes of the parameter struct at binding 0 (0 when the entry point uses none), and of its
+    /// binding (a multiple of 16, at least 16).
+    params_size: u64,
     uniform_size: u64,
     workgroup_size: [u32; 3],
 }
@@ -123,15 +125,14 @@ impl Gpu {
         let uses = module.info.get_entry_point(index);
         // The layout, from the bindings the entry point uses: the parameters with a dynamic offset
         // (one bind group serves every launch with the same tensors), then the tensors.
-        let (mut entries, mut uniform_size) = (Vec::new(), 16);
+        let (mut entries, mut params_size) = (Vec::new(), 0);
         for (handle, var) in module.naga.global_variables.iter() {
             let Some(binding) = var.binding.as_ref().filter(|_| !uses[handle].is_empty()) else {
                 continue;
             };
             let ty = match var.space {
                 naga::AddressSpace::Uniform => {
-                    uniform_size =
-                        u64::from(module.naga.types[var.ty].inner.size(module.naga.to_ctx())).next_multiple_of(16);
+                    params_size = u64::from(module.naga.types[var.ty].inner.size(module.naga.to_ctx()));
                     wgpu::BufferBindingType::Uniform
                 }
                 naga::AddressSpace::Storage { access } => wgpu::BufferBindingType::Storage {
@@ -180,23 +181,25 @@ impl Gpu {
             pipeline,
             layout,
             bindings: entries.iter().map(|e| e.binding).collect(),
-            uniform_size,
+            params_size,
+            // Uniform bindings are at least 16 bytes and a multiple of 16 in every backend's rules.
+            uniform_size: params_size.next_multiple_of(16).max(16),
             workgroup_size: module.naga.entry_points[index].workgroup_size,
         });
         self.pipelines.lock().unwrap().insert(key, p.clone());
         Ok(p)
     }
 
-    /// Records one dispatch of `shader`'s `entry` with the scalar `params` (32-bit words: use
-    /// `f32::to_bits` for floats) at binding 0 and `tensors` at the entry point's tensor bindings,
-    /// in ascending order.
-    /// Errors, never panics, when a tensor exceeds the device's binding limit or the grid its
-    /// dispatch limit.
-    pub fn launch(
+    /// Records one dispatch of `shader`'s `entry` with `params` at binding 0 (a `#[repr(C)]` struct
+    /// mirroring the shader's `Params`, field for field) and `tensors` at the entry point's tensor
+    /// bindings, in ascending order.
+    /// Errors, never panics, when `params` is not the size of the shader's struct (a field missing
+    /// on either side), a tensor exceeds the device's binding limit or the grid its dispatch limit.
+    pub fn launch<P: bytemuck::Pod>(
         &self,
         shader: &Shader,
         entry: &'static str,
-        params: &[u32],
+        params: &P,
         tensors: &[&Tensor],
         dispatch: Dispatch,
     ) -> Result<()> {
@@ -205,17 +208,26 @@ impl Gpu {
 
     /// `launch` of the pipeline compiled with the shader's `override` constants set to `constants`
     /// (by name; the rest keep their defaults). Each distinct set is compiled once and cached.
-    pub fn launch_with(
+    pub fn launch_with<P: bytemuck::Pod>(
         &self,
         shader: &Shader,
         entry: &'static str,
         constants: &[(&'static str, u32)],
-        params: &[u32],
+        params: &P,
         tensors: &[&Tensor],
         dispatch: Dispatch,
     ) -> Result<()> {
         let p = self.pipeline(shader, entry, constants)?;
         let what = || format!("{}.{entry}", shader.name);
+        let given = std::mem::size_of::<P>() as u64;
+        if given != p.params_size {
+            bail!(
+                "{}: shaders/{}.wgsl's parameters take {} bytes, the launcher passes {given}",
+                what(),
+                shader.name,
+                p.params_size
+            );
+        }
         let groups = self
             .groups(dispatch, p.workgroup_size[0])
             .map_err(|e| anyhow!("{}: {e}", what()))?;
@@ -233,7 +245,7 @@ impl Gpu {
                 limit >> 20
             );
         }
-        let uniform = self.uniform(params, p.uniform_size);
+        let uniform = self.uniform(bytemuck::bytes_of(params), p.uniform_size);
         let bind_group = self.bind_group(&p, &uniform.arena, tensors);
         let timed = self.profile_pass(|| {
             let mut label = what();

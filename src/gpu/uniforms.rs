@@ -29,13 +29,11 @@ pub(super) struct Uniform {
 }
 
 impl Gpu {
-    /// Places `params` (32-bit words, followed by zeros up to `size` bytes: the shader's parameter
-    /// struct) in the current arena, moving on to the next one when it is full.
-    pub(super) fn uniform(&self, params: &[u32], size: u64) -> Uniform {
-        // Uniform bindings are at least 16 bytes and a multiple of 16 in every backend's rules.
-        let words = (params.len().max(size as usize / 4)).div_ceil(4).max(1) * 4;
-        let mut bytes: Vec<u8> = bytemuck::cast_slice(params).to_vec();
-        bytes.resize(4 * words, 0);
+    /// Places `params` (the shader's parameter struct), padded with zeros to its binding's `size`,
+    /// in the current arena, moving on to the next one when it is full.
+    pub(super) fn uniform(&self, params: &[u8], size: u64) -> Uniform {
+        let mut bytes = params.to_vec();
+        bytes.resize(size as usize, 0);
         let align = self.limits.min_uniform_buffer_offset_alignment as usize;
         let mut guard = self.uniforms.lock().unwrap();
         let u = &mut *guard;

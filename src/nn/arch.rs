@@ -9,6 +9,7 @@
 //! - D: level 1: [fromRGB_1, conv, dense0, dense1]; level l >= 2: [fromRGB_l, conv0, conv1_down].
 
 use super::config::{res_of, NetConfig};
+use crate::ops::act::SLOPE;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
@@ -39,8 +40,6 @@ pub struct Layer {
 }
 
 pub const SQRT2: f32 = std::f32::consts::SQRT_2;
-/// PG-GAN's leaky ReLU slope.
-pub const LRELU: f32 = 0.2;
 
 fn conv(name: String, k: usize, inputs: usize, outputs: usize, gain: f32, slope: f32) -> Layer {
     Layer {
@@ -81,10 +80,10 @@ pub fn generator(cfg: &NetConfig) -> Vec<Layer> {
                 outputs: maps * 16,
                 bias: maps,
                 gain: SQRT2 / 4.0,
-                slope: LRELU,
+                slope: SLOPE,
                 down: false,
             });
-            layers.push(conv("4x4/conv".into(), 3, maps, maps, SQRT2, LRELU));
+            layers.push(conv("4x4/conv".into(), 3, maps, maps, SQRT2, SLOPE));
         } else {
             layers.push(conv(
                 format!("{r}x{r}/conv0_up"),
@@ -92,9 +91,9 @@ pub fn generator(cfg: &NetConfig) -> Vec<Layer> {
                 cfg.maps(level - 1),
                 maps,
                 SQRT2,
-                LRELU,
+                SLOPE,
             ));
-            layers.push(conv(format!("{r}x{r}/conv1"), 3, maps, maps, SQRT2, LRELU));
+            layers.push(conv(format!("{r}x{r}/conv1"), 3, maps, maps, SQRT2, SLOPE));
         }
         layers.push(conv(format!("{r}x{r}/toRGB"), 1, maps, cfg.channels, 1.0, 1.0));
     }
@@ -106,10 +105,10 @@ pub fn discriminator(cfg: &NetConfig) -> Vec<Layer> {
     let mut layers = Vec::new();
     for level in 1..=cfg.levels() {
         let (r, maps) = (res_of(level), cfg.maps(level));
-        layers.push(conv(format!("{r}x{r}/fromRGB"), 1, cfg.channels, maps, SQRT2, LRELU));
+        layers.push(conv(format!("{r}x{r}/fromRGB"), 1, cfg.channels, maps, SQRT2, SLOPE));
         if level == 1 {
             // The minibatch-stddev map is the conv's one extra input channel.
-            layers.push(conv("4x4/conv".into(), 3, maps + 1, maps, SQRT2, LRELU));
+            layers.push(conv("4x4/conv".into(), 3, maps + 1, maps, SQRT2, SLOPE));
             let hidden = cfg.nf(0);
             layers.push(Layer {
                 name: "4x4/dense0".into(),
@@ -118,7 +117,7 @@ pub fn discriminator(cfg: &NetConfig) -> Vec<Layer> {
                 outputs: hidden,
                 bias: hidden,
                 gain: SQRT2,
-                slope: LRELU,
+                slope: SLOPE,
                 down: false,
             });
             layers.push(Layer {
@@ -132,10 +131,10 @@ pub fn discriminator(cfg: &NetConfig) -> Vec<Layer> {
                 down: false,
             });
         } else {
-            layers.push(conv(format!("{r}x{r}/conv0"), 3, maps, maps, SQRT2, LRELU));
+            layers.push(conv(format!("{r}x{r}/conv0"), 3, maps, maps, SQRT2, SLOPE));
             layers.push(Layer {
                 down: true,
-                ..conv(format!("{r}x{r}/conv1_down"), 3, maps, cfg.maps(level - 1), SQRT2, LRELU)
+                ..conv(format!("{r}x{r}/conv1_down"), 3, maps, cfg.maps(level - 1), SQRT2, SLOPE)
             });
         }
     }
@@ -149,6 +148,19 @@ pub fn g_block(level: usize) -> usize {
 
 pub fn g_torgb(level: usize) -> usize {
     g_block(level) + 2
+}
+
+/// D's 4x4 tail (level 1), after its fromRGB: the convolution on the minibatch-stddev maps, then the
+/// two dense layers.
+pub const D_CONV: usize = 1;
+pub const D_DENSE0: usize = 2;
+pub const D_DENSE1: usize = 3;
+
+/// The layers each network uses at `level`, (G, D): layers are stored by level, so they are a
+/// prefix of each network's layers.
+pub fn layers_in_use(level: usize) -> (usize, usize) {
+    let d_block = if level == 1 { D_DENSE1 + 1 } else { 3 };
+    (g_torgb(level) + 1, d_fromrgb(level) + d_block)
 }
 
 /// D: the index of level `level`'s fromRGB; its block layers follow it.

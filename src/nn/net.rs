@@ -8,7 +8,7 @@
 
 use anyhow::{Context, Result};
 
-use super::arch::{d_fromrgb, g_block, g_torgb, Kind, Layer};
+use super::arch::{d_fromrgb, g_block, g_torgb, Kind, Layer, D_CONV, D_DENSE0, D_DENSE1};
 use super::backend::Backend;
 use super::config::{res_of, NetConfig};
 use crate::gpu::SLICE_ALIGN;
@@ -66,10 +66,41 @@ pub struct Stream<T> {
 }
 
 /// Adjoints of a stream's primal and tangent; `None` where they are known to be zero.
-type Adjoint<T> = (Option<T>, Option<T>);
+pub struct Adjoint<T> {
+    pub primal: Option<T>,
+    pub tangent: Option<T>,
+}
 
-/// Adjoints of a fade-in blend's (old, new) inputs.
-type Blend<T> = (Option<T>, Option<T>);
+impl<T> Adjoint<T> {
+    /// The adjoint of a primal value alone: ordinary backpropagation.
+    pub fn of_primal(d: T) -> Self {
+        Adjoint {
+            primal: Some(d),
+            tangent: None,
+        }
+    }
+
+    /// The adjoint of a tangent alone: the reverse of a forward-mode run.
+    pub fn of_tangent(d: T) -> Self {
+        Adjoint {
+            primal: None,
+            tangent: Some(d),
+        }
+    }
+}
+
+/// Whether a backward pass returns its input's adjoints, or only adds parameter gradients.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum InputAdjoint {
+    Wanted,
+    Unwanted,
+}
+
+/// Adjoints of a fade-in blend's inputs: the previous level's path and the new one.
+struct Blend<T> {
+    old: Option<T>,
+    new: Option<T>,
+}
 
 /// One layer application kept for the backward pass.
 #[derive(Clone)]
@@ -155,20 +186,21 @@ impl<B: Backend> Net<'_, B> {
     }
 
     /// Back through one layer: adds its weight and bias gradients to `grads` (when given) and returns
-    /// the adjoints of its input streams (when `need_input`). The slope mask is piecewise constant, so
-    /// the tangent adjoint adds nothing to the primal one here.
+    /// the adjoints of its input streams (when wanted). The slope mask is piecewise constant, so the
+    /// tangent adjoint adds nothing to the primal one here.
     fn layer_back(
         &self,
         s: &Saved<B::T>,
-        (dy, dty): Adjoint<B::T>,
+        d: Adjoint<B::T>,
         grads: Option<&Params<B::T>>,
-        need_input: bool,
+        input: InputAdjoint,
     ) -> Result<Adjoint<B::T>> {
         let (l, w) = (&self.layers[s.layer], &self.params.w[s.layer]);
-        let back = |d: Option<B::T>, input: Option<&B::T>, bias: bool| -> Result<Option<B::T>> {
+        // `x` is the stream's input; only the primal stream has a bias.
+        let back = |d: Option<B::T>, x: Option<&B::T>, primal: bool| -> Result<Option<B::T>> {
             let Some(d) = d else { return Ok(None) };
             let da = self.new_like(&d)?;
-            match grads.filter(|_| bias) {
+            match grads.filter(|_| primal) {
                 Some(g) => self.bk.act_mask_bias_grad(&s.out.p, &d, &da, &g.b[s.layer], l.slope)?,
                 None => self.bk.act_mask(&s.out.p, &d, &da, l.slope)?,
             }
@@ -181,13 +213,13 @@ impl<B: Backend> Net<'_, B> {
                 false => da,
             };
             if let Some(g) = grads {
-                let x = input.expect("a tangent adjoint comes only from a forward-mode run");
+                let x = x.expect("a tangent adjoint comes only from a forward-mode run");
                 match l.kind {
                     Kind::Conv { .. } => self.bk.conv_backward_weight(x, &da, &g.w[s.layer], l.gain)?,
                     Kind::Dense => self.bk.dense_backward_weight(x, &da, &g.w[s.layer], l.gain)?,
                 }
             }
-            if !need_input {
+            if input == InputAdjoint::Unwanted {
                 return Ok(None);
             }
             let dx = self.new_like(&s.input.p)?;
@@ -198,7 +230,10 @@ impl<B: Backend> Net<'_, B> {
             Ok(Some(dx))
         };
         // The bias enters the primal only; the weight gradient is primal_adjoint x primal + tangent_adjoint x tangent.
-        Ok((back(dy, Some(&s.input.p), true)?, back(dty, s.input.t.as_ref(), false)?))
+        Ok(Adjoint {
+            primal: back(d.primal, Some(&s.input.p), true)?,
+            tangent: back(d.tangent, s.input.t.as_ref(), false)?,
+        })
     }
 
     /// `x` [N, C, R, R] downsampled to [N, C, R/2, R/2].
@@ -221,7 +256,10 @@ impl<B: Backend> Net<'_, B> {
             f(&v, &y)?;
             Ok(y)
         };
-        Ok((d.0.map(apply).transpose()?, d.1.map(apply).transpose()?))
+        Ok(Adjoint {
+            primal: d.primal.map(apply).transpose()?,
+            tangent: d.tangent.map(apply).transpose()?,
+        })
     }
 
     fn add(&self, a: Option<B::T>, b: Option<B::T>) -> Result<Option<B::T>> {
@@ -311,21 +349,26 @@ impl<B: Backend> Net<'_, B> {
             bk.lerp_backward(d_images, &d_up, &d_rgb, run.alpha)?;
             let d_old = self.new_like(&old.out.p)?;
             bk.upsample_backward(&d_up, &d_old)?;
-            d_prev = self.layer_back(old, (Some(d_old), None), Some(grads), true)?.0;
+            d_prev = self
+                .layer_back(old, Adjoint::of_primal(d_old), Some(grads), InputAdjoint::Wanted)?
+                .primal;
             d_new = d_rgb;
         }
         let mut dh = self
-            .layer_back(&run.rgb, (Some(d_new), None), Some(grads), true)?
-            .0
-            .unwrap();
+            .layer_back(&run.rgb, Adjoint::of_primal(d_new), Some(grads), InputAdjoint::Wanted)?
+            .primal
+            .expect("wanted");
         for lev in (1..=run.level).rev() {
             for j in (0..2).rev() {
                 let s = &run.blocks[2 * (lev - 1) + j];
                 let dy = self.new_like(&dh)?;
                 bk.pixelnorm_backward(&s.out.p, &dh, &dy)?;
                 // The latent's gradient is never needed.
-                let need_input = !(lev == 1 && j == 0);
-                match self.layer_back(s, (Some(dy), None), Some(grads), need_input)?.0 {
+                let input = match lev == 1 && j == 0 {
+                    true => InputAdjoint::Unwanted,
+                    false => InputAdjoint::Wanted,
+                };
+                match self.layer_back(s, Adjoint::of_primal(dy), Some(grads), input)?.primal {
                     Some(d) => dh = d,
                     None => return Ok(()),
                 }
@@ -389,9 +432,9 @@ impl<B: Backend> Net<'_, B> {
         }
         let m = bk.scratch(&[n, cfg.maps(1) + 1, 4, 4])?;
         bk.mbstd(&h, &m, batches)?;
-        let conv = self.layer(1, &m, &[n, cfg.maps(1), 4, 4])?;
-        let dense0 = self.layer(2, &conv.out.p, &[n, cfg.nf(0)])?;
-        let dense1 = self.layer(3, &dense0.out.p, &[n, 1])?;
+        let conv = self.layer(D_CONV, &m, &[n, cfg.maps(1), 4, 4])?;
+        let dense0 = self.layer(D_DENSE0, &conv.out.p, &[n, cfg.nf(0)])?;
+        let dense1 = self.layer(D_DENSE1, &dense0.out.p, &[n, 1])?;
         let primal = |p: B::T| Stream { p, t: None };
         Ok(DRun {
             input: primal(x.clone()),
@@ -455,18 +498,18 @@ impl<B: Backend> Net<'_, B> {
     }
 
     /// Back through D from the adjoints of the scores' primal and tangent. Adds D's parameter
-    /// gradients to `grads` when given; returns the input's adjoints when `need_input`.
+    /// gradients to `grads` when given; returns the input's adjoints when wanted.
     pub fn d_backward(
         &self,
         run: &DRun<B::T>,
         d_score: Adjoint<B::T>,
         grads: Option<&Params<B::T>>,
-        need_input: bool,
+        input: InputAdjoint,
     ) -> Result<Adjoint<B::T>> {
         let bk = self.bk;
         let mut d = d_score;
         for s in run.tail.iter().rev() {
-            d = self.layer_back(s, d, grads, true)?;
+            d = self.layer_back(s, d, grads, InputAdjoint::Wanted)?;
         }
         // Minibatch stddev: the primal adjoint gets J^T dy plus, in forward mode, the second-order
         // term d<dty, J(x) tx>/dx; the tangent adjoint gets J^T dty.
@@ -476,7 +519,7 @@ impl<B: Backend> Net<'_, B> {
             bk.mbstd_backward(&h.p, dy, &dx, run.batches)?;
             Ok(dx)
         };
-        let second = match (&d.1, &h.t) {
+        let second = match (&d.tangent, &h.t) {
             (Some(dty), Some(tx)) => {
                 let dx2 = self.new_like(&h.p)?;
                 bk.mbstd_jvp_backward(&h.p, tx, dty, &dx2, run.batches)?;
@@ -484,31 +527,52 @@ impl<B: Backend> Net<'_, B> {
             }
             _ => None,
         };
-        let primal = d.0.as_ref().map(back).transpose()?;
-        d = (self.add(primal, second)?, d.1.as_ref().map(back).transpose()?);
+        let primal = d.primal.as_ref().map(back).transpose()?;
+        d = Adjoint {
+            primal: self.add(primal, second)?,
+            tangent: d.tangent.as_ref().map(back).transpose()?,
+        };
 
         // While fading in, the input also reached level - 1's fromRGB through a downsampling.
-        let mut d_input_old: Adjoint<B::T> = (None, None);
+        let mut d_input_old = Adjoint {
+            primal: None,
+            tangent: None,
+        };
         for (i, [s0, s1]) in run.blocks.iter().enumerate().rev() {
             if let (0, Some(old)) = (i, &run.old) {
-                let ((old_p, new_p), (old_t, new_t)) = (self.split(d.0, run.alpha)?, self.split(d.1, run.alpha)?);
-                let d_small = self.layer_back(old, (old_p, old_t), grads, need_input)?;
+                let (p, t) = (self.split(d.primal, run.alpha)?, self.split(d.tangent, run.alpha)?);
+                let d_old = Adjoint {
+                    primal: p.old,
+                    tangent: t.old,
+                };
+                let d_small = self.layer_back(old, d_old, grads, input)?;
                 let big = self.bk.shape(&run.input.p).to_vec();
                 d_input_old = self.map_adj(d_small, &big, |a, b| bk.downsample_backward(a, b))?;
-                d = (new_p, new_t);
+                d = Adjoint {
+                    primal: p.new,
+                    tangent: t.new,
+                };
             }
-            d = self.layer_back(s1, d, grads, true)?;
-            d = self.layer_back(s0, d, grads, true)?;
+            d = self.layer_back(s1, d, grads, InputAdjoint::Wanted)?;
+            d = self.layer_back(s0, d, grads, InputAdjoint::Wanted)?;
         }
-        let dx = self.layer_back(&run.top, d, grads, need_input)?;
-        Ok((self.add(dx.0, d_input_old.0)?, self.add(dx.1, d_input_old.1)?))
+        let dx = self.layer_back(&run.top, d, grads, input)?;
+        Ok(Adjoint {
+            primal: self.add(dx.primal, d_input_old.primal)?,
+            tangent: self.add(dx.tangent, d_input_old.tangent)?,
+        })
     }
 
-    /// The adjoints of a fade-in blend's two inputs (old, new) from its output's adjoint.
+    /// The adjoints of a fade-in blend's two inputs from its output's adjoint.
     fn split(&self, d: Option<B::T>, alpha: f32) -> Result<Blend<B::T>> {
-        let Some(d) = d else { return Ok((None, None)) };
+        let Some(d) = d else {
+            return Ok(Blend { old: None, new: None });
+        };
         let (d_old, d_new) = (self.new_like(&d)?, self.new_like(&d)?);
         self.bk.lerp_backward(&d, &d_old, &d_new, alpha)?;
-        Ok((Some(d_old), Some(d_new)))
+        Ok(Blend {
+            old: Some(d_old),
+            new: Some(d_new),
+        })
     }
 }

@@ -13,6 +13,16 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/act.wgsl"),
 };
 
+/// `Params` of act.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len: u32,
+    channels: u32,
+    hw: u32,
+    slope: f32,
+}
+
 /// PG-GAN's leaky ReLU slope.
 pub const SLOPE: f32 = 0.2;
 
@@ -31,7 +41,12 @@ pub fn forward(gpu: &Gpu, x: &Tensor, bias: &Tensor, out: &Tensor, slope: f32) -
         x.shape
     );
     let hw = x.len() / (x.shape[0] * channels);
-    let params = [x.len() as u32, channels as u32, hw as u32, slope.to_bits()];
+    let params = Params {
+        len: x.len() as u32,
+        channels: channels as u32,
+        hw: hw as u32,
+        slope,
+    };
     gpu.launch(&SHADER, "forward", &params, &[x, bias, out], Dispatch::Items(x.len()))
 }
 
@@ -45,7 +60,12 @@ pub fn mask(gpu: &Gpu, y: &Tensor, v: &Tensor, out: &Tensor, slope: f32) -> Resu
         v.shape,
         out.shape
     );
-    let params = [y.len() as u32, 1, 1, slope.to_bits()];
+    let params = Params {
+        len: y.len() as u32,
+        channels: 1,
+        hw: 1,
+        slope,
+    };
     gpu.launch(&SHADER, "mask", &params, &[y, v, out], Dispatch::Items(y.len()))
 }
 
@@ -63,7 +83,12 @@ pub fn mask_bias_grad(gpu: &Gpu, y: &Tensor, v: &Tensor, out: &Tensor, db: &Tens
     );
     let channels = y.shape[1];
     let hw = y.len() / (y.shape[0] * channels);
-    let params = [y.len() as u32, channels as u32, hw as u32, slope.to_bits()];
+    let params = Params {
+        len: y.len() as u32,
+        channels: channels as u32,
+        hw: hw as u32,
+        slope,
+    };
     gpu.launch(
         &SHADER,
         "mask_bias_grad",

@@ -41,6 +41,18 @@ fn corrected_lr(hp: AdamParams, t: u32) -> f64 {
     hp.lr as f64 * (1.0 - (hp.beta2 as f64).powf(t)).sqrt() / (1.0 - (hp.beta1 as f64).powf(t))
 }
 
+/// `Params` of adam.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len: u32,
+    /// The bias-corrected learning rate of step t.
+    lr_t: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+}
+
 /// Step t (1-based) of Adam on `param` with gradient `grad` and moments `m`, `v`, all in place.
 pub fn step(gpu: &Gpu, param: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, hp: AdamParams, t: u32) -> Result<()> {
     ensure!(t >= 1, "adam: the step count t is 1-based, got 0");
@@ -52,13 +64,13 @@ pub fn step(gpu: &Gpu, param: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, hp
         m.shape,
         v.shape
     );
-    let params = [
-        param.len() as u32,
-        (corrected_lr(hp, t) as f32).to_bits(),
-        hp.beta1.to_bits(),
-        hp.beta2.to_bits(),
-        hp.eps.to_bits(),
-    ];
+    let params = Params {
+        len: param.len() as u32,
+        lr_t: corrected_lr(hp, t) as f32,
+        beta1: hp.beta1,
+        beta2: hp.beta2,
+        eps: hp.eps,
+    };
     gpu.launch(
         &SHADER,
         "step",

@@ -11,6 +11,15 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/blas.wgsl"),
 };
 
+/// `Params` of blas.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len: u32,
+    /// fill: the value; scale, axpy: the factor.
+    a: f32,
+}
+
 /// x = value everywhere. Zero (the gradients cleared before every step) is a buffer clear instead of
 /// a launch: cheaper to record.
 pub fn fill(gpu: &Gpu, x: &Tensor, value: f32) -> Result<()> {
@@ -21,7 +30,10 @@ pub fn fill(gpu: &Gpu, x: &Tensor, value: f32) -> Result<()> {
     gpu.launch(
         &SHADER,
         "fill",
-        &[x.len() as u32, value.to_bits()],
+        &Params {
+            len: x.len() as u32,
+            a: value,
+        },
         &[x],
         Dispatch::Items(x.len()),
     )
@@ -32,7 +44,7 @@ pub fn scale(gpu: &Gpu, x: &Tensor, a: f32) -> Result<()> {
     gpu.launch(
         &SHADER,
         "scale",
-        &[x.len() as u32, a.to_bits()],
+        &Params { len: x.len() as u32, a },
         &[x],
         Dispatch::Items(x.len()),
     )
@@ -49,7 +61,7 @@ pub fn axpy(gpu: &Gpu, a: f32, x: &Tensor, y: &Tensor) -> Result<()> {
     gpu.launch(
         &SHADER,
         "axpy",
-        &[y.len() as u32, a.to_bits()],
+        &Params { len: y.len() as u32, a },
         &[x, y],
         Dispatch::Items(y.len()),
     )

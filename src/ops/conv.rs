@@ -244,6 +244,29 @@ fn shape_of(pass: &str, input: &Tensor, weight: &Tensor, output: &Tensor) -> Res
     })
 }
 
+/// `Params` of conv.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    ncol: u32,
+    kdim: u32,
+    chunk: u32,
+    tiles_m: u32,
+    tiles_n: u32,
+    cin: u32,
+    cout: u32,
+    h: u32,
+    w: u32,
+    /// Kernel size, 1 or 3.
+    ks: u32,
+    accumulate: u32,
+    scale: f32,
+    /// sum_splits_act: the number of slices.
+    splits: u32,
+    slope: f32,
+}
+
 /// Records one pass: C[m, ncol] = scale * A B over `kdim` terms, split over the reduction when the
 /// output tiles are too few to fill the device; with `act` (forward only), lrelu(C + bias, slope).
 #[allow(clippy::too_many_arguments)]
@@ -270,25 +293,22 @@ fn gemm(
         "conv {entry}: {s:?} needs a grid of {grid:?} workgroups, over this device's limit of {max} per dimension"
     );
     let scale = s.scale(gain as f64) as f32;
-    let params = |accumulate: bool| {
-        [
-            m,
-            ncol,
-            kdim,
-            chunk,
-            tiles_m,
-            tiles_n,
-            s.cin,
-            s.cout,
-            s.h,
-            s.w,
-            s.k,
-            accumulate as usize,
-            scale.to_bits() as usize,
-            splits,
-            act.map_or(1.0f32, |(_, slope)| slope).to_bits() as usize,
-        ]
-        .map(|v| v as u32)
+    let params = |accumulate: bool| Params {
+        m: m as u32,
+        ncol: ncol as u32,
+        kdim: kdim as u32,
+        chunk: chunk as u32,
+        tiles_m: tiles_m as u32,
+        tiles_n: tiles_n as u32,
+        cin: s.cin as u32,
+        cout: s.cout as u32,
+        h: s.h as u32,
+        w: s.w as u32,
+        ks: s.k as u32,
+        accumulate: accumulate as u32,
+        scale,
+        splits: splits as u32,
+        slope: act.map_or(1.0, |(_, slope)| slope),
     };
     let groups = Dispatch::Groups(grid.map(|g| g as u32));
     let constants = [("TM", tile.rows), ("TN", tile.cols), ("TK", tile.depth)].map(|(k, v)| (k, v as u32));

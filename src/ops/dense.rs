@@ -45,20 +45,33 @@ struct Gemm {
 const TARGET_WORKGROUPS: usize = 256;
 const MIN_CHUNK: usize = 256;
 
+/// `Params` of dense.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    trans_a: u32,
+    trans_b: u32,
+    accumulate: u32,
+    alpha: f32,
+    /// The reduction length of one split.
+    chunk: u32,
+}
+
 fn gemm(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, g: Gemm) -> Result<()> {
     let tiles = g.n.div_ceil(TILE) * g.m.div_ceil(TILE);
     let (splits, chunk) = reduce::split_k(g.k, tiles, TARGET_WORKGROUPS, MIN_CHUNK, CHUNK);
-    let params = |accumulate: bool| {
-        [
-            g.m as u32,
-            g.n as u32,
-            g.k as u32,
-            g.trans_a as u32,
-            g.trans_b as u32,
-            accumulate as u32,
-            g.alpha.to_bits(),
-            chunk as u32,
-        ]
+    let params = |accumulate: bool| Params {
+        m: g.m as u32,
+        n: g.n as u32,
+        k: g.k as u32,
+        trans_a: g.trans_a as u32,
+        trans_b: g.trans_b as u32,
+        accumulate: accumulate as u32,
+        alpha: g.alpha,
+        chunk: chunk as u32,
     };
     // One workgroup per output tile and split; the launcher errors when a dimension exceeds the grid
     // limit.

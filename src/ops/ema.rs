@@ -11,6 +11,14 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/ema.wgsl"),
 };
 
+/// `Params` of ema.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len: u32,
+    beta: f32,
+}
+
 /// avg = src + beta * (avg - src), in place.
 pub fn update(gpu: &Gpu, avg: &Tensor, src: &Tensor, beta: f32) -> Result<()> {
     ensure!(
@@ -19,7 +27,10 @@ pub fn update(gpu: &Gpu, avg: &Tensor, src: &Tensor, beta: f32) -> Result<()> {
         avg.shape,
         src.shape
     );
-    let params = [avg.len() as u32, beta.to_bits()];
+    let params = Params {
+        len: avg.len() as u32,
+        beta,
+    };
     gpu.launch(&SHADER, "update", &params, &[avg, src], Dispatch::Items(avg.len()))
 }
 

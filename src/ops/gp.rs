@@ -14,6 +14,17 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/gp.wgsl"),
 };
 
+/// `Params` of gp.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len: u32,
+    batch: u32,
+    /// tangent only.
+    lambda: f32,
+    gamma: f32,
+}
+
 /// xhat_b = real_b + u_b (fake_b - real_b), u [B] (overwritten).
 pub fn mix(gpu: &Gpu, real: &Tensor, fake: &Tensor, u: &Tensor, xhat: &Tensor) -> Result<()> {
     ensure!(
@@ -34,7 +45,12 @@ pub fn mix(gpu: &Gpu, real: &Tensor, fake: &Tensor, u: &Tensor, xhat: &Tensor) -
         "gp mix: {} mixing weights for a batch of {batch}",
         u.len()
     );
-    let params = [real.len() as u32, batch as u32, 0, 0];
+    let params = Params {
+        len: real.len() as u32,
+        batch: batch as u32,
+        lambda: 0.0,
+        gamma: 0.0,
+    };
     gpu.launch(
         &SHADER,
         "mix",
@@ -56,7 +72,12 @@ pub fn tangent(gpu: &Gpu, g: &Tensor, sumsq: &Tensor, t: &Tensor, lambda: f32, g
     );
     ensure!(t.shape == g.shape, "gp tangent: t {:?} for g {:?}", t.shape, g.shape);
     ensure!(gamma != 0.0, "gp tangent: gamma must be nonzero");
-    let params = [g.len() as u32, batch as u32, lambda.to_bits(), gamma.to_bits()];
+    let params = Params {
+        len: g.len() as u32,
+        batch: batch as u32,
+        lambda,
+        gamma,
+    };
     gpu.launch(&SHADER, "tangent", &params, &[g, sumsq, t], Dispatch::Items(g.len()))
 }
 

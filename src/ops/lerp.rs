@@ -14,6 +14,14 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/lerp.wgsl"),
 };
 
+/// `Params` of lerp.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len: u32,
+    alpha: f32,
+}
+
 /// out = a + alpha (b - a), for a, b and out of one shape.
 pub fn forward(gpu: &Gpu, a: &Tensor, b: &Tensor, out: &Tensor, alpha: f32) -> Result<()> {
     ensure!(
@@ -23,7 +31,10 @@ pub fn forward(gpu: &Gpu, a: &Tensor, b: &Tensor, out: &Tensor, alpha: f32) -> R
         b.shape,
         out.shape
     );
-    let params = [a.len() as u32, alpha.to_bits()];
+    let params = Params {
+        len: a.len() as u32,
+        alpha,
+    };
     gpu.launch(&SHADER, "forward", &params, &[a, b, out], Dispatch::Items(a.len()))
 }
 
@@ -36,7 +47,10 @@ pub fn backward(gpu: &Gpu, dout: &Tensor, da: &Tensor, db: &Tensor, alpha: f32) 
         da.shape,
         db.shape
     );
-    let params = [dout.len() as u32, alpha.to_bits()];
+    let params = Params {
+        len: dout.len() as u32,
+        alpha,
+    };
     gpu.launch(
         &SHADER,
         "backward",

@@ -16,14 +16,25 @@ pub const SHADER: Shader = Shader {
 };
 
 /// Uniform words: [B, B of the G step, lambda, gamma, drift].
-fn params(batch: usize, g_batch: usize, lambda: f32, gamma: f32, drift: f32) -> [u32; 5] {
-    [
-        batch as u32,
-        g_batch as u32,
-        lambda.to_bits(),
-        gamma.to_bits(),
-        drift.to_bits(),
-    ]
+fn params(batch: usize, g_batch: usize, lambda: f32, gamma: f32, drift: f32) -> Params {
+    Params {
+        batch: batch as u32,
+        g_batch: g_batch as u32,
+        lambda,
+        gamma,
+        drift,
+    }
+}
+
+/// `Params` of loss.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    g_batch: u32,
+    lambda: f32,
+    gamma: f32,
+    drift: f32,
 }
 
 /// B of the D step's scores [2B] (real, then fake).

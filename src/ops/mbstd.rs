@@ -45,7 +45,20 @@ pub fn group_size(n: usize) -> Result<usize> {
 
 /// The uniform words [N, C, HW, M, G] for x of `batches` minibatches, after checking x is
 /// [N, C, H, W] and N splits into them.
-fn params(x: &Tensor, batches: usize) -> Result<[u32; 5]> {
+/// `Params` of mbstd.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    channels: u32,
+    hw: u32,
+    /// Groups per minibatch (M).
+    groups: u32,
+    /// Group size (G).
+    gsize: u32,
+}
+
+fn params(x: &Tensor, batches: usize) -> Result<Params> {
     ensure!(x.shape.len() == 4, "mbstd: x must be [N, C, H, W], got {:?}", x.shape);
     let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3]);
     ensure!(
@@ -53,7 +66,13 @@ fn params(x: &Tensor, batches: usize) -> Result<[u32; 5]> {
         "mbstd: a batch of {n} does not split into {batches} minibatches"
     );
     let g = group_size(n / batches)?;
-    Ok([n as u32, c as u32, hw as u32, (n / batches / g) as u32, g as u32])
+    Ok(Params {
+        n: n as u32,
+        channels: c as u32,
+        hw: hw as u32,
+        groups: (n / batches / g) as u32,
+        gsize: g as u32,
+    })
 }
 
 fn ensure_shape(what: &str, t: &Tensor, shape: &[usize]) -> Result<()> {
@@ -69,12 +88,12 @@ fn y_shape(x: &Tensor) -> Vec<usize> {
 /// One workgroup per group into `scratch`, then one invocation per element of `out`.
 fn run(
     gpu: &Gpu,
-    params: &[u32; 5],
+    params: &Params,
     reduce: (&'static str, &[&Tensor]),
     apply: (&'static str, &[&Tensor]),
     out: &Tensor,
 ) -> Result<()> {
-    let groups = (params[0] / params[4]) as usize;
+    let groups = (params.n / params.gsize) as usize;
     let scratch = gpu.scratch(&[groups])?;
     let mut tensors = reduce.1.to_vec();
     tensors.push(&scratch);

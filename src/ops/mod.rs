@@ -1,56 +1,31 @@
 //! One module per op: its launchers, its CPU reference and its GPU-vs-reference check. The shader
 //! of op `x` is `shaders/x.wgsl`.
-
-pub mod act;
-pub mod adam;
-pub mod blas;
-pub mod conv;
-pub mod dense;
-pub mod ema;
-pub mod gp;
-pub mod lerp;
-pub mod loss;
-pub mod mbstd;
-pub mod pixelnorm;
-pub mod reduce;
-pub mod resample;
-pub mod sort;
+//!
+//! Every op is registered once, in [`for_each_op`]: the op modules, [`SHADERS`] and [`CHECKS`] here,
+//! and the per-op tests natively (`tests/kernels.rs`) and in the browser (`tests/web.rs`) all come
+//! from that one list.
 
 use crate::check::Check;
 use crate::gpu::Shader;
 
-/// Every shader of the crate (the naga test validates each one).
-pub const SHADERS: &[Shader] = &[
-    act::SHADER,
-    reduce::SHADER,
-    conv::SHADER,
-    dense::SHADER,
-    resample::SHADER,
-    pixelnorm::SHADER,
-    lerp::SHADER,
-    mbstd::SHADER,
-    gp::SHADER,
-    loss::SHADER,
-    adam::SHADER,
-    ema::SHADER,
-    blas::SHADER,
-    sort::SHADER,
-];
+/// Calls `$m!(act, reduce, ...)` with every op, in the order `pggan selftest` prints them.
+#[macro_export]
+macro_rules! for_each_op {
+    ($m:ident) => {
+        $m!(act, reduce, conv, dense, resample, pixelnorm, lerp, mbstd, gp, loss, adam, ema, blas, sort);
+    };
+}
 
-/// Every op's check, in the order `pggan selftest` prints them.
-pub const CHECKS: &[(&str, Check)] = &[
-    ("act", act::check),
-    ("reduce", reduce::check),
-    ("conv", conv::check),
-    ("dense", dense::check),
-    ("resample", resample::check),
-    ("pixelnorm", pixelnorm::check),
-    ("lerp", lerp::check),
-    ("mbstd", mbstd::check),
-    ("gp", gp::check),
-    ("loss", loss::check),
-    ("adam", adam::check),
-    ("ema", ema::check),
-    ("blas", blas::check),
-    ("sort", sort::check),
-];
+macro_rules! register {
+    ($($op:ident),*) => {
+        $(pub mod $op;)*
+
+        /// Every shader of the crate, one per op (the naga test validates each one).
+        pub const SHADERS: &[Shader] = &[$($op::SHADER),*];
+
+        /// Every op's check, by name.
+        pub const CHECKS: &[(&str, Check)] = &[$((stringify!($op), $op::check)),*];
+    };
+}
+
+for_each_op!(register);

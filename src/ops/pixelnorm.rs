@@ -17,12 +17,26 @@ pub const SHADER: Shader = Shader {
 /// The epsilon inside the square root.
 pub const EPS: f64 = 1e-8;
 
-/// [pixels (N * HW), C, HW] of x.
-fn dims(op: &str, x: &Tensor) -> Result<[u32; 3]> {
+/// `Params` of pixelnorm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    /// N * HW.
+    pixels: u32,
+    channels: u32,
+    hw: u32,
+}
+
+/// The parameters of x.
+fn dims(op: &str, x: &Tensor) -> Result<Params> {
     ensure!(x.shape.len() >= 2, "{op}: input {:?} is not [N, C, ...]", x.shape);
     let (n, c) = (x.shape[0], x.shape[1]);
     let hw = x.len() / (n * c);
-    Ok([(n * hw) as u32, c as u32, hw as u32])
+    Ok(Params {
+        pixels: (n * hw) as u32,
+        channels: c as u32,
+        hw: hw as u32,
+    })
 }
 
 /// y = x / sqrt(mean over channels of x^2 + 1e-8).
@@ -39,7 +53,7 @@ pub fn forward(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<()> {
         "forward",
         &params,
         &[x, y],
-        Dispatch::Items(params[0] as usize),
+        Dispatch::Items(params.pixels as usize),
     )
 }
 
@@ -58,7 +72,7 @@ pub fn backward(gpu: &Gpu, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
         "backward",
         &params,
         &[x, dy, dx],
-        Dispatch::Items(params[0] as usize),
+        Dispatch::Items(params.pixels as usize),
     )
 }
 

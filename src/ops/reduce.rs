@@ -80,6 +80,17 @@ pub fn sum_slices(gpu: &Gpu, slices: &Tensor, accumulate: bool, out: &Tensor) ->
     sum(gpu, slices, view, Term::Value, accumulate, out)
 }
 
+/// `Params` of reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    outer: u32,
+    rows: u32,
+    inner: u32,
+    term: u32,
+    accumulate: u32,
+}
+
 /// Terms per output up to which one invocation sums them alone (`sum_few`) rather than a workgroup.
 const FEW_TERMS: usize = 64;
 
@@ -96,13 +107,13 @@ pub fn sum(gpu: &Gpu, x: &Tensor, view: View, term: Term, accumulate: bool, out:
         out.len(),
         view.rows
     );
-    let params = [
-        view.outer as u32,
-        view.rows as u32,
-        view.inner as u32,
-        term as u32,
-        accumulate as u32,
-    ];
+    let params = Params {
+        outer: view.outer as u32,
+        rows: view.rows as u32,
+        inner: view.inner as u32,
+        term: term as u32,
+        accumulate: accumulate as u32,
+    };
     if view.outer * view.inner <= FEW_TERMS {
         gpu.launch(&SHADER, "sum_few", &params, &[x, out], Dispatch::Items(view.rows))
     } else {

@@ -34,15 +34,28 @@ fn factor(op: &str, small: &Tensor, big: &Tensor) -> Result<usize> {
     Ok(f)
 }
 
+/// `Params` of resample.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    /// Elements of the output.
+    len: u32,
+    out_h: u32,
+    out_w: u32,
+    /// The factor between the two sizes.
+    f: u32,
+    scale: f32,
+}
+
 /// Launches `entry` (spread or gather, see the shader) from `x` into `out`, one item per output.
 fn launch(gpu: &Gpu, entry: &'static str, x: &Tensor, out: &Tensor, f: usize, scale: f32) -> Result<()> {
-    let params = [
-        out.len() as u32,
-        out.shape[2] as u32,
-        out.shape[3] as u32,
-        f as u32,
-        scale.to_bits(),
-    ];
+    let params = Params {
+        len: out.len() as u32,
+        out_h: out.shape[2] as u32,
+        out_w: out.shape[3] as u32,
+        f: f as u32,
+        scale,
+    };
     gpu.launch(&SHADER, entry, &params, &[x, out], Dispatch::Items(out.len()))
 }
 

@@ -18,33 +18,18 @@ pub const SHADER: Shader = Shader {
 /// The elements one workgroup sorts in workgroup memory (sort.wgsl).
 const BLOCK: usize = 2048;
 
-/// The uniform of sort.wgsl; each entry point reads some of the fields.
-#[derive(Default)]
+/// `Params` of sort.wgsl; each entry point reads some of the fields.
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
-    count: usize,
-    len: usize,
-    k: usize,
-    j: usize,
-    k_last: usize,
-    block: usize,
-    offset: usize,
-    n: usize,
-}
-
-impl Params {
-    fn words(&self) -> [u32; 8] {
-        [
-            self.count,
-            self.len,
-            self.k,
-            self.j,
-            self.k_last,
-            self.block,
-            self.offset,
-            self.n,
-        ]
-        .map(|v| v as u32)
-    }
+    count: u32,
+    len: u32,
+    k: u32,
+    j: u32,
+    k_last: u32,
+    block: u32,
+    offset: u32,
+    n: u32,
 }
 
 /// The [rows, len] view of a rank-2 tensor.
@@ -68,14 +53,14 @@ pub fn sort(gpu: &Gpu, x: &Tensor) -> Result<()> {
     let tiles = x.len() / block;
     let tile = |k: usize, k_last: usize| {
         let p = Params {
-            count: tiles,
-            len,
-            k,
-            k_last,
-            block,
+            count: tiles as u32,
+            len: len as u32,
+            k: k as u32,
+            k_last: k_last as u32,
+            block: block as u32,
             ..Default::default()
         };
-        gpu.launch(&SHADER, "sort_tile", &p.words(), &[x], Dispatch::Items(tiles * 256))
+        gpu.launch(&SHADER, "sort_tile", &p, &[x], Dispatch::Items(tiles * 256))
     };
     tile(2, block)?;
     let mut k = 2 * block;
@@ -83,13 +68,13 @@ pub fn sort(gpu: &Gpu, x: &Tensor) -> Result<()> {
         let mut j = k / 2;
         while j >= block {
             let p = Params {
-                count: x.len() / 2,
-                len,
-                k,
-                j,
+                count: (x.len() / 2) as u32,
+                len: len as u32,
+                k: k as u32,
+                j: j as u32,
                 ..Default::default()
             };
-            gpu.launch(&SHADER, "sort_step", &p.words(), &[x], Dispatch::Items(x.len() / 2))?;
+            gpu.launch(&SHADER, "sort_step", &p, &[x], Dispatch::Items(x.len() / 2))?;
             j /= 2;
         }
         tile(k, k)?;
@@ -110,13 +95,13 @@ pub fn place(gpu: &Gpu, src: &Tensor, x: &Tensor, offset: usize) -> Result<()> {
         x.shape
     );
     let p = Params {
-        count: src.len(),
-        len,
-        offset,
-        n: c,
+        count: src.len() as u32,
+        len: len as u32,
+        offset: offset as u32,
+        n: c as u32,
         ..Default::default()
     };
-    gpu.launch(&SHADER, "place", &p.words(), &[x, src], Dispatch::Items(src.len()))
+    gpu.launch(&SHADER, "place", &p, &[x, src], Dispatch::Items(src.len()))
 }
 
 /// out[offset + r] = sum over i < n of |a[r, i] - b[r, i]| for a, b [rows, len].
@@ -130,16 +115,16 @@ pub fn abs_diff_sums(gpu: &Gpu, a: &Tensor, b: &Tensor, n: usize, out: &Tensor, 
         out.shape
     );
     let p = Params {
-        count: rows,
-        len,
-        offset,
-        n,
+        count: rows as u32,
+        len: len as u32,
+        offset: offset as u32,
+        n: n as u32,
         ..Default::default()
     };
     gpu.launch(
         &SHADER,
         "abs_diff_sums",
-        &p.words(),
+        &p,
         &[a, b, out],
         Dispatch::Items(rows * 256),
     )

@@ -96,15 +96,15 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
         let sc = StepConfig::default();
         let (mut gm, gi, cm, ci) = models(gpu, 7)?;
         let mut rows = Vec::new();
-        let d_names: Vec<String> = gm.d_layers.iter().map(|l| l.name.clone()).collect();
-        let g_names: Vec<String> = gm.g_layers.iter().map(|l| l.name.clone()).collect();
+        let d_names: Vec<String> = gm.d.layers.iter().map(|l| l.name.clone()).collect();
+        let g_names: Vec<String> = gm.g.layers.iter().map(|l| l.name.clone()).collect();
 
         let gd = step::d_gradients(gpu, &gm, &gi, level, alpha, &sc)?;
         let cd = step::d_gradients(&Cpu, &cm, &ci, level, alpha, &sc)?;
-        compare_params(gpu, "dL_D/d", &d_names, &gm.d_grad, &cm.d_grad, &mut rows).await?;
+        compare_params(gpu, "dL_D/d", &d_names, &gm.d.grad, &cm.d.grad, &mut rows).await?;
         let g_scores = step::g_gradients(gpu, &gm, &gi.z_g, level, alpha)?;
         let c_scores = step::g_gradients(&Cpu, &cm, &ci.z_g, level, alpha)?;
-        compare_params(gpu, "dL_G/d", &g_names, &gm.g_grad, &cm.g_grad, &mut rows).await?;
+        compare_params(gpu, "dL_G/d", &g_names, &gm.g.grad, &cm.g.grad, &mut rows).await?;
         // The losses: [L_D, L_G, penalty, drift term, Wasserstein estimate].
         let (gs, cs) = (gpu.zeros(&[5])?, Cpu.zeros(&[5])?);
         let (l, g, dr) = (sc.lambda, sc.gamma, sc.drift);
@@ -122,22 +122,19 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
         // the gradients the GPU computed inside the step.
         let before: Vec<Vec<f32>> = {
             let mut v = Vec::new();
-            for t in gm.d.tensors().chain(gm.g.tensors()) {
+            for t in gm.d.params.tensors().chain(gm.g.params.tensors()) {
                 v.push(gpu.download(t).await?);
             }
             v
         };
         let stats = gpu.zeros(&[5])?;
         step::step(gpu, &mut gm, &gi, level, alpha, &sc, &stats)?;
-        let triples =
-            gm.d.tensors()
-                .zip(gm.d_grad.tensors())
-                .zip(gm.d_m.tensors().zip(gm.d_v.tensors()))
-                .chain(
-                    gm.g.tensors()
-                        .zip(gm.g_grad.tensors())
-                        .zip(gm.g_m.tensors().zip(gm.g_v.tensors())),
-                );
+        let triples = [&gm.d, &gm.g].into_iter().flat_map(|n| {
+            n.params
+                .tensors()
+                .zip(n.grad.tensors())
+                .zip(n.adam.m.tensors().zip(n.adam.v.tensors()))
+        });
         let mut worst: [Option<Row>; 3] = Default::default();
         for (((p, g), (m, v)), p0) in triples.zip(&before) {
             let grad = f64s(&gpu.download(g).await?);

@@ -143,8 +143,9 @@ impl Position {
         res_of(self.level)
     }
 
+    /// Whether G and D blend in the previous level (the networks' own rule).
     pub fn fading(&self) -> bool {
-        self.phase % 2 == 1
+        crate::nn::net::fading(self.level, self.alpha)
     }
 
     pub fn phase_name(&self) -> &'static str {
@@ -242,6 +243,11 @@ impl TrainConfig {
 
     pub fn lr(&self, res: usize) -> f32 {
         *self.schedule.lr_res.get(&res).unwrap_or(&self.schedule.lr)
+    }
+
+    /// Real images per tick (at least 1).
+    pub fn tick_images(&self) -> u64 {
+        ((self.tick_kimg * 1000.0).round() as u64).max(1)
     }
 
     /// Real images the whole run consumes.

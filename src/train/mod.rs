@@ -7,5 +7,6 @@ pub mod commands;
 pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run;
+pub mod state;
 pub mod step;
 pub mod trainer;

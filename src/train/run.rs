@@ -184,10 +184,7 @@ fn train_loop(
     let latents = sample_latents(&trainer.cfg, grid_count);
     let total = trainer.cfg.total_images();
     let cost = Cost::new(&trainer.cfg);
-    let tick_images = ((trainer.cfg.tick_kimg * 1000.0).round() as u64).max(1);
     let mut tick = Tick {
-        next: (trainer.state.images / tick_images + 1) * tick_images,
-        done: trainer.state.images / tick_images,
         start: Instant::now(),
         start_images: trainer.state.images,
     };
@@ -202,13 +199,12 @@ fn train_loop(
             text.line(bar, &format!("stopped by a signal at {}", at(trainer)))?;
             return Ok(Outcome::Interrupted);
         }
-        trainer.step()?;
+        let due = trainer.step()?;
         // The position the step used (the schedule is evaluated at its start).
         let pos = trainer.position();
         speed.work += cost.per_image(pos.level) * trainer.cfg.minibatch(pos.res()) as f64;
         saved = false;
-        let at_tick = trainer.state.images >= tick.next || trainer.finished();
-        if trainer.state.steps.is_multiple_of(SYNC_STEPS) || at_tick {
+        if trainer.state.steps.is_multiple_of(SYNC_STEPS) || due.tick.is_some() {
             let s = block_on(trainer.stats())?;
             if let Some(what) = s.nonfinite() {
                 bail!("{}. {}", trainer.diverged(what), kept(dir));
@@ -222,18 +218,17 @@ fn train_loop(
         let status = status_line(trainer, &stats, &speed, &cost, total);
         bar.set_position(((trainer.state.images.min(total) as f64 / total as f64) * 1000.0) as u64);
         bar.set_message(status.clone());
-        if at_tick {
+        if let Some(number) = due.tick {
             let rate = tick.rate(trainer.state.images);
-            tick.done += 1;
-            let swd = match trainer.cfg.swd_ticks {
-                n if n > 0 && (tick.done.is_multiple_of(n as u64) || trainer.finished()) => {
+            let swd = match due.swd {
+                true => {
                     bar.set_message(format!(
                         "{r}x{r}: measuring the sliced Wasserstein distance",
                         r = pos.res()
                     ));
-                    block_on(trainer.swd(trainer.cfg.swd_images, trainer.cfg.seed ^ tick.done))?
+                    block_on(trainer.logged_swd())?
                 }
-                _ => None,
+                false => None,
             };
             let line = LogLine {
                 kimg: trainer.state.images as f64 / 1000.0,
@@ -247,7 +242,7 @@ fn train_loop(
                 swd,
             };
             writeln!(log, "{}", serde_json::to_string(&line)?).with_context(|| format!("cannot write {LOG}"))?;
-            text.line(bar, &format!("tick {} {status}", tick.done))?;
+            text.line(bar, &format!("tick {number} {status}"))?;
             // A sample grid that cannot be written (a full disk) is reported, and the checkpoint
             // is still attempted: it matters more.
             let fakes = block_on(trainer.samples(&latents))?;
@@ -258,12 +253,10 @@ fn train_loop(
             if let Err(e) = written {
                 text.line(bar, &format!("warning: no sample grid this tick: {e:#}"))?;
             }
-            let snapshot = trainer.cfg.snapshot_ticks > 0 && tick.done.is_multiple_of(trainer.cfg.snapshot_ticks as u64);
-            if snapshot || tick.done.is_multiple_of(trainer.cfg.checkpoint_ticks as u64) {
-                save(trainer, dir, snapshot, text, bar)?;
+            if due.checkpoint || due.snapshot {
+                save(trainer, dir, due.snapshot, text, bar)?;
                 saved = true;
             }
-            tick.next = (trainer.state.images / tick_images + 1) * tick_images;
             tick.start = Instant::now();
             tick.start_images = trainer.state.images;
             last = tick.start;
@@ -414,9 +407,8 @@ impl Speed {
     }
 }
 
+/// The current tick's start, for its images per second.
 struct Tick {
-    next: u64,
-    done: u64,
     start: Instant,
     start_images: u64,
 }

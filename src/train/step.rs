@@ -4,9 +4,9 @@
 
 use anyhow::{bail, Result};
 
-use crate::nn::arch::{self, d_fromrgb, g_torgb, Layer};
+use crate::nn::arch::{self, Layer};
 use crate::nn::backend::Backend;
-use crate::nn::net::{Net, Params};
+use crate::nn::net::{Adjoint, InputAdjoint, Net, Params};
 use crate::nn::NetConfig;
 use crate::ops::adam::AdamParams;
 use crate::ops::mbstd;
@@ -33,23 +33,63 @@ impl Default for StepConfig {
     }
 }
 
-/// Everything a run trains: both networks, the EMA generator, gradients and Adam moments.
+/// Adam's state for one network: the moments and the steps since their last reset.
+pub struct Adam<T> {
+    pub m: Params<T>,
+    pub v: Params<T>,
+    pub t: u32,
+}
+
+/// One network as it trains: its layers, parameters, gradients and Adam state.
+pub struct Network<T> {
+    pub layers: Vec<Layer>,
+    pub params: Params<T>,
+    pub grad: Params<T>,
+    pub adam: Adam<T>,
+}
+
+impl<T: Clone> Network<T> {
+    fn zeros<B: Backend<T = T>>(bk: &B, layers: Vec<Layer>) -> Result<Network<T>> {
+        let zeros = || Params::zeros(bk, &layers);
+        Ok(Network {
+            params: zeros()?,
+            grad: zeros()?,
+            adam: Adam {
+                m: zeros()?,
+                v: zeros()?,
+                t: 0,
+            },
+            layers,
+        })
+    }
+
+    /// The network at `bk` with its current parameters.
+    pub fn net<'a, B: Backend<T = T>>(&'a self, bk: &'a B, cfg: &'a NetConfig) -> Net<'a, B> {
+        Net {
+            bk,
+            cfg,
+            layers: &self.layers,
+            params: &self.params,
+        }
+    }
+
+    /// Adam on the first `layers` layers, in one launch (the gaps between the layers' slices are zero
+    /// in all four tensors, and Adam keeps them zero).
+    fn adam_update<B: Backend<T = T>>(&mut self, bk: &B, layers: usize, hp: AdamParams) -> Result<()> {
+        self.adam.t += 1;
+        let [p, grad, m, v] =
+            [&self.params, &self.grad, &self.adam.m, &self.adam.v].map(|x| x.first_layers(bk, layers));
+        bk.adam(&p?, &grad?, &m?, &v?, hp, self.adam.t)
+    }
+}
+
+/// Everything a run trains: both networks and the EMA of G's parameters.
 pub struct Model<T> {
     pub cfg: NetConfig,
-    pub g_layers: Vec<Layer>,
-    pub d_layers: Vec<Layer>,
-    pub g: Params<T>,
-    pub d: Params<T>,
+    pub g: Network<T>,
+    pub d: Network<T>,
+    /// G's parameters averaged over the steps (samples and metrics use them); G's layers.
     pub g_ema: Params<T>,
-    pub g_grad: Params<T>,
-    pub d_grad: Params<T>,
-    pub g_m: Params<T>,
-    pub g_v: Params<T>,
-    pub d_m: Params<T>,
-    pub d_v: Params<T>,
-    /// Adam step counts since the last reset.
-    pub g_t: u32,
-    pub d_t: u32,
 }
 
 /// Per-step inputs drawn by the caller's seeded RNG.
@@ -79,63 +119,43 @@ impl<T: Clone> Model<T> {
         mut weights: impl FnMut(&[usize]) -> Result<T>,
     ) -> Result<Model<T>> {
         let model = Model::zeros(bk, cfg)?;
-        for (layers, p) in [(&model.g_layers, &model.g), (&model.d_layers, &model.d)] {
-            for (l, w) in layers.iter().zip(&p.w) {
+        for n in [&model.g, &model.d] {
+            for (l, w) in n.layers.iter().zip(&n.params.w) {
                 bk.axpy(1.0, &weights(&l.weight_shape())?, w)?;
             }
         }
-        bk.axpy(1.0, &model.g.all, &model.g_ema.all)?;
+        bk.axpy(1.0, &model.g.params.all, &model.g_ema.all)?;
         Ok(model)
     }
 
     /// A model whose every tensor is zero: what a checkpoint is loaded into.
     pub fn zeros<B: Backend<T = T>>(bk: &B, cfg: &NetConfig) -> Result<Model<T>> {
         cfg.validate()?;
-        let (g_layers, d_layers) = (arch::generator(cfg), arch::discriminator(cfg));
-        let zeros = |layers: &[Layer]| Params::zeros(bk, layers);
+        let g_layers = arch::generator(cfg);
         Ok(Model {
-            g: zeros(&g_layers)?,
-            d: zeros(&d_layers)?,
-            g_ema: zeros(&g_layers)?,
-            g_grad: zeros(&g_layers)?,
-            g_m: zeros(&g_layers)?,
-            g_v: zeros(&g_layers)?,
-            d_grad: zeros(&d_layers)?,
-            d_m: zeros(&d_layers)?,
-            d_v: zeros(&d_layers)?,
-            g_t: 0,
-            d_t: 0,
+            g_ema: Params::zeros(bk, &g_layers)?,
+            g: Network::zeros(bk, g_layers)?,
+            d: Network::zeros(bk, arch::discriminator(cfg))?,
             cfg: cfg.clone(),
-            g_layers,
-            d_layers,
         })
     }
 
     pub fn g_net<'a, B: Backend<T = T>>(&'a self, bk: &'a B) -> Net<'a, B> {
-        Net {
-            bk,
-            cfg: &self.cfg,
-            layers: &self.g_layers,
-            params: &self.g,
-        }
+        self.g.net(bk, &self.cfg)
     }
 
     pub fn d_net<'a, B: Backend<T = T>>(&'a self, bk: &'a B) -> Net<'a, B> {
-        Net {
-            bk,
-            cfg: &self.cfg,
-            layers: &self.d_layers,
-            params: &self.d,
-        }
+        self.d.net(bk, &self.cfg)
     }
 
-    /// Forgets Adam's moments: at each change of level of detail (official train.py, `reset_opt_for_new_lod`).
+    /// Forgets Adam's moments: at each change of level of detail (Karras et al. 2018, section 2;
+    /// official `train.py`, `reset_opt_for_new_lod`).
     pub fn reset_adam<B: Backend<T = T>>(&mut self, bk: &B) -> Result<()> {
-        for p in [&self.g_m, &self.g_v, &self.d_m, &self.d_v] {
-            bk.fill(&p.all, 0.0)?;
+        for n in [&mut self.g, &mut self.d] {
+            bk.fill(&n.adam.m.all, 0.0)?;
+            bk.fill(&n.adam.v.all, 0.0)?;
+            n.adam.t = 0;
         }
-        self.g_t = 0;
-        self.d_t = 0;
         Ok(())
     }
 }
@@ -156,12 +176,7 @@ fn ones<B: Backend>(bk: &B, n: usize) -> Result<B::T> {
     Ok(t)
 }
 
-/// Number of layers of each network used at `level` (layers are stored by level).
-fn active(level: usize) -> (usize, usize) {
-    (g_torgb(level) + 1, d_fromrgb(level) + if level == 1 { 4 } else { 3 })
-}
-
-/// D's gradient of L_D (WGAN terms, exact penalty, drift) into `model.d_grad`; no update.
+/// D's gradient of L_D (WGAN terms, exact penalty, drift) into `model.d.grad`; no update.
 pub fn d_gradients<B: Backend>(
     bk: &B,
     model: &Model<B::T>,
@@ -182,19 +197,19 @@ pub fn d_gradients<B: Backend>(
     let both = bk.scratch(&stacked)?;
     bk.concat(&inputs.reals, &fake, &both)?;
     // Here, beside the copies, the clear costs no extra compute pass.
-    bk.fill(&model.d_grad.all, 0.0)?;
+    bk.fill(&model.d.grad.all, 0.0)?;
     let run = d.d_forward(&both, level, alpha, 2)?;
     let d_scores = bk.scratch(&[2 * n, 1])?;
     bk.d_score_grads(&run.score.p, &d_scores, sc.drift)?;
-    d.d_backward(&run, (Some(d_scores), None), Some(&model.d_grad), false)?;
+    d.d_backward(&run, Adjoint::of_primal(d_scores), Some(&model.d.grad), InputAdjoint::Unwanted)?;
 
     // The penalty: g_b = d(sum D(xhat))/d(xhat_b), from one backward pass to the input.
     let xhat = bk.scratch(bk.shape(&inputs.reals))?;
     bk.gp_mix(&inputs.reals, &fake, &inputs.mix, &xhat)?;
     let mix_run = d.d_forward(&xhat, level, alpha, 1)?;
     let grad = d
-        .d_backward(&mix_run, (Some(ones(bk, n)?), None), None, true)?
-        .0
+        .d_backward(&mix_run, Adjoint::of_primal(ones(bk, n)?), None, InputAdjoint::Wanted)?
+        .primal
         .expect("input adjoint");
     let sumsq = bk.scratch(&[n])?;
     bk.sum_squares(&grad, &sumsq)?;
@@ -203,40 +218,27 @@ pub fn d_gradients<B: Backend>(
     let u = bk.scratch(bk.shape(&grad))?;
     bk.gp_tangent(&grad, &sumsq, &u, sc.lambda, sc.gamma)?;
     let tangent_run = d.d_tangent(&mix_run, &u)?;
-    d.d_backward(&tangent_run, (None, Some(ones(bk, n)?)), Some(&model.d_grad), false)?;
+    d.d_backward(&tangent_run, Adjoint::of_tangent(ones(bk, n)?), Some(&model.d.grad), InputAdjoint::Unwanted)?;
     Ok(DOut {
         scores: run.score.p,
         grad_sumsq: sumsq,
     })
 }
 
-/// G's gradient of L_G = -E[D(G(z))] into `model.g_grad`; returns the scores D gave the fakes.
+/// G's gradient of L_G = -E[D(G(z))] into `model.g.grad`; returns the scores D gave the fakes.
 pub fn g_gradients<B: Backend>(bk: &B, model: &Model<B::T>, z: &B::T, level: usize, alpha: f32) -> Result<B::T> {
-    bk.fill(&model.g_grad.all, 0.0)?;
+    bk.fill(&model.g.grad.all, 0.0)?;
     let (g, d) = (model.g_net(bk), model.d_net(bk));
     let run = g.g_forward(z, level, alpha)?;
     let d_run = d.d_forward(&run.images, level, alpha, 1)?;
     let d_fake = bk.scratch(bk.shape(&d_run.score.p))?;
     bk.g_score_grad(&d_fake)?;
     let d_images = d
-        .d_backward(&d_run, (Some(d_fake), None), None, true)?
-        .0
+        .d_backward(&d_run, Adjoint::of_primal(d_fake), None, InputAdjoint::Wanted)?
+        .primal
         .expect("input adjoint");
-    g.g_backward(&run, &d_images, &model.g_grad)?;
+    g.g_backward(&run, &d_images, &model.g.grad)?;
     Ok(d_run.score.p)
-}
-
-/// Adam on the first `layers` layers of `[params, gradient, m, v]`, in one launch (the gaps between
-/// the layers' slices are zero in all four, and Adam keeps them zero).
-fn adam_update<B: Backend>(
-    bk: &B,
-    [p, grad, m, v]: [&Params<B::T>; 4],
-    layers: usize,
-    hp: AdamParams,
-    t: u32,
-) -> Result<()> {
-    let [p, grad, m, v] = [p, grad, m, v].map(|x| x.first_layers(bk, layers));
-    bk.adam(&p?, &grad?, &m?, &v?, hp, t)
 }
 
 /// One full step; `stats` [5] receives [L_D, L_G, penalty, drift term, Wasserstein estimate].
@@ -250,32 +252,18 @@ pub fn step<B: Backend>(
     sc: &StepConfig,
     stats: &B::T,
 ) -> Result<()> {
-    let (g_layers, d_layers) = active(level);
+    let (g_layers, d_layers) = arch::layers_in_use(level);
     let dout = d_gradients(bk, model, inputs, level, alpha, sc)?;
-    model.d_t += 1;
-    adam_update(
-        bk,
-        [&model.d, &model.d_grad, &model.d_m, &model.d_v],
-        d_layers,
-        sc.adam,
-        model.d_t,
-    )?;
+    model.d.adam_update(bk, d_layers, sc.adam)?;
     // The EMA follows G as it was before this step's G update: the official loop updates it together
     // with the D step.
     bk.ema(
         &model.g_ema.first_layers(bk, g_layers)?,
-        &model.g.first_layers(bk, g_layers)?,
+        &model.g.params.first_layers(bk, g_layers)?,
         sc.ema_beta,
     )?;
     let g_scores = g_gradients(bk, model, &inputs.z_g, level, alpha)?;
-    model.g_t += 1;
-    adam_update(
-        bk,
-        [&model.g, &model.g_grad, &model.g_m, &model.g_v],
-        g_layers,
-        sc.adam,
-        model.g_t,
-    )?;
+    model.g.adam_update(bk, g_layers, sc.adam)?;
     bk.loss_stats(
         &dout.scores,
         &dout.grad_sumsq,

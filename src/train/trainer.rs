@@ -3,9 +3,10 @@
 //! so the caller decides when to wait: the CLI blocks, the page awaits.
 
 use anyhow::{bail, ensure, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::config::{Position, TrainConfig, MINIBATCH_REPEATS};
+pub use super::state::{AdamSteps, TrainState};
 use super::step::{self, Model, StepInputs};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Images};
@@ -16,33 +17,6 @@ use crate::nn::net::{Net, Params};
 use crate::nn::NetConfig;
 use crate::ops::reduce::{self, Term, View};
 use crate::rng::Rng;
-
-/// Where a run is: everything besides the tensors that a resumed run needs to continue equal.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrainState {
-    /// Real images shown to D so far.
-    pub images: u64,
-    pub steps: u64,
-    /// `images` when the schedule was last evaluated: at every [`MINIBATCH_REPEATS`]-th step.
-    #[serde(default)]
-    pub schedule_images: u64,
-    /// The schedule phase of the last step (Adam is reset when it changes).
-    pub phase: usize,
-    /// The data / latent RNG's state after the last step.
-    pub rng: u64,
-    /// Adam step counts since the last reset.
-    pub g_t: u32,
-    pub d_t: u32,
-    /// Training time so far, for img/s and the log.
-    pub seconds: f64,
-}
-
-impl TrainState {
-    /// The schedule position in effect: the one of the last evaluation.
-    pub fn position(&self, cfg: &TrainConfig) -> Position {
-        cfg.position(self.schedule_images)
-    }
-}
 
 /// The last step's losses (`step::step`'s statistics).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -70,6 +44,32 @@ impl Stats {
     }
 }
 
+/// What the run's tick clock says is due after a step: the one policy of the CLI and the page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Due {
+    /// The tick this step ended (a log line and a sample grid), numbered from 1: every `tick_kimg`
+    /// thousand images, and the run's last step.
+    pub tick: Option<u64>,
+    /// The sliced Wasserstein distance, every `swd_ticks` ticks and at the end (from 16x16 on).
+    pub swd: bool,
+    /// A checkpoint, every `checkpoint_ticks` ticks.
+    pub checkpoint: bool,
+    /// A snapshot, every `snapshot_ticks` ticks.
+    pub snapshot: bool,
+}
+
+impl Due {
+    /// Both steps' dues, for callers that run several steps between looks.
+    pub fn and(self, later: Due) -> Due {
+        Due {
+            tick: later.tick.or(self.tick),
+            swd: self.swd || later.swd,
+            checkpoint: self.checkpoint || later.checkpoint,
+            snapshot: self.snapshot || later.snapshot,
+        }
+    }
+}
+
 /// Latents for sample grids: the same for the whole run (seeded by the run's seed).
 pub fn sample_latents(cfg: &TrainConfig, count: usize) -> Vec<f32> {
     Rng::new(cfg.seed ^ 0x5A3D_1E5C_0FFE_E000).normals(count * cfg.net.latent)
@@ -83,6 +83,8 @@ pub struct Trainer {
     pub data: Dataset,
     rng: Rng,
     stats: Tensor,
+    /// The last tick ended (0 before the first).
+    tick: u64,
 }
 
 impl Trainer {
@@ -115,8 +117,8 @@ impl Trainer {
         for (group, params, layers) in groups(&model) {
             load_params(&gpu, ck, group, layers, params)?;
         }
-        model.g_t = ck.state.g_t;
-        model.d_t = ck.state.d_t;
+        model.g.adam.t = ck.adam.g_t;
+        model.d.adam.t = ck.adam.d_t;
         Trainer::assemble(gpu, ck.config.clone(), data, model, ck.state.clone())
     }
 
@@ -124,6 +126,7 @@ impl Trainer {
         Ok(Trainer {
             stats: gpu.zeros(&[5])?,
             rng: Rng::new(state.rng),
+            tick: state.images / cfg.tick_images(),
             gpu,
             cfg,
             model,
@@ -140,8 +143,10 @@ impl Trainer {
         self.state.images >= self.cfg.total_images()
     }
 
-    /// Records and submits one D + G step on a fresh minibatch; reads nothing back.
-    pub fn step(&mut self) -> Result<()> {
+    /// Records and submits one D + G step on a fresh minibatch; reads nothing back. Returns what the
+    /// tick clock says is due after it.
+    pub fn step(&mut self) -> Result<Due> {
+        let before = self.state.images;
         if self.state.steps % MINIBATCH_REPEATS == 0 {
             self.state.schedule_images = self.state.images;
         }
@@ -180,9 +185,23 @@ impl Trainer {
         self.state.images += n as u64;
         self.state.steps += 1;
         self.state.rng = self.rng.state();
-        self.state.g_t = self.model.g_t;
-        self.state.d_t = self.model.d_t;
-        Ok(())
+        Ok(self.due(before))
+    }
+
+    /// The tick clock after a step from `before` images to the current count.
+    fn due(&mut self, before: u64) -> Due {
+        let (per, now) = (self.cfg.tick_images(), self.state.images);
+        if now / per == before / per && !self.finished() {
+            return Due::default();
+        }
+        self.tick += 1;
+        let every = |n: usize| n > 0 && self.tick.is_multiple_of(n as u64);
+        Due {
+            tick: Some(self.tick),
+            swd: every(self.cfg.swd_ticks) || (self.cfg.swd_ticks > 0 && self.finished()),
+            checkpoint: every(self.cfg.checkpoint_ticks),
+            snapshot: every(self.cfg.snapshot_ticks),
+        }
     }
 
     /// The last step's losses; waits for the GPU to finish the submitted steps.
@@ -203,7 +222,7 @@ impl Trainer {
         generate(
             &self.gpu,
             &self.cfg.net,
-            &self.model.g_layers,
+            &self.model.g.layers,
             &self.model.g_ema,
             latents,
             pos.level,
@@ -212,10 +231,16 @@ impl Trainer {
         .await
     }
 
-    /// The sliced Wasserstein distance (Karras et al. 2018, section 5) between `count` distinct real images
-    /// at the current resolution (all of them when the dataset has fewer) and as many of the EMA
-    /// generator's; `None` below 16x16. Draws from its own RNG (seeded by `seed`) so that measuring
-    /// never changes the training run.
+    /// The sliced Wasserstein distance the run logs: `swd_images` per side, seeded by the run's seed
+    /// and the last tick, so that the CLI and the page measure alike.
+    pub async fn logged_swd(&self) -> Result<Option<Swd>> {
+        self.swd(self.cfg.swd_images, self.cfg.seed ^ self.tick).await
+    }
+
+    /// The sliced Wasserstein distance (Karras et al. 2018, section 5) between `count` distinct real
+    /// images at the current resolution (all of them when the dataset has fewer) and as many of the
+    /// EMA generator's; `None` below 16x16. Draws from its own RNG (seeded by `seed`) so that
+    /// measuring never changes the training run.
     pub async fn swd(&self, count: usize, seed: u64) -> Result<Option<Swd>> {
         let cfg = SwdConfig::default();
         let res = self.position().res();
@@ -282,6 +307,10 @@ impl Trainer {
             version: crate::checkpoint::VERSION,
             config: self.cfg.clone(),
             state: self.state.clone(),
+            adam: AdamSteps {
+                g_t: self.model.g.adam.t,
+                d_t: self.model.d.adam.t,
+            },
             tensors,
         })
     }
@@ -301,7 +330,7 @@ impl Sampler {
         ck.config.validate()?;
         let layers = crate::nn::arch::generator(&ck.config.net);
         let g_ema = Params::zeros(&gpu, &layers)?;
-        load_params(&gpu, &ck, "g_ema", &layers, &g_ema)?;
+        load_params(&gpu, &ck, EMA_GROUP, &layers, &g_ema)?;
         Ok(Sampler { gpu, ck, layers, g_ema })
     }
 
@@ -342,16 +371,34 @@ fn check_data(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
     Ok(())
 }
 
-/// The tensor groups a checkpoint holds, with the layers they follow.
+/// The checkpoint group of the EMA generator: all that sampling needs, and all an exported
+/// generator holds.
+pub const EMA_GROUP: &str = "g_ema";
+/// The checkpoint group of D's parameters, which only a checkpoint of a whole run holds.
+const D_GROUP: &str = "d";
+
+/// Whether `ck` holds a whole run that training can continue (not only an exported generator).
+pub fn holds_a_run(ck: &Checkpoint) -> bool {
+    ck.tensors.keys().any(|k| k.starts_with(&format!("{D_GROUP}/")))
+}
+
+/// `ck` reduced to its EMA generator: an exported generator.
+pub fn generator_only(mut ck: Checkpoint) -> Checkpoint {
+    ck.tensors.retain(|name, _| name.starts_with(&format!("{EMA_GROUP}/")));
+    ck
+}
+
+/// The tensor groups a checkpoint holds, with the layers they follow: the one mapping between the
+/// model and its tensors' names.
 fn groups(m: &Model<Tensor>) -> [(&'static str, &Params<Tensor>, &[Layer]); 7] {
     [
-        ("g", &m.g, &m.g_layers),
-        ("d", &m.d, &m.d_layers),
-        ("g_ema", &m.g_ema, &m.g_layers),
-        ("g_m", &m.g_m, &m.g_layers),
-        ("g_v", &m.g_v, &m.g_layers),
-        ("d_m", &m.d_m, &m.d_layers),
-        ("d_v", &m.d_v, &m.d_layers),
+        ("g", &m.g.params, &m.g.layers),
+        (D_GROUP, &m.d.params, &m.d.layers),
+        (EMA_GROUP, &m.g_ema, &m.g.layers),
+        ("g_m", &m.g.adam.m, &m.g.layers),
+        ("g_v", &m.g.adam.v, &m.g.layers),
+        ("d_m", &m.d.adam.m, &m.d.layers),
+        ("d_v", &m.d.adam.v, &m.d.layers),
     ]
 }
 
