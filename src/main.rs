@@ -97,6 +97,10 @@ mod cli {
             channels: usize,
         },
         /// Serve the page on localhost (building its WASM package when missing or stale) and print the URL.
+        ///
+        /// Only the page is served: index.html and the files under web/ and pkg/ (the WASM package),
+        /// no dotfile, nothing a symlink leads out of them, and only to requests for localhost,
+        /// 127.0.0.1 or [::1] (so another site cannot reach it by rebinding its name).
         Serve {
             /// 0 picks a free port.
             #[arg(long, default_value_t = 8000)]
@@ -104,8 +108,8 @@ mod cli {
             /// Never run wasm-pack; serve the package that is there.
             #[arg(long)]
             no_build: bool,
-            /// The folder to serve (default: this crate's, which holds index.html, web/ and pkg/).
-            #[arg(long, default_value = env!("CARGO_MANIFEST_DIR"))]
+            /// The pggan checkout whose page is served (and built): the current folder by default.
+            #[arg(long, default_value = ".")]
             root: PathBuf,
         },
         /// Run every kernel on the adapter against its CPU reference and print the table.
