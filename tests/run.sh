@@ -37,6 +37,14 @@ if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   (cd tests/e2e && npm install --no-save --no-audit --no-fund --loglevel=error playwright-core@1)
 fi
 
+echo "== formatting and lints (rustfmt, clippy natively and for wasm32)"
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+cargo fmt --check
+cargo clippy --release --all-targets -- -D warnings
+# src/web.rs and tests/web.rs build only for the browser.
+cargo clippy --release --lib --tests --target wasm32-unknown-unknown -- -D warnings
+
 echo "== native tests (cargo test --release)"
 cargo test --release -- --nocapture 2>&1 | grep -v 'XDG_RUNTIME_DIR'
 echo "== browser tests (wasm-pack test --headless --chrome --release -- --test web)"

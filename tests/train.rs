@@ -267,7 +267,7 @@ fn version_1_checkpoints_sample_but_do_not_resume() {
     let e = format!("{:#}", Trainer::resume(common::gpu(), &old, random_data(8, 8, 4)).err().unwrap());
     assert!(e.contains("earlier discriminator block") && e.contains("generate"), "{e}");
     let sampler = pggan::train::trainer::Sampler::new(common::gpu(), old).unwrap();
-    let images = block_on(sampler.run(&vec![0.5; 2 * 8])).unwrap();
+    let images = block_on(sampler.run(&[0.5; 2 * 8])).unwrap();
     assert_eq!(images.count, 2);
 }
 

@@ -289,7 +289,7 @@ mod session {
         }
         let e = error.expect("a learning rate of 1000 should diverge within 40 steps");
         assert!(e.contains("training diverged at kimg") && e.contains("NaN or infinite"), "{e}");
-        let e = message(s.checkpoint().await.err().expect("a diverged model must not be saved"));
+        let e = message(s.checkpoint().await.expect_err("a diverged model must not be saved"));
         assert!(e.contains("NaN or infinite"), "{e}");
     }
 

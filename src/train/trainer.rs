@@ -147,7 +147,7 @@ impl Trainer {
     /// tick clock says is due after it.
     pub fn step(&mut self) -> Result<Due> {
         let before = self.state.images;
-        if self.state.steps % MINIBATCH_REPEATS == 0 {
+        if self.state.steps.is_multiple_of(MINIBATCH_REPEATS) {
             self.state.schedule_images = self.state.images;
         }
         let pos = self.position();
