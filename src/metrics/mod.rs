@@ -1,8 +1,6 @@
 //! Quality metrics of generated images against real ones, as the official PG-GAN code computes them:
 //! the sliced Wasserstein distance of Laplacian-pyramid patches (`swd`) and MS-SSIM (`ms_ssim`).
 
-#[cfg(not(target_arch = "wasm32"))]
-pub mod commands;
 pub mod ms_ssim;
 pub mod swd;
 

@@ -2,8 +2,6 @@
 //! progressive schedule, the trainer shared by the CLI and the page, and the native run loop.
 
 pub mod check;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod commands;
 pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run;

@@ -1,21 +1,21 @@
-//! The native `train`, `generate` and `interpolate` commands: flags, config files, datasets, resume.
+//! `pggan train`: flags, config files, datasets, new runs and resumes; the run itself is
+//! `pggan::train::run`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{ensure, Context, Result};
 use clap::Args;
+use pggan::checkpoint::{self, Checkpoint};
+use pggan::data::{self, Dataset};
+use pggan::gpu::{Gpu, GpuOptions};
+use pggan::train::config::{parse_res_map, TrainConfig, EMOJI};
+use pggan::train::run::{self, Outcome, RunOptions, CHECKPOINT, CONFIG};
+use pggan::train::trainer::Trainer;
 use pollster::block_on;
-
-use super::config::{parse_res_map, TrainConfig, EMOJI};
-use super::run::{self, Outcome, RunOptions, CHECKPOINT, CONFIG};
-use super::trainer::{Sampler, Trainer};
-use crate::checkpoint::{self, Checkpoint};
-use crate::data::{self, Dataset};
-use crate::gpu::{Gpu, GpuOptions};
-use crate::samples::{self, grid, Picture};
 
 /// Settings of `pggan train`; each overrides the config file, which overrides the defaults.
 #[derive(Args, Debug, Default)]
@@ -173,8 +173,16 @@ pub fn load_data(name: &str, c: usize, r: usize, cache: &Path) -> Result<Dataset
     Ok(data)
 }
 
-/// `pggan train`: a new run, or `--resume` of one.
-pub fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
+/// `pggan train`: exit status 130 when stopped by a signal (with a checkpoint written).
+pub fn run(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
+    Ok(match train(args, gpu)? {
+        Outcome::Finished => ExitCode::SUCCESS,
+        Outcome::Interrupted => ExitCode::from(130),
+    })
+}
+
+/// A new run, or `--resume` of one.
+fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
     let (mut trainer, dir, origin) = match &args.resume {
         Some(path) => {
             let (file, run_dir) = resume_source(path)?;
@@ -293,7 +301,7 @@ fn resume_source(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
 }
 
 /// A checkpoint given as a file or as a run folder (its `checkpoint.safetensors`).
-fn find_checkpoint(path: &Path) -> Result<Checkpoint> {
+pub fn find_checkpoint(path: &Path) -> Result<Checkpoint> {
     let file = match path.is_dir() {
         true => path.join(CHECKPOINT),
         false => path.to_path_buf(),
@@ -304,67 +312,4 @@ fn find_checkpoint(path: &Path) -> Result<Checkpoint> {
         file.display()
     );
     checkpoint::load(&file)
-}
-
-/// What `generate`, `interpolate` and the metrics need of a checkpoint file: its EMA generator
-/// ([`Sampler`]), run to completion on the native GPU.
-pub struct Generator(Sampler);
-
-impl Generator {
-    pub fn load(path: &Path, gpu: &GpuOptions) -> Result<Generator> {
-        Ok(Generator(Sampler::new(block_on(Gpu::new(gpu))?, find_checkpoint(path)?)?))
-    }
-
-    pub fn latent(&self) -> usize {
-        self.0.ck.config.net.latent
-    }
-
-    pub fn gpu(&self) -> &Gpu {
-        &self.0.gpu
-    }
-
-    /// Images for `latents` at the checkpoint's resolution and fade-in.
-    pub fn run(&self, latents: &[f32]) -> Result<crate::data::Images> {
-        block_on(self.0.run(latents))
-    }
-}
-
-/// `pggan generate`: PNG files (or one grid) from random or given latents.
-pub fn generate_images(
-    g: &Generator,
-    count: usize,
-    seed: u64,
-    latents: Option<&Path>,
-    out: &Path,
-    as_grid: bool,
-) -> Result<usize> {
-    let z = match latents {
-        Some(file) => {
-            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            samples::read_npy(&bytes, g.latent()).with_context(|| format!("{}", file.display()))?
-        }
-        None => {
-            ensure!(count > 0, "--count must be at least 1");
-            crate::rng::Rng::new(seed).normals(count * g.latent())
-        }
-    };
-    let images = g.run(&z)?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    if as_grid {
-        let cols = (images.count as f64).sqrt().ceil() as usize;
-        std::fs::write(out.join("grid.png"), grid(&images, cols, images.res)?.png()?)?;
-    } else {
-        for i in 0..images.count {
-            std::fs::write(out.join(format!("{i:06}.png")), images.picture(i).png()?)?;
-        }
-    }
-    Ok(images.count)
-}
-
-/// `pggan interpolate`: a looping GIF walking through `keys` random latents.
-pub fn interpolate(g: &Generator, seed: u64, frames: usize, keys: usize, fps: u32, out: &Path) -> Result<()> {
-    ensure!(frames >= 2, "--frames must be at least 2");
-    let images = g.run(&samples::latent_walk(g.latent(), keys, frames, seed))?;
-    let pictures: Vec<Picture> = (0..images.count).map(|i| images.picture(i)).collect();
-    std::fs::write(out, samples::gif(&pictures, fps)?).with_context(|| format!("cannot write {}", out.display()))
 }

@@ -2,17 +2,55 @@
 //! checkpoint's generator) and MS-SSIM among generated (or real) images.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{bail, ensure, Result};
-use clap::Args;
+use clap::{Args, Subcommand};
 use pollster::block_on;
 use serde::Serialize;
 
-use super::{ms_ssim_pairs, swd, Swd, SwdConfig};
-use crate::data::Images;
-use crate::gpu::{Gpu, GpuOptions};
-use crate::rng::Rng;
-use crate::train::commands::{load_data, Generator};
+use pggan::data::Images;
+use pggan::gpu::{Gpu, GpuOptions};
+use pggan::metrics::{ms_ssim_pairs, swd, Swd, SwdConfig};
+use pggan::rng::Rng;
+
+use super::generate::Generator;
+use super::train::load_data;
+
+/// The metrics of `pggan metrics`.
+#[derive(Subcommand)]
+pub enum Metric {
+    /// SWD x1e3 per Laplacian-pyramid level and their average, real against fake images.
+    Swd {
+        /// Real images: an image folder, or `emoji` (the embedded set).
+        #[arg(long, default_value = "emoji")]
+        real: String,
+        /// Fake images from a folder (or use --checkpoint).
+        #[arg(long)]
+        fake: Option<PathBuf>,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Mean MS-SSIM of random pairs of images (generated with --checkpoint, or --images).
+    Msssim {
+        /// A folder, or `emoji`, instead of a checkpoint's images.
+        #[arg(long)]
+        images: Option<String>,
+        #[arg(long, default_value_t = 10000)]
+        pairs: usize,
+        #[command(flatten)]
+        source: Source,
+    },
+}
+
+/// `pggan metrics`.
+pub fn run(metric: &Metric, gpu: &GpuOptions) -> Result<ExitCode> {
+    match metric {
+        Metric::Swd { real, fake, source } => swd_command(real, fake.as_deref(), source, gpu)?,
+        Metric::Msssim { images, pairs, source } => msssim_command(images.as_deref(), *pairs, source, gpu)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Where a side's images come from: a checkpoint's EMA generator, or a dataset.
 #[derive(Args, Debug)]
@@ -61,7 +99,7 @@ struct SwdReport<'a> {
 }
 
 /// `pggan metrics swd`: the sliced Wasserstein distance between real and fake images.
-pub fn swd_command(real: &str, fake: Option<&Path>, src: &Source, opts: &GpuOptions) -> Result<()> {
+fn swd_command(real: &str, fake: Option<&Path>, src: &Source, opts: &GpuOptions) -> Result<()> {
     let (generator, own_gpu);
     let (fakes, fake_name, gpu) = match (&src.checkpoint, fake) {
         (Some(ck), None) => {
@@ -113,7 +151,7 @@ pub fn swd_command(real: &str, fake: Option<&Path>, src: &Source, opts: &GpuOpti
 
 /// `pggan metrics msssim`: mean MS-SSIM over random pairs of generated (or dataset) images; lower
 /// means more varied images.
-pub fn msssim_command(images: Option<&str>, pairs: usize, src: &Source, opts: &GpuOptions) -> Result<()> {
+fn msssim_command(images: Option<&str>, pairs: usize, src: &Source, opts: &GpuOptions) -> Result<()> {
     let (set, name) = match (&src.checkpoint, images) {
         (Some(ck), None) => (
             generated(&Generator::load(ck, opts)?, src.count, src.seed)?,
