@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use pggan::bench;
 use pggan::gpu::{Gpu, GpuOptions};
+use serde_json::Value;
 
 use super::NetSize;
 
@@ -13,74 +16,89 @@ use super::NetSize;
 pub enum BenchWhat {
     /// The host's time to record and to submit one kernel launch (a small one, so the GPU's
     /// time does not enter): the per-launch overhead that bounds the small levels' steps.
-    Launches {
-        /// Launches per round.
-        #[arg(long, default_value_t = 2000)]
-        launches: usize,
-        /// Rounds; the first is not timed, the figures are the median of the others.
-        #[arg(long, default_value_t = 16)]
-        rounds: usize,
-    },
+    Launches(LaunchesArgs),
     /// Images per second of the whole training step (D and G step, EMA) at each resolution.
-    Train {
-        /// The largest resolution; the networks are built for it.
-        #[arg(long, default_value_t = 64)]
-        resolution: usize,
-        #[command(flatten)]
-        size: NetSize,
-        #[arg(long, default_value_t = 16)]
-        minibatch: usize,
-        /// Timed steps per resolution.
-        #[arg(long, default_value_t = 10)]
-        steps: usize,
-        /// Untimed steps before them.
-        #[arg(long, default_value_t = 2)]
-        warmup: usize,
-        /// Resolutions to time, comma-separated (default: every one up to --resolution).
-        #[arg(long, value_delimiter = ',')]
-        levels: Vec<usize>,
-        /// Also time every kernel over one more step at each resolution (needs timestamp queries).
-        #[arg(long)]
-        profile: bool,
-    },
+    Train(TrainArgs),
     /// Quality at a fixed budget: trains a fixed small configuration on the emoji set through
     /// its whole schedule, then prints the time and the SWD of its EMA generator.
-    Quality {
-        /// Final resolution (SWD needs 16 or more).
-        #[arg(long, default_value_t = 32)]
-        resolution: usize,
-        /// Thousands of real images per phase: the budget.
-        #[arg(long, default_value_t = 10.0)]
-        phase_kimg: f64,
-        /// Images per side for the SWD.
-        #[arg(long, default_value_t = 2048)]
-        swd_images: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Where the prepared emoji set is cached.
-        #[arg(long, default_value = "runs/cache")]
-        cache: PathBuf,
-    },
+    Quality(QualityArgs),
     /// GFLOP/s of conv and dense passes beside a plain matmul of the same size.
-    Kernels {
-        #[arg(long, default_value_t = 16)]
-        batch: usize,
-        /// Cap on every channel count (lower it on a software adapter).
-        #[arg(long, default_value_t = 512)]
-        max_channels: usize,
-        /// Timed runs per pass, after one warm-up.
-        #[arg(long, default_value_t = 3)]
-        reps: usize,
-        /// Time each convolution pass with these tile shapes (ROWSxCOLSxDEPTH, comma-separated;
-        /// every shape when none is named) instead of the planned one.
-        #[arg(long, value_delimiter = ',', num_args = 0..)]
-        tiles: Option<Vec<String>>,
-    },
+    Kernels(KernelsArgs),
+}
+
+/// The settings of `pggan bench launches`.
+#[derive(Args)]
+pub struct LaunchesArgs {
+    /// Launches per round.
+    #[arg(long, default_value_t = 2000)]
+    launches: usize,
+    /// Rounds; the first is not timed, the figures are the median of the others.
+    #[arg(long, default_value_t = 16)]
+    rounds: usize,
+}
+
+/// The settings of `pggan bench train`.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// The largest resolution; the networks are built for it.
+    #[arg(long, default_value_t = 64)]
+    resolution: usize,
+    #[command(flatten)]
+    size: NetSize,
+    #[arg(long, default_value_t = 16)]
+    minibatch: usize,
+    /// Timed steps per resolution.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Untimed steps before them.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Resolutions to time, comma-separated (default: every one up to --resolution).
+    #[arg(long, value_delimiter = ',')]
+    levels: Vec<usize>,
+    /// Also time every kernel over one more step at each resolution (needs timestamp queries).
+    #[arg(long)]
+    profile: bool,
+}
+
+/// The settings of `pggan bench quality`.
+#[derive(Args)]
+pub struct QualityArgs {
+    /// Final resolution (SWD needs 16 or more).
+    #[arg(long, default_value_t = 32)]
+    resolution: usize,
+    /// Thousands of real images per phase: the budget.
+    #[arg(long, default_value_t = 10.0)]
+    phase_kimg: f64,
+    /// Images per side for the SWD.
+    #[arg(long, default_value_t = 2048)]
+    swd_images: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where the prepared emoji set is cached.
+    #[arg(long, default_value = "runs/cache")]
+    cache: PathBuf,
+}
+
+/// The settings of `pggan bench kernels`.
+#[derive(Args)]
+pub struct KernelsArgs {
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Cap on every channel count (lower it on a software adapter).
+    #[arg(long, default_value_t = 512)]
+    max_channels: usize,
+    /// Timed runs per pass, after one warm-up.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Time each convolution pass with these tile shapes (ROWSxCOLSxDEPTH, comma-separated;
+    /// every shape when none is named) instead of the planned one.
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    tiles: Option<Vec<String>>,
 }
 
 /// `pggan bench`.
-pub fn run(opts: &GpuOptions, what: BenchWhat, json: bool) -> anyhow::Result<ExitCode> {
-    use pggan::bench;
+pub fn run(opts: &GpuOptions, what: BenchWhat, json: bool) -> Result<ExitCode> {
     let gpu = pollster::block_on(Gpu::new(opts))?;
     let adapter = serde_json::json!({
         "name": gpu.info.name,
@@ -91,135 +109,128 @@ pub fn run(opts: &GpuOptions, what: BenchWhat, json: bool) -> anyhow::Result<Exi
         println!("adapter: {}", gpu.describe());
     }
     let report = match what {
-        BenchWhat::Launches { launches, rounds } => {
-            let r = bench::launches(&gpu, launches, rounds)?;
-            if !json {
-                println!(
-                    "launches: {launches} per round, median of {} rounds: record {:.2} us, submit {:.2} us \
-                     per launch ({} compute passes and {} new bind groups per round)",
-                    rounds - 1,
-                    r.record_us,
-                    r.submit_us,
-                    r.passes,
-                    r.bind_groups
-                );
-            }
-            serde_json::json!({ "bench": "launches", "adapter": adapter, "result": r })
-        }
-        BenchWhat::Train {
-            resolution,
-            size,
-            minibatch,
-            steps,
-            warmup,
-            levels,
-            profile,
-        } => {
-            let net = size.net(resolution, 3);
-            let NetSize {
-                fmap_base,
-                fmap_max,
-                latent,
-            } = size;
-            net.validate()?;
-            let resolutions = if levels.is_empty() {
-                (1..=net.levels()).map(pggan::nn::config::res_of).collect()
-            } else {
-                levels
-            };
-            let b = bench::TrainBench {
-                net,
-                minibatch,
-                steps,
-                warmup,
-                resolutions,
-                profile,
-            };
-            b.validate()?;
-            if !json {
-                println!(
-                    "train: resolution {resolution}, fmap-base {fmap_base}, fmap-max {fmap_max}, latent {latent}, \
-                     minibatch {minibatch}, {steps} steps after {warmup} warm-up"
-                );
-            }
-            let rows = bench::train(&gpu, &b)?;
-            if !json {
-                print!("{}", bench::train_table(&rows));
-            }
-            serde_json::json!({
-                "bench": "train",
-                "adapter": adapter,
-                "config": {
-                    "resolution": resolution, "fmap_base": fmap_base, "fmap_max": fmap_max,
-                    "latent": latent, "minibatch": minibatch, "steps": steps, "warmup": warmup,
-                },
-                "rows": rows,
-            })
-        }
-        BenchWhat::Quality {
-            resolution,
-            phase_kimg,
-            swd_images,
-            seed,
-            cache,
-        } => {
-            let cfg = bench::quality_config(resolution, phase_kimg, seed);
-            cfg.validate()?;
-            let data = super::train::load_data("emoji", 3, resolution, &cache)?;
-            let mut trainer = pggan::train::trainer::Trainer::new(gpu, cfg, data)?;
-            let r = bench::quality(&mut trainer, swd_images)?;
-            if !json {
-                println!(
-                    "quality: emoji to {resolution}x{resolution}, {phase_kimg} kimg per phase ({} kimg): \
-                     {:.1} s, {:.1} img/s",
-                    r.kimg, r.seconds, r.images_per_second
-                );
-                match &r.swd {
-                    Some(swd) => {
-                        for (res, d) in &swd.levels {
-                            println!("  SWD x1e3 {:>9} {d:10.3}", format!("{res}x{res}"));
-                        }
-                        println!("  SWD x1e3 {:>9} {:10.3}", "average", swd.average);
-                    }
-                    None => println!("  no SWD below 16x16"),
-                }
-            }
-            serde_json::json!({
-                "bench": "quality",
-                "adapter": adapter,
-                "config": trainer.cfg,
-                "result": r,
-            })
-        }
-        BenchWhat::Kernels {
-            batch,
-            max_channels,
-            reps,
-            tiles,
-        } => {
-            let tiles = match tiles {
-                None => Vec::new(),
-                Some(names) if names.is_empty() => pggan::ops::conv::TILES.to_vec(),
-                Some(names) => names.iter().map(|n| n.parse()).collect::<anyhow::Result<_>>()?,
-            };
-            let mut rows = Vec::new();
-            for shape in bench::pggan_shapes(batch, max_channels) {
-                eprintln!("benchmarking {shape:?}");
-                rows.extend(bench::run(&gpu, shape, reps.max(1), &tiles)?);
-            }
-            if !json {
-                print!("{}", bench::table(&rows));
-            }
-            serde_json::json!({
-                "bench": "kernels",
-                "adapter": adapter,
-                "config": { "batch": batch, "max_channels": max_channels, "reps": reps, "tiles": !tiles.is_empty() },
-                "rows": rows,
-            })
-        }
+        BenchWhat::Launches(a) => launches(gpu, adapter, a, json)?,
+        BenchWhat::Train(a) => train(gpu, adapter, a, json)?,
+        BenchWhat::Quality(a) => quality(gpu, adapter, a, json)?,
+        BenchWhat::Kernels(a) => kernels(gpu, adapter, a, json)?,
     };
     if json {
         println!("{report}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn launches(gpu: Gpu, adapter: Value, a: LaunchesArgs, json: bool) -> Result<Value> {
+    let LaunchesArgs { launches, rounds } = a;
+    let r = bench::launches(&gpu, launches, rounds)?;
+    if !json {
+        println!(
+            "launches: {launches} per round, median of {} rounds: record {:.2} us, submit {:.2} us \
+             per launch ({} compute passes and {} new bind groups per round)",
+            rounds - 1,
+            r.record_us,
+            r.submit_us,
+            r.passes,
+            r.bind_groups
+        );
+    }
+    Ok(serde_json::json!({ "bench": "launches", "adapter": adapter, "result": r }))
+}
+
+fn train(gpu: Gpu, adapter: Value, a: TrainArgs, json: bool) -> Result<Value> {
+    let TrainArgs { resolution, size, minibatch, steps, warmup, levels, profile } = a;
+    let net = size.net(resolution, 3);
+    let NetSize {
+        fmap_base,
+        fmap_max,
+        latent,
+    } = size;
+    net.validate()?;
+    let resolutions = if levels.is_empty() {
+        (1..=net.levels()).map(pggan::nn::config::res_of).collect()
+    } else {
+        levels
+    };
+    let b = bench::TrainBench {
+        net,
+        minibatch,
+        steps,
+        warmup,
+        resolutions,
+        profile,
+    };
+    b.validate()?;
+    if !json {
+        println!(
+            "train: resolution {resolution}, fmap-base {fmap_base}, fmap-max {fmap_max}, latent {latent}, \
+             minibatch {minibatch}, {steps} steps after {warmup} warm-up"
+        );
+    }
+    let rows = bench::train(&gpu, &b)?;
+    if !json {
+        print!("{}", bench::train_table(&rows));
+    }
+    Ok(serde_json::json!({
+        "bench": "train",
+        "adapter": adapter,
+        "config": {
+            "resolution": resolution, "fmap_base": fmap_base, "fmap_max": fmap_max,
+            "latent": latent, "minibatch": minibatch, "steps": steps, "warmup": warmup,
+        },
+        "rows": rows,
+    }))
+}
+
+fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value> {
+    let QualityArgs { resolution, phase_kimg, swd_images, seed, cache } = a;
+    let cfg = bench::quality_config(resolution, phase_kimg, seed);
+    cfg.validate()?;
+    let data = super::train::load_data("emoji", 3, resolution, &cache)?;
+    let mut trainer = pggan::train::trainer::Trainer::new(gpu, cfg, data)?;
+    let r = bench::quality(&mut trainer, swd_images)?;
+    if !json {
+        println!(
+            "quality: emoji to {resolution}x{resolution}, {phase_kimg} kimg per phase ({} kimg): \
+             {:.1} s, {:.1} img/s",
+            r.kimg, r.seconds, r.images_per_second
+        );
+        match &r.swd {
+            Some(swd) => {
+                for (res, d) in &swd.levels {
+                    println!("  SWD x1e3 {:>9} {d:10.3}", format!("{res}x{res}"));
+                }
+                println!("  SWD x1e3 {:>9} {:10.3}", "average", swd.average);
+            }
+            None => println!("  no SWD below 16x16"),
+        }
+    }
+    Ok(serde_json::json!({
+        "bench": "quality",
+        "adapter": adapter,
+        "config": trainer.cfg,
+        "result": r,
+    }))
+}
+
+fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value> {
+    let KernelsArgs { batch, max_channels, reps, tiles } = a;
+    let tiles = match tiles {
+        None => Vec::new(),
+        Some(names) if names.is_empty() => pggan::ops::conv::TILES.to_vec(),
+        Some(names) => names.iter().map(|n| n.parse()).collect::<Result<_>>()?,
+    };
+    let mut rows = Vec::new();
+    for shape in bench::pggan_shapes(batch, max_channels) {
+        eprintln!("benchmarking {shape:?}");
+        rows.extend(bench::run(&gpu, shape, reps.max(1), &tiles)?);
+    }
+    if !json {
+        print!("{}", bench::table(&rows));
+    }
+    Ok(serde_json::json!({
+        "bench": "kernels",
+        "adapter": adapter,
+        "config": { "batch": batch, "max_channels": max_channels, "reps": reps, "tiles": !tiles.is_empty() },
+        "rows": rows,
+    }))
 }
