@@ -6,10 +6,16 @@ pub mod bench;
 pub mod check;
 pub mod checkpoint;
 pub mod data;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod export;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod generate;
 pub mod gpu;
 pub mod metrics;
 pub mod nn;
 pub mod ops;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod proto;
 pub mod rng;
 pub mod samples;
 pub mod selftest;

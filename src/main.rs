@@ -55,6 +55,8 @@ mod cli {
             out: PathBuf,
             #[arg(long)]
             grid: bool,
+            #[command(flatten)]
+            options: pggan::generate::GenerateOptions,
         },
         /// Quality metrics: `swd` (sliced Wasserstein distance, Karras et al. 2018, section 5) and
         /// `msssim` (diversity).
@@ -70,14 +72,18 @@ mod cli {
             seed: u64,
             #[arg(long, default_value_t = 120)]
             frames: usize,
-            /// Random latents the walk passes through before it loops.
+            /// Random latents the walk passes through before it loops (--seeds names them instead).
             #[arg(long, default_value_t = 4)]
             keys: usize,
             #[arg(long, default_value_t = 24)]
             fps: u32,
             #[arg(long, default_value = "walk.gif")]
             out: PathBuf,
+            #[command(flatten)]
+            keys_from: pggan::generate::SeedOptions,
         },
+        /// The EMA generator of a checkpoint as an ONNX model (onnxruntime, onnx2torch, ...).
+        Export(pggan::export::ExportArgs),
         /// Benchmarks: `train` times the training step per resolution, `kernels` the conv and dense
         /// passes, `launches` the host's time per kernel launch.
         Bench {
@@ -251,8 +257,9 @@ mod cli {
                 latents,
                 out,
                 grid,
+                options,
             } => Generator::load(&checkpoint, &gpu)
-                .and_then(|g| commands::generate_images(&g, count, seed, latents.as_deref(), &out, grid))
+                .and_then(|g| pggan::generate::images(&g, count, seed, latents.as_deref(), &out, grid, &options))
                 .map(|n| {
                     println!("wrote {n} images to {}", out.display());
                     ExitCode::SUCCESS
@@ -272,12 +279,14 @@ mod cli {
                 keys,
                 fps,
                 out,
+                keys_from,
             } => Generator::load(&checkpoint, &gpu)
-                .and_then(|g| commands::interpolate(&g, seed, frames, keys, fps, &out))
+                .and_then(|g| pggan::generate::interpolate(&g, seed, frames, keys, fps, &out, &keys_from))
                 .map(|()| {
                     println!("wrote {}", out.display());
                     ExitCode::SUCCESS
                 }),
+            Command::Export(args) => pggan::export::command(&args).map(|()| ExitCode::SUCCESS),
             Command::Bench { what, json } => bench(
                 GpuOptions {
                     adapter: cli.adapter,

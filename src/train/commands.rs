@@ -15,7 +15,6 @@ use super::trainer::{Sampler, Trainer};
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::{self, Dataset};
 use crate::gpu::{Gpu, GpuOptions};
-use crate::samples::{self, grid, Picture};
 
 /// Settings of `pggan train`; each overrides the config file, which overrides the defaults.
 #[derive(Args, Debug, Default)]
@@ -293,7 +292,7 @@ fn resume_source(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
 }
 
 /// A checkpoint given as a file or as a run folder (its `checkpoint.safetensors`).
-fn find_checkpoint(path: &Path) -> Result<Checkpoint> {
+pub fn find_checkpoint(path: &Path) -> Result<Checkpoint> {
     let file = match path.is_dir() {
         true => path.join(CHECKPOINT),
         false => path.to_path_buf(),
@@ -323,48 +322,12 @@ impl Generator {
         &self.0.gpu
     }
 
+    pub fn sampler(&self) -> &Sampler {
+        &self.0
+    }
+
     /// Images for `latents` at the checkpoint's resolution and fade-in.
     pub fn run(&self, latents: &[f32]) -> Result<crate::data::Images> {
         block_on(self.0.run(latents))
     }
-}
-
-/// `pggan generate`: PNG files (or one grid) from random or given latents.
-pub fn generate_images(
-    g: &Generator,
-    count: usize,
-    seed: u64,
-    latents: Option<&Path>,
-    out: &Path,
-    as_grid: bool,
-) -> Result<usize> {
-    let z = match latents {
-        Some(file) => {
-            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            samples::read_npy(&bytes, g.latent()).with_context(|| format!("{}", file.display()))?
-        }
-        None => {
-            ensure!(count > 0, "--count must be at least 1");
-            crate::rng::Rng::new(seed).normals(count * g.latent())
-        }
-    };
-    let images = g.run(&z)?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    if as_grid {
-        let cols = (images.count as f64).sqrt().ceil() as usize;
-        std::fs::write(out.join("grid.png"), grid(&images, cols, images.res)?.png()?)?;
-    } else {
-        for i in 0..images.count {
-            std::fs::write(out.join(format!("{i:06}.png")), images.picture(i).png()?)?;
-        }
-    }
-    Ok(images.count)
-}
-
-/// `pggan interpolate`: a looping GIF walking through `keys` random latents.
-pub fn interpolate(g: &Generator, seed: u64, frames: usize, keys: usize, fps: u32, out: &Path) -> Result<()> {
-    ensure!(frames >= 2, "--frames must be at least 2");
-    let images = g.run(&samples::latent_walk(g.latent(), keys, frames, seed))?;
-    let pictures: Vec<Picture> = (0..images.count).map(|i| images.picture(i)).collect();
-    std::fs::write(out, samples::gif(&pictures, fps)?).with_context(|| format!("cannot write {}", out.display()))
 }

@@ -1,0 +1,217 @@
+//! What `pggan generate` and `pggan interpolate` draw and write: latents by seed (`--seeds 0-35,100`,
+//! one image per seed), truncated (`--trunc T`) or read from a `.npy` file; PNG files, one grid, or
+//! G's float output as `.npy`; and beside them the latents used, so that any image can be made again
+//! (`--latents`).
+
+use std::path::Path;
+
+use anyhow::{bail, ensure, Context, Result};
+use pollster::block_on;
+
+use crate::data::Images;
+use crate::rng::Rng;
+use crate::samples::{self, grid, Picture};
+use crate::train::commands::Generator;
+
+/// The latents used, [N, latent] float32, written beside the images.
+pub const LATENTS: &str = "latents.npy";
+/// `--format npy`'s images, [N, C, H, W] float32.
+pub const IMAGES: &str = "images.npy";
+/// More seeds than anyone renders in one call: a typo such as `0-1000000000` is refused, not run.
+const MAX_SEEDS: usize = 1_000_000;
+
+/// A list of seeds: `0-35,100` is 0 to 35, then 100.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seeds(pub Vec<u64>);
+
+impl std::str::FromStr for Seeds {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Seeds> {
+        let bad = || format!("bad seed list {text:?}: give seeds and ranges such as 0-35,100");
+        let mut seeds = Vec::new();
+        for item in text.split(',').map(str::trim) {
+            let (first, last) = match item.split_once('-') {
+                Some((a, b)) => (a.trim().parse().with_context(bad)?, b.trim().parse().with_context(bad)?),
+                None => {
+                    let s: u64 = item.parse().with_context(bad)?;
+                    (s, s)
+                }
+            };
+            ensure!(first <= last, "bad seed range {item}: it ends before it starts");
+            ensure!(
+                last - first < (MAX_SEEDS - seeds.len()) as u64,
+                "{text} is more than {MAX_SEEDS} seeds"
+            );
+            seeds.extend(first..=last);
+        }
+        Ok(Seeds(seeds))
+    }
+}
+
+/// Where drawn latents come from (`generate` and `interpolate`).
+#[derive(clap::Args, Debug, Default)]
+pub struct SeedOptions {
+    /// Seeds such as `0-35,100`: seed s draws its latent from the random generator seeded with s,
+    /// as `--seed s --count 1` does, so a seed names its image. `generate`: one image per seed
+    /// (`seed0000.png`, ...); `interpolate`: the walk's keys, in order.
+    #[arg(long)]
+    pub seeds: Option<Seeds>,
+    /// Truncation: each latent component is drawn from N(0, 1) again until |z_i| <= T. Default: none.
+    #[arg(long)]
+    pub trunc: Option<f64>,
+}
+
+impl SeedOptions {
+    fn validate(&self) -> Result<()> {
+        if let Some(t) = self.trunc {
+            ensure!(t > 0.0 && t.is_finite(), "--trunc must be a positive number, not {t}");
+        }
+        Ok(())
+    }
+
+    /// The latent [latent] of each seed.
+    fn latents(&self, seeds: &Seeds, latent: usize) -> Vec<Vec<f32>> {
+        seeds
+            .0
+            .iter()
+            .map(|&s| normals(&mut Rng::new(s), latent, self.trunc))
+            .collect()
+    }
+}
+
+/// What `generate` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq)]
+pub enum Format {
+    /// One PNG per image (or one grid with --grid), clipped to [-1, 1] and scaled to 0..255.
+    #[default]
+    Png,
+    /// G's output as it is (unclipped), `images.npy`: float32 [N, C, H, W].
+    Npy,
+}
+
+/// `generate`'s flags beyond the checkpoint, count, seed, latents file, folder and grid.
+#[derive(clap::Args, Debug, Default)]
+pub struct GenerateOptions {
+    #[command(flatten)]
+    pub latents: SeedOptions,
+    #[arg(long, value_enum, default_value_t = Format::Png)]
+    pub format: Format,
+}
+
+/// `n` values from N(0, 1) (the generator's `normal`, rounded to f32), each truncated to
+/// |z| <= `trunc` by drawing it again while it is beyond; without `trunc`, `rng.normals(n)`.
+pub fn normals(rng: &mut Rng, n: usize, trunc: Option<f64>) -> Vec<f32> {
+    (0..n)
+        .map(|_| loop {
+            let z = rng.normal() as f32;
+            // Compared after rounding, so that the stored f32 value itself is within the bound.
+            if trunc.is_none_or(|t| z.abs() as f64 <= t) {
+                break z;
+            }
+        })
+        .collect()
+}
+
+/// `pggan generate`: images of the latents from `latents_file`, `--seeds`, or `count` random ones
+/// drawn from `seed`, into `out` with `latents.npy`; returns how many.
+pub fn images(
+    g: &Generator,
+    count: usize,
+    seed: u64,
+    latents_file: Option<&Path>,
+    out: &Path,
+    as_grid: bool,
+    opts: &GenerateOptions,
+) -> Result<usize> {
+    let (drawn, latent) = (&opts.latents, g.latent());
+    drawn.validate()?;
+    ensure!(
+        !(as_grid && opts.format == Format::Npy),
+        "--grid makes one PNG; leave it out with --format npy"
+    );
+    let z = match (latents_file, &drawn.seeds) {
+        (Some(_), Some(_)) => bail!("--latents and --seeds both give the latents; use one"),
+        (Some(file), None) => {
+            ensure!(
+                drawn.trunc.is_none(),
+                "--trunc applies to drawn latents, not to --latents"
+            );
+            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            samples::read_npy(&bytes, latent).with_context(|| format!("{}", file.display()))?
+        }
+        (None, Some(seeds)) => drawn.latents(seeds, latent).concat(),
+        (None, None) => {
+            ensure!(count > 0, "--count must be at least 1");
+            normals(&mut Rng::new(seed), count * latent, drawn.trunc)
+        }
+    };
+    let sampler = g.sampler();
+    let values = block_on(sampler.run_values(&z))?;
+    let (n, c, r) = (
+        z.len() / latent,
+        sampler.ck.config.net.channels,
+        sampler.position().res(),
+    );
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let write = |name: &str, bytes: &[u8]| {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write(LATENTS, &samples::npy(&[n, latent], &z))?;
+    if opts.format == Format::Npy {
+        write(IMAGES, &samples::npy(&[n, c, r, r], &values))?;
+        return Ok(n);
+    }
+    let images = Images::from_f32(n, c, r, &values)?;
+    if as_grid {
+        let cols = (n as f64).sqrt().ceil() as usize;
+        return write("grid.png", &grid(&images, cols, r)?.png()?).map(|()| n);
+    }
+    for i in 0..n {
+        let name = match &drawn.seeds {
+            Some(seeds) => format!("seed{:04}.png", seeds.0[i]),
+            None => format!("{i:06}.png"),
+        };
+        write(&name, &images.picture(i).png()?)?;
+    }
+    Ok(n)
+}
+
+/// `pggan interpolate`: a looping GIF walking through `--seeds`' latents, or `keys` random ones
+/// drawn from `seed`.
+pub fn interpolate(
+    g: &Generator,
+    seed: u64,
+    frames: usize,
+    keys: usize,
+    fps: u32,
+    out: &Path,
+    drawn: &SeedOptions,
+) -> Result<()> {
+    ensure!(frames >= 2, "--frames must be at least 2");
+    drawn.validate()?;
+    let latent = g.latent();
+    let keyframes = match (&drawn.seeds, drawn.trunc) {
+        // As before --seeds and --trunc existed: keys drawn in f64.
+        (None, None) => None,
+        (Some(seeds), _) => {
+            ensure!(seeds.0.len() >= 2, "a walk needs at least two --seeds");
+            Some(drawn.latents(seeds, latent))
+        }
+        (None, trunc) => {
+            let mut rng = Rng::new(seed);
+            Some((0..keys.max(2)).map(|_| normals(&mut rng, latent, trunc)).collect())
+        }
+    };
+    let z = match keyframes {
+        Some(k) => {
+            let k: Vec<Vec<f64>> = k.iter().map(|z| z.iter().map(|&v| v as f64).collect()).collect();
+            samples::walk_through(&k, frames)
+        }
+        None => samples::latent_walk(latent, keys, frames, seed),
+    };
+    let images = g.run(&z)?;
+    let pictures: Vec<Picture> = (0..images.count).map(|i| images.picture(i)).collect();
+    std::fs::write(out, samples::gif(&pictures, fps)?).with_context(|| format!("cannot write {}", out.display()))
+}

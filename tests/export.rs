@@ -1,0 +1,356 @@
+//! A trained generator taken elsewhere, as a user does it: `pggan export --onnx` run in onnxruntime
+//! against `pggan generate --format npy` (RGB and grayscale, in a fade-in and at alpha 1), the
+//! README's Python snippet, and `generate --seeds` / `--trunc` / `--latents` reproducing images.
+//!
+//! Two tiny runs to 16x16 (one RGB, one grayscale) are trained once and shared by the tests. The
+//! Python side (tests/onnx_check.py) needs the virtual environment that
+//! tests/run.sh installs; without it these tests fail, naming it.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{python, python_json, run_pggan as run, temp_dir};
+
+/// Largest difference between onnxruntime's images and pggan's, relative to the largest |value| of
+/// pggan's. Both compute in f32 but sum in different orders (tiled GPU products against
+/// onnxruntime's kernels), and the export multiplies the weights by the equalized-LR scale before
+/// summing where the GPU scales the sums: a few ulps per layer, about 1e-6 relative, through 6
+/// layers whose pixel norms rescale the errors with the values. A wrong layout, scale, bias or
+/// blend moves the images by O(1), four orders of magnitude above this bound.
+const ONNX_TOL: f64 = 1e-4;
+
+/// The operators the export may use: standard ONNX, nothing custom.
+const STANDARD_OPS: [&str; 12] = [
+    "Add",
+    "Conv",
+    "Div",
+    "Gemm",
+    "Identity",
+    "LeakyRelu",
+    "Mul",
+    "ReduceMean",
+    "Reshape",
+    "Resize",
+    "Sqrt",
+    "Sub",
+];
+
+/// A trained run: its folder, a snapshot taken while 16x16 fades in, and its final checkpoint
+/// (16x16 at alpha 1).
+struct Run {
+    dir: PathBuf,
+    fading: PathBuf,
+    stable: PathBuf,
+    channels: usize,
+}
+
+/// 24 small images: enough for a minibatch of 4 and for 32-image SWDs (drawn with repeats).
+fn image_folder(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..24u32 {
+        let img = image::RgbImage::from_fn(16, 16, |x, y| {
+            image::Rgb([(i * 10) as u8, (x * 16) as u8, ((x + y) * 8 + i) as u8])
+        });
+        img.save(dir.join(format!("{i}.png"))).unwrap();
+    }
+}
+
+/// Trains 16x16 in 160 images (32 per phase, 40 steps) with a tick, checkpoint and snapshot every
+/// 8 images.
+fn train(channels: usize) -> Run {
+    let root = temp_dir(&format!("export-{channels}"));
+    let (data, out, cache) = (root.join("data"), root.join("runs"), root.join("cache"));
+    image_folder(&data);
+    let c = channels.to_string();
+    let mut args = vec![
+        "train",
+        "--max-res",
+        "16",
+        "--fmap-base",
+        "32",
+        "--fmap-max",
+        "8",
+        "--latent",
+        "8",
+        "--minibatch",
+        "4",
+        "--phase-kimg",
+        "0.032",
+        "--tick-kimg",
+        "0.008",
+        "--checkpoint-ticks",
+        "1",
+        "--snapshot-ticks",
+        "1",
+        "--snapshots",
+        "0",
+        "--grid",
+        "2",
+        "--seed",
+        "3",
+        "--quiet",
+        "--channels",
+        &c,
+    ];
+    for (flag, path) in [("--data", &data), ("--out", &out), ("--cache", &cache)] {
+        args.extend([flag, path.to_str().unwrap()]);
+    }
+    args.extend(["--swd-ticks", "0"]);
+    let started = std::time::Instant::now();
+    assert!(run(&args).status.success(), "training failed");
+    eprintln!(
+        "trained {channels} channels in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let dir = out.join("000-data-16");
+    let stable = dir.join("checkpoint.safetensors");
+    assert_eq!(position(&stable), (16, 1.0));
+    let mut snapshots: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("snapshot-"))
+        .collect();
+    snapshots.sort();
+    let fading = snapshots
+        .into_iter()
+        .find(|s| matches!(position(s), (16, a) if a > 0.0 && a < 1.0))
+        .expect("a snapshot while 16x16 fades in");
+    Run {
+        dir,
+        fading,
+        stable,
+        channels,
+    }
+}
+
+/// A checkpoint's resolution and fade-in alpha.
+fn position(file: &Path) -> (usize, f32) {
+    let ck = pggan::checkpoint::load(file).unwrap();
+    let pos = ck.state.position(&ck.config);
+    (pos.res(), pos.alpha)
+}
+
+fn rgb() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| train(3))
+}
+
+fn gray() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| train(1))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Exports `checkpoint` (a file or a run folder) to `dir/generator.onnx`.
+fn export(checkpoint: &Path, dir: &Path) -> PathBuf {
+    let model = dir.join("generator.onnx");
+    let out = run(&["export", "--onnx", s(&model), "--checkpoint", s(checkpoint)]);
+    assert!(out.status.success(), "export failed");
+    model
+}
+
+/// `pggan generate` with `args` into `dir`; fails the test when it fails.
+fn generate(checkpoint: &Path, dir: &Path, args: &[&str]) {
+    let mut all = vec!["generate", "--checkpoint", s(checkpoint), "--out", s(dir)];
+    all.extend(args);
+    assert!(run(&all).status.success(), "generate {args:?} failed");
+}
+
+/// A float32 .npy file's shape and values.
+fn npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00", "{}", path.display());
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    let shape = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let shape = shape
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| d.trim().parse().unwrap())
+        .collect();
+    let values = bytes[10 + len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (shape, values)
+}
+
+/// The exported model against pggan's own images, on 5 latents, for the checkpoint in a fade-in and
+/// the one at alpha 1 (given as its run folder), RGB and grayscale.
+#[test]
+fn onnx_export_matches_generate_in_onnxruntime() {
+    python();
+    for run in [rgb(), gray()] {
+        for (what, checkpoint) in [("fade-in", &run.fading), ("alpha 1", &run.dir)] {
+            let dir = temp_dir("onnx");
+            let model = export(checkpoint, &dir);
+            generate(checkpoint, &dir, &["--seeds", "0-4", "--format", "npy"]);
+            let r = python_json(
+                "onnx_check.py",
+                &[&model, &dir.join("latents.npy"), &dir.join("images.npy")],
+            );
+            eprintln!("{} channels, {what}: {r}", run.channels);
+            let shape = serde_json::json!([5, run.channels, 16, 16]);
+            assert_eq!(r["expected_shape"], shape);
+            assert_eq!(r["shape"], shape);
+            assert_eq!(r["input"], serde_json::json!(["batch", 8]), "the batch is free");
+            assert_eq!(r["opset"], serde_json::json!([13]));
+            for op in r["ops"].as_array().unwrap() {
+                assert!(STANDARD_OPS.contains(&op.as_str().unwrap()), "unexpected op {op}");
+            }
+            let fades = r["ops"].as_array().unwrap().contains(&"Sub".into());
+            assert_eq!(
+                fades,
+                what == "fade-in",
+                "the blend is in the graph exactly while fading"
+            );
+            assert!(r["max_abs"].as_f64().unwrap() > 1e-3, "the images are not all zero");
+            for key in ["error", "error_alone"] {
+                let e = r[key].as_f64().unwrap();
+                assert!(
+                    e <= ONNX_TOL,
+                    "{what}: {key} {e:.2e} relative to the largest value, over {ONNX_TOL:.0e}"
+                );
+            }
+        }
+    }
+}
+
+/// The README's Python snippet (its only ```python block), run as written next to an exported model.
+#[test]
+fn readme_onnxruntime_snippet_runs() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```python\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 1, "the README has one Python snippet for onnxruntime");
+    let dir = temp_dir("readme");
+    export(&rgb().stable, &dir);
+    std::fs::write(dir.join("snippet.py"), blocks[0]).unwrap();
+    let out = Command::new(python())
+        .arg("snippet.py")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.trim(), "(4, 3, 16, 16) uint8", "the snippet's output");
+}
+
+/// Seeds name images: a seed alone, within a range, as `--seed s --count 1`, and through the saved
+/// latents give the same PNG; `--format npy` holds what the PNGs show; `interpolate --seeds` walks
+/// through its seeds.
+#[test]
+fn seeds_reproduce_images() {
+    let ck = &rgb().stable;
+    let (range, alone, count, again) = (
+        temp_dir("range"),
+        temp_dir("alone"),
+        temp_dir("count"),
+        temp_dir("again"),
+    );
+    generate(ck, &range, &["--seeds", "3-5,9"]);
+    generate(ck, &alone, &["--seeds", "9"]);
+    generate(ck, &count, &["--seed", "4", "--count", "1"]);
+    generate(ck, &again, &["--latents", s(&range.join("latents.npy"))]);
+    let png = |dir: &Path, name: &str| std::fs::read(dir.join(name)).unwrap();
+    assert_eq!(
+        png(&alone, "seed0009.png"),
+        png(&range, "seed0009.png"),
+        "seed 9 alone and in a range"
+    );
+    assert_eq!(
+        png(&count, "000000.png"),
+        png(&range, "seed0004.png"),
+        "--seed 4 --count 1 is seed 4"
+    );
+    for (i, seed) in [3, 4, 5, 9].into_iter().enumerate() {
+        let name = format!("seed{seed:04}.png");
+        assert_eq!(
+            png(&again, &format!("{i:06}.png")),
+            png(&range, &name),
+            "latents.npy row {i} is seed {seed}"
+        );
+    }
+    let (shape, z) = npy(&range.join("latents.npy"));
+    assert_eq!(shape, [4, 8]);
+    let (_, z9) = npy(&alone.join("latents.npy"));
+    assert_eq!(z[24..], z9[..], "seed 9's latent");
+
+    // The floats, clipped and scaled as PNGs are, give the PNG's pixels.
+    let floats = temp_dir("floats");
+    generate(ck, &floats, &["--seeds", "3-5,9", "--format", "npy"]);
+    let (shape, values) = npy(&floats.join("images.npy"));
+    assert_eq!(shape, [4, 3, 16, 16]);
+    let pixels = image::load_from_memory(&png(&range, "seed0005.png")).unwrap().to_rgb8();
+    for (i, v) in values[2 * 768..3 * 768].iter().enumerate() {
+        let (c, y, x) = (i / 256, (i / 16) % 16, i % 16);
+        let want = ((*v as f64 + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8;
+        assert_eq!(pixels.get_pixel(x as u32, y as u32)[c], want, "pixel {i} of seed 5");
+    }
+
+    let walk = temp_dir("walk").join("walk.gif");
+    let out = run(&[
+        "interpolate",
+        "--checkpoint",
+        s(ck),
+        "--seeds",
+        "3,9",
+        "--frames",
+        "6",
+        "--out",
+        s(&walk),
+    ]);
+    assert!(out.status.success());
+    let gif = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(std::fs::read(&walk).unwrap())).unwrap();
+    assert_eq!(image::AnimationDecoder::into_frames(gif).count(), 6);
+    let one = run(&["interpolate", "--checkpoint", s(ck), "--seeds", "3", "--out", s(&walk)]);
+    assert!(!one.status.success(), "a walk through one seed is refused");
+}
+
+/// `--trunc T`: every latent component within [-T, T], the bound reached closely, the images
+/// different from the untruncated ones; refused with --latents and for T <= 0.
+#[test]
+fn truncation_bounds_the_latents() {
+    let ck = &rgb().stable;
+    let (cut, full) = (temp_dir("trunc"), temp_dir("full"));
+    generate(ck, &cut, &["--seeds", "0-63", "--trunc", "0.5", "--format", "npy"]);
+    generate(ck, &full, &["--seeds", "0-63", "--format", "npy"]);
+    let (shape, z) = npy(&cut.join("latents.npy"));
+    assert_eq!(shape, [64, 8]);
+    let largest = z.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(largest as f64 <= 0.5, "a component of {largest} beyond --trunc 0.5");
+    assert!(
+        largest > 0.49,
+        "512 components from N(0, 1) within 0.5 reach near it, not only {largest}"
+    );
+    let (_, untruncated) = npy(&full.join("latents.npy"));
+    assert!(
+        untruncated.iter().any(|v| v.abs() > 2.0),
+        "without --trunc, the tails are there"
+    );
+    // Truncation redraws only what is beyond the bound: seed 0's components before its first one
+    // beyond 0.5 are those of the untruncated draw, and that one is drawn again.
+    let k = untruncated.iter().position(|v| v.abs() > 0.5).unwrap();
+    assert!(k < 8, "seed 0 has a component beyond 0.5");
+    assert_eq!(z[..k], untruncated[..k]);
+    assert_ne!(z[k], untruncated[k]);
+    assert_ne!(npy(&cut.join("images.npy")).1, npy(&full.join("images.npy")).1);
+
+    let npy_file = cut.join("latents.npy");
+    for bad in [vec!["--latents", s(&npy_file), "--trunc", "0.5"], vec!["--trunc", "0"]] {
+        let mut args = vec!["generate", "--checkpoint", s(ck), "--out", s(&cut)];
+        args.extend(bad.iter());
+        assert!(!run(&args).status.success(), "{bad:?} is refused");
+    }
+}
