@@ -21,6 +21,8 @@ pub mod samples;
 pub mod selftest;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod serve;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod tensorboard;
 pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

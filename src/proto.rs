@@ -1,7 +1,8 @@
 //! The few protobuf messages pggan writes, declared by hand for `prost` (no .proto files, no protoc,
-//! no build script): ONNX models (`pggan export`, [`crate::export`]). Field numbers are those of
-//! onnx/onnx.proto; fields pggan never sets are left out, and a `oneof` is written as the optional
-//! field it is on the wire.
+//! no build script): ONNX models (`pggan export`, [`crate::export`]) and TensorBoard event files
+//! ([`crate::tensorboard`]). Field numbers are those of onnx/onnx.proto and of TensorFlow's
+//! event.proto and summary.proto; fields pggan never sets are left out, and a `oneof` is written as
+//! the optional field it is on the wire.
 
 /// ONNX (onnx.proto, proto2 syntax: scalars that may legitimately be 0 are `optional`, so that
 /// they are written even then).
@@ -143,5 +144,53 @@ pub mod onnx {
         pub dim_value: Option<i64>,
         #[prost(string, optional, tag = "2")]
         pub dim_param: Option<String>,
+    }
+}
+
+/// TensorBoard (TensorFlow's event.proto and summary.proto, proto3 syntax).
+pub mod tensorboard {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Event {
+        #[prost(double, tag = "1")]
+        pub wall_time: f64,
+        #[prost(int64, tag = "2")]
+        pub step: i64,
+        /// Member of `oneof what`: only in a file's first event.
+        #[prost(string, optional, tag = "3")]
+        pub file_version: Option<String>,
+        /// Member of `oneof what`.
+        #[prost(message, optional, tag = "5")]
+        pub summary: Option<Summary>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Summary {
+        #[prost(message, repeated, tag = "1")]
+        pub value: Vec<Value>,
+    }
+
+    /// `Summary.Value`: a scalar or an image (members of its `oneof value`).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Value {
+        #[prost(string, tag = "1")]
+        pub tag: String,
+        #[prost(float, optional, tag = "2")]
+        pub simple_value: Option<f32>,
+        #[prost(message, optional, tag = "4")]
+        pub image: Option<Image>,
+    }
+
+    /// `Summary.Image`: an encoded (PNG) image.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Image {
+        #[prost(int32, tag = "1")]
+        pub height: i32,
+        #[prost(int32, tag = "2")]
+        pub width: i32,
+        /// 1 grayscale, 3 RGB.
+        #[prost(int32, tag = "3")]
+        pub colorspace: i32,
+        #[prost(bytes = "vec", tag = "4")]
+        pub encoded_image_string: Vec<u8>,
     }
 }

@@ -1,9 +1,10 @@
 //! A trained generator taken elsewhere, as a user does it: `pggan export --onnx` run in onnxruntime
 //! against `pggan generate --format npy` (RGB and grayscale, in a fade-in and at alpha 1), the
-//! README's Python snippet, and `generate --seeds` / `--trunc` / `--latents` reproducing images.
+//! README's Python snippet, TensorBoard event files read back by TensorBoard's own readers, and
+//! `generate --seeds` / `--trunc` / `--latents` reproducing images.
 //!
 //! Two tiny runs to 16x16 (one RGB, one grayscale) are trained once and shared by the tests. The
-//! Python side (tests/onnx_check.py) needs the virtual environment that
+//! Python side (tests/onnx_check.py, tests/tb_check.py) needs the virtual environment that
 //! tests/run.sh installs; without it these tests fail, naming it.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -14,6 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use common::{python, python_json, run_pggan as run, temp_dir};
+use serde_json::Value;
 
 /// Largest difference between onnxruntime's images and pggan's, relative to the largest |value| of
 /// pggan's. Both compute in f32 but sum in different orders (tiled GPU products against
@@ -48,7 +50,7 @@ struct Run {
     channels: usize,
 }
 
-/// 24 small images: enough for a minibatch of 4 and for 32-image SWDs (drawn with repeats).
+/// 24 small images: enough for a minibatch of 4 and an 8-image SWD.
 fn image_folder(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..24u32 {
@@ -60,7 +62,8 @@ fn image_folder(dir: &Path) {
 }
 
 /// Trains 16x16 in 160 images (32 per phase, 40 steps) with a tick, checkpoint and snapshot every
-/// 8 images.
+/// 8 images; the RGB run measures the SWD at its last tick and writes TensorBoard events (the
+/// default), the grayscale one passes `--no-tensorboard`.
 fn train(channels: usize) -> Run {
     let root = temp_dir(&format!("export-{channels}"));
     let (data, out, cache) = (root.join("data"), root.join("runs"), root.join("cache"));
@@ -99,7 +102,11 @@ fn train(channels: usize) -> Run {
     for (flag, path) in [("--data", &data), ("--out", &out), ("--cache", &cache)] {
         args.extend([flag, path.to_str().unwrap()]);
     }
-    args.extend(["--swd-ticks", "0"]);
+    match channels {
+        // The SWD needs 16x16, which the run reaches only at its end: measured once, at the last tick.
+        3 => args.extend(["--swd-ticks", "1000", "--swd-images", "8"]),
+        _ => args.extend(["--swd-ticks", "0", "--no-tensorboard"]),
+    }
     let started = std::time::Instant::now();
     assert!(run(&args).status.success(), "training failed");
     eprintln!(
@@ -245,6 +252,84 @@ fn readme_onnxruntime_snippet_runs() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.trim(), "(4, 3, 16, 16) uint8", "the snippet's output");
+}
+
+/// Every tick of the RGB run read back from its event files by TensorBoard's readers: each scalar of
+/// each log.jsonl line at step = images shown, the SWD where measured, and the tick's sample grid
+/// byte for byte; the grayscale run, trained with --no-tensorboard, has no event file.
+#[test]
+fn tensorboard_events_read_back() {
+    python();
+    let run = rgb();
+    let r = python_json("tb_check.py", &[&run.dir]);
+    assert_eq!(r["files"], 1);
+    assert_eq!(r["file_versions"], serde_json::json!(["brain.Event:2"]));
+    let log = std::fs::read_to_string(run.dir.join("log.jsonl")).unwrap();
+    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 20, "a tick every 8 of 160 images");
+    let steps: Vec<u64> = lines
+        .iter()
+        .map(|l| (l["kimg"].as_f64().unwrap() * 1000.0).round() as u64)
+        .collect();
+    assert_eq!(r["summary_steps"], serde_json::json!(steps));
+    assert_eq!(r["events"], 1 + lines.len(), "the version event, then one per tick");
+    // The series of `tag` as (step, value as f32).
+    let series = |tag: &str| -> Vec<(u64, f32)> {
+        let s = r["scalars"][tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no scalar {tag}"));
+        s.iter()
+            .map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap() as f32))
+            .collect()
+    };
+    for (field, tag) in [
+        ("d_loss", "loss/D"),
+        ("g_loss", "loss/G"),
+        ("penalty", "loss/gradient_penalty"),
+        ("drift", "loss/drift"),
+        ("wasserstein", "loss/wasserstein_estimate"),
+        ("images_per_second", "progress/images_per_second"),
+        ("resolution", "progress/resolution"),
+        ("alpha", "progress/alpha"),
+    ] {
+        let want: Vec<(u64, f32)> = steps
+            .iter()
+            .zip(&lines)
+            .map(|(&s, l)| (s, l[field].as_f64().unwrap() as f32))
+            .collect();
+        assert_eq!(series(tag), want, "{tag}");
+    }
+    let last = lines.last().unwrap();
+    let swd = &last["swd"];
+    assert_eq!(
+        swd["levels"].as_array().map(Vec::len),
+        Some(1),
+        "one SWD level at 16x16: {swd}"
+    );
+    let at_end = vec![(*steps.last().unwrap(), swd["levels"][0][1].as_f64().unwrap() as f32)];
+    assert_eq!(series("swd/16x16"), at_end);
+    assert_eq!(
+        series("swd/average"),
+        vec![(at_end[0].0, swd["average"].as_f64().unwrap() as f32)]
+    );
+    let images = r["images"]["samples/fakes"].as_array().expect("the sample grids");
+    assert_eq!(images.len(), steps.len());
+    for (image, &step) in images.iter().zip(&steps) {
+        assert_eq!(image[0], step);
+        let png = std::fs::read(run.dir.join(format!("samples/fakes-{step:09}.png"))).unwrap();
+        let (w, h) = image::load_from_memory(&png).unwrap().to_rgb8().dimensions();
+        assert_eq!((image[1].as_u64(), image[2].as_u64()), (Some(w as u64), Some(h as u64)));
+        let hex: String = png.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            image[3] == hex.as_str(),
+            "the grid at step {step} differs from its PNG file"
+        );
+    }
+    let gray_events = std::fs::read_dir(&gray().dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_str().unwrap().contains("tfevents"))
+        .count();
+    assert_eq!(gray_events, 0, "--no-tensorboard writes no event file");
 }
 
 /// Seeds name images: a seed alone, within a range, as `--seed s --count 1`, and through the saved

@@ -2,8 +2,8 @@
 # Installs whatever is missing (Debian, as root), then runs every test: native on the Vulkan
 # adapter (lavapipe when there is no GPU), the wasm API in headless Chromium through WebGPU, and the
 # page end to end (tests/e2e/page.mjs) with checkpoints moving between the page and the native CLI.
-# The native tests run exported ONNX models in onnxruntime: tests/requirements.txt, in the virtual
-# environment target/pyenv.
+# The native tests run exported ONNX models in onnxruntime and read TensorBoard files back with
+# TensorBoard's reader: tests/requirements.txt, in the virtual environment target/pyenv.
 # Idempotent: with everything installed it goes straight to the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -99,6 +99,9 @@ pub struct TrainArgs {
     /// and log.jsonl).
     #[arg(long)]
     pub quiet: bool,
+    /// Write no TensorBoard event files into the run folder.
+    #[arg(long)]
+    pub no_tensorboard: bool,
 }
 
 // Defaults live here rather than in clap attributes so that `TrainArgs::default()`, what `pggan`
@@ -248,6 +251,7 @@ pub fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
         stop: &stop,
         progress: !args.quiet && terminal,
         tick_lines: !args.quiet && !terminal,
+        tensorboard: !args.no_tensorboard,
     };
     let outcome = run::train(&mut trainer, &dir, &opts, &origin)?;
     match outcome {
