@@ -1,5 +1,6 @@
 //! A trained generator taken elsewhere, as a user does it: `pggan export --onnx` run in onnxruntime
-//! against `pggan generate --format npy` (RGB and grayscale, in a fade-in and at alpha 1), the
+//! against `pggan generate --format npy` and `--onnx-d` against D's forward pass (RGB and grayscale,
+//! at 4x4, in a fade-in and at alpha 1), the
 //! README's Python snippet, TensorBoard event files read back by TensorBoard's own readers, and
 //! `generate --seeds` / `--trunc` / `--latents` reproducing images.
 //!
@@ -15,7 +16,15 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use common::{python, python_json, run_pggan as run, temp_dir};
-use serde_json::Value;
+use pggan::checkpoint::Checkpoint;
+use pggan::gpu::Gpu;
+use pggan::nn::arch;
+use pggan::nn::net::{Net, Params};
+use pggan::rng::Rng;
+use pggan::samples;
+use pggan::train::trainer::load_params;
+use pollster::block_on;
+use serde_json::{json, Value};
 
 /// Largest difference between onnxruntime's images and pggan's, relative to the largest |value| of
 /// pggan's. Both compute in f32 but sum in different orders (tiled GPU products against
@@ -26,25 +35,33 @@ use serde_json::Value;
 const ONNX_TOL: f64 = 1e-4;
 
 /// The operators the export may use: standard ONNX, nothing custom.
-const STANDARD_OPS: [&str; 12] = [
+const STANDARD_OPS: [&str; 19] = [
     "Add",
+    "AveragePool",
+    "Concat",
     "Conv",
     "Div",
+    "Expand",
+    "Flatten",
     "Gemm",
     "Identity",
     "LeakyRelu",
+    "Min",
     "Mul",
     "ReduceMean",
     "Reshape",
     "Resize",
+    "Shape",
+    "Slice",
     "Sqrt",
     "Sub",
 ];
 
-/// A trained run: its folder, a snapshot taken while 16x16 fades in, and its final checkpoint
-/// (16x16 at alpha 1).
+/// A trained run: its folder, its first snapshot (4x4), a snapshot taken while 16x16 fades in, and
+/// its final checkpoint (16x16 at alpha 1).
 struct Run {
     dir: PathBuf,
+    first: PathBuf,
     fading: PathBuf,
     stable: PathBuf,
     channels: usize,
@@ -122,12 +139,15 @@ fn train(channels: usize) -> Run {
         .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("snapshot-"))
         .collect();
     snapshots.sort();
+    let first = snapshots[0].clone();
+    assert_eq!(position(&first), (4, 1.0));
     let fading = snapshots
         .into_iter()
         .find(|s| matches!(position(s), (16, a) if a > 0.0 && a < 1.0))
         .expect("a snapshot while 16x16 fades in");
     Run {
         dir,
+        first,
         fading,
         stable,
         channels,
@@ -155,11 +175,15 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Exports `checkpoint` (a file or a run folder) to `dir/generator.onnx`.
-fn export(checkpoint: &Path, dir: &Path) -> PathBuf {
-    let model = dir.join("generator.onnx");
-    let out = run(&["export", "--onnx", s(&model), "--checkpoint", s(checkpoint)]);
-    assert!(out.status.success(), "export failed");
+/// Exports `checkpoint` (a file or a run folder) to `dir/generator.onnx` and, with `d`, its
+/// discriminator to `dir/discriminator.onnx`.
+fn export(checkpoint: &Path, dir: &Path, d: bool) -> PathBuf {
+    let (model, disc) = (dir.join("generator.onnx"), dir.join("discriminator.onnx"));
+    let mut args = vec!["export", "--onnx", s(&model), "--checkpoint", s(checkpoint)];
+    if d {
+        args.extend(["--onnx-d", s(&disc)]);
+    }
+    assert!(run(&args).status.success(), "export failed");
     model
 }
 
@@ -190,45 +214,150 @@ fn npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     (shape, values)
 }
 
-/// The exported model against pggan's own images, on 5 latents, for the checkpoint in a fade-in and
-/// the one at alpha 1 (given as its run folder), RGB and grayscale.
+/// Runs `model` in onnxruntime (tests/onnx_check.py) on each (input, pggan's output) pair and
+/// requires standard operators, opset 13 and every output within [`ONNX_TOL`]; returns the report.
+fn check_onnx(model: &Path, pairs: &[(PathBuf, PathBuf)], what: &str) -> Value {
+    let mut args = vec![model];
+    for (input, expected) in pairs {
+        args.extend([input.as_path(), expected.as_path()]);
+    }
+    let r = python_json("onnx_check.py", &args);
+    eprintln!("{what}: {r}");
+    assert_eq!(r["opset"], json!([13]));
+    for op in r["ops"].as_object().unwrap().keys() {
+        assert!(STANDARD_OPS.contains(&op.as_str()), "unexpected op {op}");
+    }
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), pairs.len());
+    for run in runs {
+        assert_eq!(run["shape"], run["expected_shape"], "{what}");
+        assert!(
+            run["max_abs"].as_f64().unwrap() > 1e-3,
+            "{what}: the outputs are not all zero"
+        );
+        let e = run["error"].as_f64().unwrap();
+        assert!(
+            e <= ONNX_TOL,
+            "{what}: error {e:.2e} relative to the largest value, over {ONNX_TOL:.0e}"
+        );
+    }
+    r
+}
+
+/// The checkpoints of both runs compared: 4x4, 16x16 fading in, and 16x16 at alpha 1 (given as its
+/// run folder, as `export` and `generate` accept).
+fn checkpoints() -> Vec<(String, &'static Path, usize, usize)> {
+    let mut all = Vec::new();
+    for run in [rgb(), gray()] {
+        let c = run.channels;
+        all.push((format!("{c} channels at 4x4"), run.first.as_path(), c, 4));
+        all.push((format!("{c} channels fading in"), run.fading.as_path(), c, 16));
+        all.push((format!("{c} channels at alpha 1"), run.dir.as_path(), c, 16));
+    }
+    all
+}
+
+/// The exported generator against pggan's own images, on 5 latents and on the first one alone
+/// (the batch is free).
 #[test]
 fn onnx_export_matches_generate_in_onnxruntime() {
     python();
-    for run in [rgb(), gray()] {
-        for (what, checkpoint) in [("fade-in", &run.fading), ("alpha 1", &run.dir)] {
-            let dir = temp_dir("onnx");
-            let model = export(checkpoint, &dir);
-            generate(checkpoint, &dir, &["--seeds", "0-4", "--format", "npy"]);
-            let r = python_json(
-                "onnx_check.py",
-                &[&model, &dir.join("latents.npy"), &dir.join("images.npy")],
-            );
-            eprintln!("{} channels, {what}: {r}", run.channels);
-            let shape = serde_json::json!([5, run.channels, 16, 16]);
-            assert_eq!(r["expected_shape"], shape);
-            assert_eq!(r["shape"], shape);
-            assert_eq!(r["input"], serde_json::json!(["batch", 8]), "the batch is free");
-            assert_eq!(r["opset"], serde_json::json!([13]));
-            for op in r["ops"].as_array().unwrap() {
-                assert!(STANDARD_OPS.contains(&op.as_str().unwrap()), "unexpected op {op}");
-            }
-            let fades = r["ops"].as_array().unwrap().contains(&"Sub".into());
-            assert_eq!(
-                fades,
-                what == "fade-in",
-                "the blend is in the graph exactly while fading"
-            );
-            assert!(r["max_abs"].as_f64().unwrap() > 1e-3, "the images are not all zero");
-            for key in ["error", "error_alone"] {
-                let e = r[key].as_f64().unwrap();
-                assert!(
-                    e <= ONNX_TOL,
-                    "{what}: {key} {e:.2e} relative to the largest value, over {ONNX_TOL:.0e}"
-                );
-            }
-        }
+    for (what, checkpoint, c, res) in checkpoints() {
+        let dir = temp_dir("onnx");
+        let model = export(checkpoint, &dir, false);
+        generate(checkpoint, &dir, &["--seeds", "0-4", "--format", "npy"]);
+        let (latents, images) = (dir.join("latents.npy"), dir.join("images.npy"));
+        let (z, x) = (npy(&latents).1, npy(&images).1);
+        let (z1, x1) = (dir.join("latent0.npy"), dir.join("image0.npy"));
+        std::fs::write(&z1, samples::npy(&[1, 8], &z[..8])).unwrap();
+        std::fs::write(&x1, samples::npy(&[1, c, res, res], &x[..c * res * res])).unwrap();
+        let r = check_onnx(&model, &[(latents, images), (z1, x1)], &what);
+        assert_eq!(r["runs"][0]["shape"], json!([5, c, res, res]));
+        assert_eq!(r["input"], json!(["latents", ["batch", 8]]));
+        assert_eq!(r["output"], json!(["images", ["batch", c, res, res]]));
+        let blends = r["ops"]["Sub"].as_u64().unwrap_or(0);
+        assert_eq!(
+            blends,
+            what.contains("fading") as u64,
+            "{what}: a blend exactly while fading"
+        );
     }
+}
+
+/// pggan's D scores [n] for `images` [n, C, R, R] as one minibatch, on the GPU.
+fn d_scores(gpu: &Gpu, ck: &Checkpoint, images: &[f32], n: usize) -> Vec<f32> {
+    let layers = arch::discriminator(&ck.config.net);
+    let params = Params::zeros(gpu, &layers).unwrap();
+    load_params(gpu, ck, "d", &layers, &params).unwrap();
+    let pos = ck.state.position(&ck.config);
+    let d = Net {
+        bk: gpu,
+        cfg: &ck.config.net,
+        layers: &layers,
+        params: &params,
+    };
+    let (c, r) = (ck.config.net.channels, pos.res());
+    let x = gpu.upload(images, &[n, c, r, r]).unwrap();
+    let run = d.d_forward(&x, pos.level, pos.alpha, 1).unwrap();
+    block_on(gpu.download(&run.score.p)).unwrap()
+}
+
+/// The exported discriminator against D's forward pass on the GPU, on batches of 8 (minibatch-stddev
+/// groups of 4, sample n in group n mod 2) and 3 (one group of 3); a checkpoint without D (an
+/// exported generator) still exports G and refuses --onnx-d.
+#[test]
+fn onnx_discriminator_matches_d_forward() {
+    python();
+    let gpu = common::gpu();
+    for (what, checkpoint, c, res) in checkpoints() {
+        let dir = temp_dir("onnx-d");
+        export(checkpoint, &dir, true);
+        let ck = pggan::checkpoint::load(&match checkpoint.is_dir() {
+            true => checkpoint.join("checkpoint.safetensors"),
+            false => checkpoint.to_path_buf(),
+        })
+        .unwrap();
+        let mut pairs = Vec::new();
+        for n in [8, 3] {
+            let images = Rng::new(n as u64).normals(n * c * res * res);
+            let scores = d_scores(&gpu, &ck, &images, n);
+            let (x, y) = (dir.join(format!("images{n}.npy")), dir.join(format!("scores{n}.npy")));
+            std::fs::write(&x, samples::npy(&[n, c, res, res], &images)).unwrap();
+            std::fs::write(&y, samples::npy(&[n, 1], &scores)).unwrap();
+            pairs.push((x, y));
+        }
+        let r = check_onnx(&dir.join("discriminator.onnx"), &pairs, &format!("D, {what}"));
+        assert_eq!(r["input"], json!(["images", ["batch", c, res, res]]));
+        assert_eq!(r["output"], json!(["scores", ["batch", 1]]));
+        // One in the minibatch stddev, one more for the blend.
+        let subs = r["ops"]["Sub"].as_u64().unwrap();
+        assert_eq!(
+            subs,
+            1 + what.contains("fading") as u64,
+            "{what}: a blend exactly while fading"
+        );
+    }
+
+    let mut g_only = pggan::checkpoint::load(&rgb().stable).unwrap();
+    g_only.tensors.retain(|name, _| name.starts_with("g_ema/"));
+    let dir = temp_dir("g-only");
+    let file = dir.join("generator.safetensors");
+    std::fs::write(&file, g_only.to_bytes().unwrap()).unwrap();
+    let (model, disc) = (dir.join("g.onnx"), dir.join("d.onnx"));
+    let refused = run(&[
+        "export",
+        "--onnx",
+        s(&model),
+        "--onnx-d",
+        s(&disc),
+        "--checkpoint",
+        s(&file),
+    ]);
+    assert!(!refused.status.success() && !model.exists() && !disc.exists());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("holds no discriminator"));
+    assert!(run(&["export", "--onnx", s(&model), "--checkpoint", s(&file)])
+        .status
+        .success());
 }
 
 /// The README's Python snippet (its only ```python block), run as written next to an exported model.
@@ -242,7 +371,7 @@ fn readme_onnxruntime_snippet_runs() {
         .collect();
     assert_eq!(blocks.len(), 1, "the README has one Python snippet for onnxruntime");
     let dir = temp_dir("readme");
-    export(&rgb().stable, &dir);
+    export(&rgb().stable, &dir, false);
     std::fs::write(dir.join("snippet.py"), blocks[0]).unwrap();
     let out = Command::new(python())
         .arg("snippet.py")
@@ -263,7 +392,7 @@ fn tensorboard_events_read_back() {
     let run = rgb();
     let r = python_json("tb_check.py", &[&run.dir]);
     assert_eq!(r["files"], 1);
-    assert_eq!(r["file_versions"], serde_json::json!(["brain.Event:2"]));
+    assert_eq!(r["file_versions"], json!(["brain.Event:2"]));
     let log = std::fs::read_to_string(run.dir.join("log.jsonl")).unwrap();
     let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 20, "a tick every 8 of 160 images");
@@ -271,7 +400,7 @@ fn tensorboard_events_read_back() {
         .iter()
         .map(|l| (l["kimg"].as_f64().unwrap() * 1000.0).round() as u64)
         .collect();
-    assert_eq!(r["summary_steps"], serde_json::json!(steps));
+    assert_eq!(r["summary_steps"], json!(steps));
     assert_eq!(r["events"], 1 + lines.len(), "the version event, then one per tick");
     // The series of `tag` as (step, value as f32).
     let series = |tag: &str| -> Vec<(u64, f32)> {
