@@ -109,6 +109,13 @@ pub fn latent_walk(latent: usize, keys: usize, frames: usize, seed: u64) -> Vec<
     let keyframes: Vec<Vec<f64>> = (0..keys.max(2))
         .map(|_| (0..latent).map(|_| rng.normal()).collect())
         .collect();
+    walk_through(&keyframes, frames)
+}
+
+/// `frames` latents passing through `keyframes` (two or more) in order and back to the first,
+/// spherically interpolated, the keyframes spread evenly over the frames.
+pub fn walk_through(keyframes: &[Vec<f64>], frames: usize) -> Vec<f32> {
+    let latent = keyframes[0].len();
     let mut out = Vec::with_capacity(frames * latent);
     for f in 0..frames {
         let pos = f as f64 * keyframes.len() as f64 / frames as f64;
@@ -129,6 +136,26 @@ fn slerp(a: &[f64], b: &[f64], t: f64) -> Vec<f64> {
     }
     let (wa, wb) = (((1.0 - t) * omega).sin() / omega.sin(), (t * omega).sin() / omega.sin());
     a.iter().zip(b).map(|(x, y)| wa * x + wb * y).collect()
+}
+
+/// A NumPy `.npy` file (version 1.0) of little-endian float32 `values` in C order, of `shape`.
+pub fn npy(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    // A 1-D shape needs the trailing comma of a Python tuple.
+    let tuple = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
+    // Magic (6) + version (2) + length (2) + header + newline is a multiple of 64 bytes.
+    let total = (10 + header.len() + 1).next_multiple_of(64);
+    header.extend(std::iter::repeat_n(' ', total - 10 - header.len() - 1));
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.bytes());
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    out
 }
 
 /// Latents from a NumPy `.npy` file: a 2-D little-endian float32 or float64 array [N, latent] in C order.

@@ -2,6 +2,8 @@
 # Installs whatever is missing (Debian, as root), then runs every test: native on the Vulkan
 # adapter (lavapipe when there is no GPU), the wasm API in headless Chromium through WebGPU, and the
 # page end to end (tests/e2e/page.mjs) with checkpoints moving between the page and the native CLI.
+# The native tests run exported ONNX models in onnxruntime and read TensorBoard files back with
+# TensorBoard's reader: tests/requirements.txt, in the virtual environment target/pyenv.
 # Idempotent: with everything installed it goes straight to the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,8 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# Debian's python3 has no venv (nor ensurepip) without python3-venv.
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq
@@ -35,6 +39,16 @@ fi
 if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   echo "== installing playwright-core into tests/e2e (it drives the system's Chromium; no browser download)"
   (cd tests/e2e && npm install --no-save --no-audit --no-fund --loglevel=error playwright-core@1)
+fi
+
+# Recreated whenever tests/requirements.txt changes, so it holds exactly the pinned set.
+PYENV=target/pyenv
+if ! cmp -s tests/requirements.txt "$PYENV/requirements.txt"; then
+  echo "== installing the tests' Python packages into $PYENV (tests/requirements.txt)"
+  rm -rf "$PYENV"
+  python3 -m venv "$PYENV"
+  "$PYENV/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$PYENV/requirements.txt"
 fi
 
 echo "== formatting and lints (rustfmt, clippy natively and for wasm32)"

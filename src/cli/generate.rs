@@ -1,12 +1,16 @@
 //! `pggan generate` and `pggan interpolate`: images and latent walks from a checkpoint's EMA
-//! generator.
+//! generator. Latents by seed (`--seeds 0-35,100`, one image per seed), truncated (`--trunc T`) or
+//! read from a `.npy` file; PNG files, one grid, or G's float output as `.npy`; and beside them the
+//! latents used, so that any image can be made again (`--latents`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
+use pggan::data::Images;
 use pggan::gpu::{Gpu, GpuOptions};
+use pggan::rng::Rng;
 use pggan::samples::{self, grid, Picture};
 use pggan::train::trainer::Sampler;
 use pollster::block_on;
@@ -29,6 +33,8 @@ pub struct GenerateArgs {
     out: PathBuf,
     #[arg(long)]
     grid: bool,
+    #[command(flatten)]
+    options: GenerateOptions,
 }
 
 /// Settings of `pggan interpolate`.
@@ -40,19 +46,21 @@ pub struct InterpolateArgs {
     seed: u64,
     #[arg(long, default_value_t = 120)]
     frames: usize,
-    /// Random latents the walk passes through before it loops.
+    /// Random latents the walk passes through before it loops (--seeds names them instead).
     #[arg(long, default_value_t = 4)]
     keys: usize,
     #[arg(long, default_value_t = 24)]
     fps: u32,
     #[arg(long, default_value = "walk.gif")]
     out: PathBuf,
+    #[command(flatten)]
+    keys_from: SeedOptions,
 }
 
 /// `pggan generate`.
 pub fn run_generate(a: &GenerateArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     let g = Generator::load(&a.checkpoint, gpu)?;
-    let n = generate_images(&g, a.count, a.seed, a.latents.as_deref(), &a.out, a.grid)?;
+    let n = images(&g, a.count, a.seed, a.latents.as_deref(), &a.out, a.grid, &a.options)?;
     println!("wrote {n} images to {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -60,7 +68,7 @@ pub fn run_generate(a: &GenerateArgs, gpu: &GpuOptions) -> Result<ExitCode> {
 /// `pggan interpolate`.
 pub fn run_interpolate(a: &InterpolateArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     let g = Generator::load(&a.checkpoint, gpu)?;
-    interpolate(&g, a.seed, a.frames, a.keys, a.fps, &a.out)?;
+    interpolate(&g, a.seed, a.frames, a.keys, a.fps, &a.out, &a.keys_from)?;
     println!("wrote {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -82,49 +90,215 @@ impl Generator {
         &self.0.gpu
     }
 
+    pub fn sampler(&self) -> &Sampler {
+        &self.0
+    }
+
     /// Images for `latents` at the checkpoint's resolution and fade-in.
     pub fn run(&self, latents: &[f32]) -> Result<pggan::data::Images> {
         block_on(self.0.run(latents))
     }
 }
 
-/// `pggan generate`: PNG files (or one grid) from random or given latents.
-fn generate_images(
+/// The latents used, [N, latent] float32, written beside the images.
+pub const LATENTS: &str = "latents.npy";
+/// `--format npy`'s images, [N, C, H, W] float32.
+pub const IMAGES: &str = "images.npy";
+/// More seeds than anyone renders in one call: a typo such as `0-1000000000` is refused, not run.
+const MAX_SEEDS: usize = 1_000_000;
+
+/// A list of seeds: `0-35,100` is 0 to 35, then 100.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seeds(pub Vec<u64>);
+
+impl std::str::FromStr for Seeds {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Seeds> {
+        let bad = || format!("bad seed list {text:?}: give seeds and ranges such as 0-35,100");
+        let mut seeds = Vec::new();
+        for item in text.split(',').map(str::trim) {
+            let (first, last) = match item.split_once('-') {
+                Some((a, b)) => (a.trim().parse().with_context(bad)?, b.trim().parse().with_context(bad)?),
+                None => {
+                    let s: u64 = item.parse().with_context(bad)?;
+                    (s, s)
+                }
+            };
+            ensure!(first <= last, "bad seed range {item}: it ends before it starts");
+            ensure!(
+                last - first < (MAX_SEEDS - seeds.len()) as u64,
+                "{text} is more than {MAX_SEEDS} seeds"
+            );
+            seeds.extend(first..=last);
+        }
+        Ok(Seeds(seeds))
+    }
+}
+
+/// Where drawn latents come from (`generate` and `interpolate`).
+#[derive(clap::Args, Debug, Default)]
+pub struct SeedOptions {
+    /// Seeds such as `0-35,100`: seed s draws its latent from the random generator seeded with s,
+    /// as `--seed s --count 1` does, so a seed names its image. `generate`: one image per seed
+    /// (`seed0000.png`, ...); `interpolate`: the walk's keys, in order.
+    #[arg(long)]
+    pub seeds: Option<Seeds>,
+    /// Truncation: each latent component is drawn from N(0, 1) again until |z_i| <= T. Default: none.
+    #[arg(long)]
+    pub trunc: Option<f64>,
+}
+
+impl SeedOptions {
+    fn validate(&self) -> Result<()> {
+        if let Some(t) = self.trunc {
+            ensure!(t > 0.0 && t.is_finite(), "--trunc must be a positive number, not {t}");
+        }
+        Ok(())
+    }
+
+    /// The latent [latent] of each seed.
+    fn latents(&self, seeds: &Seeds, latent: usize) -> Vec<Vec<f32>> {
+        seeds
+            .0
+            .iter()
+            .map(|&s| normals(&mut Rng::new(s), latent, self.trunc))
+            .collect()
+    }
+}
+
+/// What `generate` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq)]
+pub enum Format {
+    /// One PNG per image (or one grid with --grid), clipped to [-1, 1] and scaled to 0..255.
+    #[default]
+    Png,
+    /// G's output as it is (unclipped), `images.npy`: float32 [N, C, H, W].
+    Npy,
+}
+
+/// `generate`'s flags beyond the checkpoint, count, seed, latents file, folder and grid.
+#[derive(clap::Args, Debug, Default)]
+pub struct GenerateOptions {
+    #[command(flatten)]
+    pub latents: SeedOptions,
+    #[arg(long, value_enum, default_value_t = Format::Png)]
+    pub format: Format,
+}
+
+/// `n` values from N(0, 1) (the generator's `normal`, rounded to f32), each truncated to
+/// |z| <= `trunc` by drawing it again while it is beyond; without `trunc`, `rng.normals(n)`.
+pub fn normals(rng: &mut Rng, n: usize, trunc: Option<f64>) -> Vec<f32> {
+    (0..n)
+        .map(|_| loop {
+            let z = rng.normal() as f32;
+            // Compared after rounding, so that the stored f32 value itself is within the bound.
+            if trunc.is_none_or(|t| z.abs() as f64 <= t) {
+                break z;
+            }
+        })
+        .collect()
+}
+
+/// `pggan generate`: images of the latents from `latents_file`, `--seeds`, or `count` random ones
+/// drawn from `seed`, into `out` with `latents.npy`; returns how many.
+fn images(
     g: &Generator,
     count: usize,
     seed: u64,
-    latents: Option<&Path>,
+    latents_file: Option<&Path>,
     out: &Path,
     as_grid: bool,
+    opts: &GenerateOptions,
 ) -> Result<usize> {
-    let z = match latents {
-        Some(file) => {
+    let (drawn, latent) = (&opts.latents, g.latent());
+    drawn.validate()?;
+    ensure!(
+        !(as_grid && opts.format == Format::Npy),
+        "--grid makes one PNG; leave it out with --format npy"
+    );
+    let z = match (latents_file, &drawn.seeds) {
+        (Some(_), Some(_)) => bail!("--latents and --seeds both give the latents; use one"),
+        (Some(file), None) => {
+            ensure!(
+                drawn.trunc.is_none(),
+                "--trunc applies to drawn latents, not to --latents"
+            );
             let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            samples::read_npy(&bytes, g.latent()).with_context(|| format!("{}", file.display()))?
+            samples::read_npy(&bytes, latent).with_context(|| format!("{}", file.display()))?
         }
-        None => {
+        (None, Some(seeds)) => drawn.latents(seeds, latent).concat(),
+        (None, None) => {
             ensure!(count > 0, "--count must be at least 1");
-            pggan::rng::Rng::new(seed).normals(count * g.latent())
+            normals(&mut Rng::new(seed), count * latent, drawn.trunc)
         }
     };
-    let images = g.run(&z)?;
+    let sampler = g.sampler();
+    let values = block_on(sampler.run_values(&z))?;
+    let (n, c, r) = (
+        z.len() / latent,
+        sampler.ck.config.net.channels,
+        sampler.position().res(),
+    );
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    if as_grid {
-        let cols = (images.count as f64).sqrt().ceil() as usize;
-        std::fs::write(out.join("grid.png"), grid(&images, cols, images.res)?.png()?)?;
-    } else {
-        for i in 0..images.count {
-            std::fs::write(out.join(format!("{i:06}.png")), images.picture(i).png()?)?;
-        }
+    let write = |name: &str, bytes: &[u8]| {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write(LATENTS, &samples::npy(&[n, latent], &z))?;
+    if opts.format == Format::Npy {
+        write(IMAGES, &samples::npy(&[n, c, r, r], &values))?;
+        return Ok(n);
     }
-    Ok(images.count)
+    let images = Images::from_f32(n, c, r, &values)?;
+    if as_grid {
+        let cols = (n as f64).sqrt().ceil() as usize;
+        return write("grid.png", &grid(&images, cols, r)?.png()?).map(|()| n);
+    }
+    for i in 0..n {
+        let name = match &drawn.seeds {
+            Some(seeds) => format!("seed{:04}.png", seeds.0[i]),
+            None => format!("{i:06}.png"),
+        };
+        write(&name, &images.picture(i).png()?)?;
+    }
+    Ok(n)
 }
 
-/// `pggan interpolate`: a looping GIF walking through `keys` random latents.
-fn interpolate(g: &Generator, seed: u64, frames: usize, keys: usize, fps: u32, out: &Path) -> Result<()> {
+/// `pggan interpolate`: a looping GIF walking through `--seeds`' latents, or `keys` random ones
+/// drawn from `seed`.
+fn interpolate(
+    g: &Generator,
+    seed: u64,
+    frames: usize,
+    keys: usize,
+    fps: u32,
+    out: &Path,
+    drawn: &SeedOptions,
+) -> Result<()> {
     ensure!(frames >= 2, "--frames must be at least 2");
-    let images = g.run(&samples::latent_walk(g.latent(), keys, frames, seed))?;
+    drawn.validate()?;
+    let latent = g.latent();
+    let keyframes = match (&drawn.seeds, drawn.trunc) {
+        // As before --seeds and --trunc existed: keys drawn in f64.
+        (None, None) => None,
+        (Some(seeds), _) => {
+            ensure!(seeds.0.len() >= 2, "a walk needs at least two --seeds");
+            Some(drawn.latents(seeds, latent))
+        }
+        (None, trunc) => {
+            let mut rng = Rng::new(seed);
+            Some((0..keys.max(2)).map(|_| normals(&mut rng, latent, trunc)).collect())
+        }
+    };
+    let z = match keyframes {
+        Some(k) => {
+            let k: Vec<Vec<f64>> = k.iter().map(|z| z.iter().map(|&v| v as f64).collect()).collect();
+            samples::walk_through(&k, frames)
+        }
+        None => samples::latent_walk(latent, keys, frames, seed),
+    };
+    let images = g.run(&z)?;
     let pictures: Vec<Picture> = (0..images.count).map(|i| images.picture(i)).collect();
     std::fs::write(out, samples::gif(&pictures, fps)?).with_context(|| format!("cannot write {}", out.display()))
 }
-

@@ -2,6 +2,7 @@
 //! training, data and metrics they call.
 
 mod bench;
+mod export;
 mod generate;
 mod metrics;
 mod train;
@@ -41,6 +42,8 @@ enum Command {
     },
     /// A looping GIF of a walk through the latent space of a checkpoint's EMA generator.
     Interpolate(generate::InterpolateArgs),
+    /// The EMA generator of a checkpoint as an ONNX model (onnxruntime, onnx2torch, ...).
+    Export(export::ExportArgs),
     /// Benchmarks: `train` times the training step per resolution, `kernels` the conv and dense
     /// passes, `launches` the host's time per kernel launch.
     Bench {
@@ -116,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(&args, &gpu),
         Command::Generate(args) => generate::run_generate(&args, &gpu),
         Command::Interpolate(args) => generate::run_interpolate(&args, &gpu),
+        Command::Export(args) => export::run(&args),
         Command::Metrics { metric } => metrics::run(&metric, &gpu),
         Command::Bench { what, json } => bench::run(&gpu, what, json),
         Command::Info {

@@ -100,6 +100,9 @@ pub struct TrainArgs {
     /// and log.jsonl).
     #[arg(long)]
     pub quiet: bool,
+    /// Write no TensorBoard event files into the run folder.
+    #[arg(long)]
+    pub no_tensorboard: bool,
 }
 
 // Defaults live here rather than in clap attributes so that `TrainArgs::default()`, what `pggan`
@@ -257,6 +260,7 @@ fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
         stop: &stop,
         progress: !args.quiet && terminal,
         tick_lines: !args.quiet && !terminal,
+        tensorboard: !args.no_tensorboard,
     };
     let outcome = run::train(&mut trainer, &dir, &opts, &origin)?;
     match outcome {

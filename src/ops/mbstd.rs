@@ -29,7 +29,7 @@ pub const SHADER: Shader = Shader {
 };
 
 /// Inside the square root of every std, as in the paper's code.
-const EPS: f64 = 1e-8;
+pub const EPS: f64 = 1e-8;
 
 /// The group size for a batch of `n`: min(4, n). Errors when `n` is zero or not a multiple of it.
 pub fn group_size(n: usize) -> Result<usize> {

@@ -5,7 +5,8 @@
 //!
 //! A run folder holds `config.json`, `log.jsonl` (one line per tick), `log.txt` (the same ticks and
 //! every event as plain text), `samples/reals.png`, `samples/fakes-<images>.png` (the EMA generator
-//! on fixed latents), `checkpoint.safetensors` and `snapshot-<images>.safetensors`.
+//! on fixed latents), `checkpoint.safetensors`, `snapshot-<images>.safetensors` and, unless turned
+//! off, TensorBoard's `events.out.tfevents.*` ([`crate::tensorboard`]).
 //!
 //! Nothing non-finite is ever saved: the losses are checked at every read-back and every tensor of
 //! the model before every checkpoint; on the first NaN or infinity the run stops with an error and
@@ -29,6 +30,7 @@ use crate::data::Images;
 use crate::metrics::Swd;
 use crate::nn::arch::{self, forward_flops};
 use crate::samples::grid;
+use crate::tensorboard::EventWriter;
 
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const CONFIG: &str = "config.json";
@@ -48,6 +50,8 @@ pub struct RunOptions<'a> {
     pub progress: bool,
     /// Print each tick's line to stderr (where there is no progress bar to show it).
     pub tick_lines: bool,
+    /// Also write each tick as TensorBoard events into the run folder.
+    pub tensorboard: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -181,6 +185,10 @@ fn train_loop(
         .append(true)
         .open(dir.join(LOG))
         .with_context(|| format!("cannot open the log in {}", dir.display()))?;
+    let mut events = match opts.tensorboard {
+        true => Some(EventWriter::create(dir)?),
+        false => None,
+    };
     let latents = sample_latents(&trainer.cfg, grid_count);
     let total = trainer.cfg.total_images();
     let cost = Cost::new(&trainer.cfg);
@@ -247,11 +255,19 @@ fn train_loop(
             // is still attempted: it matters more.
             let fakes = block_on(trainer.samples(&latents))?;
             let png = dir.join(format!("samples/fakes-{:09}.png", trainer.state.images));
-            let written = grid(&fakes, opts.grid, trainer.cfg.net.max_res)
-                .and_then(|g| g.png())
-                .and_then(|bytes| write_atomic(&png, &bytes));
+            let grid_png = grid(&fakes, opts.grid, trainer.cfg.net.max_res).and_then(|g| g.png());
+            let written = match &grid_png {
+                Ok(bytes) => write_atomic(&png, bytes),
+                Err(e) => Err(anyhow!("{e:#}")),
+            };
             if let Err(e) = written {
                 text.line(bar, &format!("warning: no sample grid this tick: {e:#}"))?;
+            }
+            if let Some(events) = &mut events {
+                let png = grid_png.as_deref().ok();
+                if let Err(e) = events.tick(trainer.state.images, &serde_json::to_value(&line)?, png) {
+                    text.line(bar, &format!("warning: no TensorBoard events this tick: {e:#}"))?;
+                }
             }
             if due.checkpoint || due.snapshot {
                 save(trainer, dir, due.snapshot, text, bar)?;

@@ -344,6 +344,13 @@ impl Sampler {
         let net = &self.ck.config.net;
         generate(&self.gpu, net, &self.layers, &self.g_ema, latents, pos.level, pos.alpha).await
     }
+
+    /// The same images as floats [N, C, R, R], unclipped.
+    pub async fn run_values(&self, latents: &[f32]) -> Result<Vec<f32>> {
+        let pos = self.position();
+        let net = &self.ck.config.net;
+        generate_values(&self.gpu, net, &self.layers, &self.g_ema, latents, pos.level, pos.alpha).await
+    }
 }
 
 /// The dataset must match the networks and fill a minibatch.
@@ -448,6 +455,21 @@ pub async fn generate(
     level: usize,
     alpha: f32,
 ) -> Result<Images> {
+    let values = generate_values(gpu, net, layers, params, latents, level, alpha).await?;
+    let res = crate::nn::config::res_of(level);
+    Images::from_f32(latents.len() / net.latent, net.channels, res, &values)
+}
+
+/// [`generate`]'s images as G computes them: floats [N, C, R, R], unclipped.
+pub async fn generate_values(
+    gpu: &Gpu,
+    net: &NetConfig,
+    layers: &[Layer],
+    params: &Params<Tensor>,
+    latents: &[f32],
+    level: usize,
+    alpha: f32,
+) -> Result<Vec<f32>> {
     const CHUNK: usize = 64;
     let count = latents.len() / net.latent;
     ensure!(
@@ -467,6 +489,5 @@ pub async fn generate(
         let z = gpu.upload(chunk, &[chunk.len() / net.latent, net.latent])?;
         values.extend(gpu.download(&g.g_forward(&z, level, alpha)?.images).await?);
     }
-    let res = crate::nn::config::res_of(level);
-    Images::from_f32(count, net.channels, res, &values)
+    Ok(values)
 }

@@ -1,9 +1,10 @@
 //! Native test helpers: a device on whatever adapter exists (a test fails when there is none) with
 //! WebGPU's default limits, a runner that asserts every row of an op's check, the `pggan` binary as a
-//! user runs it, and fresh temporary folders. Not every test binary uses each of them.
+//! user runs it, fresh temporary folders, and the project's Python environment. Not every test
+//! binary uses each of them.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -52,4 +53,36 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pggan-test-{tag}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The Python of the project's virtual environment, `target/pyenv` (onnxruntime, onnx, tensorboard,
+/// numpy at the versions tests/run.sh pins); a test that needs it fails without it.
+pub fn python() -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run tests/run.sh, which installs the Python packages this test runs \
+         (onnxruntime, onnx, tensorboard) into target/pyenv",
+        python.display()
+    );
+    python
+}
+
+/// Runs `python script args` (a script in tests/) and parses the one JSON object it prints.
+pub fn python_json(script: &str, args: &[&Path]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(script);
+    let out = Command::new(python()).arg(&script).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{} printed no JSON ({e}):\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }

@@ -1,0 +1,57 @@
+//! `pggan export --onnx`: a checkpoint's EMA generator (and with `--onnx-d` its discriminator) as
+//! ONNX models; the graphs are `pggan::export`'s.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use pggan::checkpoint::write_atomic;
+use pggan::export::{discriminator_onnx, generator_onnx};
+
+use super::train::find_checkpoint;
+
+/// `pggan export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Write the EMA generator as an ONNX model to this file.
+    #[arg(long)]
+    pub onnx: PathBuf,
+    /// Also write the discriminator (images -> scores) as an ONNX model to this file.
+    #[arg(long)]
+    pub onnx_d: Option<PathBuf>,
+    /// A checkpoint or snapshot file, or a run folder (its checkpoint).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+}
+
+/// Runs `pggan export` and says what it wrote.
+pub fn run(args: &ExportArgs) -> Result<ExitCode> {
+    let ck = find_checkpoint(&args.checkpoint)?;
+    // Built before anything is written: a checkpoint without D (an exported generator) writes nothing.
+    let d = match &args.onnx_d {
+        Some(path) => {
+            let model = discriminator_onnx(&ck, &args.checkpoint)
+                .context("this checkpoint holds no discriminator (an exported generator?)")?;
+            Some((path, model))
+        }
+        None => None,
+    };
+    write_atomic(&args.onnx, &generator_onnx(&ck, &args.checkpoint)?)?;
+    let (pos, net) = (ck.state.position(&ck.config), &ck.config.net);
+    let (c, r) = (net.channels, pos.res());
+    println!(
+        "wrote {}: latents [batch, {}] -> images [batch, {c}, {r}, {r}] (alpha {})",
+        args.onnx.display(),
+        net.latent,
+        pos.alpha,
+    );
+    if let Some((path, model)) = d {
+        write_atomic(path, &model)?;
+        println!(
+            "wrote {}: images [batch, {c}, {r}, {r}] -> scores [batch, 1]",
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
