@@ -16,7 +16,8 @@ use crate::data::{self, Dataset};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::samples::{grid, latent_walk};
 use crate::train::config::{TrainConfig, EMOJI};
-use crate::train::trainer::{generator_only, holds_a_run, sample_latents, Due, Sampler, Stats, Trainer};
+use crate::train::sample::{sample_latents, Sampler};
+use crate::train::trainer::{generator_only, holds_a_run, Due, Stats, Trainer};
 
 fn js_error(e: anyhow::Error) -> JsValue {
     js_sys::Error::new(&format!("{e:#}")).into()

@@ -266,7 +266,7 @@ fn version_1_checkpoints_sample_but_do_not_resume() {
     assert_eq!(old.state.schedule_images, old.state.images);
     let e = format!("{:#}", Trainer::resume(common::gpu(), &old, random_data(8, 8, 4)).err().unwrap());
     assert!(e.contains("earlier discriminator block") && e.contains("generate"), "{e}");
-    let sampler = pggan::train::trainer::Sampler::new(common::gpu(), old).unwrap();
+    let sampler = pggan::train::sample::Sampler::new(common::gpu(), old).unwrap();
     let images = block_on(sampler.run(&[0.5; 2 * 8])).unwrap();
     assert_eq!(images.count, 2);
 }

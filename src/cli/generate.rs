@@ -12,7 +12,7 @@ use pggan::data::Images;
 use pggan::gpu::{Gpu, GpuOptions};
 use pggan::rng::Rng;
 use pggan::samples::{self, grid, Picture};
-use pggan::train::trainer::Sampler;
+use pggan::train::sample::Sampler;
 use pollster::block_on;
 
 use super::train::find_checkpoint;

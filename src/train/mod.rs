@@ -5,6 +5,7 @@ pub mod check;
 pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run;
+pub mod sample;
 pub mod state;
 pub mod step;
 pub mod trainer;

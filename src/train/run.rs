@@ -24,7 +24,8 @@ use pollster::block_on;
 use serde::Serialize;
 
 use super::config::TrainConfig;
-use super::trainer::{sample_latents, Stats, Trainer};
+use super::sample::sample_latents;
+use super::trainer::{Stats, Trainer};
 use crate::checkpoint::write_atomic;
 use crate::data::Images;
 use crate::metrics::Swd;
