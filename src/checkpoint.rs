@@ -62,10 +62,13 @@ impl Checkpoint {
             .iter()
             .map(|(name, (_, values))| (name.as_str(), bytemuck::cast_slice::<f32, u8>(values)))
             .collect();
-        let (config, state) = (serde_json::to_string(&self.config)?, serde_json::to_string(&StateEntry {
-            run: self.state.clone(),
-            adam: self.adam,
-        })?);
+        let (config, state) = (
+            serde_json::to_string(&self.config)?,
+            serde_json::to_string(&StateEntry {
+                run: self.state.clone(),
+                adam: self.adam,
+            })?,
+        );
         let crc = checksum(bytes.iter().map(|(n, b)| (*n, *b)), &[&config, &state]);
         let metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),

@@ -400,11 +400,9 @@ impl Session {
     /// A checkpoint holding only the EMA generator (`g_ema/...`) with the configuration and
     /// position: what `pggan generate` and `pggan interpolate` need, without D or Adam state.
     pub async fn export_generator(&self) -> Result<Vec<u8>, JsValue> {
-        async {
-            generator_only(self.full_checkpoint().await?).to_bytes()
-        }
-        .await
-        .map_err(js_error)
+        async { generator_only(self.full_checkpoint().await?).to_bytes() }
+            .await
+            .map_err(js_error)
     }
 }
 

@@ -59,13 +59,19 @@ fn wait_for_log(child: &mut Child, run: &Path, lines: usize) {
     let start = Instant::now();
     while log_lines(run) <= lines {
         assert!(child.try_wait().unwrap().is_none(), "pggan exited early");
-        assert!(start.elapsed() < Duration::from_secs(120), "no new log line in 2 minutes");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no new log line in 2 minutes"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(ok.success());
 }
 
@@ -92,7 +98,10 @@ fn sigterm_and_sighup_write_a_checkpoint() {
     let mut images = 0;
     for (i, sig) in ["-TERM", "-HUP"].into_iter().enumerate() {
         let mut cmd = match i {
-            0 => pggan(&args(&["train", "--out", out.to_str().unwrap(), "--total-kimg", "10"], &tiny)),
+            0 => pggan(&args(
+                &["train", "--out", out.to_str().unwrap(), "--total-kimg", "10"],
+                &tiny,
+            )),
             _ => pggan(&["train", "--resume", run_dir.to_str().unwrap(), "--quiet"]),
         };
         let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
@@ -103,7 +112,10 @@ fn sigterm_and_sighup_write_a_checkpoint() {
         assert!(err.contains("checkpoint written"), "{sig}: {err}");
         let ck = checkpoint::load(&run_dir.join("checkpoint.safetensors")).unwrap();
         assert!(ck.state.images > images, "{sig}: the checkpoint did not move on");
-        assert!(ck.state.images >= last_logged_images(&run_dir), "{sig}: the stop wrote no checkpoint");
+        assert!(
+            ck.state.images >= last_logged_images(&run_dir),
+            "{sig}: the stop wrote no checkpoint"
+        );
         images = ck.state.images;
     }
     let text = std::fs::read_to_string(run_dir.join("log.txt")).unwrap();
@@ -121,7 +133,10 @@ fn kill_9_at_random_moments_loses_at_most_a_tick() {
     let mut images = 0;
     for round in 0..10 {
         let mut cmd = match round {
-            0 => pggan(&args(&["train", "--out", out.to_str().unwrap(), "--total-kimg", "100"], &tiny)),
+            0 => pggan(&args(
+                &["train", "--out", out.to_str().unwrap(), "--total-kimg", "100"],
+                &tiny,
+            )),
             _ => pggan(&["train", "--resume", run_dir.to_str().unwrap(), "--quiet"]),
         };
         let mut child = cmd.stderr(Stdio::null()).spawn().unwrap();
@@ -154,18 +169,35 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     // A sane learning rate at 4x4 (one checkpoint per tick), 1000 from 8x8 on.
     let tiny = tiny(&cache);
     let train = args(
-        &["train", "--out", out.to_str().unwrap(), "--lr-res", "8=1000", "--total-kimg", "1"],
+        &[
+            "train",
+            "--out",
+            out.to_str().unwrap(),
+            "--lr-res",
+            "8=1000",
+            "--total-kimg",
+            "1",
+        ],
         &tiny,
     );
     let result = run(&train);
     let err = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success(), "a diverged run must fail: {err}");
-    assert!(err.contains("diverged at kimg") && err.contains("NaN or infinite"), "{err}");
+    assert!(
+        err.contains("diverged at kimg") && err.contains("NaN or infinite"),
+        "{err}"
+    );
     let ck = checkpoint::load(&run_dir.join("checkpoint.safetensors")).expect("the last good checkpoint loads");
-    assert!(ck.state.images <= 16, "a checkpoint after the divergence: {} images", ck.state.images);
+    assert!(
+        ck.state.images <= 16,
+        "a checkpoint after the divergence: {} images",
+        ck.state.images
+    );
     let text = std::fs::read_to_string(run_dir.join("log.txt")).unwrap();
     assert!(text.contains("error: training diverged"), "{text}");
-    assert!(std::fs::read_dir(&run_dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    assert!(std::fs::read_dir(&run_dir)
+        .unwrap()
+        .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -175,7 +207,12 @@ fn resuming_a_copy_starts_a_new_run_and_leaves_the_original() {
     let (out, cache) = (root.join("runs"), root.join("cache"));
     let run_dir = out.join("000-emoji-8");
     let tiny = tiny(&cache);
-    assert!(run(&args(&["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.016"], &tiny)).status.success());
+    assert!(run(&args(
+        &["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.016"],
+        &tiny
+    ))
+    .status
+    .success());
     let backup = run_dir.join("backup.safetensors");
     std::fs::copy(run_dir.join("checkpoint.safetensors"), &backup).unwrap();
     let before: Vec<Vec<u8>> = ["checkpoint.safetensors", "config.json", "log.jsonl"]
@@ -193,14 +230,23 @@ fn resuming_a_copy_starts_a_new_run_and_leaves_the_original() {
         "--quiet",
     ]);
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
-    for (f, bytes) in ["checkpoint.safetensors", "config.json", "log.jsonl"].iter().zip(before) {
-        assert!(std::fs::read(run_dir.join(f)).unwrap() == bytes, "{f} of the original run changed");
+    for (f, bytes) in ["checkpoint.safetensors", "config.json", "log.jsonl"]
+        .iter()
+        .zip(before)
+    {
+        assert!(
+            std::fs::read(run_dir.join(f)).unwrap() == bytes,
+            "{f} of the original run changed"
+        );
     }
     let new_run = out.join("001-emoji-8");
     let ck = checkpoint::load(&new_run.join("checkpoint.safetensors")).unwrap();
     assert_eq!(ck.state.images, 32);
     let text = std::fs::read_to_string(new_run.join("log.txt")).unwrap();
-    assert!(text.starts_with("new run resumed from") && text.contains("backup.safetensors"), "{text}");
+    assert!(
+        text.starts_with("new run resumed from") && text.contains("backup.safetensors"),
+        "{text}"
+    );
 
     // The run's own checkpoint file continues the run in place.
     let again = run(&[
@@ -212,7 +258,13 @@ fn resuming_a_copy_starts_a_new_run_and_leaves_the_original() {
         "--quiet",
     ]);
     assert!(again.status.success());
-    assert_eq!(checkpoint::load(&new_run.join("checkpoint.safetensors")).unwrap().state.images, 40);
+    assert_eq!(
+        checkpoint::load(&new_run.join("checkpoint.safetensors"))
+            .unwrap()
+            .state
+            .images,
+        40
+    );
     assert!(!out.join("002-emoji-8").exists());
 
     // A run folder killed before its first checkpoint has nothing to resume.
@@ -221,7 +273,10 @@ fn resuming_a_copy_starts_a_new_run_and_leaves_the_original() {
     std::fs::copy(run_dir.join("config.json"), empty.join("config.json")).unwrap();
     let refused = run(&["train", "--resume", empty.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success() && err.contains("has no checkpoint yet"), "{err}");
+    assert!(
+        !refused.status.success() && err.contains("has no checkpoint yet"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -232,7 +287,17 @@ fn snapshots_are_kept_by_images_seen_and_pruned() {
     let run_dir = out.join("000-emoji-8");
     let tiny = tiny(&cache);
     let train = args(
-        &["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.04", "--snapshot-ticks", "2", "--snapshots", "2"],
+        &[
+            "train",
+            "--out",
+            out.to_str().unwrap(),
+            "--total-kimg",
+            "0.04",
+            "--snapshot-ticks",
+            "2",
+            "--snapshots",
+            "2",
+        ],
         &tiny,
     );
     assert!(run(&train).status.success());
@@ -243,15 +308,33 @@ fn snapshots_are_kept_by_images_seen_and_pruned() {
         .collect();
     names.sort();
     // Ticks at 8, 16, ..., 40 images: snapshots at 16 and 32, both kept.
-    assert_eq!(names, ["snapshot-000000016.safetensors", "snapshot-000000032.safetensors"]);
+    assert_eq!(
+        names,
+        ["snapshot-000000016.safetensors", "snapshot-000000032.safetensors"]
+    );
     assert_eq!(checkpoint::load(&run_dir.join(&names[0])).unwrap().state.images, 16);
     // Any snapshot serves generate.
     let gen = root.join("gen");
     let snap = run_dir.join(&names[0]);
-    let generated = run(&["generate", "--checkpoint", snap.to_str().unwrap(), "--count", "1", "--out", gen.to_str().unwrap()]);
+    let generated = run(&[
+        "generate",
+        "--checkpoint",
+        snap.to_str().unwrap(),
+        "--count",
+        "1",
+        "--out",
+        gen.to_str().unwrap(),
+    ]);
     assert!(generated.status.success());
     // Two more ticks of snapshots: the oldest goes.
-    let more = run(&["train", "--resume", run_dir.to_str().unwrap(), "--total-kimg", "0.064", "--quiet"]);
+    let more = run(&[
+        "train",
+        "--resume",
+        run_dir.to_str().unwrap(),
+        "--total-kimg",
+        "0.064",
+        "--quiet",
+    ]);
     assert!(more.status.success());
     let mut names: Vec<String> = std::fs::read_dir(&run_dir)
         .unwrap()
@@ -259,7 +342,10 @@ fn snapshots_are_kept_by_images_seen_and_pruned() {
         .filter(|n| n.starts_with("snapshot-"))
         .collect();
     names.sort();
-    assert_eq!(names, ["snapshot-000000048.safetensors", "snapshot-000000064.safetensors"]);
+    assert_eq!(
+        names,
+        ["snapshot-000000048.safetensors", "snapshot-000000064.safetensors"]
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -284,7 +370,10 @@ fn an_unwritable_out_is_refused_before_the_data_and_the_gpu() {
     let result = run(&["train", "--out", out.to_str().unwrap(), "--quiet"]);
     let err = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success() && err.contains(out.to_str().unwrap()), "{err}");
-    assert!(!err.contains("dataset") && !err.contains("adapter"), "checked too late: {err}");
+    assert!(
+        !err.contains("dataset") && !err.contains("adapter"),
+        "checked too late: {err}"
+    );
     assert!(start.elapsed() < Duration::from_secs(10));
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -306,7 +395,10 @@ fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
     std::fs::write(&target, b"the previous checkpoint").unwrap();
     let tmp = full_disk_at(&target);
     let e = format!("{:#}", checkpoint::write_atomic(&target, &[7u8; 4096]).unwrap_err());
-    assert!(e.contains("checkpoint.safetensors") && e.contains("No space left"), "{e}");
+    assert!(
+        e.contains("checkpoint.safetensors") && e.contains("No space left"),
+        "{e}"
+    );
     assert!(!tmp.exists() && !tmp.is_symlink(), "the temporary file was left behind");
     assert_eq!(std::fs::read(&target).unwrap(), b"the previous checkpoint");
 
@@ -315,14 +407,35 @@ fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
     let (out, cache) = (root.join("runs"), root.join("cache"));
     let run_dir = out.join("000-emoji-8");
     let tiny = tiny(&cache);
-    assert!(run(&args(&["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.008"], &tiny)).status.success());
+    assert!(run(&args(
+        &["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.008"],
+        &tiny
+    ))
+    .status
+    .success());
     full_disk_at(&run_dir.join("samples/fakes-000000016.png"));
-    let resumed = run(&["train", "--resume", run_dir.to_str().unwrap(), "--total-kimg", "0.016", "--quiet"]);
+    let resumed = run(&[
+        "train",
+        "--resume",
+        run_dir.to_str().unwrap(),
+        "--total-kimg",
+        "0.016",
+        "--quiet",
+    ]);
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
     let text = std::fs::read_to_string(run_dir.join("log.txt")).unwrap();
-    assert!(text.contains("no sample grid this tick") && text.contains("fakes-000000016.png"), "{text}");
+    assert!(
+        text.contains("no sample grid this tick") && text.contains("fakes-000000016.png"),
+        "{text}"
+    );
     assert!(!run_dir.join("samples/fakes-000000016.png").exists());
-    assert_eq!(checkpoint::load(&run_dir.join("checkpoint.safetensors")).unwrap().state.images, 16);
+    assert_eq!(
+        checkpoint::load(&run_dir.join("checkpoint.safetensors"))
+            .unwrap()
+            .state
+            .images,
+        16
+    );
 
     // A checkpoint larger than the space left (here: the file size limit): the run fails naming
     // it, with no temporary file left and the samples of the tick written.
@@ -334,10 +447,19 @@ fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
     let result = Command::new("bash").args(["-c", &limited]).output().unwrap();
     let err = String::from_utf8_lossy(&result.stderr);
     eprintln!("{err}");
-    assert!(!result.status.success() && err.contains("checkpoint.safetensors"), "{err}");
+    assert!(
+        !result.status.success() && err.contains("checkpoint.safetensors"),
+        "{err}"
+    );
     assert!(!run_dir.join("checkpoint.safetensors.tmp").exists());
     assert!(run_dir.join("samples/fakes-000000024.png").exists());
-    assert_eq!(checkpoint::load(&run_dir.join("checkpoint.safetensors")).unwrap().state.images, 16);
+    assert_eq!(
+        checkpoint::load(&run_dir.join("checkpoint.safetensors"))
+            .unwrap()
+            .state
+            .images,
+        16
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -347,7 +469,12 @@ fn a_checkpoint_with_a_nan_is_refused_by_name() {
     let root = temp_dir("nan");
     let (out, cache) = (root.join("runs"), root.join("cache"));
     let tiny = tiny(&cache);
-    assert!(run(&args(&["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.008"], &tiny)).status.success());
+    assert!(run(&args(
+        &["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.008"],
+        &tiny
+    ))
+    .status
+    .success());
     let path = out.join("000-emoji-8/checkpoint.safetensors");
     let mut ck = checkpoint::load(&path).unwrap();
     ck.tensors.get_mut("d/4x4/dense1/w").unwrap().1[0] = f32::NAN;

@@ -60,7 +60,15 @@ fn launch_splits_large_dispatches_and_refuses_too_large_grids() {
     let data: Vec<f32> = (0..rows).map(|i| (i % 7) as f32).collect();
     let x = gpu.upload(&data, &[rows, 1]).unwrap();
     let out = gpu.zeros(&[rows]).unwrap();
-    ops::reduce::sum(&gpu, &x, ops::reduce::View::per_sample(&[rows, 1]), ops::reduce::Term::Value, false, &out).unwrap();
+    ops::reduce::sum(
+        &gpu,
+        &x,
+        ops::reduce::View::per_sample(&[rows, 1]),
+        ops::reduce::Term::Value,
+        false,
+        &out,
+    )
+    .unwrap();
     assert_eq!(pollster::block_on(gpu.download(&out)).unwrap(), data);
 
     let err = gpu.launch(
@@ -89,11 +97,24 @@ fn launch_refuses_parameters_that_do_not_match_the_shader() {
     let (x, out) = (gpu.zeros(&[4]).unwrap(), gpu.zeros(&[1]).unwrap());
     // reduce.wgsl's Params has five 32-bit fields: four (a field left out on the Rust side) or six
     // are refused, naming the shader, instead of the missing field reading 0.
-    let four = gpu.launch(&ops::reduce::SHADER, "sum", &[1u32, 1, 4, 0], &[&x, &out], Dispatch::Items(256));
-    let six = gpu.launch(&ops::reduce::SHADER, "sum", &[1u32, 1, 4, 0, 0, 0], &[&x, &out], Dispatch::Items(256));
+    let four = gpu.launch(
+        &ops::reduce::SHADER,
+        "sum",
+        &[1u32, 1, 4, 0],
+        &[&x, &out],
+        Dispatch::Items(256),
+    );
+    let six = gpu.launch(
+        &ops::reduce::SHADER,
+        "sum",
+        &[1u32, 1, 4, 0, 0, 0],
+        &[&x, &out],
+        Dispatch::Items(256),
+    );
     for err in [four.unwrap_err(), six.unwrap_err()] {
         assert!(
-            err.to_string().contains("shaders/reduce.wgsl's parameters take 20 bytes"),
+            err.to_string()
+                .contains("shaders/reduce.wgsl's parameters take 20 bytes"),
             "{err}"
         );
     }

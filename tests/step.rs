@@ -230,7 +230,9 @@ fn d_downsampling_layer_pools_before_the_bias_and_activation_as_the_official_cod
     };
     // +1 / -25 survives two leaky ReLUs (fromRGB, conv0) as +1 / -1.
     let (n, r) = (4, 8);
-    let image: Vec<f64> = (0..r * r).map(|i| if (i / r + i % r) % 2 == 0 { 1.0 } else { -25.0 }).collect();
+    let image: Vec<f64> = (0..r * r)
+        .map(|i| if (i / r + i % r) % 2 == 0 { 1.0 } else { -25.0 })
+        .collect();
     let x: Vec<f64> = (0..n).flat_map(|_| image.clone()).collect();
 
     // The official layer on conv0's output, with straight loops: the 3x3 centre tap is the identity,
@@ -263,10 +265,18 @@ fn d_downsampling_layer_pools_before_the_bias_and_activation_as_the_official_cod
         layers: &layers,
         params: &params,
     };
-    let score = net.d_forward(&CpuTensor::new(x.clone(), &[n, 1, r, r]), 2, 1.0, 1).unwrap().score.p.get();
+    let score = net
+        .d_forward(&CpuTensor::new(x.clone(), &[n, 1, r, r]), 2, 1.0, 1)
+        .unwrap()
+        .score
+        .p
+        .get();
     // (The layers' gains and slope are f32 constants, so the f64 reference agrees to about 1e-8.)
     for s in &score {
-        assert!((s - expected).abs() < 1e-7, "reference backend: score {s}, official {expected}");
+        assert!(
+            (s - expected).abs() < 1e-7,
+            "reference backend: score {s}, official {expected}"
+        );
     }
 
     // The GPU kernels (f32).
@@ -290,6 +300,9 @@ fn d_downsampling_layer_pools_before_the_bias_and_activation_as_the_official_cod
     let run = net.d_forward(&input, 2, 1.0, 1).unwrap();
     let score = pollster::block_on(gpu.download(&run.score.p)).unwrap();
     for s in &score {
-        assert!((*s as f64 - expected).abs() < 1e-5, "GPU: score {s}, official {expected}");
+        assert!(
+            (*s as f64 - expected).abs() < 1e-5,
+            "GPU: score {s}, official {expected}"
+        );
     }
 }

@@ -111,7 +111,11 @@ fn the_time_left_counts_the_resolutions_to_come() {
     let cost = Cost::new(&cfg);
     let per = |level| cost.per_image(level);
     // Each resolution costs more per image than the one before it.
-    assert!((2..=5).all(|l| per(l) > 1.5 * per(l - 1)), "{:?}", (1..=5).map(per).collect::<Vec<_>>());
+    assert!(
+        (2..=5).all(|l| per(l) > 1.5 * per(l - 1)),
+        "{:?}",
+        (1..=5).map(per).collect::<Vec<_>>()
+    );
     // From the start: 20k images at 4x4, then a fade-in and a stabilisation at each level.
     let phases: f64 = per(1) + (2..=5).map(|l| 2.0 * per(l)).sum::<f64>();
     let want = 20_000.0 * phases;
@@ -143,9 +147,17 @@ fn the_schedule_is_evaluated_every_four_minibatches() {
     }
     assert!(seen[..8].iter().all(|s| s.1 == 1 && s.2 == 1.0), "{seen:?}");
     assert_eq!(seen[7].0, 16);
-    assert!(seen[8..].iter().all(|s| s.0 == 32 && s.1 == 2 && (s.2 - 0.6).abs() < 1e-6), "{seen:?}");
+    assert!(
+        seen[8..]
+            .iter()
+            .all(|s| s.0 == 32 && s.1 == 2 && (s.2 - 0.6).abs() < 1e-6),
+        "{seen:?}"
+    );
     // Adam's count: 8 steps since the start, then 1..4 after the reset.
-    assert_eq!(seen.iter().map(|s| s.3).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4]);
+    assert_eq!(
+        seen.iter().map(|s| s.3).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4]
+    );
 }
 
 #[test]
@@ -229,7 +241,10 @@ fn a_nonfinite_tensor_is_found_by_name() {
     let last = values.len() - 1;
     values[last] = f32::INFINITY;
     t.gpu.write(w, &values).unwrap();
-    assert_eq!(block_on(t.first_nonfinite()).unwrap().as_deref(), Some("g_v/8x8/conv1/w"));
+    assert_eq!(
+        block_on(t.first_nonfinite()).unwrap().as_deref(),
+        Some("g_v/8x8/conv1/w")
+    );
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -264,8 +279,16 @@ fn version_1_checkpoints_sample_but_do_not_resume() {
     assert_eq!((old.version, &old.tensors), (1, &ck.tensors));
     // Version 1 evaluated the schedule at every step.
     assert_eq!(old.state.schedule_images, old.state.images);
-    let e = format!("{:#}", Trainer::resume(common::gpu(), &old, random_data(8, 8, 4)).err().unwrap());
-    assert!(e.contains("earlier discriminator block") && e.contains("generate"), "{e}");
+    let e = format!(
+        "{:#}",
+        Trainer::resume(common::gpu(), &old, random_data(8, 8, 4))
+            .err()
+            .unwrap()
+    );
+    assert!(
+        e.contains("earlier discriminator block") && e.contains("generate"),
+        "{e}"
+    );
     let sampler = pggan::train::sample::Sampler::new(common::gpu(), old).unwrap();
     let images = block_on(sampler.run(&[0.5; 2 * 8])).unwrap();
     assert_eq!(images.count, 2);

@@ -288,7 +288,10 @@ mod session {
             }
         }
         let e = error.expect("a learning rate of 1000 should diverge within 40 steps");
-        assert!(e.contains("training diverged at kimg") && e.contains("NaN or infinite"), "{e}");
+        assert!(
+            e.contains("training diverged at kimg") && e.contains("NaN or infinite"),
+            "{e}"
+        );
         let e = message(s.checkpoint().await.expect_err("a diverged model must not be saved"));
         assert!(e.contains("NaN or infinite"), "{e}");
     }

@@ -138,7 +138,15 @@ fn launches(gpu: Gpu, adapter: Value, a: LaunchesArgs, json: bool) -> Result<Val
 }
 
 fn train(gpu: Gpu, adapter: Value, a: TrainArgs, json: bool) -> Result<Value> {
-    let TrainArgs { resolution, size, minibatch, steps, warmup, levels, profile } = a;
+    let TrainArgs {
+        resolution,
+        size,
+        minibatch,
+        steps,
+        warmup,
+        levels,
+        profile,
+    } = a;
     let net = size.net(resolution, 3);
     let NetSize {
         fmap_base,
@@ -182,7 +190,13 @@ fn train(gpu: Gpu, adapter: Value, a: TrainArgs, json: bool) -> Result<Value> {
 }
 
 fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value> {
-    let QualityArgs { resolution, phase_kimg, swd_images, seed, cache } = a;
+    let QualityArgs {
+        resolution,
+        phase_kimg,
+        swd_images,
+        seed,
+        cache,
+    } = a;
     let cfg = bench::quality_config(resolution, phase_kimg, seed);
     cfg.validate()?;
     let data = super::train::load_data("emoji", 3, resolution, &cache)?;
@@ -213,7 +227,12 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
 }
 
 fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value> {
-    let KernelsArgs { batch, max_channels, reps, tiles } = a;
+    let KernelsArgs {
+        batch,
+        max_channels,
+        reps,
+        tiles,
+    } = a;
     let tiles = match tiles {
         None => Vec::new(),
         Some(names) if names.is_empty() => pggan::ops::conv::TILES.to_vec(),

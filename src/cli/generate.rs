@@ -79,7 +79,10 @@ pub struct Generator(Sampler);
 
 impl Generator {
     pub fn load(path: &Path, gpu: &GpuOptions) -> Result<Generator> {
-        Ok(Generator(Sampler::new(block_on(Gpu::new(gpu))?, find_checkpoint(path)?)?))
+        Ok(Generator(Sampler::new(
+            block_on(Gpu::new(gpu))?,
+            find_checkpoint(path)?,
+        )?))
     }
 
     pub fn latent(&self) -> usize {

@@ -139,10 +139,7 @@ pub fn main() -> ExitCode {
             build: !no_build,
         })
         .map(|()| ExitCode::SUCCESS),
-        Command::Selftest { default_limits } => selftest(GpuOptions {
-            default_limits,
-            ..gpu
-        }),
+        Command::Selftest { default_limits } => selftest(GpuOptions { default_limits, ..gpu }),
     };
     match result {
         Ok(code) => code,

@@ -216,7 +216,10 @@ fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
                     // untouched: the continuation is a new run that records where it came from.
                     let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
                     let from = file.canonicalize().unwrap_or(file.clone());
-                    (dir, format!("new run resumed from {} at kimg {kimg:.3}", from.display()))
+                    (
+                        dir,
+                        format!("new run resumed from {} at kimg {kimg:.3}", from.display()),
+                    )
                 }
             };
             eprintln!("{}: {origin}", dir.display());
@@ -298,9 +301,9 @@ fn resume_source(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
         return Ok((file, Some(path.to_path_buf())));
     }
     ensure!(path.exists(), "no checkpoint at {}", path.display());
-    let dir = path.parent().filter(|d| {
-        path.file_name() == Some(CHECKPOINT.as_ref()) && d.join(CONFIG).exists()
-    });
+    let dir = path
+        .parent()
+        .filter(|d| path.file_name() == Some(CHECKPOINT.as_ref()) && d.join(CONFIG).exists());
     Ok((path.to_path_buf(), dir.map(Path::to_path_buf)))
 }
 

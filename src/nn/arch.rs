@@ -134,7 +134,14 @@ pub fn discriminator(cfg: &NetConfig) -> Vec<Layer> {
             layers.push(conv(format!("{r}x{r}/conv0"), 3, maps, maps, SQRT2, SLOPE));
             layers.push(Layer {
                 down: true,
-                ..conv(format!("{r}x{r}/conv1_down"), 3, maps, cfg.maps(level - 1), SQRT2, SLOPE)
+                ..conv(
+                    format!("{r}x{r}/conv1_down"),
+                    3,
+                    maps,
+                    cfg.maps(level - 1),
+                    SQRT2,
+                    SLOPE,
+                )
             });
         }
     }

@@ -171,7 +171,14 @@ impl Backend for Gpu {
         blas::axpy(self, a, x, y)
     }
     fn sum_squares(&self, x: &Tensor, out: &Tensor) -> Result<()> {
-        reduce::sum(self, x, reduce::View::per_sample(&x.shape), reduce::Term::Square, false, out)
+        reduce::sum(
+            self,
+            x,
+            reduce::View::per_sample(&x.shape),
+            reduce::Term::Square,
+            false,
+            out,
+        )
     }
     fn gp_mix(&self, real: &Tensor, fake: &Tensor, u: &Tensor, xhat: &Tensor) -> Result<()> {
         gp::mix(self, real, fake, u, xhat)
@@ -473,7 +480,11 @@ impl Backend for Cpu {
         y.add(x.get().iter().map(|v| a as f64 * v).collect())
     }
     fn sum_squares(&self, x: &CpuTensor, out: &CpuTensor) -> Result<()> {
-        out.set(reduce::sum_ref(&x.get(), reduce::View::per_sample(&x.shape), reduce::Term::Square))
+        out.set(reduce::sum_ref(
+            &x.get(),
+            reduce::View::per_sample(&x.shape),
+            reduce::Term::Square,
+        ))
     }
     fn gp_mix(&self, real: &CpuTensor, fake: &CpuTensor, u: &CpuTensor, xhat: &CpuTensor) -> Result<()> {
         xhat.set(gp::mix_ref(&real.get(), &fake.get(), &u.get(), real.n()))

@@ -90,7 +90,10 @@ pub fn new_run_dir(out: &Path, cfg: &TrainConfig) -> Result<PathBuf> {
         .unwrap_or_else(|| "data".into());
     let number = |name: &str| -> Option<usize> {
         let digits = name.split('-').next()?;
-        digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())?
+        digits
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| digits.parse().ok())?
     };
     let next = fs::read_dir(out)
         .with_context(|| format!("cannot list the runs folder {}", out.display()))?

@@ -36,4 +36,3 @@ impl TrainState {
         cfg.position(self.schedule_images)
     }
 }
-

@@ -201,7 +201,12 @@ pub fn d_gradients<B: Backend>(
     let run = d.d_forward(&both, level, alpha, 2)?;
     let d_scores = bk.scratch(&[2 * n, 1])?;
     bk.d_score_grads(&run.score.p, &d_scores, sc.drift)?;
-    d.d_backward(&run, Adjoint::of_primal(d_scores), Some(&model.d.grad), InputAdjoint::Unwanted)?;
+    d.d_backward(
+        &run,
+        Adjoint::of_primal(d_scores),
+        Some(&model.d.grad),
+        InputAdjoint::Unwanted,
+    )?;
 
     // The penalty: g_b = d(sum D(xhat))/d(xhat_b), from one backward pass to the input.
     let xhat = bk.scratch(bk.shape(&inputs.reals))?;
@@ -218,7 +223,12 @@ pub fn d_gradients<B: Backend>(
     let u = bk.scratch(bk.shape(&grad))?;
     bk.gp_tangent(&grad, &sumsq, &u, sc.lambda, sc.gamma)?;
     let tangent_run = d.d_tangent(&mix_run, &u)?;
-    d.d_backward(&tangent_run, Adjoint::of_tangent(ones(bk, n)?), Some(&model.d.grad), InputAdjoint::Unwanted)?;
+    d.d_backward(
+        &tangent_run,
+        Adjoint::of_tangent(ones(bk, n)?),
+        Some(&model.d.grad),
+        InputAdjoint::Unwanted,
+    )?;
     Ok(DOut {
         scores: run.score.p,
         grad_sumsq: sumsq,

@@ -402,4 +402,3 @@ pub fn load_params(gpu: &Gpu, ck: &Checkpoint, group: &str, layers: &[Layer], pa
     }
     Ok(())
 }
-
