@@ -46,6 +46,26 @@ fn tiny(cache: &Path) -> Vec<String> {
     .to_vec()
 }
 
+/// A test's folders: `root`, the runs folder `out` in it and its first run's folder, and the tiny
+/// run's flags with a dataset cache of the test's own.
+struct Setup {
+    root: PathBuf,
+    out: PathBuf,
+    run_dir: PathBuf,
+    tiny: Vec<String>,
+}
+
+fn setup(tag: &str) -> Setup {
+    let root = temp_dir(tag);
+    let out = root.join("runs");
+    Setup {
+        run_dir: out.join("000-emoji-8"),
+        tiny: tiny(&root.join("cache")),
+        out,
+        root,
+    }
+}
+
 fn args<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
     head.iter().copied().chain(tail.iter().map(String::as_str)).collect()
 }
@@ -91,10 +111,12 @@ fn last_logged_images(run: &Path) -> u64 {
 
 #[test]
 fn sigterm_and_sighup_write_a_checkpoint() {
-    let root = temp_dir("signals");
-    let (out, cache) = (root.join("runs"), root.join("cache"));
-    let run_dir = out.join("000-emoji-8");
-    let tiny = tiny(&cache);
+    let Setup {
+        root,
+        out,
+        run_dir,
+        tiny,
+    } = setup("signals");
     let mut images = 0;
     for (i, sig) in ["-TERM", "-HUP"].into_iter().enumerate() {
         let mut cmd = match i {
@@ -125,10 +147,12 @@ fn sigterm_and_sighup_write_a_checkpoint() {
 
 #[test]
 fn kill_9_at_random_moments_loses_at_most_a_tick() {
-    let root = temp_dir("kill9");
-    let (out, cache) = (root.join("runs"), root.join("cache"));
-    let run_dir = out.join("000-emoji-8");
-    let tiny = tiny(&cache);
+    let Setup {
+        root,
+        out,
+        run_dir,
+        tiny,
+    } = setup("kill9");
     let mut rng = Rng::new(9);
     let mut images = 0;
     for round in 0..10 {
@@ -163,11 +187,13 @@ fn kill_9_at_random_moments_loses_at_most_a_tick() {
 
 #[test]
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
-    let root = temp_dir("diverge");
-    let (out, cache) = (root.join("runs"), root.join("cache"));
-    let run_dir = out.join("000-emoji-8");
+    let Setup {
+        root,
+        out,
+        run_dir,
+        tiny,
+    } = setup("diverge");
     // A sane learning rate at 4x4 (one checkpoint per tick), 1000 from 8x8 on.
-    let tiny = tiny(&cache);
     let train = args(
         &[
             "train",
@@ -203,10 +229,12 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn resuming_a_copy_starts_a_new_run_and_leaves_the_original() {
-    let root = temp_dir("copy");
-    let (out, cache) = (root.join("runs"), root.join("cache"));
-    let run_dir = out.join("000-emoji-8");
-    let tiny = tiny(&cache);
+    let Setup {
+        root,
+        out,
+        run_dir,
+        tiny,
+    } = setup("copy");
     assert!(run(&args(
         &["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.016"],
         &tiny
@@ -282,10 +310,12 @@ fn resuming_a_copy_starts_a_new_run_and_leaves_the_original() {
 
 #[test]
 fn snapshots_are_kept_by_images_seen_and_pruned() {
-    let root = temp_dir("snapshots");
-    let (out, cache) = (root.join("runs"), root.join("cache"));
-    let run_dir = out.join("000-emoji-8");
-    let tiny = tiny(&cache);
+    let Setup {
+        root,
+        out,
+        run_dir,
+        tiny,
+    } = setup("snapshots");
     let train = args(
         &[
             "train",
@@ -390,7 +420,12 @@ fn full_disk_at(path: &Path) -> PathBuf {
 
 #[test]
 fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
-    let root = temp_dir("full");
+    let Setup {
+        root,
+        out,
+        run_dir,
+        tiny,
+    } = setup("full");
     let target = root.join("checkpoint.safetensors");
     std::fs::write(&target, b"the previous checkpoint").unwrap();
     let tmp = full_disk_at(&target);
@@ -404,9 +439,6 @@ fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
 
     // In a run: a sample grid that cannot be written is named in the log, and the tick's
     // checkpoint is still written.
-    let (out, cache) = (root.join("runs"), root.join("cache"));
-    let run_dir = out.join("000-emoji-8");
-    let tiny = tiny(&cache);
     assert!(run(&args(
         &["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.008"],
         &tiny
@@ -466,9 +498,7 @@ fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
 /// Loading refuses a checkpoint holding a NaN, naming the tensor.
 #[test]
 fn a_checkpoint_with_a_nan_is_refused_by_name() {
-    let root = temp_dir("nan");
-    let (out, cache) = (root.join("runs"), root.join("cache"));
-    let tiny = tiny(&cache);
+    let Setup { root, out, tiny, .. } = setup("nan");
     assert!(run(&args(
         &["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.008"],
         &tiny
