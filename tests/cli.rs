@@ -114,6 +114,21 @@ fn train_interrupt_resume_generate() {
         (Some(0.12), Some(8)),
         "{last}"
     );
+    // The checkpoint keeps the run's curves for the page: one point per log line, across the resume.
+    let ck = pggan::checkpoint::load(&run_dir.join("checkpoint.safetensors")).unwrap();
+    let logged: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(ck.state.history.len(), logged.len());
+    for (point, line) in ck.state.history.iter().zip(&logged) {
+        assert_eq!(
+            (Some(point.kimg), Some(point.resolution as u64), Some(point.d_loss)),
+            (
+                line["kimg"].as_f64(),
+                line["resolution"].as_u64(),
+                line["d_loss"].as_f64().map(|v| v as f32)
+            ),
+            "{line}"
+        );
+    }
 
     // Changing the networks of a run is refused, naming the setting.
     let other = run(&["train", "--resume", run_dir.to_str().unwrap(), "--fmap-max", "16"]);
@@ -181,7 +196,15 @@ fn train_interrupt_resume_generate() {
 fn a_run_without_a_terminal_prints_tick_lines() {
     let root = temp_dir("ticks");
     let out = root.join("runs");
-    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.024", "--phase-kimg", "0.008"];
+    let mut args = vec![
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--total-kimg",
+        "0.024",
+        "--phase-kimg",
+        "0.008",
+    ];
     // TINY without --quiet: stderr is a pipe here.
     args.extend(TINY.iter().filter(|a| **a != "--quiet"));
     args.extend(["--cache", root.to_str().unwrap()]);
@@ -191,10 +214,18 @@ fn a_run_without_a_terminal_prints_tick_lines() {
     let ticks: Vec<&str> = stderr.lines().filter(|l| l.starts_with("tick ")).collect();
     assert_eq!(ticks.len(), 3, "{stderr}");
     assert!(ticks[2].starts_with("tick 3 kimg 0.024/0.024 | 8x8"), "{stderr}");
-    assert!(ticks.iter().all(|t| t.contains("img/s") && t.contains("ETA") && t.contains(" D ")), "{stderr}");
+    assert!(
+        ticks
+            .iter()
+            .all(|t| t.contains("img/s") && t.contains("ETA") && t.contains(" D ")),
+        "{stderr}"
+    );
     let text = std::fs::read_to_string(out.join("000-emoji-8/log.txt")).unwrap();
     assert_eq!(text.lines().filter(|l| l.starts_with("tick ")).count(), 3, "{text}");
-    assert!(text.starts_with("new run") && text.contains("finished at kimg 0.024"), "{text}");
+    assert!(
+        text.starts_with("new run") && text.contains("finished at kimg 0.024"),
+        "{text}"
+    );
     if stderr.contains(", Cpu)") {
         assert!(stderr.contains("is a software adapter"), "{stderr}");
     }

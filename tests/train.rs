@@ -106,12 +106,16 @@ fn settings_are_validated_by_name() {
 
 #[test]
 fn the_time_left_counts_the_resolutions_to_come() {
-    use pggan::train::run::Cost;
+    use pggan::train::cost::Cost;
     let cfg = TrainConfig::default(); // 4x4 to 64x64, 20k images per phase
     let cost = Cost::new(&cfg);
     let per = |level| cost.per_image(level);
     // Each resolution costs more per image than the one before it.
-    assert!((2..=5).all(|l| per(l) > 1.5 * per(l - 1)), "{:?}", (1..=5).map(per).collect::<Vec<_>>());
+    assert!(
+        (2..=5).all(|l| per(l) > 1.5 * per(l - 1)),
+        "{:?}",
+        (1..=5).map(per).collect::<Vec<_>>()
+    );
     // From the start: 20k images at 4x4, then a fade-in and a stabilisation at each level.
     let phases: f64 = per(1) + (2..=5).map(|l| 2.0 * per(l)).sum::<f64>();
     let want = 20_000.0 * phases;
@@ -143,9 +147,17 @@ fn the_schedule_is_evaluated_every_four_minibatches() {
     }
     assert!(seen[..8].iter().all(|s| s.1 == 1 && s.2 == 1.0), "{seen:?}");
     assert_eq!(seen[7].0, 16);
-    assert!(seen[8..].iter().all(|s| s.0 == 32 && s.1 == 2 && (s.2 - 0.6).abs() < 1e-6), "{seen:?}");
+    assert!(
+        seen[8..]
+            .iter()
+            .all(|s| s.0 == 32 && s.1 == 2 && (s.2 - 0.6).abs() < 1e-6),
+        "{seen:?}"
+    );
     // Adam's count: 8 steps since the start, then 1..4 after the reset.
-    assert_eq!(seen.iter().map(|s| s.3).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4]);
+    assert_eq!(
+        seen.iter().map(|s| s.3).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4]
+    );
 }
 
 #[test]
@@ -220,6 +232,58 @@ fn damaged_and_foreign_checkpoints_are_refused() {
 }
 
 #[test]
+fn the_history_is_saved_under_the_checksum_and_thinned() {
+    use pggan::train::state::{HistoryPoint, HISTORY_POINTS};
+    let mut t = Trainer::new(common::gpu(), tiny(), random_data(8, 8, 4)).unwrap();
+    run_steps(&mut t, 1);
+    let point = |i: usize| HistoryPoint {
+        kimg: i as f64 / 1000.0,
+        d_loss: -(i as f32),
+        swd: (i % 100 == 0).then_some(i as f64),
+        resolution: 4,
+        alpha: 1.0,
+        ..HistoryPoint::default()
+    };
+    for i in 0..3 {
+        t.state.record(point(i));
+    }
+    let ck = block_on(t.checkpoint()).unwrap();
+    let bytes = ck.to_bytes().unwrap();
+    assert_eq!(Checkpoint::from_bytes(&bytes).unwrap().state.history, ck.state.history);
+    assert_eq!(ck.state.history.len(), 3);
+    // A changed point is refused (-1 -> -7; the history is a JSON string in the header's JSON).
+    let needle = br#"\"d_loss\":-1.0"#;
+    let at = find(&bytes, needle).expect("the second point in the header") + needle.len() - 3;
+    let mut flipped = bytes.clone();
+    flipped[at] = b'7';
+    let e = format!("{:#}", Checkpoint::from_bytes(&flipped).unwrap_err());
+    assert!(e.contains("checksum"), "changed history: {e}");
+    // A version 2 file (no history entry, a CRC of the tensors, configuration and state) loads
+    // with an empty history.
+    let old = Checkpoint::from_bytes(&as_version_2(&bytes)).unwrap();
+    assert_eq!(
+        (old.version, old.state.history.len(), &old.tensors),
+        (2, 0, &ck.tensors)
+    );
+
+    // A long run's history stays bounded and keeps its span, its newest point and its SWDs.
+    let mut state = pggan::train::state::TrainState::default();
+    for i in 0..10 * HISTORY_POINTS {
+        state.record(point(i));
+    }
+    let h = &state.history;
+    assert!(
+        h.len() < HISTORY_POINTS && h.len() > HISTORY_POINTS / 4,
+        "{} points",
+        h.len()
+    );
+    assert_eq!(h.last(), Some(&point(10 * HISTORY_POINTS - 1)));
+    assert!(h[0].kimg < 0.05, "the history starts at {} kimg", h[0].kimg);
+    assert_eq!(h.iter().filter(|p| p.swd.is_some()).count(), 10 * HISTORY_POINTS / 100);
+    assert!(h.windows(2).all(|w| w[0].kimg < w[1].kimg));
+}
+
+#[test]
 fn a_nonfinite_tensor_is_found_by_name() {
     let mut t = Trainer::new(common::gpu(), tiny(), random_data(8, 8, 4)).unwrap();
     run_steps(&mut t, 2);
@@ -229,7 +293,10 @@ fn a_nonfinite_tensor_is_found_by_name() {
     let last = values.len() - 1;
     values[last] = f32::INFINITY;
     t.gpu.write(w, &values).unwrap();
-    assert_eq!(block_on(t.first_nonfinite()).unwrap().as_deref(), Some("g_v/8x8/conv1/w"));
+    assert_eq!(
+        block_on(t.first_nonfinite()).unwrap().as_deref(),
+        Some("g_v/8x8/conv1/w")
+    );
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -255,6 +322,28 @@ fn as_version_1(bytes: &[u8]) -> Vec<u8> {
     safetensors::serialize(tensors, Some(meta)).unwrap()
 }
 
+/// `bytes` rewritten as format version 2 wrote them: no history, and a CRC of the tensors, the
+/// configuration and the state.
+fn as_version_2(bytes: &[u8]) -> Vec<u8> {
+    use safetensors::SafeTensors;
+    let file = SafeTensors::deserialize(bytes).unwrap();
+    let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    let mut tensors = file.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut crc = crc32fast::Hasher::new();
+    for (name, view) in &tensors {
+        crc.update(name.as_bytes());
+        crc.update(view.data());
+    }
+    crc.update(meta["config"].as_bytes());
+    crc.update(meta["state"].as_bytes());
+    meta.remove("history");
+    meta.insert("version".into(), "2".into());
+    meta.insert("crc32".into(), format!("{:08x}", crc.finalize()));
+    safetensors::serialize(tensors, Some(meta)).unwrap()
+}
+
 #[test]
 fn version_1_checkpoints_sample_but_do_not_resume() {
     let mut t = Trainer::new(common::gpu(), tiny(), random_data(8, 8, 4)).unwrap();
@@ -264,8 +353,16 @@ fn version_1_checkpoints_sample_but_do_not_resume() {
     assert_eq!((old.version, &old.tensors), (1, &ck.tensors));
     // Version 1 evaluated the schedule at every step.
     assert_eq!(old.state.schedule_images, old.state.images);
-    let e = format!("{:#}", Trainer::resume(common::gpu(), &old, random_data(8, 8, 4)).err().unwrap());
-    assert!(e.contains("earlier discriminator block") && e.contains("generate"), "{e}");
+    let e = format!(
+        "{:#}",
+        Trainer::resume(common::gpu(), &old, random_data(8, 8, 4))
+            .err()
+            .unwrap()
+    );
+    assert!(
+        e.contains("earlier discriminator block") && e.contains("generate"),
+        "{e}"
+    );
     let sampler = pggan::train::trainer::Sampler::new(common::gpu(), old).unwrap();
     let images = block_on(sampler.run(&[0.5; 2 * 8])).unwrap();
     assert_eq!(images.count, 2);
