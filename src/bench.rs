@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use crate::gpu::Tensor;
 use crate::gpu::{Gpu, Profile, RecordStats};
 use crate::metrics::Swd;
 use crate::nn::config::res_of;
@@ -16,6 +17,7 @@ use crate::ops::conv::{self, Pass, Tile};
 use crate::ops::{act, blas, dense};
 use crate::rng::Rng;
 use crate::train::config::TrainConfig;
+use crate::train::dist::{local_minibatch, Replicas, StepTimes};
 use crate::train::step::{self, check_batch, Model, StepConfig, StepInputs};
 use crate::train::trainer::{nonfinite_counts, Trainer};
 
@@ -241,6 +243,10 @@ pub struct TrainRow {
     /// before each checkpoint, not every step).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check_ms: Option<f64>,
+    /// Under an MPI launcher ([`train_on`]): this rank's milliseconds per step in the gradient
+    /// reductions (download, MPI, upload; `images_per_s` is this rank's share), and every rank's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dist: Option<crate::train::dist::StepTimes>,
 }
 
 impl TrainBench {
@@ -271,11 +277,18 @@ impl TrainBench {
 /// resolution, so the figure is the step alone. Each step is submitted as it is recorded, as a trainer
 /// does; the clock stops after `Gpu::wait` on the last one.
 pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
+    train_on(gpu, b, None)
+}
+
+/// [`train`] as one rank of a data-parallel run when `replicas` holds the others: each rank steps
+/// on its share of the minibatch and averages the gradients (`train::dist`).
+pub fn train_on(gpu: &Gpu, b: &TrainBench, mut replicas: Option<&mut dyn Replicas>) -> Result<Vec<TrainRow>> {
     b.validate()?;
+    let ranks = replicas.as_ref().map_or(1, |r| r.size());
+    let n = local_minibatch(b.minibatch, ranks)?;
     let mut rng = Rng::new(1);
     let mut model = Model::new(gpu, &b.net, |s| gpu.upload(&rng.normals(s.iter().product()), s))?;
     let (sc, stats) = (StepConfig::default(), gpu.zeros(&[5])?);
-    let n = b.minibatch;
     let mut rows = Vec::new();
     for &res in &b.resolutions {
         let level = res.trailing_zeros() as usize - 1;
@@ -292,15 +305,21 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
             z_g: gpu.upload(&rng.normals(n * b.net.latent), &z)?,
             mix: gpu.upload(&mix, &[n])?,
         };
-        // (wall seconds, host seconds, buffers created, what was recorded)
-        let mut run = |steps: usize| -> Result<(f64, f64, u64, RecordStats)> {
+        let reduce_seconds = |r: &Option<&mut dyn Replicas>| r.as_ref().map_or(0.0, |r| r.reduce_seconds());
+        // (wall seconds, host seconds, buffers created, what was recorded, seconds in reductions)
+        let mut run = |steps: usize| -> Result<(f64, f64, u64, RecordStats, f64)> {
             gpu.wait()?;
+            let reduced = reduce_seconds(&replicas);
             let created = gpu.pool_stats().created;
             let recorded = gpu.record_stats();
             let (start, mut host) = (Instant::now(), 0.0);
             for _ in 0..steps {
                 let t = Instant::now();
-                step::step(gpu, &mut model, &inputs, level, alpha, &sc, &stats)?;
+                let mut sync = |gpu: &Gpu, grad: &Tensor, which| match replicas.as_deref_mut() {
+                    Some(r) => r.average(gpu, grad, which),
+                    None => Ok(()),
+                };
+                step::step_synced(gpu, &mut model, &inputs, level, alpha, &sc, &stats, &mut sync)?;
                 gpu.flush();
                 host += t.elapsed().as_secs_f64();
             }
@@ -311,10 +330,19 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
                 host,
                 gpu.pool_stats().created - created,
                 recorded,
+                reduce_seconds(&replicas) - reduced,
             ))
         };
         run(b.warmup)?;
-        let (secs, host, created, recorded) = run(b.steps)?;
+        let (secs, host, created, recorded, reduced) = run(b.steps)?;
+        let dist = match replicas.as_deref_mut() {
+            Some(r) => Some(StepTimes::gather(
+                r,
+                reduced / b.steps as f64,
+                (n * b.steps) as f64 / secs,
+            )?),
+            None => None,
+        };
         let (profile, check_ms) = if b.profile {
             gpu.profile_start()?;
             step::step(gpu, &mut model, &inputs, level, alpha, &sc, &stats)?;
@@ -338,6 +366,7 @@ pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
             bind_groups_per_step: recorded.bind_groups as f64 / b.steps as f64,
             profile,
             check_ms,
+            dist,
         });
         // The next resolution's tensors have other sizes.
         drop(inputs);

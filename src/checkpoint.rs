@@ -193,6 +193,17 @@ pub fn save(path: &std::path::Path, ck: &Checkpoint) -> Result<()> {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load(path: &std::path::Path) -> Result<Checkpoint> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-    Checkpoint::from_bytes(&bytes).with_context(|| format!("refusing checkpoint {}", path.display()))
+    load_bytes(path, &read(path)?)
+}
+
+/// The bytes of the checkpoint file `path`, unparsed (a data-parallel run sends them to its ranks).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))
+}
+
+/// The checkpoint in `bytes`, read from the file `path`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_bytes(path: &std::path::Path, bytes: &[u8]) -> Result<Checkpoint> {
+    Checkpoint::from_bytes(bytes).with_context(|| format!("refusing checkpoint {}", path.display()))
 }

@@ -13,6 +13,7 @@ async fn run_check(check: Check) {
     let gpu = Gpu::new(&GpuOptions {
         adapter: None,
         default_limits: true,
+        local_rank: None,
     })
     .await
     .expect("a WebGPU adapter is required");

@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use pggan::bench;
 use pggan::gpu::{Gpu, GpuOptions};
+use pggan::train::dist::Replicas;
 use serde_json::Value;
 
 use super::NetSize;
@@ -97,24 +98,48 @@ pub struct KernelsArgs {
     tiles: Option<Vec<String>>,
 }
 
-/// `pggan bench`.
+/// `pggan bench`; under an MPI launcher (with the `mpi` feature), `bench train` as one rank of a
+/// data-parallel run, rank 0 printing.
 pub fn run(opts: &GpuOptions, what: BenchWhat, json: bool) -> Result<ExitCode> {
+    #[cfg(feature = "mpi")]
+    if pggan::train::mpi::launched() {
+        anyhow::ensure!(
+            matches!(what, BenchWhat::Train(_)),
+            "only `pggan bench train` runs under an MPI launcher"
+        );
+        let stop = std::sync::Arc::default();
+        return pggan::train::mpi::run_rank(opts, stop, |opts, mpi| bench(opts, what, json, Some(mpi)));
+    }
+    bench(opts, what, json, None)
+}
+
+fn bench(opts: &GpuOptions, what: BenchWhat, json: bool, mut replicas: Option<Box<dyn Replicas>>) -> Result<ExitCode> {
     let gpu = pollster::block_on(Gpu::new(opts))?;
+    let lead = replicas.as_ref().is_none_or(|r| r.rank() == 0);
+    let json_out = json || !lead;
     let adapter = serde_json::json!({
         "name": gpu.info.name,
         "backend": format!("{:?}", gpu.info.backend),
         "device_type": format!("{:?}", gpu.info.device_type),
     });
-    if !json {
+    if !json_out {
         println!("adapter: {}", gpu.describe());
     }
+    // Only rank 0 prints: the others' figures are gathered into its report.
+    let json = json_out;
     let report = match what {
         BenchWhat::Launches(a) => launches(gpu, adapter, a, json)?,
-        BenchWhat::Train(a) => train(gpu, adapter, a, json)?,
+        BenchWhat::Train(a) => train(
+            gpu,
+            adapter,
+            a,
+            json,
+            replicas.as_mut().map(|r| r.as_mut() as &mut dyn Replicas),
+        )?,
         BenchWhat::Quality(a) => quality(gpu, adapter, a, json)?,
         BenchWhat::Kernels(a) => kernels(gpu, adapter, a, json)?,
     };
-    if json {
+    if json && lead {
         println!("{report}");
     }
     Ok(ExitCode::SUCCESS)
@@ -137,7 +162,7 @@ fn launches(gpu: Gpu, adapter: Value, a: LaunchesArgs, json: bool) -> Result<Val
     Ok(serde_json::json!({ "bench": "launches", "adapter": adapter, "result": r }))
 }
 
-fn train(gpu: Gpu, adapter: Value, a: TrainArgs, json: bool) -> Result<Value> {
+fn train(gpu: Gpu, adapter: Value, a: TrainArgs, json: bool, replicas: Option<&mut dyn Replicas>) -> Result<Value> {
     let TrainArgs {
         resolution,
         size,
@@ -174,9 +199,13 @@ fn train(gpu: Gpu, adapter: Value, a: TrainArgs, json: bool) -> Result<Value> {
              minibatch {minibatch}, {steps} steps after {warmup} warm-up"
         );
     }
-    let rows = bench::train(&gpu, &b)?;
+    let ranks = replicas.as_ref().map_or(1, |r| r.size());
+    let rows = bench::train_on(&gpu, &b, replicas)?;
     if !json {
         print!("{}", bench::train_table(&rows));
+        if ranks > 1 {
+            print!("{}", dist_table(ranks, minibatch, &rows));
+        }
     }
     Ok(serde_json::json!({
         "bench": "train",
@@ -184,9 +213,31 @@ fn train(gpu: Gpu, adapter: Value, a: TrainArgs, json: bool) -> Result<Value> {
         "config": {
             "resolution": resolution, "fmap_base": fmap_base, "fmap_max": fmap_max,
             "latent": latent, "minibatch": minibatch, "steps": steps, "warmup": warmup,
+            "processes": ranks,
         },
         "rows": rows,
     }))
+}
+
+/// The figures of a data-parallel `bench train`: per rank and together, and the reductions' time.
+fn dist_table(ranks: usize, minibatch: usize, rows: &[bench::TrainRow]) -> String {
+    let mut out = format!(
+        "\n{ranks} processes, each {} of the minibatch of {minibatch}: images/s per rank and together, \
+         ms per step in the gradient reductions (download, MPI, upload) per rank\n",
+        minibatch / ranks
+    );
+    for r in rows {
+        let Some(d) = &r.dist else { continue };
+        let list = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
+        out += &format!(
+            "{:>10} images/s {} (together {:.2}), reduction ms/step {}\n",
+            r.resolution,
+            list(&d.ranks_images_per_s),
+            d.aggregate_images_per_s,
+            list(&d.ranks_reduce_ms_per_step)
+        );
+    }
+    out
 }
 
 fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value> {

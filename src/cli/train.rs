@@ -13,6 +13,7 @@ use pggan::checkpoint::{self, Checkpoint};
 use pggan::data::{self, Dataset};
 use pggan::gpu::{Gpu, GpuOptions};
 use pggan::train::config::{parse_res_map, TrainConfig, EMOJI};
+use pggan::train::dist::Replicas;
 use pggan::train::run::{self, Outcome, RunOptions, CHECKPOINT, CONFIG};
 use pggan::train::trainer::Trainer;
 use pollster::block_on;
@@ -176,20 +177,61 @@ pub fn load_data(name: &str, c: usize, r: usize, cache: &Path) -> Result<Dataset
     Ok(data)
 }
 
-/// `pggan train`: exit status 130 when stopped by a signal (with a checkpoint written).
+/// `pggan train`: exit status 130 when stopped by a signal (with a checkpoint written). Under an
+/// MPI launcher (with the `mpi` feature), one rank of a data-parallel run.
 pub fn run(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
-    Ok(match train(args, gpu)? {
-        Outcome::Finished => ExitCode::SUCCESS,
-        Outcome::Interrupted => ExitCode::from(130),
-    })
+    let stop = Arc::new(AtomicBool::new(false));
+    #[cfg(feature = "mpi")]
+    if pggan::train::mpi::launched() {
+        return distributed(args, gpu, stop);
+    }
+    train(args, gpu, stop, None).map(exit_code)
 }
 
-/// A new run, or `--resume` of one.
-fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
+fn exit_code(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Finished => ExitCode::SUCCESS,
+        Outcome::Interrupted => ExitCode::from(130),
+    }
+}
+
+/// One rank of a data-parallel run: its adapter by its rank on its host (unless `--adapter` names
+/// one); an error ends every rank (MPI_Abort), naming this one.
+#[cfg(feature = "mpi")]
+fn distributed(args: &TrainArgs, gpu: &GpuOptions, stop: Arc<AtomicBool>) -> Result<ExitCode> {
+    pggan::train::mpi::run_rank(gpu, stop.clone(), |gpu, mpi| train(args, gpu, stop, Some(mpi))).map(exit_code)
+}
+
+/// The checkpoint to resume; in a data-parallel run rank 0 reads it and sends it to every rank
+/// (the other hosts need not see the file).
+fn read_checkpoint(file: &Path, replicas: Option<&mut dyn Replicas>) -> Result<Checkpoint> {
+    let Some(r) = replicas else {
+        return checkpoint::load(file);
+    };
+    let mut bytes = match r.rank() {
+        0 => checkpoint::read(file)?,
+        _ => Vec::new(),
+    };
+    r.broadcast(&mut bytes)?;
+    checkpoint::load_bytes(file, &bytes)
+}
+
+/// A new run, or `--resume` of one; with `replicas`, one process of a data-parallel run, where
+/// rank 0 alone writes the run folder.
+fn train(
+    args: &TrainArgs,
+    gpu: &GpuOptions,
+    stop: Arc<AtomicBool>,
+    mut replicas: Option<Box<dyn Replicas>>,
+) -> Result<Outcome> {
+    let lead = replicas.as_ref().is_none_or(|r| r.rank() == 0);
     let (mut trainer, dir, origin) = match &args.resume {
         Some(path) => {
-            let (file, run_dir) = resume_source(path)?;
-            let ck = checkpoint::load(&file)?;
+            let (file, run_dir) = match lead {
+                true => resume_source(path)?,
+                false => (path.clone(), None),
+            };
+            let ck = read_checkpoint(&file, replicas.as_mut().map(|r| r.as_mut() as &mut dyn Replicas))?;
             let mut cfg = ck.config.clone();
             if let Some(file) = &args.config {
                 cfg = read_json_config(file)?;
@@ -199,18 +241,23 @@ fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
             // Where the run continues is known, and writable, before the dataset and the GPU.
             match &run_dir {
                 Some(dir) => run::check_writable(dir)?,
-                None => run::check_writable(&args.out())?,
+                None if lead => run::check_writable(&args.out())?,
+                None => {}
             }
             let data = load_dataset(&cfg, &cache_dir(args))?;
             let mut ck = ck;
             ck.config = cfg;
-            let trainer = Trainer::resume(block_on(Gpu::new(gpu))?, &ck, data)?;
+            let mut trainer = Trainer::resume(block_on(Gpu::new(gpu))?, &ck, data)?;
+            if let Some(r) = replicas.take() {
+                block_on(trainer.distribute(r))?;
+            }
             let kimg = trainer.state.images as f64 / 1000.0;
             let (dir, origin) = match run_dir {
                 Some(dir) => {
                     let origin = format!("resuming at kimg {kimg:.3} (step {})", trainer.state.steps);
                     (dir, origin)
                 }
+                None if !lead => (PathBuf::new(), String::new()),
                 None => {
                     // Any other checkpoint file (a snapshot, a copy, the page's) leaves its run
                     // untouched: the continuation is a new run that records where it came from.
@@ -222,7 +269,9 @@ fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
                     )
                 }
             };
-            eprintln!("{}: {origin}", dir.display());
+            if lead {
+                eprintln!("{}: {origin}", dir.display());
+            }
             (trainer, dir, origin)
         }
         None => {
@@ -231,15 +280,27 @@ fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
                 None => TrainConfig::default(),
             };
             args.apply(&mut cfg)?;
-            run::check_writable(&args.out())?;
+            if lead {
+                run::check_writable(&args.out())?;
+            }
             let data = load_dataset(&cfg, &cache_dir(args))?;
-            let trainer = Trainer::new(block_on(Gpu::new(gpu))?, cfg, data)?;
-            let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
-            eprintln!("new run {}", dir.display());
-            (trainer, dir, "new run".to_string())
+            let mut trainer = Trainer::new(block_on(Gpu::new(gpu))?, cfg, data)?;
+            if let Some(r) = replicas.take() {
+                block_on(trainer.distribute(r))?;
+            }
+            if !lead {
+                (trainer, PathBuf::new(), String::new())
+            } else {
+                let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
+                eprintln!("new run {}", dir.display());
+                (trainer, dir, "new run".to_string())
+            }
         }
     };
-    eprintln!("adapter: {}", trainer.gpu.describe());
+    match trainer.rank() {
+        (_, 1) => eprintln!("adapter: {}", trainer.gpu.describe()),
+        (rank, ranks) => eprintln!("rank {rank} of {ranks}: adapter {}", trainer.gpu.describe()),
+    }
     if trainer.gpu.info.device_type == wgpu::DeviceType::Cpu {
         eprintln!(
             "warning: {} is a software adapter (the GPU is emulated on the CPU): training runs \
@@ -247,7 +308,6 @@ fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
             trainer.gpu.info.name
         );
     }
-    let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     // The first Ctrl-C, SIGTERM or SIGHUP stops after the current step with a checkpoint; a
     // second one exits at once.
@@ -265,6 +325,10 @@ fn train(args: &TrainArgs, gpu: &GpuOptions) -> Result<Outcome> {
         tick_lines: !args.quiet && !terminal,
         tensorboard: !args.no_tensorboard,
     };
+    #[cfg(feature = "mpi")]
+    if !lead {
+        return pggan::train::mpi::follow(&mut trainer);
+    }
     let outcome = run::train(&mut trainer, &dir, &opts, &origin)?;
     match outcome {
         Outcome::Finished => eprintln!("finished; checkpoint in {}", dir.join(CHECKPOINT).display()),

@@ -29,6 +29,9 @@ pub struct GpuOptions {
     /// Ask for WebGPU's default limits instead of the adapter's: what every browser grants. The tests
     /// use this so that every kernel is proven correct at the defaults.
     pub default_limits: bool,
+    /// The index of this process among the processes of a data-parallel run on its host (natively;
+    /// see [`adapter_for_rank`]); without `adapter`, it picks the adapter.
+    pub local_rank: Option<usize>,
 }
 
 impl GpuOptions {
@@ -37,6 +40,7 @@ impl GpuOptions {
         GpuOptions {
             adapter: std::env::var(ADAPTER_ENV).ok(),
             default_limits: true,
+            local_rank: None,
         }
     }
 }
@@ -65,7 +69,11 @@ pub struct Gpu {
 impl Gpu {
     pub async fn new(opts: &GpuOptions) -> Result<Gpu> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter = pick_adapter(&instance, opts.adapter.as_deref()).await?;
+        let adapter = match opts.local_rank {
+            #[cfg(not(target_arch = "wasm32"))]
+            Some(rank) if opts.adapter.is_none() => adapter_for_rank(&instance, rank).await?,
+            _ => pick_adapter(&instance, opts.adapter.as_deref()).await?,
+        };
         let info = adapter.get_info();
         let required_limits = if opts.default_limits {
             wgpu::Limits::default()
@@ -211,6 +219,31 @@ impl RecordStats {
             bind_groups: self.bind_groups - earlier.bind_groups,
         }
     }
+}
+
+/// The adapter of the `local_rank`-th process of a data-parallel run on one host: the host's GPUs
+/// (or, with none, its software adapters), each once (on the best backend that lists it, not GL
+/// where another exists), in the driver's order, taken in turn, shared when the processes
+/// outnumber them.
+#[cfg(not(target_arch = "wasm32"))]
+async fn adapter_for_rank(instance: &wgpu::Instance, local_rank: usize) -> Result<wgpu::Adapter> {
+    let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+    let rank = |a: &wgpu::Adapter| {
+        let info = a.get_info();
+        (
+            info.device_type == wgpu::DeviceType::Cpu,
+            info.backend == wgpu::Backend::Gl,
+        )
+    };
+    let best = adapters.iter().map(rank).min().ok_or_else(|| {
+        anyhow!("no GPU adapter found; install a Vulkan driver (on Debian: mesa-vulkan-drivers libvulkan1)")
+    })?;
+    let mut usable: Vec<wgpu::Adapter> = adapters.into_iter().filter(|a| rank(a) == best).collect();
+    // One backend only, so that a GPU listed by two (Vulkan and DX12, say) counts once.
+    let backend = usable[0].get_info().backend;
+    usable.retain(|a| a.get_info().backend == backend);
+    let count = usable.len();
+    Ok(usable.swap_remove(local_rank % count))
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -3,6 +3,9 @@
 
 pub mod check;
 pub mod config;
+pub mod dist;
+#[cfg(all(feature = "mpi", not(target_arch = "wasm32")))]
+pub mod mpi;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run;
 pub mod sample;

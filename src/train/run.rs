@@ -205,7 +205,11 @@ fn train_loop(
     let mut stats: Option<Stats> = None;
     let mut saved = false;
     while !trainer.finished() {
-        if opts.stop.load(Ordering::SeqCst) {
+        // A data-parallel run stops where every process learns of a request (`train::dist`).
+        if trainer
+            .stop_agreed()
+            .unwrap_or_else(|| opts.stop.load(Ordering::SeqCst))
+        {
             bar.abandon_with_message("interrupted: writing a checkpoint");
             save(trainer, dir, false, text, bar)?;
             text.line(bar, &format!("stopped by a signal at {}", at(trainer)))?;
@@ -231,6 +235,7 @@ fn train_loop(
         bar.set_position(((trainer.state.images.min(total) as f64 / total as f64) * 1000.0) as u64);
         bar.set_message(status.clone());
         if let Some(number) = due.tick {
+            block_on(trainer.check_replicas())?;
             let rate = tick.rate(trainer.state.images);
             let swd = match due.swd {
                 true => {

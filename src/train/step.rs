@@ -262,8 +262,33 @@ pub fn step<B: Backend>(
     sc: &StepConfig,
     stats: &B::T,
 ) -> Result<()> {
+    step_synced(bk, model, inputs, level, alpha, sc, stats, &mut |_, _, _| Ok(()))
+}
+
+/// Which network's gradient a [`step_synced`] hook is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grad {
+    D,
+    G,
+}
+
+/// [`step`], calling `sync` with each network's gradient (its active layers, one tensor) between
+/// its backward pass and its Adam update: a data-parallel run replaces it there by its mean over
+/// the processes (`train::dist`). D's comes first; G's step reads D after D's update.
+#[allow(clippy::too_many_arguments)]
+pub fn step_synced<B: Backend>(
+    bk: &B,
+    model: &mut Model<B::T>,
+    inputs: &StepInputs<B::T>,
+    level: usize,
+    alpha: f32,
+    sc: &StepConfig,
+    stats: &B::T,
+    sync: &mut dyn FnMut(&B, &B::T, Grad) -> Result<()>,
+) -> Result<()> {
     let (g_layers, d_layers) = arch::layers_in_use(level);
     let dout = d_gradients(bk, model, inputs, level, alpha, sc)?;
+    sync(bk, &model.d.grad.first_layers(bk, d_layers)?, Grad::D)?;
     model.d.adam_update(bk, d_layers, sc.adam)?;
     // The EMA follows G as it was before this step's G update: the official loop updates it together
     // with the D step.
@@ -273,6 +298,7 @@ pub fn step<B: Backend>(
         sc.ema_beta,
     )?;
     let g_scores = g_gradients(bk, model, &inputs.z_g, level, alpha)?;
+    sync(bk, &model.g.grad.first_layers(bk, g_layers)?, Grad::G)?;
     model.g.adam_update(bk, g_layers, sc.adam)?;
     bk.loss_stats(
         &dout.scores,

@@ -6,9 +6,10 @@ use anyhow::{bail, ensure, Result};
 use serde::Serialize;
 
 use super::config::{Position, TrainConfig, MINIBATCH_REPEATS};
+use super::dist::{check_share, share_rows, Replicas};
 use super::sample::generate;
 pub use super::state::{AdamSteps, TrainState};
-use super::step::{self, Model, StepInputs};
+use super::step::{self, Grad, Model, StepInputs};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Images};
 use crate::gpu::{Gpu, Tensor};
@@ -80,6 +81,8 @@ pub struct Trainer {
     stats: Tensor,
     /// The last tick ended (0 before the first).
     tick: u64,
+    /// The other processes of a data-parallel run (`train::dist`); none in a single-process run.
+    replicas: Option<Box<dyn Replicas>>,
 }
 
 impl Trainer {
@@ -122,12 +125,91 @@ impl Trainer {
             stats: gpu.zeros(&[5])?,
             rng: Rng::new(state.rng),
             tick: state.images / cfg.tick_images(),
+            replicas: None,
             gpu,
             cfg,
             model,
             state,
             data,
         })
+    }
+
+    /// Makes this trainer one of the processes of a data-parallel run: refuses a configuration
+    /// whose minibatch they cannot share, then gives every process rank 0's model (parameters,
+    /// Adam moments and step counts, EMA generator). Every process calls it, with the same
+    /// configuration and run state. One process is a single-process run.
+    pub async fn distribute(&mut self, mut replicas: Box<dyn Replicas>) -> Result<()> {
+        let ranks = replicas.size();
+        if ranks == 1 {
+            return Ok(());
+        }
+        check_share(&self.cfg, ranks)?;
+        let tensors: Vec<&Tensor> = groups(&self.model).iter().map(|(_, p, _)| &p.all).collect();
+        let values = self.gpu.download_many(&tensors).await?;
+        for (t, mut v) in tensors.into_iter().zip(values) {
+            let mut bytes = bytemuck::cast_slice::<f32, u8>(&v).to_vec();
+            replicas.broadcast(&mut bytes)?;
+            v.copy_from_slice(bytemuck::cast_slice(&bytes));
+            self.gpu.write(t, &v)?;
+        }
+        let mut steps = [self.model.g.adam.t, self.model.d.adam.t]
+            .map(u32::to_le_bytes)
+            .concat();
+        replicas.broadcast(&mut steps)?;
+        self.model.g.adam.t = u32::from_le_bytes(steps[..4].try_into()?);
+        self.model.d.adam.t = u32::from_le_bytes(steps[4..].try_into()?);
+        self.replicas = Some(replicas);
+        Ok(())
+    }
+
+    /// This process's rank and the number of processes (0 and 1 in a single-process run).
+    pub fn rank(&self) -> (usize, usize) {
+        self.replicas.as_ref().map_or((0, 1), |r| (r.rank(), r.size()))
+    }
+
+    /// In a data-parallel run, whether some process asked to stop (every process learns it at the
+    /// same step); `None` in a single-process run, where the caller's own stop flag decides.
+    pub fn stop_agreed(&self) -> Option<bool> {
+        self.replicas.as_ref().map(|r| r.stop_agreed())
+    }
+
+    /// Seconds this process has spent averaging gradients (0 in a single-process run).
+    pub fn reduce_seconds(&self) -> f64 {
+        self.replicas.as_ref().map_or(0.0, |r| r.reduce_seconds())
+    }
+
+    /// In a data-parallel run, compares an exact checksum (CRC-32 of the bytes) of every tensor of
+    /// the model across the processes, and fails on every process, naming each one's checksum,
+    /// when they differ: a process whose update differed (a faulty GPU, a bug) would otherwise
+    /// train a model of its own unnoticed. Nothing in a single-process run.
+    pub async fn check_replicas(&mut self) -> Result<()> {
+        let Some(replicas) = &mut self.replicas else {
+            return Ok(());
+        };
+        let tensors: Vec<&Tensor> = groups(&self.model).iter().map(|(_, p, _)| &p.all).collect();
+        let mut crc = crc32fast::Hasher::new();
+        for v in self.gpu.download_many(&tensors).await? {
+            crc.update(bytemuck::cast_slice(&v));
+        }
+        crc.update(&self.model.g.adam.t.to_le_bytes());
+        crc.update(&self.model.d.adam.t.to_le_bytes());
+        let sums = replicas.all_gather(crc.finalize() as u64)?;
+        if sums.iter().all(|&s| s == sums[0]) {
+            return Ok(());
+        }
+        let listed: Vec<String> = sums
+            .iter()
+            .enumerate()
+            .map(|(r, s)| format!("rank {r} {s:08x}"))
+            .collect();
+        bail!(
+            "the processes' models differ at kimg {:.3} (step {}): CRC-32 of the parameters, Adam \
+             moments and EMA generator: {}. A process computed a different update (a faulty GPU or a \
+             bug); stopping. Resume from the last checkpoint",
+            self.state.images as f64 / 1000.0,
+            self.state.steps,
+            listed.join(", ")
+        )
     }
 
     pub fn position(&self) -> Position {
@@ -157,17 +239,32 @@ impl Trainer {
         let rng = &mut self.rng;
         let indices: Vec<usize> = (0..n).map(|_| (rng.next_u64() % count) as usize).collect();
         let mirror: Vec<bool> = (0..n).map(|_| self.cfg.mirror && rng.next_u64() & 1 == 1).collect();
-        let reals = self.data.batch(&indices, &mirror, res, pos.alpha)?;
         let (z_d, z_g) = (rng.normals(n * latent), rng.normals(n * latent));
         let mix: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+        // Every process draws the whole minibatch from the run's one stream and trains on its share
+        // (`dist::share`): the draws are those of a single-process run, whatever the process count.
+        let (rank, ranks) = self.rank();
+        let share = |v: &[f32], width| share_rows(v, width, rank, ranks);
+        let reals = self.data.batch(
+            &share_rows(&indices, 1, rank, ranks),
+            &share_rows(&mirror, 1, rank, ranks),
+            res,
+            pos.alpha,
+        )?;
+        let local = n / ranks;
         let gpu = &self.gpu;
         let inputs = StepInputs {
-            reals: gpu.upload(&reals, &[n, self.cfg.net.channels, res, res])?,
-            z_d: gpu.upload(&z_d, &[n, latent])?,
-            z_g: gpu.upload(&z_g, &[n, latent])?,
-            mix: gpu.upload(&mix, &[n])?,
+            reals: gpu.upload(&reals, &[local, self.cfg.net.channels, res, res])?,
+            z_d: gpu.upload(&share(&z_d, latent), &[local, latent])?,
+            z_g: gpu.upload(&share(&z_g, latent), &[local, latent])?,
+            mix: gpu.upload(&share(&mix, 1), &[local])?,
         };
-        step::step(
+        let replicas = &mut self.replicas;
+        let mut sync = |gpu: &Gpu, grad: &Tensor, which: Grad| match replicas {
+            Some(r) => r.average(gpu, grad, which),
+            None => Ok(()),
+        };
+        step::step_synced(
             gpu,
             &mut self.model,
             &inputs,
@@ -175,6 +272,7 @@ impl Trainer {
             pos.alpha,
             &self.cfg.step_config(res),
             &self.stats,
+            &mut sync,
         )?;
         gpu.flush();
         self.state.images += n as u64;

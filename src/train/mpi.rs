@@ -1,0 +1,194 @@
+//! [`Replicas`] over MPI (the `mpi` feature): `mpirun -n K pggan train` or a cluster launcher
+//! (`srun`) starts K processes, and each is one rank of MPI_COMM_WORLD.
+//!
+//! Each gradient reduction goes through the host: the network's gradient (its active layers, one
+//! tensor) is downloaded, summed on rank 0 with MPI_Reduce, divided by K there and broadcast with
+//! MPI_Bcast, then uploaded: one message each way per network and step, and every rank receives the
+//! same bytes (an allreduce could round differently on different ranks). D's message carries one
+//! more value, this rank's stop request, so every rank learns of a signal at the same step.
+//!
+//! A rank that fails calls MPI_Abort after printing its error with its rank (the launcher then ends
+//! the others); a rank that dies is reported by the launcher, which ends the others: no rank waits
+//! forever on a dead one.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
+use mpi::environment::Universe;
+use mpi::topology::{Communicator, SimpleCommunicator};
+use pollster::block_on;
+
+use super::dist::Replicas;
+use super::run::Outcome;
+use super::step::Grad;
+use super::trainer::Trainer;
+use crate::gpu::{Gpu, GpuOptions, Tensor};
+
+/// A fault for the tests: the rank named by this variable perturbs its G gradient once, on the
+/// first step, so that its model drifts from the others' and the check at the next tick must
+/// catch it.
+pub const DRIFT_TEST_ENV: &str = "PGGAN_TEST_DRIFT_RANK";
+
+/// Whether this process was started by an MPI launcher: Open MPI's `mpirun` (OMPI_COMM_WORLD_SIZE),
+/// a PMI or PMIx launcher such as `srun` (PMI_SIZE, PMIX_RANK). Outside one pggan never initialises
+/// MPI, so a plain `pggan train` runs as without the feature.
+pub fn launched() -> bool {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+/// The ranks of MPI_COMM_WORLD.
+pub struct Mpi {
+    world: SimpleCommunicator,
+    rank: usize,
+    size: usize,
+    local_rank: usize,
+    stop: Arc<AtomicBool>,
+    agreed: bool,
+    reduce_seconds: f64,
+    drift: bool,
+}
+
+impl Mpi {
+    /// Initialises MPI; `stop` is this process's stop request (set by its signal handler). The
+    /// [`Universe`] finalises MPI when dropped: the caller keeps it until every rank is done, and
+    /// on an error calls [`abort`] instead (finalising would wait for the other ranks).
+    pub fn init(stop: Arc<AtomicBool>) -> Result<(Universe, Mpi)> {
+        let universe = mpi::initialize().ok_or_else(|| anyhow::anyhow!("MPI was already initialised"))?;
+        let world = universe.world();
+        let (rank, size) = (world.rank() as usize, world.size() as usize);
+        // The ranks that share this host's memory, hence its adapters.
+        let local_rank = world.split_shared(world.rank()).rank() as usize;
+        let drift = std::env::var(DRIFT_TEST_ENV).ok().and_then(|r| r.parse().ok()) == Some(rank);
+        let mpi = Mpi {
+            world,
+            rank,
+            size,
+            local_rank,
+            stop,
+            agreed: false,
+            reduce_seconds: 0.0,
+            drift,
+        };
+        Ok((universe, mpi))
+    }
+
+    /// This rank's index among the ranks of its host: which adapter it takes.
+    pub fn local_rank(&self) -> usize {
+        self.local_rank
+    }
+}
+
+/// Runs `f` as one rank of a data-parallel run: initialises MPI and gives `f` this rank's GPU
+/// options (its adapter by its rank on its host, unless `--adapter` names one) and the ranks. An
+/// error ends every rank with MPI_Abort, naming this one; MPI is finalised once `f` returns.
+pub fn run_rank<T>(
+    gpu: &GpuOptions,
+    stop: Arc<AtomicBool>,
+    f: impl FnOnce(&GpuOptions, Box<Mpi>) -> Result<T>,
+) -> Result<T> {
+    let (universe, mpi) = Mpi::init(stop)?;
+    let gpu = GpuOptions {
+        local_rank: Some(mpi.local_rank()),
+        ..gpu.clone()
+    };
+    match f(&gpu, Box::new(mpi)) {
+        Ok(value) => {
+            drop(universe);
+            Ok(value)
+        }
+        Err(e) => abort(&e),
+    }
+}
+
+/// Prints `e` as this rank's error and ends every rank of the job with MPI_Abort (exit status 1).
+pub fn abort(e: &anyhow::Error) -> ! {
+    let world = SimpleCommunicator::world();
+    eprintln!("error: rank {} of {}: {e:#}", world.rank(), world.size());
+    world.abort(1)
+}
+
+impl Replicas for Mpi {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn average(&mut self, gpu: &Gpu, grad: &Tensor, which: Grad) -> Result<()> {
+        let start = Instant::now();
+        let mut send = block_on(gpu.download(grad))?;
+        let len = send.len();
+        if which == Grad::D {
+            send.push(f32::from(u8::from(self.stop.load(Ordering::SeqCst))));
+        }
+        let root = self.world.process_at_rank(0);
+        let mut mean = vec![0f32; send.len()];
+        if self.rank == 0 {
+            root.reduce_into_root(&send[..], &mut mean[..], SystemOperation::sum());
+            let k = self.size as f32;
+            mean[..len].iter_mut().for_each(|v| *v /= k);
+        } else {
+            root.reduce_into(&send[..], SystemOperation::sum());
+        }
+        root.broadcast_into(&mut mean[..]);
+        if which == Grad::D {
+            self.agreed = mean.pop().expect("the stop request") > 0.0;
+        } else if std::mem::take(&mut self.drift) {
+            mean[0] += 1e-3;
+        }
+        gpu.write(grad, &mean)?;
+        self.reduce_seconds += start.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    fn stop_agreed(&self) -> bool {
+        self.agreed
+    }
+
+    fn all_gather(&mut self, value: u64) -> Result<Vec<u64>> {
+        let mut all = vec![0u64; self.size];
+        self.world.all_gather_into(&value, &mut all[..]);
+        Ok(all)
+    }
+
+    fn broadcast(&mut self, bytes: &mut Vec<u8>) -> Result<()> {
+        let root = self.world.process_at_rank(0);
+        let mut len = bytes.len() as u64;
+        root.broadcast_into(&mut len);
+        bytes.resize(len as usize, 0);
+        root.broadcast_into(&mut bytes[..]);
+        Ok(())
+    }
+
+    fn reduce_seconds(&self) -> f64 {
+        self.reduce_seconds
+    }
+}
+
+/// The loop of every rank but 0: the same steps and collective calls as rank 0's run loop
+/// (`run::train`: the step's two reductions, the check of the models at each tick), and no file.
+/// Stops where rank 0 does: at the end of the schedule or at the step where some rank asked to.
+pub fn follow(trainer: &mut Trainer) -> Result<Outcome> {
+    while !trainer.finished() {
+        if trainer.stop_agreed() == Some(true) {
+            let (rank, ranks) = trainer.rank();
+            eprintln!(
+                "rank {rank} of {ranks}: stopped at kimg {:.3} (step {})",
+                trainer.state.images as f64 / 1000.0,
+                trainer.state.steps
+            );
+            return Ok(Outcome::Interrupted);
+        }
+        if trainer.step()?.tick.is_some() {
+            block_on(trainer.check_replicas())?;
+        }
+    }
+    Ok(Outcome::Finished)
+}
