@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs whatever is missing (Debian, as root), then runs every test: native on the Vulkan
-# adapter (lavapipe when there is no GPU), the wasm API in headless Chromium through WebGPU, and the
+# adapter (lavapipe when there is no GPU), data-parallel training under mpirun (the mpi feature,
+# over Open MPI), the wasm API in headless Chromium through WebGPU, and the
 # page end to end (tests/e2e/page.mjs) with checkpoints moving between the page and the native CLI.
 # The native tests run exported ONNX models in onnxruntime and read TensorBoard files back with
 # TensorBoard's reader: tests/requirements.txt, in the virtual environment target/pyenv.
@@ -21,6 +22,11 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 # Debian's python3 has no venv (nor ensurepip) without python3-venv.
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3 python3-venv)
+# The mpi feature (tests/mpi.rs): Open MPI's launcher and development files, and libclang, with which
+# the mpi crate generates its bindings.
+command -v mpirun >/dev/null || missing+=(openmpi-bin)
+dpkg -s libopenmpi-dev >/dev/null 2>&1 || missing+=(libopenmpi-dev)
+dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq
@@ -61,6 +67,9 @@ cargo clippy --release --lib --tests --target wasm32-unknown-unknown -- -D warni
 
 echo "== native tests (cargo test --release)"
 cargo test --release -- --nocapture 2>&1 | grep -v 'XDG_RUNTIME_DIR'
+echo "== data-parallel training over MPI (cargo test --release --features mpi --test mpi)"
+cargo clippy --release --all-targets --features mpi -- -D warnings
+cargo test --release --features mpi --test mpi -- --nocapture 2>&1 | grep -v 'XDG_RUNTIME_DIR'
 echo "== browser tests (wasm-pack test --headless --chrome --release -- --test web)"
 # Exactly as a user types it: .cargo/config.toml sets the runner's time limit, and wasm-pack finds
 # the system's chromedriver on PATH.

@@ -56,7 +56,7 @@ pub fn share_rows<T: Copy>(values: &[T], width: usize, rank: usize, ranks: usize
 /// cannot share it.
 pub fn local_minibatch(n: usize, ranks: usize) -> Result<usize> {
     ensure!(
-        n % ranks == 0,
+        n.is_multiple_of(ranks),
         "a minibatch of {n} images cannot be shared equally by {ranks} processes (each trains on \
          minibatch / processes images); run with a number of processes that divides every minibatch"
     );

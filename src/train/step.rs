@@ -265,6 +265,9 @@ pub fn step<B: Backend>(
     step_synced(bk, model, inputs, level, alpha, sc, stats, &mut |_, _, _| Ok(()))
 }
 
+/// What [`step_synced`] calls with each network's gradient.
+pub type SyncHook<'a, B> = dyn FnMut(&B, &<B as Backend>::T, Grad) -> Result<()> + 'a;
+
 /// Which network's gradient a [`step_synced`] hook is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Grad {
@@ -284,7 +287,7 @@ pub fn step_synced<B: Backend>(
     alpha: f32,
     sc: &StepConfig,
     stats: &B::T,
-    sync: &mut dyn FnMut(&B, &B::T, Grad) -> Result<()>,
+    sync: &mut SyncHook<B>,
 ) -> Result<()> {
     let (g_layers, d_layers) = arch::layers_in_use(level);
     let dout = d_gradients(bk, model, inputs, level, alpha, sc)?;
