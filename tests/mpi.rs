@@ -144,14 +144,21 @@ fn load(run: &Path) -> Checkpoint {
 /// by f32 rounding, which Adam's normalised steps carry on.
 const K2_TOLERANCE: f64 = 1e-4;
 
+/// The tiny run to `total` kimg in a new folder, once as a plain process and once under
+/// `mpirun -n k`: the folder, its dataset cache, the two runs folders and mpirun's stderr.
+fn plain_and_mpirun(tag: &str, k: usize, total: &str) -> (PathBuf, PathBuf, [PathBuf; 2], String) {
+    let root = temp_dir(tag);
+    let cache = root.join("cache");
+    let (one, many) = (root.join("plain"), root.join("mpirun"));
+    let total = ["--total-kimg", total];
+    ok(&finish(plain(&with(tiny(&cache, &one), &total)), LIMIT));
+    let err = ok(&finish(mpirun(k, &with(tiny(&cache, &many), &total)), LIMIT));
+    (root, cache, [one, many], err)
+}
+
 #[test]
 fn two_processes_train_as_one_and_resume_with_any_share() {
-    let root = temp_dir("mpi-exact");
-    let cache = root.join("cache");
-    let (one, two) = (root.join("one"), root.join("two"));
-    let total = ["--total-kimg", "0.128"];
-    ok(&finish(plain(&with(tiny(&cache, &one), &total)), LIMIT));
-    let err = ok(&finish(mpirun(2, &with(tiny(&cache, &two), &total)), LIMIT));
+    let (root, cache, [one, two], err) = plain_and_mpirun("mpi-exact", 2, "0.128");
     assert!(err.contains("rank 1 of 2: adapter"), "{err}");
     // Rank 0 alone writes: one run folder, with the files of a single-process run.
     let dirs = run_dirs(&two);
@@ -209,12 +216,7 @@ fn two_processes_train_as_one_and_resume_with_any_share() {
 
 #[test]
 fn one_process_under_mpirun_is_a_plain_run() {
-    let root = temp_dir("mpi-one");
-    let cache = root.join("cache");
-    let (plain_out, mpi_out) = (root.join("plain"), root.join("mpi"));
-    let total = ["--total-kimg", "0.032"];
-    ok(&finish(plain(&with(tiny(&cache, &plain_out), &total)), LIMIT));
-    let err = ok(&finish(mpirun(1, &with(tiny(&cache, &mpi_out), &total)), LIMIT));
+    let (root, _, [plain_out, mpi_out], err) = plain_and_mpirun("mpi-one", 1, "0.032");
     assert!(err.contains("adapter: "), "{err}");
     let (a, b) = (load(&run_dirs(&plain_out)[0]), load(&run_dirs(&mpi_out)[0]));
     assert_eq!(difference(&a, &b).0, 0.0);
@@ -268,9 +270,10 @@ fn kill(sig: &str, pid: u32) {
         .success());
 }
 
-#[test]
-fn a_signal_stops_every_rank_at_one_step_with_a_checkpoint() {
-    let root = temp_dir("mpi-signal");
+/// A long tiny run under `mpirun -n 2` in a new folder, after its first tick: the folder, the run
+/// folder and mpirun.
+fn long_run_at_first_tick(tag: &str) -> (PathBuf, PathBuf, Child) {
+    let root = temp_dir(tag);
     let out = root.join("runs");
     let mut child = mpirun(2, &with(tiny(&root.join("cache"), &out), &["--total-kimg", "10"]))
         .stderr(Stdio::piped())
@@ -278,6 +281,12 @@ fn a_signal_stops_every_rank_at_one_step_with_a_checkpoint() {
         .expect("mpirun (tests/run.sh installs openmpi-bin)");
     let run = out.join("000-emoji-8");
     wait_for_tick(&mut child, &run);
+    (root, run, child)
+}
+
+#[test]
+fn a_signal_stops_every_rank_at_one_step_with_a_checkpoint() {
+    let (root, run, child) = long_run_at_first_tick("mpi-signal");
     kill("-TERM", child.id());
     let start = Instant::now();
     let result = wait_bounded(child, LIMIT);
@@ -305,13 +314,7 @@ fn a_signal_stops_every_rank_at_one_step_with_a_checkpoint() {
 
 #[test]
 fn a_killed_rank_ends_the_run_within_a_bound() {
-    let root = temp_dir("mpi-kill");
-    let out = root.join("runs");
-    let mut child = mpirun(2, &with(tiny(&root.join("cache"), &out), &["--total-kimg", "10"]))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mpirun (tests/run.sh installs openmpi-bin)");
-    wait_for_tick(&mut child, &out.join("000-emoji-8"));
+    let (root, _, child) = long_run_at_first_tick("mpi-kill");
     let pids = ranks(&child);
     assert_eq!(pids.len(), 2, "the ranks' processes: {pids:?}");
     kill("-KILL", pids[&1]);

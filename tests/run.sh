@@ -57,19 +57,21 @@ if ! cmp -s tests/requirements.txt "$PYENV/requirements.txt"; then
   cp tests/requirements.txt "$PYENV/requirements.txt"
 fi
 
-echo "== formatting and lints (rustfmt, clippy natively and for wasm32)"
+echo "== formatting and lints (rustfmt, clippy natively without and with the mpi feature, and for wasm32)"
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
+# The mpi feature's code (src/train/mpi.rs, tests/mpi.rs).
+cargo clippy --release --all-targets --features mpi -- -D warnings
 # src/web.rs and tests/web.rs build only for the browser.
 cargo clippy --release --lib --tests --target wasm32-unknown-unknown -- -D warnings
 
-echo "== native tests (cargo test --release)"
-cargo test --release -- --nocapture 2>&1 | grep -v 'XDG_RUNTIME_DIR'
-echo "== data-parallel training over MPI (cargo test --release --features mpi --test mpi)"
-cargo clippy --release --all-targets --features mpi -- -D warnings
-cargo test --release --features mpi --test mpi -- --nocapture 2>&1 | grep -v 'XDG_RUNTIME_DIR'
+# One release build, with the mpi feature: it adds tests/mpi.rs (mpirun -n 2 and -n 3), and started
+# without a launcher the binary is the plain one (it never initialises MPI), so every other test runs
+# the code a build without the feature runs; a second build without it would cost minutes.
+echo "== native tests, data-parallel training under mpirun included (cargo test --release --features mpi)"
+cargo test --release --features mpi -- --nocapture 2>&1 | grep -v 'XDG_RUNTIME_DIR'
 echo "== browser tests (wasm-pack test --headless --chrome --release -- --test web)"
 # Exactly as a user types it: .cargo/config.toml sets the runner's time limit, and wasm-pack finds
 # the system's chromedriver on PATH.
@@ -78,7 +80,7 @@ wasm-pack test --headless --chrome --release -- --test web
 echo "== the page end to end (tests/e2e/page.mjs), checkpoints between the page and the CLI"
 # --no-opt: wasm-opt would be downloaded from GitHub.
 wasm-pack build --target web --release --no-opt
-cargo build --release
+cargo build --release --features mpi
 pggan() { target/release/pggan "$@" 2>&1 | { grep -v 'XDG_RUNTIME_DIR' || true; }; }
 e2e=target/e2e
 rm -rf "$e2e" && mkdir -p "$e2e"

@@ -32,7 +32,8 @@ pub trait Replicas {
     fn all_gather(&mut self, value: u64) -> Result<Vec<u64>>;
     /// Rank 0's `bytes` on every process (the others' are replaced).
     fn broadcast(&mut self, bytes: &mut Vec<u8>) -> Result<()>;
-    /// Seconds spent in the reductions so far (download, MPI reduction, upload).
+    /// Seconds spent in the reductions so far: download, MPI reduction (with the wait for the
+    /// slowest process), upload; not the GPU work before them.
     fn reduce_seconds(&self) -> f64;
 }
 

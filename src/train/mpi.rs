@@ -122,6 +122,8 @@ impl Replicas for Mpi {
     }
 
     fn average(&mut self, gpu: &Gpu, grad: &Tensor, which: Grad) -> Result<()> {
+        // The step's work so far is not the reduction's: its time is counted from its end.
+        gpu.wait()?;
         let start = Instant::now();
         let mut send = block_on(gpu.download(grad))?;
         let len = send.len();
