@@ -114,6 +114,21 @@ fn train_interrupt_resume_generate() {
         (Some(0.12), Some(8)),
         "{last}"
     );
+    // The checkpoint keeps the run's curves for the page: one point per log line, across the resume.
+    let ck = pggan::checkpoint::load(&run_dir.join("checkpoint.safetensors")).unwrap();
+    let logged: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(ck.state.history.len(), logged.len());
+    for (point, line) in ck.state.history.iter().zip(&logged) {
+        assert_eq!(
+            (Some(point.kimg), Some(point.resolution as u64), Some(point.d_loss)),
+            (
+                line["kimg"].as_f64(),
+                line["resolution"].as_u64(),
+                line["d_loss"].as_f64().map(|v| v as f32)
+            ),
+            "{line}"
+        );
+    }
 
     // Changing the networks of a run is refused, naming the setting.
     let other = run(&["train", "--resume", run_dir.to_str().unwrap(), "--fmap-max", "16"]);

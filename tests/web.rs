@@ -168,6 +168,16 @@ mod session {
         );
         assert_eq!(get(&st, "phase").as_string().unwrap(), "fade-in");
         assert!((num(&st, "alpha") - 0.6).abs() < 1e-6);
+        // The time left counts the 24 images still to come at the speed measured.
+        assert!(num(&st, "eta_seconds") > 0.0, "no ETA");
+        // One history point per step call, with its losses and position.
+        let history = s.history().unwrap();
+        let point = js_sys::Reflect::get_u32(&history, 0).unwrap();
+        assert_eq!(js_sys::Array::from(&history).length(), 1);
+        assert_eq!(
+            (num(&point, "kimg"), num(&point, "resolution"), num(&point, "d_loss")),
+            (0.036, 8.0, num(&stats, "d_loss"))
+        );
 
         // The sliced Wasserstein distance needs 16x16; at 8x8 there is none.
         assert!(s.swd().await.unwrap().is_null());
@@ -199,6 +209,10 @@ mod session {
             js_sys::JSON::stringify(&a).unwrap(),
             js_sys::JSON::stringify(&b).unwrap()
         );
+        // The history came with the checkpoint and went on alike.
+        let history = |s: &Session| js_sys::JSON::stringify(&s.history().unwrap()).unwrap();
+        assert_eq!(history(&resumed), history(&s));
+        assert_eq!(js_sys::Array::from(&s.history().unwrap()).length(), 2);
         assert!(
             pixels(&resumed).await == pixels(&s).await,
             "the runs differ after 3 more steps"

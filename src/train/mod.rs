@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod config;
+pub mod cost;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run;
 pub mod sample;
