@@ -239,7 +239,7 @@ fn the_history_is_saved_under_the_checksum_and_thinned() {
     let point = |i: usize| HistoryPoint {
         kimg: i as f64 / 1000.0,
         d_loss: -(i as f32),
-        swd: (i % 100 == 0).then_some(i as f64),
+        swd: i.is_multiple_of(100).then_some(i as f64),
         resolution: 4,
         alpha: 1.0,
         ..HistoryPoint::default()
