@@ -1,7 +1,7 @@
 //! The wasm-bindgen API the page calls: a training [`Session`] (or, for a checkpoint loaded without
 //! data, a generator to sample from), the person's files ([`Files`]) and the decoding of a run's
 //! images a chunk at a time ([`DatasetLoader`]), sample grids and latent walks as RGBA ([`Frame`]),
-//! checkpoints as bytes in the native format, and the self-test.
+//! checkpoints as bytes in the native format, the self-test, and the training step's benchmark.
 //!
 //! Every method that touches the GPU is async and never blocks: steps are submitted, and the page
 //! awaits the read-back of their losses. A session is used by one call at a time (the page
@@ -11,6 +11,7 @@ use anyhow::{anyhow, bail, ensure, Result};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::bench::TrainSettings;
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Dataset};
 use crate::gpu::{Gpu, GpuOptions};
@@ -37,6 +38,23 @@ fn to_js(value: &impl Serialize) -> Result<JsValue> {
 pub async fn selftest() -> Result<String, JsValue> {
     let gpu = Gpu::new(&GpuOptions::default()).await.map_err(js_error)?;
     Ok(crate::selftest::report(&gpu).await.0)
+}
+
+/// `pggan bench train --json`'s object, timed in this tab on its WebGPU adapter: `settings_json` holds
+/// any fields of [`TrainSettings`] (`{"resolution": 16, "fmap_base": 64, ...}`; the rest keep the
+/// CLI's defaults). `bench/browser_vs_native.mjs` compares it with the native figures.
+#[wasm_bindgen]
+pub async fn bench_train(settings_json: String) -> Result<JsValue, JsValue> {
+    async {
+        let settings: TrainSettings =
+            serde_json::from_str(&settings_json).map_err(|e| anyhow!("the benchmark's settings: {e}"))?;
+        let b = settings.bench()?;
+        let gpu = Gpu::new(&GpuOptions::default()).await?;
+        let rows = crate::bench::train(&gpu, &b).await?;
+        to_js(&crate::bench::train_report(&gpu, &settings, &rows))
+    }
+    .await
+    .map_err(js_error)
 }
 
 /// Image files the person picked or dropped, decoded in wasm by a [`DatasetLoader`].

@@ -5,6 +5,7 @@
 use pggan::check::{table, Check};
 use pggan::gpu::{Gpu, GpuOptions};
 use pggan::ops;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -63,6 +64,30 @@ async fn swd_matches_the_reference() {
 async fn selftest_passes_in_the_browser() {
     let table = pggan::web::selftest().await.expect("selftest could not run");
     assert!(table.contains(" 0 failed"), "{table}");
+}
+
+#[wasm_bindgen_test]
+async fn the_training_benchmark_runs_in_the_browser() {
+    let settings = r#"{"resolution": 8, "fmap_base": 32, "fmap_max": 16, "latent": 16, "minibatch": 4,
+                       "steps": 2, "warmup": 1}"#;
+    let report = pggan::web::bench_train(settings.into())
+        .await
+        .expect("the benchmark could not run");
+    let report: serde_json::Value =
+        serde_json::from_str(&String::from(js_sys::JSON::stringify(&report).unwrap())).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!((report["bench"].as_str(), rows.len()), (Some("train"), 2), "{report}");
+    for (row, res) in rows.iter().zip([4, 8]) {
+        assert_eq!(row["resolution"], res, "{row}");
+        assert!(row["images_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["launches_per_step"].as_f64().unwrap() > 100.0, "{row}");
+        assert_eq!(row["buffers_per_step"].as_f64(), Some(0.0), "{row}");
+    }
+    let e = pggan::web::bench_train(r#"{"resolution": 6}"#.into())
+        .await
+        .unwrap_err();
+    let e: String = e.dyn_into::<js_sys::Error>().unwrap().message().into();
+    assert!(e.contains("6"), "{e}");
 }
 
 // The page's API (src/web.rs) on a tiny run: 8x8 RGB, 8 feature maps, latent 8, minibatch 4,

@@ -100,17 +100,13 @@ pub struct KernelsArgs {
 /// `pggan bench`.
 pub fn run(opts: &GpuOptions, what: BenchWhat, json: bool) -> Result<ExitCode> {
     let gpu = pollster::block_on(Gpu::new(opts))?;
-    let adapter = serde_json::json!({
-        "name": gpu.info.name,
-        "backend": format!("{:?}", gpu.info.backend),
-        "device_type": format!("{:?}", gpu.info.device_type),
-    });
+    let adapter = bench::adapter(&gpu);
     if !json {
         println!("adapter: {}", gpu.describe());
     }
     let report = match what {
         BenchWhat::Launches(a) => launches(gpu, adapter, a, json)?,
-        BenchWhat::Train(a) => train(gpu, adapter, a, json)?,
+        BenchWhat::Train(a) => train(gpu, a, json)?,
         BenchWhat::Quality(a) => quality(gpu, adapter, a, json)?,
         BenchWhat::Kernels(a) => kernels(gpu, adapter, a, json)?,
     };
@@ -137,7 +133,7 @@ fn launches(gpu: Gpu, adapter: Value, a: LaunchesArgs, json: bool) -> Result<Val
     Ok(serde_json::json!({ "bench": "launches", "adapter": adapter, "result": r }))
 }
 
-fn train(gpu: Gpu, adapter: Value, a: TrainArgs, json: bool) -> Result<Value> {
+fn train(gpu: Gpu, a: TrainArgs, json: bool) -> Result<Value> {
     let TrainArgs {
         resolution,
         size,
@@ -147,46 +143,30 @@ fn train(gpu: Gpu, adapter: Value, a: TrainArgs, json: bool) -> Result<Value> {
         levels,
         profile,
     } = a;
-    let net = size.net(resolution, 3);
-    let NetSize {
-        fmap_base,
-        fmap_max,
-        latent,
-    } = size;
-    net.validate()?;
-    let resolutions = if levels.is_empty() {
-        (1..=net.levels()).map(pggan::nn::config::res_of).collect()
-    } else {
-        levels
-    };
-    let b = bench::TrainBench {
-        net,
+    let settings = bench::TrainSettings {
+        resolution,
+        fmap_base: size.fmap_base,
+        fmap_max: size.fmap_max,
+        latent: size.latent,
         minibatch,
         steps,
         warmup,
-        resolutions,
+        levels,
         profile,
     };
-    b.validate()?;
+    let b = settings.bench()?;
     if !json {
         println!(
-            "train: resolution {resolution}, fmap-base {fmap_base}, fmap-max {fmap_max}, latent {latent}, \
-             minibatch {minibatch}, {steps} steps after {warmup} warm-up"
+            "train: resolution {resolution}, fmap-base {}, fmap-max {}, latent {}, minibatch {minibatch}, \
+             {steps} steps after {warmup} warm-up",
+            size.fmap_base, size.fmap_max, size.latent
         );
     }
-    let rows = bench::train(&gpu, &b)?;
+    let rows = pollster::block_on(bench::train(&gpu, &b))?;
     if !json {
         print!("{}", bench::train_table(&rows));
     }
-    Ok(serde_json::json!({
-        "bench": "train",
-        "adapter": adapter,
-        "config": {
-            "resolution": resolution, "fmap_base": fmap_base, "fmap_max": fmap_max,
-            "latent": latent, "minibatch": minibatch, "steps": steps, "warmup": warmup,
-        },
-        "rows": rows,
-    }))
+    Ok(bench::train_report(&gpu, &settings, &rows))
 }
 
 fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value> {

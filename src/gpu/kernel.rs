@@ -259,8 +259,7 @@ impl Gpu {
             beginning_of_pass_write_index: Some(*i),
             end_of_pass_write_index: Some(*i + 1),
         });
-        self.record_launch(timestamps, |pass| {
-            pass.set_pipeline(&p.pipeline);
+        self.record_launch(timestamps, &p.pipeline, |pass| {
             pass.set_bind_group(0, &bind_group, &[uniform.offset]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         });

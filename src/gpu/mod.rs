@@ -142,11 +142,14 @@ impl Gpu {
         record(pending.encoder(&self.device))
     }
 
-    /// Runs `record` on the open compute pass, beginning one when there is none. `timestamps` (while
-    /// profiling) gives the launch a pass of its own, timed at its start and end.
+    /// Runs `record` on the open compute pass with `pipeline` set, beginning a pass when there is
+    /// none. `timestamps` (while profiling) gives the launch a pass of its own, timed at its start and
+    /// end. The pipeline is set only when the pass has another one: in the browser every call is a
+    /// crossing from WASM to JS, and consecutive launches of one kernel are common.
     fn record_launch(
         &self,
         timestamps: Option<wgpu::ComputePassTimestampWrites>,
+        pipeline: &wgpu::ComputePipeline,
         record: impl FnOnce(&mut wgpu::ComputePass),
     ) {
         let mut pending = self.pending.lock().unwrap();
@@ -166,8 +169,16 @@ impl Gpu {
                 // used again.
                 .forget_lifetime();
             pending.pass = Some(pass);
+            pending.pipeline = None;
         }
-        record(pending.pass.as_mut().expect("begun above"));
+        // Through the guard once, so that the pass and the pipeline are borrowed apart.
+        let pending = &mut *pending;
+        let pass = pending.pass.as_mut().expect("begun above");
+        if pending.pipeline.as_ref() != Some(pipeline) {
+            pass.set_pipeline(pipeline);
+            pending.pipeline = Some(pipeline.clone());
+        }
+        record(pass);
         if timestamps.is_some() {
             pending.pass = None;
         }
@@ -180,6 +191,8 @@ impl Gpu {
 struct Pending {
     // Before the encoder, so that it is dropped (ended) first.
     pass: Option<wgpu::ComputePass<'static>>,
+    /// The pipeline set on the open pass.
+    pipeline: Option<wgpu::ComputePipeline>,
     encoder: Option<wgpu::CommandEncoder>,
     stats: RecordStats,
 }

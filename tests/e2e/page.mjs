@@ -37,9 +37,9 @@ function fail(text) {
 
 // The whole test must end; SwiftShader is slow but the run is tiny.
 const deadline = setTimeout(() => {
-  console.error("e2e: over 300 s, giving up");
+  console.error("e2e: over 600 s, giving up");
   process.exit(1);
-}, 300_000);
+}, 600_000);
 
 // `pggan serve` on a free port; resolves with its URL.
 function serve() {

@@ -1,23 +1,20 @@
-//! Benchmarks. `pggan bench kernels`: GFLOP/s of the convolution passes and the dense layer at PG-GAN
-//! shapes, each beside a plain tiled matrix product (`dense::matmul`) of the same GEMM size on the same
-//! device. `pggan bench train`: images per second of the whole training step at each resolution.
-//! `pggan bench quality`: a fixed small run on the emoji set for a fixed budget, then its SWD.
+//! The native-only benchmarks: they block on the GPU. `pggan bench kernels`: GFLOP/s of the
+//! convolution passes and the dense layer at PG-GAN shapes, each beside a plain tiled matrix product
+//! (`dense::matmul`) of the same GEMM size on the same device. `pggan bench launches`: the host's time
+//! per launch. `pggan bench quality`: a fixed small run on the emoji set for a fixed budget, then its
+//! SWD.
 
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::gpu::{Gpu, Profile, RecordStats};
+use crate::gpu::{Gpu, RecordStats};
 use crate::metrics::Swd;
-use crate::nn::config::res_of;
-use crate::nn::NetConfig;
 use crate::ops::conv::{self, Pass, Tile};
 use crate::ops::{act, blas, dense};
-use crate::rng::Rng;
 use crate::train::config::TrainConfig;
-use crate::train::step::{self, check_batch, Model, StepConfig, StepInputs};
-use crate::train::trainer::{nonfinite_counts, Trainer};
+use crate::train::trainer::Trainer;
 
 /// One benchmarked layer shape.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
@@ -200,152 +197,6 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-/// What `pggan bench train` times.
-#[derive(Clone, Debug)]
-pub struct TrainBench {
-    pub net: NetConfig,
-    pub minibatch: usize,
-    /// Timed steps per resolution, after `warmup` untimed ones.
-    pub steps: usize,
-    pub warmup: usize,
-    /// The resolutions to time, each a level of `net` (4 up to `net.max_res`).
-    pub resolutions: Vec<usize>,
-    /// Also time each kernel over one more step (timestamp queries).
-    pub profile: bool,
-}
-
-/// One resolution's figures.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct TrainRow {
-    pub resolution: usize,
-    /// Fade-in alpha: 0.5 at every level above 4x4 (the fading phase, the costlier one), else 1.
-    pub alpha: f32,
-    /// Real images consumed per second: minibatch x steps / seconds (one D and one G step each).
-    pub images_per_s: f64,
-    pub ms_per_step: f64,
-    /// Host time per step spent recording and submitting its commands: the per-step overhead. Near
-    /// `ms_per_step`, the step is bound by the CPU, not the GPU.
-    pub host_ms_per_step: f64,
-    /// Storage buffers created per timed step (0 once the pool is warm).
-    pub buffers_per_step: f64,
-    /// Kernel launches per step, the compute passes they were recorded in (a buffer clear or copy
-    /// between two launches ends a pass), and the bind groups created for them (0 once every launch
-    /// finds the previous step's in the cache).
-    pub launches_per_step: f64,
-    pub passes_per_step: f64,
-    pub bind_groups_per_step: f64,
-    /// GPU time of each kernel over one step, when asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub profile: Option<Profile>,
-    /// With the profile: GPU milliseconds of the trainer's check that the model is finite (run
-    /// before each checkpoint, not every step).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub check_ms: Option<f64>,
-}
-
-impl TrainBench {
-    /// Refuses settings that cannot run, naming the setting.
-    pub fn validate(&self) -> Result<()> {
-        self.net.validate()?;
-        check_batch(self.minibatch)?;
-        if self.steps == 0 {
-            bail!("--steps must be at least 1");
-        }
-        if self.resolutions.is_empty() {
-            bail!("--levels names no resolution");
-        }
-        for &r in &self.resolutions {
-            if !r.is_power_of_two() || r < 4 || r > self.net.max_res {
-                bail!(
-                    "resolution {r} in --levels is not a power of two from 4 to --resolution {}",
-                    self.net.max_res
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Times `pggan::train::step::step` on one model (weights N(0,1)) at each resolution of `b`. The
-/// inputs (reals uniform in [-1, 1], latents N(0,1), penalty mix uniform) are uploaded once per
-/// resolution, so the figure is the step alone. Each step is submitted as it is recorded, as a trainer
-/// does; the clock stops after `Gpu::wait` on the last one.
-pub fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
-    b.validate()?;
-    let mut rng = Rng::new(1);
-    let mut model = Model::new(gpu, &b.net, |s| gpu.upload(&rng.normals(s.iter().product()), s))?;
-    let (sc, stats) = (StepConfig::default(), gpu.zeros(&[5])?);
-    let n = b.minibatch;
-    let mut rows = Vec::new();
-    for &res in &b.resolutions {
-        let level = res.trailing_zeros() as usize - 1;
-        debug_assert_eq!(res_of(level), res);
-        let alpha = if level > 1 { 0.5 } else { 1.0 };
-        let reals: Vec<f32> = (0..n * b.net.channels * res * res)
-            .map(|_| (2.0 * rng.uniform() - 1.0) as f32)
-            .collect();
-        let mix: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
-        let z = [n, b.net.latent];
-        let inputs = StepInputs {
-            reals: gpu.upload(&reals, &[n, b.net.channels, res, res])?,
-            z_d: gpu.upload(&rng.normals(n * b.net.latent), &z)?,
-            z_g: gpu.upload(&rng.normals(n * b.net.latent), &z)?,
-            mix: gpu.upload(&mix, &[n])?,
-        };
-        // (wall seconds, host seconds, buffers created, what was recorded)
-        let mut run = |steps: usize| -> Result<(f64, f64, u64, RecordStats)> {
-            gpu.wait()?;
-            let created = gpu.pool_stats().created;
-            let recorded = gpu.record_stats();
-            let (start, mut host) = (Instant::now(), 0.0);
-            for _ in 0..steps {
-                let t = Instant::now();
-                step::step(gpu, &mut model, &inputs, level, alpha, &sc, &stats)?;
-                gpu.flush();
-                host += t.elapsed().as_secs_f64();
-            }
-            gpu.wait()?;
-            let recorded = gpu.record_stats().since(recorded);
-            Ok((
-                start.elapsed().as_secs_f64(),
-                host,
-                gpu.pool_stats().created - created,
-                recorded,
-            ))
-        };
-        run(b.warmup)?;
-        let (secs, host, created, recorded) = run(b.steps)?;
-        let (profile, check_ms) = if b.profile {
-            gpu.profile_start()?;
-            step::step(gpu, &mut model, &inputs, level, alpha, &sc, &stats)?;
-            let step_profile = pollster::block_on(gpu.profile_finish())?;
-            gpu.profile_start()?;
-            nonfinite_counts(gpu, &model)?;
-            let check = pollster::block_on(gpu.profile_finish())?;
-            (Some(step_profile), Some(check.total_ms()))
-        } else {
-            (None, None)
-        };
-        rows.push(TrainRow {
-            resolution: res,
-            alpha,
-            images_per_s: (n * b.steps) as f64 / secs,
-            ms_per_step: 1e3 * secs / b.steps as f64,
-            host_ms_per_step: 1e3 * host / b.steps as f64,
-            buffers_per_step: created as f64 / b.steps as f64,
-            launches_per_step: recorded.launches as f64 / b.steps as f64,
-            passes_per_step: recorded.passes as f64 / b.steps as f64,
-            bind_groups_per_step: recorded.bind_groups as f64 / b.steps as f64,
-            profile,
-            check_ms,
-        });
-        // The next resolution's tensors have other sizes.
-        drop(inputs);
-        gpu.trim_pool();
-    }
-    Ok(rows)
-}
-
 /// What `pggan bench launches` measures: the host's time per kernel launch, recording it and
 /// submitting it, each the median over rounds of `launches` launches of one small kernel
 /// (`blas.axpy` on 64 values, so the GPU's time does not enter).
@@ -402,69 +253,6 @@ pub fn launches(gpu: &Gpu, launches: usize, rounds: usize) -> Result<LaunchCost>
         passes: recorded.passes as f64 / timed,
         bind_groups: recorded.bind_groups as f64 / timed,
     })
-}
-
-/// The printed table of `pggan bench train` (the PyTorch reference prints the same).
-pub fn train_table(rows: &[TrainRow]) -> String {
-    let mut out = format!(
-        "{:>10} {:>6} {:>12} {:>12} {:>14} {:>14} {:>10} {:>10} {:>12}\n",
-        "resolution",
-        "alpha",
-        "images/s",
-        "ms/step",
-        "host ms/step",
-        "buffers/step",
-        "launches",
-        "passes",
-        "bind groups"
-    );
-    for r in rows {
-        out += &format!(
-            "{:>10} {:>6.2} {:>12.2} {:>12.2} {:>14.2} {:>14.1} {:>10.0} {:>10.0} {:>12.1}\n",
-            r.resolution,
-            r.alpha,
-            r.images_per_s,
-            r.ms_per_step,
-            r.host_ms_per_step,
-            r.buffers_per_step,
-            r.launches_per_step,
-            r.passes_per_step,
-            r.bind_groups_per_step
-        );
-    }
-    for r in rows {
-        if let Some(p) = &r.profile {
-            out += &profile_table(r.resolution, p);
-        }
-        if let (Some(p), Some(check)) = (&r.profile, r.check_ms) {
-            out += &format!(
-                "the check that the model is finite (before each checkpoint): {check:.3} ms of GPU time, \
-                 {:.1}% of one step\n",
-                100.0 * check / p.total_ms()
-            );
-        }
-    }
-    out
-}
-
-/// The kernels of one profiled step, longest first, with their share of the step's GPU time.
-fn profile_table(res: usize, p: &Profile) -> String {
-    let total = p.total_ms();
-    let mut out = format!("\nkernels of one step at {res}x{res}: {total:.3} ms of GPU time\n");
-    out += &format!("{:>10} {:>7} {:>9}  kernel\n", "ms", "share", "launches");
-    for k in &p.kernels {
-        out += &format!(
-            "{:>10.3} {:>6.1}% {:>9}  {}\n",
-            k.ms,
-            100.0 * k.ms / total,
-            k.launches,
-            k.kernel
-        );
-    }
-    if p.untimed_passes > 0 {
-        out += &format!("({} more passes were not timed)\n", p.untimed_passes);
-    }
-    out
 }
 
 /// The quality benchmark's fixed configuration: the emoji set to `max_res` with small networks,
