@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{pggan, run_pggan as run, temp_dir};
+use common::{pggan, run_pggan as run, temp_dir, TINY};
 
 /// 200 small images in nested folders (PNG and BMP), a truncated PNG and a text file.
 fn image_folder(dir: &Path) {
@@ -25,26 +25,6 @@ fn image_folder(dir: &Path) {
     std::fs::write(dir.join("broken.png"), &good[..good.len() / 2]).unwrap();
     std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
 }
-
-const TINY: &[&str] = &[
-    "--max-res",
-    "8",
-    "--fmap-base",
-    "16",
-    "--fmap-max",
-    "8",
-    "--latent",
-    "8",
-    "--minibatch",
-    "4",
-    "--tick-kimg",
-    "0.008",
-    "--checkpoint-ticks",
-    "1",
-    "--grid",
-    "2",
-    "--quiet",
-];
 
 fn log_lines(run: &Path) -> usize {
     std::fs::read_to_string(run.join("log.jsonl")).map_or(0, |s| s.lines().count())
