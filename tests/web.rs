@@ -13,6 +13,7 @@ async fn run_check(check: Check) {
     let gpu = Gpu::new(&GpuOptions {
         adapter: None,
         default_limits: true,
+        f32_only: false,
     })
     .await
     .expect("a WebGPU adapter is required");

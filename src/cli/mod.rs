@@ -114,6 +114,7 @@ pub fn main() -> ExitCode {
     let gpu = GpuOptions {
         adapter: cli.adapter.clone(),
         default_limits: false,
+        f32_only: false,
     };
     let result = match cli.command.unwrap_or_else(|| Command::Train(Box::default())) {
         Command::Train(args) => train::run(&args, &gpu),
