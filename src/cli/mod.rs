@@ -45,7 +45,8 @@ enum Command {
     /// The EMA generator of a checkpoint as an ONNX model (onnxruntime, onnx2torch, ...).
     Export(export::ExportArgs),
     /// Benchmarks: `train` times the training step per resolution, `kernels` the conv and dense
-    /// passes, `launches` the host's time per kernel launch.
+    /// passes, `launches` the host's time per kernel launch; `precision` lists the adapter's f16 and
+    /// cooperative-matrix features and checks the kernels that use them.
     Bench {
         #[command(subcommand)]
         what: bench::BenchWhat,
