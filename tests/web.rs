@@ -50,6 +50,65 @@ fn every_op_has_a_browser_test() {
     assert_eq!(names, TESTED);
 }
 
+/// The browser's adapter: `auto` is mixed exactly where it offers `shader-f16`. Chromium's
+/// SwiftShader, where this suite runs, offers none, so there `auto` is f32 and the f16 kernel is
+/// refused; a browser with `shader-f16` runs the f16 kernel's check instead.
+#[wasm_bindgen_test]
+async fn precision_auto_follows_shader_f16_and_is_f32_without_it() {
+    use pggan::gpu::Precision;
+    let gpu = Gpu::new(&GpuOptions {
+        adapter: None,
+        default_limits: true,
+        f32_only: false,
+    })
+    .await
+    .expect("a WebGPU adapter is required");
+    web_sys::console::log_1(&format!("adapter: {}\n{}", gpu.describe(), gpu.precision.describe()).into());
+    // Cooperative matrices are native only.
+    assert!(gpu.precision.cooperative_matrix.is_empty());
+    let auto = Precision::parse("auto", &gpu.precision).unwrap();
+    if gpu.precision.shader_f16 {
+        assert_eq!(auto, Precision::Mixed);
+        run_check(ops::dense::check_mixed).await;
+    } else {
+        assert_eq!(auto, Precision::F32);
+        assert!(ops::dense::available_mixed(&gpu).is_err());
+    }
+}
+
+/// The fallback, whatever the browser offers: on a device opened without `shader-f16`, `auto` is f32,
+/// `mixed` is refused, the f16 and the cooperative kernels are refused naming what is missing, and
+/// the f32 product runs.
+#[wasm_bindgen_test]
+async fn mixed_kernels_refuse_and_auto_is_f32_without_shader_f16() {
+    use pggan::gpu::Precision;
+    let gpu = Gpu::new(&GpuOptions {
+        adapter: None,
+        default_limits: true,
+        f32_only: true,
+    })
+    .await
+    .expect("a WebGPU adapter is required");
+    assert!(!gpu.precision.shader_f16 && gpu.precision.cooperative_matrix.is_empty());
+    assert_eq!(Precision::parse("auto", &gpu.precision).unwrap(), Precision::F32);
+    let err = Precision::parse("mixed", &gpu.precision).unwrap_err().to_string();
+    assert!(err.contains("shader-f16"), "{err}");
+    let a = gpu.upload(&[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    let c = gpu.zeros(&[2, 2]).unwrap();
+    let err = ops::dense::matmul_in(&gpu, Precision::Mixed, &a, &a, &c)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("dense mixed needs f16 arithmetic (SHADER_F16"), "{err}");
+    let t = gpu.zeros(&[16, 16]).unwrap();
+    let err = ops::coop_gemm::gemm16(&gpu, &t, &t, &t).unwrap_err().to_string();
+    assert!(
+        err.starts_with("coop_gemm needs cooperative matrices (EXPERIMENTAL_COOPERATIVE_MATRIX)"),
+        "{err}"
+    );
+    ops::dense::matmul_in(&gpu, Precision::F32, &a, &a, &c).unwrap();
+    assert_eq!(gpu.download(&c).await.unwrap(), [7.0, 10.0, 15.0, 22.0]);
+}
+
 #[wasm_bindgen_test]
 async fn train_step_matches_the_reference() {
     run_check(pggan::train::check::check).await;
