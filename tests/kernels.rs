@@ -211,7 +211,9 @@ fn precision_auto_is_mixed_on_an_adapter_with_shader_f16() {
 }
 
 /// A device opened without SHADER_F16 (what a browser without `shader-f16` gives): `auto` is f32,
-/// `mixed` and the f16 kernel are refused with a message naming the feature, f32 still runs.
+/// `mixed` and the feature kernels are refused naming the feature, f32 still runs
+/// (`ops::check_f32_fallback`, which the browser suite runs too); and the launcher itself refuses
+/// the f16 shader.
 #[test]
 fn precision_falls_back_to_f32_on_a_device_without_shader_f16() {
     let gpu = pollster::block_on(Gpu::new(&GpuOptions {
@@ -220,15 +222,9 @@ fn precision_falls_back_to_f32_on_a_device_without_shader_f16() {
     }))
     .unwrap();
     assert_eq!(gpu.precision, PrecisionCaps::default());
-    assert_eq!(Precision::parse("auto", &gpu.precision).unwrap(), Precision::F32);
-    let err = Precision::parse("mixed", &gpu.precision).unwrap_err().to_string();
-    assert!(err.contains("shader-f16"), "{err}");
-    let a = gpu.upload(&[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    pollster::block_on(ops::check_f32_fallback(&gpu)).unwrap();
+    let a = gpu.zeros(&[2, 2]).unwrap();
     let c = gpu.zeros(&[2, 2]).unwrap();
-    let err = ops::dense::matmul_in(&gpu, Precision::Mixed, &a, &a, &c)
-        .unwrap_err()
-        .to_string();
-    assert!(err.starts_with("dense mixed needs f16 arithmetic (SHADER_F16"), "{err}");
     // Past the op's own test, the launcher refuses a shader whose features the device lacks.
     let err = gpu
         .launch(
@@ -244,8 +240,6 @@ fn precision_falls_back_to_f32_on_a_device_without_shader_f16() {
         err.starts_with("dense+f16 needs SHADER_F16, which this device"),
         "{err}"
     );
-    ops::dense::matmul_in(&gpu, Precision::F32, &a, &a, &c).unwrap();
-    assert_eq!(pollster::block_on(gpu.download(&c)).unwrap(), [7.0, 10.0, 15.0, 22.0]);
 }
 
 #[test]

@@ -9,14 +9,19 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-async fn run_check(check: Check) {
-    let gpu = Gpu::new(&GpuOptions {
+/// The browser's device at WebGPU's default limits; `f32_only`: opened without `shader-f16`.
+async fn browser_gpu(f32_only: bool) -> Gpu {
+    Gpu::new(&GpuOptions {
         adapter: None,
         default_limits: true,
-        f32_only: false,
+        f32_only,
     })
     .await
-    .expect("a WebGPU adapter is required");
+    .expect("a WebGPU adapter is required")
+}
+
+async fn run_check(check: Check) {
+    let gpu = browser_gpu(false).await;
     web_sys::console::log_1(&format!("adapter: {}", gpu.describe()).into());
     let rows = check(&gpu).await.expect("the check could not run");
     web_sys::console::log_1(&table(&rows).into());
@@ -56,13 +61,7 @@ fn every_op_has_a_browser_test() {
 #[wasm_bindgen_test]
 async fn precision_auto_follows_shader_f16_and_is_f32_without_it() {
     use pggan::gpu::Precision;
-    let gpu = Gpu::new(&GpuOptions {
-        adapter: None,
-        default_limits: true,
-        f32_only: false,
-    })
-    .await
-    .expect("a WebGPU adapter is required");
+    let gpu = browser_gpu(false).await;
     web_sys::console::log_1(&format!("adapter: {}\n{}", gpu.describe(), gpu.precision.describe()).into());
     // Cooperative matrices are native only.
     assert!(gpu.precision.cooperative_matrix.is_empty());
@@ -78,35 +77,11 @@ async fn precision_auto_follows_shader_f16_and_is_f32_without_it() {
 
 /// The fallback, whatever the browser offers: on a device opened without `shader-f16`, `auto` is f32,
 /// `mixed` is refused, the f16 and the cooperative kernels are refused naming what is missing, and
-/// the f32 product runs.
+/// the f32 product runs (`ops::check_f32_fallback`, as natively).
 #[wasm_bindgen_test]
 async fn mixed_kernels_refuse_and_auto_is_f32_without_shader_f16() {
-    use pggan::gpu::Precision;
-    let gpu = Gpu::new(&GpuOptions {
-        adapter: None,
-        default_limits: true,
-        f32_only: true,
-    })
-    .await
-    .expect("a WebGPU adapter is required");
-    assert!(!gpu.precision.shader_f16 && gpu.precision.cooperative_matrix.is_empty());
-    assert_eq!(Precision::parse("auto", &gpu.precision).unwrap(), Precision::F32);
-    let err = Precision::parse("mixed", &gpu.precision).unwrap_err().to_string();
-    assert!(err.contains("shader-f16"), "{err}");
-    let a = gpu.upload(&[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
-    let c = gpu.zeros(&[2, 2]).unwrap();
-    let err = ops::dense::matmul_in(&gpu, Precision::Mixed, &a, &a, &c)
-        .unwrap_err()
-        .to_string();
-    assert!(err.starts_with("dense mixed needs f16 arithmetic (SHADER_F16"), "{err}");
-    let t = gpu.zeros(&[16, 16]).unwrap();
-    let err = ops::coop_gemm::gemm16(&gpu, &t, &t, &t).unwrap_err().to_string();
-    assert!(
-        err.starts_with("coop_gemm needs cooperative matrices (EXPERIMENTAL_COOPERATIVE_MATRIX)"),
-        "{err}"
-    );
-    ops::dense::matmul_in(&gpu, Precision::F32, &a, &a, &c).unwrap();
-    assert_eq!(gpu.download(&c).await.unwrap(), [7.0, 10.0, 15.0, 22.0]);
+    let gpu = browser_gpu(true).await;
+    pggan::ops::check_f32_fallback(&gpu).await.expect("the f32 fallback");
 }
 
 #[wasm_bindgen_test]
