@@ -10,13 +10,19 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-async fn run_check(check: Check) {
-    let gpu = Gpu::new(&GpuOptions {
+/// The browser's device at WebGPU's default limits; `f32_only`: opened without `shader-f16`.
+async fn browser_gpu(f32_only: bool) -> Gpu {
+    Gpu::new(&GpuOptions {
         adapter: None,
         default_limits: true,
+        f32_only,
     })
     .await
-    .expect("a WebGPU adapter is required");
+    .expect("a WebGPU adapter is required")
+}
+
+async fn run_check(check: Check) {
+    let gpu = browser_gpu(false).await;
     web_sys::console::log_1(&format!("adapter: {}", gpu.describe()).into());
     let rows = check(&gpu).await.expect("the check could not run");
     web_sys::console::log_1(&table(&rows).into());
@@ -48,6 +54,35 @@ pggan::for_each_op!(op_tests);
 fn every_op_has_a_browser_test() {
     let names: Vec<&str> = ops::CHECKS.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, TESTED);
+}
+
+/// The browser's adapter: `auto` is mixed exactly where it offers `shader-f16`. Chromium's
+/// SwiftShader, where this suite runs, offers none, so there `auto` is f32 and the f16 kernel is
+/// refused; a browser with `shader-f16` runs the f16 kernel's check instead.
+#[wasm_bindgen_test]
+async fn precision_auto_follows_shader_f16_and_is_f32_without_it() {
+    use pggan::gpu::Precision;
+    let gpu = browser_gpu(false).await;
+    web_sys::console::log_1(&format!("adapter: {}\n{}", gpu.describe(), gpu.precision.describe()).into());
+    // Cooperative matrices are native only.
+    assert!(gpu.precision.cooperative_matrix.is_empty());
+    let auto = Precision::parse("auto", &gpu.precision).unwrap();
+    if gpu.precision.shader_f16 {
+        assert_eq!(auto, Precision::Mixed);
+        run_check(ops::dense::check_mixed).await;
+    } else {
+        assert_eq!(auto, Precision::F32);
+        assert!(ops::dense::available_mixed(&gpu).is_err());
+    }
+}
+
+/// The fallback, whatever the browser offers: on a device opened without `shader-f16`, `auto` is f32,
+/// `mixed` is refused, the f16 and the cooperative kernels are refused naming what is missing, and
+/// the f32 product runs (`ops::check_f32_fallback`, as natively).
+#[wasm_bindgen_test]
+async fn mixed_kernels_refuse_and_auto_is_f32_without_shader_f16() {
+    let gpu = browser_gpu(true).await;
+    pggan::ops::check_f32_fallback(&gpu).await.expect("the f32 fallback");
 }
 
 #[wasm_bindgen_test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use pggan::bench;
-use pggan::gpu::{Gpu, GpuOptions};
+use pggan::gpu::{Gpu, GpuOptions, Precision};
 use serde_json::Value;
 
 use super::NetSize;
@@ -24,6 +24,12 @@ pub enum BenchWhat {
     Quality(QualityArgs),
     /// GFLOP/s of conv and dense passes beside a plain matmul of the same size.
     Kernels(KernelsArgs),
+    /// The adapter's reduced-precision features (shader-f16, cooperative-matrix configurations),
+    /// what `auto` resolves to, and the kernels that need them against their f64 references: the
+    /// f16 dense product and the 16x16x16 cooperative-matrix (tensor-core) product. A kernel the
+    /// adapter cannot run is refused, saying what it lacks; the exit status is a failure unless
+    /// every one ran and passed.
+    Precision,
 }
 
 /// The settings of `pggan bench launches`.
@@ -109,11 +115,70 @@ pub fn run(opts: &GpuOptions, what: BenchWhat, json: bool) -> Result<ExitCode> {
         BenchWhat::Train(a) => train(gpu, a, json)?,
         BenchWhat::Quality(a) => quality(gpu, adapter, a, json)?,
         BenchWhat::Kernels(a) => kernels(gpu, adapter, a, json)?,
+        BenchWhat::Precision => precision(gpu, adapter, json)?,
     };
     if json {
         println!("{report}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(match report.get("ok") {
+        Some(Value::Bool(false)) => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn precision(gpu: Gpu, adapter: Value, json: bool) -> Result<Value> {
+    let caps = &gpu.precision;
+    let auto = Precision::parse("auto", caps)?;
+    if !json {
+        print!("{}", caps.describe());
+        println!("precision auto: {auto:?}");
+    }
+    let (mut rows, mut refused) = (Vec::new(), Vec::new());
+    for c in pggan::ops::FEATURE_CHECKS {
+        if let Err(e) = (c.available)(&gpu) {
+            if !json {
+                println!("{}: refused: {e:#}", c.name);
+            }
+            refused.push(serde_json::json!({ "check": c.name, "error": format!("{e:#}") }));
+            continue;
+        }
+        let r = pollster::block_on((c.check)(&gpu))?;
+        if !json {
+            print!("{}", pggan::check::table(&r));
+        }
+        rows.extend(r);
+    }
+    let ok = refused.is_empty() && rows.iter().all(|r| r.pass);
+    let configs: Vec<Value> = caps
+        .cooperative_matrix
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "m": c.m_size, "n": c.n_size, "k": c.k_size,
+                "ab": format!("{:?}", c.ab_type), "cr": format!("{:?}", c.cr_type),
+                "saturating": c.saturating_accumulation,
+            })
+        })
+        .collect();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.name, "shape": r.shape, "max_abs": r.max_abs, "max_rel": r.max_rel,
+                "tol": r.tol, "pass": r.pass,
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "bench": "precision",
+        "adapter": adapter,
+        "shader_f16": caps.shader_f16,
+        "cooperative_matrix": configs,
+        "auto": format!("{auto:?}"),
+        "rows": rows,
+        "refused": refused,
+        "ok": ok,
+    }))
 }
 
 fn launches(gpu: Gpu, adapter: Value, a: LaunchesArgs, json: bool) -> Result<Value> {

@@ -3,6 +3,7 @@
 
 mod kernel;
 mod pool;
+mod precision;
 mod profile;
 mod tensor;
 mod uniforms;
@@ -15,6 +16,7 @@ use anyhow::{anyhow, Result};
 
 pub use kernel::{Dispatch, Shader};
 pub use pool::{PoolStats, PooledBuffer};
+pub use precision::{Precision, PrecisionCaps};
 pub use profile::{KernelTime, Profile};
 pub use tensor::{check_slice, Tensor, SLICE_ALIGN};
 
@@ -29,6 +31,9 @@ pub struct GpuOptions {
     /// Ask for WebGPU's default limits instead of the adapter's: what every browser grants. The tests
     /// use this so that every kernel is proven correct at the defaults.
     pub default_limits: bool,
+    /// Open the device without SHADER_F16 and cooperative matrices even where the adapter offers
+    /// them: the device of a browser without `shader-f16`, for testing the f32 fallback natively.
+    pub f32_only: bool,
 }
 
 impl GpuOptions {
@@ -37,6 +42,7 @@ impl GpuOptions {
         GpuOptions {
             adapter: std::env::var(ADAPTER_ENV).ok(),
             default_limits: true,
+            f32_only: false,
         }
     }
 }
@@ -51,6 +57,8 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// What the device offers below f32 (`Precision::parse` resolves a choice against it).
+    pub precision: PrecisionCaps,
     pipelines: Mutex<HashMap<kernel::PipelineKey, Arc<kernel::Pipeline>>>,
     modules: Mutex<HashMap<&'static str, Arc<kernel::Module>>>,
     bind_groups: Mutex<HashMap<kernel::BindKey, wgpu::BindGroup>>,
@@ -72,18 +80,43 @@ impl Gpu {
         } else {
             adapter.limits()
         };
+        // SHADER_F16 and cooperative matrices only where offered, the latter through wgpu's
+        // experimental opt-in; an adapter with neither gets exactly the plain request.
+        let (precision_features, experimental) = if opts.f32_only {
+            (wgpu::Features::empty(), false)
+        } else {
+            precision::features(&adapter.features())
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("pggan"),
-                // Only for `profile_start`; nothing else depends on it.
-                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+                // TIMESTAMP_QUERY only for `profile_start`; nothing else depends on it.
+                required_features: (adapter.features() & wgpu::Features::TIMESTAMP_QUERY) | precision_features,
                 required_limits: required_limits.clone(),
+                experimental_features: if experimental {
+                    // SAFETY: wgpu's terms for experimental features (bugs reported, UB possible
+                    // in them): only the cooperative-matrix kernels (ops::coop_gemm) use it, and
+                    // they are checked against their reference wherever they run.
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
                 ..Default::default()
             })
             .await
             .map_err(|e| anyhow!("adapter {} could not open a device: {e}", info.name))?;
+        let features = device.features();
+        let precision = PrecisionCaps {
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            cooperative_matrix: if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+                adapter.cooperative_matrix_properties()
+            } else {
+                Vec::new()
+            },
+        };
         Ok(Gpu {
             limits: device.limits(),
+            precision,
             device,
             queue,
             info,
