@@ -11,6 +11,12 @@
 // A long K over few tiles (D's last convolution flattened into its dense layer: K = 8192 for a
 // 16 x 512 output) is split over wid.z (split-K): split z sums its `chunk` of K into slice z of c,
 // [splits, M, N], and reduce.wgsl adds the slices.
+//
+// Two variants of this one file (src/ops/dense.rs composes them): the operands are staged in
+// workgroup memory as `Staged`, declared before this text: `alias Staged = f32;` (dense, f32
+// throughout) or `enable f16; alias Staged = f16;` (dense+f16, mixed precision: the operands are
+// rounded to f16 as they are staged, the products and sums are f32, as on tensor cores; the
+// product of two f16 values is exact in f32). Storage stays f32 in both.
 
 struct Params {
     m: u32,
@@ -31,8 +37,8 @@ const CHUNK: u32 = 16u;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
-var<workgroup> a_tile: array<f32, 1024>;  // [CHUNK][TILE]: op(a)[m0 + row, k0 + k]
-var<workgroup> b_tile: array<f32, 1024>;  // [CHUNK][TILE]: op(b)[k0 + k, n0 + col]
+var<workgroup> a_tile: array<Staged, 1024>;  // [CHUNK][TILE]: op(a)[m0 + row, k0 + k]
+var<workgroup> b_tile: array<Staged, 1024>;  // [CHUNK][TILE]: op(b)[k0 + k, n0 + col]
 
 // The (k, row) of element e of a staged chunk, for a stored matrix whose contiguous axis is k or not.
 fn chunk_coords(e: u32, k_contiguous: bool) -> vec2<u32> {
@@ -57,17 +63,17 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let ca = chunk_coords(e, p.trans_a == 0u);
             let ka = k0 + ca.x;
             let row = m0 + ca.y;
-            var va = 0.0;
+            var va: Staged = 0.0;
             if (ka < kend && row < p.m) {
-                va = a[select(row * p.k + ka, ka * p.m + row, p.trans_a == 1u)];
+                va = Staged(a[select(row * p.k + ka, ka * p.m + row, p.trans_a == 1u)]);
             }
             a_tile[ca.x * TILE + ca.y] = va;
             let cb = chunk_coords(e, p.trans_b == 1u);
             let kb = k0 + cb.x;
             let col = n0 + cb.y;
-            var vb = 0.0;
+            var vb: Staged = 0.0;
             if (kb < kend && col < p.n) {
-                vb = b[select(kb * p.n + col, col * p.k + kb, p.trans_b == 1u)];
+                vb = Staged(b[select(kb * p.n + col, col * p.k + kb, p.trans_b == 1u)]);
             }
             b_tile[cb.x * TILE + cb.y] = vb;
         }
@@ -75,11 +81,11 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var k = 0u; k < CHUNK; k++) {
             let at = k * TILE + ty;
             let bt = k * TILE + tx;
-            let bv = vec4<f32>(b_tile[bt], b_tile[bt + 16u], b_tile[bt + 32u], b_tile[bt + 48u]);
-            acc[0] = fma(vec4<f32>(a_tile[at]), bv, acc[0]);
-            acc[1] = fma(vec4<f32>(a_tile[at + 16u]), bv, acc[1]);
-            acc[2] = fma(vec4<f32>(a_tile[at + 32u]), bv, acc[2]);
-            acc[3] = fma(vec4<f32>(a_tile[at + 48u]), bv, acc[3]);
+            let bv = vec4<f32>(vec4<Staged>(b_tile[bt], b_tile[bt + 16u], b_tile[bt + 32u], b_tile[bt + 48u]));
+            acc[0] = fma(vec4<f32>(f32(a_tile[at])), bv, acc[0]);
+            acc[1] = fma(vec4<f32>(f32(a_tile[at + 16u])), bv, acc[1]);
+            acc[2] = fma(vec4<f32>(f32(a_tile[at + 32u])), bv, acc[2]);
+            acc[3] = fma(vec4<f32>(f32(a_tile[at + 48u])), bv, acc[3]);
         }
         workgroupBarrier();
     }

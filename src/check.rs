@@ -108,3 +108,127 @@ pub fn jvp_difference_error(f: impl Fn(&[f64]) -> Vec<f64>, x: &[f64], t: &[f64]
 pub fn f64s(x: &[f32]) -> Vec<f64> {
     x.iter().map(|&v| v as f64).collect()
 }
+
+/// f16's unit roundoff: half its machine epsilon, 2^-11 (11 significant bits).
+pub const F16_UNIT_ROUNDOFF: f64 = 1.0 / 2048.0;
+/// f32's, 2^-24.
+pub const F32_UNIT_ROUNDOFF: f64 = 1.0 / 16_777_216.0;
+
+/// `x` rounded to the nearest f16 (ties to even), as f64: what a kernel's `f16(x)` gives. Normal
+/// f16 values have 11 significant bits; below 2^-14 the step stays 2^-24 (subnormals); past the
+/// largest finite f16 (65504) the result is infinite.
+pub fn round_f16(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let exponent = x.abs().log2().floor().max(-14.0) as i32;
+    let step = 2f64.powi(exponent - 10);
+    let r = (x / step).round_ties_even() * step;
+    if r.abs() > 65504.0 {
+        f64::INFINITY.copysign(x)
+    } else {
+        r
+    }
+}
+
+/// The checks of a mixed-precision product c [M, N] = a [M, K] b [K, N] (f16 operands, products
+/// and sums at the accumulator's precision, unit roundoff `acc_unit`), as rows:
+///
+/// - against the f64 product of the f32 inputs: per element, rounding a and b to f16 changes each
+///   product by at most (2u + u^2) |a_ik b_kj| (u = 2^-11), and a sum of K terms adds at most
+///   gamma_K = K acc_unit / (1 - K acc_unit) times the sum of the magnitudes; the row's tolerance is
+///   the largest such bound over the elements, relative to the reference's largest magnitude;
+/// - against the f64 product of the f16-rounded inputs, with the accumulation bound alone. With
+///   `discriminate`, the inputs must move that reference by more than twice the bound (and the f32
+///   kernel's) somewhere, an error otherwise, so a kernel that silently kept its operands in f32
+///   fails this row (over long reductions the worst-case bounds exceed f16's effect: not asked);
+/// - with `f32`, the f32 kernel's result on the same inputs: the mixed result must differ from it by
+///   more than the f32 kernel's own rounding and the accumulation bound allow (a row that passes
+///   when the difference is above its tolerance).
+#[allow(clippy::too_many_arguments)]
+pub fn mixed_gemm_rows(
+    name: &str,
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    b: &[f32],
+    got: &[f32],
+    f32_result: Option<&[f32]>,
+    acc_unit: f64,
+    discriminate: bool,
+) -> anyhow::Result<Vec<Row>> {
+    let u = F16_UNIT_ROUNDOFF;
+    let gamma = |unit: f64| k as f64 * unit / (1.0 - k as f64 * unit);
+    let (a64, b64) = (f64s(a), f64s(b));
+    let (a16, b16): (Vec<f64>, Vec<f64>) = (
+        a64.iter().map(|&x| round_f16(x)).collect(),
+        b64.iter().map(|&x| round_f16(x)).collect(),
+    );
+    let inexact = a64.iter().chain(&b64).filter(|&&x| round_f16(x) != x).count();
+    anyhow::ensure!(
+        inexact * 10 >= (a.len() + b.len()) * 9,
+        "{name}: only {inexact} of {} inputs are inexact in f16; the check needs inputs f16 cannot hold",
+        a.len() + b.len()
+    );
+    let product = |x: &[f64], y: &[f64], abs: bool| -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|l| {
+                        let t = x[i * k + l] * y[l * n + j];
+                        if abs {
+                            t.abs()
+                        } else {
+                            t
+                        }
+                    })
+                    .sum();
+            }
+        }
+        c
+    };
+    let (exact, rounded) = (product(&a64, &b64, false), product(&a16, &b16, false));
+    let (mag, mag16) = (product(&a64, &b64, true), product(&a16, &b16, true));
+    let scale = |r: &[f64]| r.iter().fold(0.0f64, |s, v| s.max(v.abs()));
+    let max = |v: &mut dyn Iterator<Item = f64>| v.fold(0.0f64, f64::max);
+    let shape = [m, k, n];
+    // Bounds per element, then the largest, relative to each reference's largest magnitude.
+    let full = max(&mut mag
+        .iter()
+        .map(|s| (2.0 * u + u * u) * s + gamma(acc_unit) * (1.0 + u).powi(2) * s));
+    let acc = max(&mut mag16.iter().map(|s| gamma(acc_unit) * s));
+    // The f32 kernel's bound: within gamma_K(2^-24) of the exact product.
+    let f32_bound = max(&mut mag.iter().map(|s| gamma(F32_UNIT_ROUNDOFF) * s));
+    let moved = max(&mut exact.iter().zip(&rounded).map(|(e, r)| (e - r).abs()));
+    anyhow::ensure!(
+        !discriminate || moved > 2.0 * acc + f32_bound,
+        "{name}: rounding the inputs to f16 moves the product by only {moved:.2e}, within the \
+         accumulation bounds ({acc:.2e}, {f32_bound:.2e}); the check would not tell f16 from f32"
+    );
+    let mut rows = vec![
+        compare(&format!("{name} vs f64"), &shape, got, &exact, full / scale(&exact)),
+        compare(
+            &format!("{name} vs f16 inputs"),
+            &shape,
+            got,
+            &rounded,
+            acc / scale(&rounded),
+        ),
+    ];
+    if let Some(f32_result) = f32_result {
+        // The f32 kernel is within `f32_bound` of the exact product, the mixed one within `acc`
+        // of the rounded one: a difference above both means the operands really were f16.
+        let diff = max(&mut got.iter().zip(f32_result).map(|(g, f)| (*g as f64 - *f as f64).abs()));
+        let tol = (acc + f32_bound) / scale(&exact);
+        let rel = diff / scale(&exact);
+        rows.push(Row {
+            name: format!("{name} != f32 (> tol)"),
+            shape: format!("{shape:?}"),
+            max_abs: diff,
+            max_rel: rel,
+            tol,
+            pass: rel > tol,
+        });
+    }
+    Ok(rows)
+}

@@ -1,8 +1,8 @@
 //! Checkpoints: one safetensors file, the same natively and in the browser. The tensors are every
 //! parameter, EMA parameter and Adam moment by name (`g/8x8/conv0/w`, `d_m/4x4/dense1/b`, ...); the
-//! header's metadata holds the run's configuration and schedule position as JSON and a CRC-32 of
-//! the tensor bytes and that JSON, so a damaged, truncated or foreign file is refused with a message instead of
-//! loaded.
+//! header's metadata holds the run's configuration, schedule position and curves (`history`) as JSON
+//! and a CRC-32 of the tensor bytes and that JSON, so a damaged, truncated or foreign file is refused
+//! with a message instead of loaded.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,12 +15,15 @@ use crate::train::state::{AdamSteps, TrainState};
 
 /// The `format` metadata entry and its version; a newer version is refused, not guessed at.
 /// Version 2: D's downsampling layers pool before their bias and activation (the official block),
-/// and the CRC covers the configuration and state too. Version 1 files still load for sampling
-/// (G is unchanged), but a run cannot resume from them.
+/// and the CRC covers the configuration and state too. Version 3: a `history` entry (the run's
+/// curves), also under the CRC; an older pggan would call it damaged, so it is refused there by
+/// version. Version 1 files still load for sampling (G is unchanged), but a run cannot resume from
+/// them; version 2 files load with an empty history.
 pub const FORMAT: &str = "pggan-checkpoint";
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
-/// A checkpoint in memory: configuration, schedule position and named f32 tensors.
+/// A checkpoint in memory: configuration, schedule position (with the run's history) and named f32
+/// tensors.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
     /// The format version it was read from; [`VERSION`] for one made by this build.
@@ -42,8 +45,9 @@ struct StateEntry {
 }
 
 /// CRC-32 over every tensor's name and bytes, in name order, then (from version 2 on) the
-/// configuration's and the state's JSON, so that a damaged header is refused too.
-fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>, meta: &[&str]) -> u32 {
+/// configuration's and the state's JSON and (from version 3 on) the history's, so that a damaged
+/// header is refused too.
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>, meta: &[&String]) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     for (name, bytes) in tensors {
         crc.update(name.as_bytes());
@@ -69,12 +73,14 @@ impl Checkpoint {
                 adam: self.adam,
             })?,
         );
-        let crc = checksum(bytes.iter().map(|(n, b)| (*n, *b)), &[&config, &state]);
+        let history = serde_json::to_string(&self.state.history)?;
+        let crc = checksum(bytes.iter().map(|(n, b)| (*n, *b)), &[&config, &state, &history]);
         let metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("version".to_string(), VERSION.to_string()),
             ("config".to_string(), config),
             ("state".to_string(), state),
+            ("history".to_string(), history),
             ("crc32".to_string(), format!("{crc:08x}")),
         ]);
         let views = self
@@ -115,8 +121,15 @@ impl Checkpoint {
         let mut names: Vec<(String, TensorView)> = file.tensors();
         names.sort_by(|a, b| a.0.cmp(&b.0));
         let (config, state) = (get("config")?, get("state")?);
-        let meta: &[&str] = if version >= 2 { &[config, state] } else { &[] };
-        let crc = checksum(names.iter().map(|(n, v)| (n.as_str(), v.data())), meta);
+        let history = match version {
+            3.. => Some(get("history")?),
+            _ => None,
+        };
+        let meta: Vec<&String> = match version {
+            2.. => [config, state].into_iter().chain(history).collect(),
+            _ => vec![],
+        };
+        let crc = checksum(names.iter().map(|(n, v)| (n.as_str(), v.data())), &meta);
         let expected = get("crc32")?;
         if format!("{crc:08x}") != *expected {
             bail!("the checkpoint is damaged: its checksum is {crc:08x}, its header says {expected}");
@@ -144,6 +157,9 @@ impl Checkpoint {
         if version < 2 {
             // Version 1 evaluated the schedule at every step.
             state.schedule_images = state.images;
+        }
+        if let Some(history) = history {
+            state.history = serde_json::from_str(history).context("the checkpoint's history is unreadable")?;
         }
         Ok(Checkpoint {
             version,

@@ -1,7 +1,6 @@
 //! pggan: Progressive Growing of GANs trained on the GPU through WebGPU, natively (wgpu on Vulkan,
 //! Metal, DX12) and in the browser (WASM), with hand-written WGSL kernels.
 
-#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod check;
 pub mod checkpoint;

@@ -2,7 +2,7 @@
 
 use crate::check::{table, Check, Row};
 use crate::gpu::Gpu;
-use crate::ops::CHECKS;
+use crate::ops::{CHECKS, FEATURE_CHECKS};
 
 /// Every op's check, then the training step (D and G gradients with the penalty, Adam) against the
 /// f64 reference step.
@@ -11,10 +11,15 @@ pub fn checks() -> impl Iterator<Item = (&'static str, Check)> {
     CHECKS.iter().copied().chain([step])
 }
 
-/// Runs every check; a check that cannot run at all gives a failing row naming the error.
+/// Runs every check, and every check that needs a device feature where the device has it; a check
+/// that cannot run at all gives a failing row naming the error.
 pub async fn run(gpu: &Gpu) -> Vec<Row> {
     let mut rows = Vec::new();
-    for (name, check) in checks() {
+    let runnable = FEATURE_CHECKS
+        .iter()
+        .filter(|c| (c.available)(gpu).is_ok())
+        .map(|c| (c.name, c.check));
+    for (name, check) in checks().chain(runnable) {
         match check(gpu).await {
             Ok(r) => rows.extend(r),
             Err(e) => rows.push(Row {
@@ -35,8 +40,13 @@ pub async fn report(gpu: &Gpu) -> (String, bool) {
     let rows = run(gpu).await;
     let ok = rows.iter().all(|r| r.pass);
     let failed = rows.iter().filter(|r| !r.pass).count();
+    let not_run: String = FEATURE_CHECKS
+        .iter()
+        .filter_map(|c| (c.available)(gpu).err())
+        .map(|e| format!("not run here: {e:#}\n"))
+        .collect();
     let text = format!(
-        "{}adapter: {}\n{} rows, {failed} failed\n",
+        "{}{not_run}adapter: {}\n{} rows, {failed} failed\n",
         table(&rows),
         gpu.describe(),
         rows.len()

@@ -1,7 +1,7 @@
 //! The wasm-bindgen API the page calls: a training [`Session`] (or, for a checkpoint loaded without
 //! data, a generator to sample from), the person's files ([`Files`]) and the decoding of a run's
 //! images a chunk at a time ([`DatasetLoader`]), sample grids and latent walks as RGBA ([`Frame`]),
-//! checkpoints as bytes in the native format, and the self-test.
+//! checkpoints as bytes in the native format, the self-test, and the training step's benchmark.
 //!
 //! Every method that touches the GPU is async and never blocks: steps are submitted, and the page
 //! awaits the read-back of their losses. A session is used by one call at a time (the page
@@ -11,12 +11,15 @@ use anyhow::{anyhow, bail, ensure, Result};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::bench::TrainSettings;
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Dataset};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::samples::{grid, latent_walk};
 use crate::train::config::{TrainConfig, EMOJI};
+use crate::train::cost::Cost;
 use crate::train::sample::{sample_latents, Sampler};
+use crate::train::state::HistoryPoint;
 use crate::train::trainer::{generator_only, holds_a_run, Due, Stats, Trainer};
 
 fn js_error(e: anyhow::Error) -> JsValue {
@@ -35,6 +38,23 @@ fn to_js(value: &impl Serialize) -> Result<JsValue> {
 pub async fn selftest() -> Result<String, JsValue> {
     let gpu = Gpu::new(&GpuOptions::default()).await.map_err(js_error)?;
     Ok(crate::selftest::report(&gpu).await.0)
+}
+
+/// `pggan bench train --json`'s object, timed in this tab on its WebGPU adapter: `settings_json` holds
+/// any fields of [`TrainSettings`] (`{"resolution": 16, "fmap_base": 64, ...}`; the rest keep the
+/// CLI's defaults). `bench/browser_vs_native.mjs` compares it with the native figures.
+#[wasm_bindgen]
+pub async fn bench_train(settings_json: String) -> Result<JsValue, JsValue> {
+    async {
+        let settings: TrainSettings =
+            serde_json::from_str(&settings_json).map_err(|e| anyhow!("the benchmark's settings: {e}"))?;
+        let b = settings.bench()?;
+        let gpu = Gpu::new(&GpuOptions::default()).await?;
+        let rows = crate::bench::train(&gpu, &b).await?;
+        to_js(&crate::bench::train_report(&gpu, &settings, &rows))
+    }
+    .await
+    .map_err(js_error)
 }
 
 /// Image files the person picked or dropped, decoded in wasm by a [`DatasetLoader`].
@@ -90,6 +110,9 @@ enum Run {
 #[wasm_bindgen]
 pub struct Session {
     run: Run,
+    /// Training speed in [`Cost`] units per second, measured over `step()` calls and smoothed as
+    /// the CLI's; `None` until the first call.
+    speed: Option<f64>,
 }
 
 /// `step()`'s object: the last step's losses, and what the run's tick clock says is due after the
@@ -116,6 +139,9 @@ struct Status<'a> {
     steps: u64,
     /// Training time so far (summed over the page's step calls and the native run, if resumed).
     seconds: f64,
+    /// Seconds of training left at the speed measured so far, counting the slower resolutions
+    /// to come (as the CLI's ETA); null before the first steps and when finished.
+    eta_seconds: Option<f64>,
     dataset: Option<DatasetInfo<'a>>,
 }
 
@@ -248,9 +274,7 @@ impl Session {
             let mut cfg = new_config(&config_json, data.emoji)?;
             let data = data.dataset(&mut cfg)?;
             let gpu = Gpu::new(&GpuOptions::default()).await?;
-            Ok(Session {
-                run: Run::Train(Box::new(Trainer::new(gpu, cfg, data)?)),
-            })
+            Ok(Session::new(Run::Train(Box::new(Trainer::new(gpu, cfg, data)?))))
         }
         .await
         .map_err(js_error)
@@ -263,9 +287,7 @@ impl Session {
             let mut ck = resumable(&checkpoint)?;
             let data = data.dataset(&mut ck.config)?;
             let gpu = Gpu::new(&GpuOptions::default()).await?;
-            Ok(Session {
-                run: Run::Train(Box::new(Trainer::resume(gpu, &ck, data)?)),
-            })
+            Ok(Session::new(Run::Train(Box::new(Trainer::resume(gpu, &ck, data)?))))
         }
         .await
         .map_err(js_error)
@@ -277,9 +299,7 @@ impl Session {
         async {
             let ck = Checkpoint::from_bytes(&checkpoint)?;
             let gpu = Gpu::new(&GpuOptions::default()).await?;
-            Ok(Session {
-                run: Run::Sample(Box::new(Sampler::new(gpu, ck)?)),
-            })
+            Ok(Session::new(Run::Sample(Box::new(Sampler::new(gpu, ck)?))))
         }
         .await
         .map_err(js_error)
@@ -295,15 +315,20 @@ impl Session {
                 bail!("this checkpoint was loaded to sample only: load it with \"resume training\" to train");
             };
             let start = js_sys::Date::now();
-            let mut due = Due::default();
+            let cost = Cost::new(&trainer.cfg);
+            let (mut due, mut work) = (Due::default(), 0.0);
             for _ in 0..n {
                 if trainer.finished() {
                     break;
                 }
+                let before = trainer.state.images;
                 due = due.and(trainer.step()?);
+                // The position the step used (the schedule is evaluated at its start).
+                work += cost.per_image(trainer.position().level) * (trainer.state.images - before) as f64;
             }
             let stats = trainer.stats().await?;
-            trainer.state.seconds += (js_sys::Date::now() - start) / 1000.0;
+            let seconds = (js_sys::Date::now() - start) / 1000.0;
+            trainer.state.seconds += seconds;
             if let Some(what) = stats.nonfinite() {
                 bail!(
                     "{}. The page will not save it; load the last checkpoint you saved and train with a \
@@ -311,6 +336,21 @@ impl Session {
                     trainer.diverged(what)
                 );
             }
+            if work > 0.0 && seconds > 0.0 {
+                let r = work / seconds;
+                self.speed = Some(self.speed.map_or(r, |old| 0.8 * old + 0.2 * r));
+            }
+            let pos = trainer.position();
+            trainer.state.record(HistoryPoint {
+                kimg: trainer.state.images as f64 / 1000.0,
+                d_loss: stats.d_loss,
+                g_loss: stats.g_loss,
+                penalty: stats.penalty,
+                wasserstein: stats.wasserstein,
+                swd: None,
+                resolution: pos.res(),
+                alpha: pos.alpha,
+            });
             to_js(&StepReport { stats, due })
         }
         .await
@@ -334,9 +374,14 @@ impl Session {
             }),
             Run::Sample(_) => None,
         };
+        let finished = state.images >= cfg.total_images();
+        let eta_seconds = match (&self.run, self.speed) {
+            (Run::Train(_), Some(speed)) if !finished => Some(Cost::new(cfg).remaining(state.images) / speed),
+            _ => None,
+        };
         to_js(&Status {
             training: matches!(self.run, Run::Train(_)),
-            finished: state.images >= cfg.total_images(),
+            finished,
             resolution: pos.res(),
             max_resolution: cfg.net.max_res,
             phase: pos.phase_name(),
@@ -345,9 +390,21 @@ impl Session {
             total_kimg: cfg.total_images() as f64 / 1000.0,
             steps: state.steps,
             seconds: state.seconds,
+            eta_seconds,
             dataset,
         })
         .map_err(js_error)
+    }
+
+    /// The run's curves: `[{kimg, d_loss, g_loss, penalty, wasserstein, swd?, resolution, alpha}]`,
+    /// one point per batch of `step()` here, per tick in `pggan train`, and those of the checkpoint
+    /// it continues or samples; at most 2000 (`HISTORY_POINTS`), thinned as it grows.
+    pub fn history(&self) -> Result<JsValue, JsValue> {
+        let state = match &self.run {
+            Run::Train(t) => &t.state,
+            Run::Sample(s) => &s.ck.state,
+        };
+        to_js(&state.history).map_err(js_error)
     }
 
     /// The run's whole configuration as JSON.
@@ -375,13 +432,17 @@ impl Session {
     /// The sliced Wasserstein distance (x1e3, Karras et al. 2018, section 5) between `swd_images` images
     /// of the EMA generator and as many real ones at the current resolution: `{levels: [[res, value],
     /// ...], average}`, or null below 16x16. It draws from its own RNG, seeded as the CLI's (the run's
-    /// seed and the last tick): measuring never changes the run.
-    pub async fn swd(&self) -> Result<JsValue, JsValue> {
+    /// seed and the last tick): measuring never changes the run. The average joins the history's
+    /// last point.
+    pub async fn swd(&mut self) -> Result<JsValue, JsValue> {
         async {
-            let Run::Train(trainer) = &self.run else {
+            let Run::Train(trainer) = &mut self.run else {
                 bail!("the SWD compares with the training images: load the checkpoint with \"resume training\"");
             };
             let swd = trainer.logged_swd().await?;
+            if let (Some(swd), Some(last)) = (&swd, trainer.state.history.last_mut()) {
+                last.swd = Some(swd.average);
+            }
             to_js(&swd)
         }
         .await
@@ -407,6 +468,10 @@ impl Session {
 }
 
 impl Session {
+    fn new(run: Run) -> Session {
+        Session { run, speed: None }
+    }
+
     fn cfg(&self) -> &TrainConfig {
         match &self.run {
             Run::Train(t) => &t.cfg,

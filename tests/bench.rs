@@ -1,6 +1,7 @@
 //! `pggan bench train`, `pggan bench kernels` and `pggan bench launches` as a user runs them, on tiny
 //! shapes: the JSON they print, the per-kernel profile, forced tiles, the refusal of an unknown tile,
-//! and the per-launch host cost with its counts.
+//! the per-launch host cost with its counts, and `pggan bench precision` (features and the mixed
+//! kernels).
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -144,4 +145,41 @@ fn bench_launches_reuses_one_pass_and_its_bind_groups() {
     let out = run(&["bench", "launches", "--rounds", "1"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--rounds at least 2"), "{err}");
+}
+
+/// On lavapipe (shader-f16, no cooperative matrices): the features listed, `auto` mixed, the f16
+/// dense product checked, the cooperative one refused with what is missing, and so a failing exit
+/// status, since the tensor-core path was not proven.
+#[test]
+fn bench_precision_checks_f16_and_refuses_cooperative_matrices_on_lavapipe() {
+    let out = run(&["bench", "precision"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("shader-f16: yes\ncooperative matrices: no\n"), "{text}");
+    assert!(text.contains("precision auto: Mixed"), "{text}");
+    assert!(
+        text.lines().filter(|l| l.starts_with("dense mixed")).count() == 8
+            && text
+                .lines()
+                .filter(|l| l.starts_with("dense mixed"))
+                .all(|l| l.ends_with("pass")),
+        "{text}"
+    );
+    assert!(
+        text.contains("coop_gemm: refused: coop_gemm needs cooperative matrices (EXPERIMENTAL_COOPERATIVE_MATRIX)"),
+        "{text}"
+    );
+    assert!(!out.status.success());
+
+    let out = run(&["bench", "precision", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert_eq!(report["auto"], "Mixed");
+    assert_eq!(report["shader_f16"], true);
+    assert_eq!(report["cooperative_matrix"].as_array().map(Vec::len), Some(0));
+    assert_eq!(report["refused"][0]["check"], "coop_gemm");
+    assert!(
+        report["rows"].as_array().unwrap().iter().all(|r| r["pass"] == true),
+        "{report}"
+    );
+    assert_eq!(report["ok"], false);
+    assert!(!out.status.success());
 }

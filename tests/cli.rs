@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{pggan, run_pggan as run, temp_dir};
+use common::{pggan, run_pggan as run, temp_dir, TINY};
 
 /// 200 small images in nested folders (PNG and BMP), a truncated PNG and a text file.
 fn image_folder(dir: &Path) {
@@ -25,26 +25,6 @@ fn image_folder(dir: &Path) {
     std::fs::write(dir.join("broken.png"), &good[..good.len() / 2]).unwrap();
     std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
 }
-
-const TINY: &[&str] = &[
-    "--max-res",
-    "8",
-    "--fmap-base",
-    "16",
-    "--fmap-max",
-    "8",
-    "--latent",
-    "8",
-    "--minibatch",
-    "4",
-    "--tick-kimg",
-    "0.008",
-    "--checkpoint-ticks",
-    "1",
-    "--grid",
-    "2",
-    "--quiet",
-];
 
 fn log_lines(run: &Path) -> usize {
     std::fs::read_to_string(run.join("log.jsonl")).map_or(0, |s| s.lines().count())
@@ -114,6 +94,21 @@ fn train_interrupt_resume_generate() {
         (Some(0.12), Some(8)),
         "{last}"
     );
+    // The checkpoint keeps the run's curves for the page: one point per log line, across the resume.
+    let ck = pggan::checkpoint::load(&run_dir.join("checkpoint.safetensors")).unwrap();
+    let logged: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(ck.state.history.len(), logged.len());
+    for (point, line) in ck.state.history.iter().zip(&logged) {
+        assert_eq!(
+            (Some(point.kimg), Some(point.resolution as u64), Some(point.d_loss)),
+            (
+                line["kimg"].as_f64(),
+                line["resolution"].as_u64(),
+                line["d_loss"].as_f64().map(|v| v as f32)
+            ),
+            "{line}"
+        );
+    }
 
     // Changing the networks of a run is refused, naming the setting.
     let other = run(&["train", "--resume", run_dir.to_str().unwrap(), "--fmap-max", "16"]);

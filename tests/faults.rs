@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{pggan, run_pggan as run, temp_dir};
+use common::{pggan, run_pggan as run, temp_dir, TINY};
 use pggan::checkpoint::{self, Checkpoint};
 use pggan::rng::Rng;
 use pggan::train::config::TrainConfig;
@@ -17,33 +17,15 @@ use pggan::train::run::new_run_dir;
 
 /// A tiny run: checkpoints every tick of 8 images (two steps), 8x8 after 8 images per phase.
 fn tiny(cache: &Path) -> Vec<String> {
-    [
-        "--max-res",
-        "8",
-        "--fmap-base",
-        "16",
-        "--fmap-max",
-        "8",
-        "--latent",
-        "8",
-        "--minibatch",
-        "4",
+    let more = [
         "--phase-kimg",
         "0.008",
-        "--tick-kimg",
-        "0.008",
-        "--checkpoint-ticks",
-        "1",
         "--swd-ticks",
         "0",
-        "--grid",
-        "2",
-        "--quiet",
         "--cache",
         cache.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec()
+    ];
+    TINY.iter().chain(&more).map(|s| s.to_string()).collect()
 }
 
 /// A test's folders: `root`, the runs folder `out` in it and its first run's folder, and the tiny

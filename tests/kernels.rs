@@ -4,7 +4,7 @@
 
 mod common;
 
-use pggan::gpu::Dispatch;
+use pggan::gpu::{Dispatch, Gpu, GpuOptions, Precision, PrecisionCaps};
 use pggan::ops;
 
 /// A test per registered op, named after it, and the list of their names.
@@ -182,4 +182,113 @@ fn launches_keep_their_parameters_across_arenas_and_submissions() {
     }
     let got = pollster::block_on(gpu.download(&y)).unwrap();
     assert!(got.iter().all(|&v| v as f64 == expected), "{got:?} != {expected}");
+}
+
+/// The mixed-precision product against f64 (`dense::check_mixed`: tolerances from f16's unit
+/// roundoff 2^-11 and the reduction length, and a row that fails if the operands silently stayed
+/// f32). Needs SHADER_F16, which lavapipe has; a native adapter without it fails here.
+#[test]
+fn dense_mixed_on_an_adapter_with_shader_f16() {
+    let gpu = common::gpu();
+    assert!(
+        gpu.precision.shader_f16,
+        "{} has no SHADER_F16:\n{}",
+        gpu.describe(),
+        gpu.precision.describe()
+    );
+    common::run_check_on(&gpu, ops::dense::check_mixed);
+}
+
+/// `auto` is mixed where the adapter has f16 arithmetic: on lavapipe (shaderFloat16) it is.
+#[test]
+fn precision_auto_is_mixed_on_an_adapter_with_shader_f16() {
+    let gpu = common::gpu();
+    eprint!("{}", gpu.precision.describe());
+    assert!(gpu.precision.shader_f16, "{} has no SHADER_F16", gpu.describe());
+    assert_eq!(Precision::parse("auto", &gpu.precision).unwrap(), Precision::Mixed);
+    assert_eq!(Precision::parse("mixed", &gpu.precision).unwrap(), Precision::Mixed);
+    assert_eq!(Precision::parse("f32", &gpu.precision).unwrap(), Precision::F32);
+}
+
+/// A device opened without SHADER_F16 (what a browser without `shader-f16` gives): `auto` is f32,
+/// `mixed` and the feature kernels are refused naming the feature, f32 still runs
+/// (`ops::check_f32_fallback`, which the browser suite runs too); and the launcher itself refuses
+/// the f16 shader.
+#[test]
+fn precision_falls_back_to_f32_on_a_device_without_shader_f16() {
+    let gpu = pollster::block_on(Gpu::new(&GpuOptions {
+        f32_only: true,
+        ..GpuOptions::for_tests()
+    }))
+    .unwrap();
+    assert_eq!(gpu.precision, PrecisionCaps::default());
+    pollster::block_on(ops::check_f32_fallback(&gpu)).unwrap();
+    let a = gpu.zeros(&[2, 2]).unwrap();
+    let c = gpu.zeros(&[2, 2]).unwrap();
+    // Past the op's own test, the launcher refuses a shader whose features the device lacks.
+    let err = gpu
+        .launch(
+            &ops::dense::SHADER_F16,
+            "gemm",
+            &[0u32; 8],
+            &[&a, &a, &c],
+            Dispatch::Groups([1, 1, 1]),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("dense+f16 needs SHADER_F16, which this device"),
+        "{err}"
+    );
+}
+
+#[test]
+fn precision_parse_refuses_other_strings() {
+    let caps = PrecisionCaps {
+        shader_f16: true,
+        ..Default::default()
+    };
+    for bad in ["f16", "F32", "", "mixed "] {
+        let err = Precision::parse(bad, &caps).unwrap_err().to_string();
+        assert!(err.contains("is not one of f32, mixed, auto"), "{bad:?}: {err}");
+    }
+}
+
+/// coop_gemm runs against its reference where the adapter lists the f16 x f16 + f32 16x16
+/// configuration; on every other adapter (lavapipe: no cooperative matrices) both the op and the
+/// launcher refuse it, naming the feature.
+#[test]
+fn coop_gemm_runs_where_the_adapter_lists_it_else_refuses() {
+    let gpu = common::gpu();
+    eprint!("{}", gpu.precision.describe());
+    if ops::coop_gemm::available(&gpu).is_ok() {
+        common::run_check_on(&gpu, ops::coop_gemm::check);
+        return;
+    }
+    let t = gpu.zeros(&[16, 16]).unwrap();
+    let err = ops::coop_gemm::gemm16(&gpu, &t, &t, &t).unwrap_err().to_string();
+    assert!(
+        err.starts_with("coop_gemm needs cooperative matrices (EXPERIMENTAL_COOPERATIVE_MATRIX)"),
+        "{err}"
+    );
+    if !gpu
+        .device
+        .features()
+        .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    {
+        let err = gpu
+            .launch(
+                &ops::coop_gemm::SHADER,
+                "gemm16",
+                &(),
+                &[&t, &t, &t],
+                Dispatch::Groups([1, 1, 1]),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("needs") && err.contains("EXPERIMENTAL_COOPERATIVE_MATRIX"),
+            "{err}"
+        );
+    }
 }

@@ -93,8 +93,9 @@ PGGAN_NATIVE_CHECKPOINT="$e2e/native/000-emoji-8/checkpoint.safetensors" node te
 pggan generate --checkpoint "$e2e/page.safetensors" --count 2 --out "$e2e/gen"
 pggan generate --checkpoint "$e2e/page-generator.safetensors" --count 2 --out "$e2e/gen-export"
 cmp "$e2e/gen/000000.png" "$e2e/gen-export/000000.png"
-# A checkpoint file that is not a run folder's own continues as a new run under --out (to a total
-# past wherever the page paused).
-pggan train --resume "$e2e/page.safetensors" --out "$e2e/page-runs" --total-kimg 0.2 --cache "$e2e/cache" --quiet
-grep -q '"kimg":0.2,' "$e2e/page-runs/000-emoji-8/log.jsonl"
-echo "== all tests passed; screenshots in $e2e/screenshot.png and $e2e/screenshot-native.png"
+# A checkpoint file that is not a run folder's own continues as a new run under --out, here 40
+# images past where the page saved it (the run's last step is a tick: the log's last line).
+total=$(awk -v k="$(cat "$e2e/page-kimg.txt")" 'BEGIN { printf "%g", k + 0.04 }')
+pggan train --resume "$e2e/page.safetensors" --out "$e2e/page-runs" --total-kimg "$total" --cache "$e2e/cache" --quiet
+tail -n 1 "$e2e/page-runs/000-emoji-8/log.jsonl" | grep -q "\"kimg\":$total,"
+echo "== all tests passed; screenshots in $e2e: desktop.png, phone.png, screenshot.png, screenshot-native.png"

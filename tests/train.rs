@@ -106,7 +106,7 @@ fn settings_are_validated_by_name() {
 
 #[test]
 fn the_time_left_counts_the_resolutions_to_come() {
-    use pggan::train::run::Cost;
+    use pggan::train::cost::Cost;
     let cfg = TrainConfig::default(); // 4x4 to 64x64, 20k images per phase
     let cost = Cost::new(&cfg);
     let per = |level| cost.per_image(level);
@@ -232,6 +232,58 @@ fn damaged_and_foreign_checkpoints_are_refused() {
 }
 
 #[test]
+fn the_history_is_saved_under_the_checksum_and_thinned() {
+    use pggan::train::state::{HistoryPoint, HISTORY_POINTS};
+    let mut t = Trainer::new(common::gpu(), tiny(), random_data(8, 8, 4)).unwrap();
+    run_steps(&mut t, 1);
+    let point = |i: usize| HistoryPoint {
+        kimg: i as f64 / 1000.0,
+        d_loss: -(i as f32),
+        swd: i.is_multiple_of(100).then_some(i as f64),
+        resolution: 4,
+        alpha: 1.0,
+        ..HistoryPoint::default()
+    };
+    for i in 0..3 {
+        t.state.record(point(i));
+    }
+    let ck = block_on(t.checkpoint()).unwrap();
+    let bytes = ck.to_bytes().unwrap();
+    assert_eq!(Checkpoint::from_bytes(&bytes).unwrap().state.history, ck.state.history);
+    assert_eq!(ck.state.history.len(), 3);
+    // A changed point is refused (-1 -> -7; the history is a JSON string in the header's JSON).
+    let needle = br#"\"d_loss\":-1.0"#;
+    let at = find(&bytes, needle).expect("the second point in the header") + needle.len() - 3;
+    let mut flipped = bytes.clone();
+    flipped[at] = b'7';
+    let e = format!("{:#}", Checkpoint::from_bytes(&flipped).unwrap_err());
+    assert!(e.contains("checksum"), "changed history: {e}");
+    // A version 2 file (no history entry, a CRC of the tensors, configuration and state) loads
+    // with an empty history.
+    let old = Checkpoint::from_bytes(&as_version_2(&bytes)).unwrap();
+    assert_eq!(
+        (old.version, old.state.history.len(), &old.tensors),
+        (2, 0, &ck.tensors)
+    );
+
+    // A long run's history stays bounded and keeps its span, its newest point and its SWDs.
+    let mut state = pggan::train::state::TrainState::default();
+    for i in 0..10 * HISTORY_POINTS {
+        state.record(point(i));
+    }
+    let h = &state.history;
+    assert!(
+        h.len() < HISTORY_POINTS && h.len() > HISTORY_POINTS / 4,
+        "{} points",
+        h.len()
+    );
+    assert_eq!(h.last(), Some(&point(10 * HISTORY_POINTS - 1)));
+    assert!(h[0].kimg < 0.05, "the history starts at {} kimg", h[0].kimg);
+    assert_eq!(h.iter().filter(|p| p.swd.is_some()).count(), 10 * HISTORY_POINTS / 100);
+    assert!(h.windows(2).all(|w| w[0].kimg < w[1].kimg));
+}
+
+#[test]
 fn a_nonfinite_tensor_is_found_by_name() {
     let mut t = Trainer::new(common::gpu(), tiny(), random_data(8, 8, 4)).unwrap();
     run_steps(&mut t, 2);
@@ -266,6 +318,28 @@ fn as_version_1(bytes: &[u8]) -> Vec<u8> {
         crc.update(view.data());
     }
     meta.insert("version".into(), "1".into());
+    meta.insert("crc32".into(), format!("{:08x}", crc.finalize()));
+    safetensors::serialize(tensors, Some(meta)).unwrap()
+}
+
+/// `bytes` rewritten as format version 2 wrote them: no history, and a CRC of the tensors, the
+/// configuration and the state.
+fn as_version_2(bytes: &[u8]) -> Vec<u8> {
+    use safetensors::SafeTensors;
+    let file = SafeTensors::deserialize(bytes).unwrap();
+    let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    let mut tensors = file.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut crc = crc32fast::Hasher::new();
+    for (name, view) in &tensors {
+        crc.update(name.as_bytes());
+        crc.update(view.data());
+    }
+    crc.update(meta["config"].as_bytes());
+    crc.update(meta["state"].as_bytes());
+    meta.remove("history");
+    meta.insert("version".into(), "2".into());
     meta.insert("crc32".into(), format!("{:08x}", crc.finalize()));
     safetensors::serialize(tensors, Some(meta)).unwrap()
 }

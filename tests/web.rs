@@ -5,18 +5,25 @@
 use pggan::check::{table, Check};
 use pggan::gpu::{Gpu, GpuOptions};
 use pggan::ops;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-async fn run_check(check: Check) {
-    let gpu = Gpu::new(&GpuOptions {
+/// The browser's device at WebGPU's default limits; `f32_only`: opened without `shader-f16`.
+async fn browser_gpu(f32_only: bool) -> Gpu {
+    Gpu::new(&GpuOptions {
         adapter: None,
         default_limits: true,
         local_rank: None,
+        f32_only,
     })
     .await
-    .expect("a WebGPU adapter is required");
+    .expect("a WebGPU adapter is required")
+}
+
+async fn run_check(check: Check) {
+    let gpu = browser_gpu(false).await;
     web_sys::console::log_1(&format!("adapter: {}", gpu.describe()).into());
     let rows = check(&gpu).await.expect("the check could not run");
     web_sys::console::log_1(&table(&rows).into());
@@ -50,6 +57,35 @@ fn every_op_has_a_browser_test() {
     assert_eq!(names, TESTED);
 }
 
+/// The browser's adapter: `auto` is mixed exactly where it offers `shader-f16`. Chromium's
+/// SwiftShader, where this suite runs, offers none, so there `auto` is f32 and the f16 kernel is
+/// refused; a browser with `shader-f16` runs the f16 kernel's check instead.
+#[wasm_bindgen_test]
+async fn precision_auto_follows_shader_f16_and_is_f32_without_it() {
+    use pggan::gpu::Precision;
+    let gpu = browser_gpu(false).await;
+    web_sys::console::log_1(&format!("adapter: {}\n{}", gpu.describe(), gpu.precision.describe()).into());
+    // Cooperative matrices are native only.
+    assert!(gpu.precision.cooperative_matrix.is_empty());
+    let auto = Precision::parse("auto", &gpu.precision).unwrap();
+    if gpu.precision.shader_f16 {
+        assert_eq!(auto, Precision::Mixed);
+        run_check(ops::dense::check_mixed).await;
+    } else {
+        assert_eq!(auto, Precision::F32);
+        assert!(ops::dense::available_mixed(&gpu).is_err());
+    }
+}
+
+/// The fallback, whatever the browser offers: on a device opened without `shader-f16`, `auto` is f32,
+/// `mixed` is refused, the f16 and the cooperative kernels are refused naming what is missing, and
+/// the f32 product runs (`ops::check_f32_fallback`, as natively).
+#[wasm_bindgen_test]
+async fn mixed_kernels_refuse_and_auto_is_f32_without_shader_f16() {
+    let gpu = browser_gpu(true).await;
+    pggan::ops::check_f32_fallback(&gpu).await.expect("the f32 fallback");
+}
+
 #[wasm_bindgen_test]
 async fn train_step_matches_the_reference() {
     run_check(pggan::train::check::check).await;
@@ -64,6 +100,30 @@ async fn swd_matches_the_reference() {
 async fn selftest_passes_in_the_browser() {
     let table = pggan::web::selftest().await.expect("selftest could not run");
     assert!(table.contains(" 0 failed"), "{table}");
+}
+
+#[wasm_bindgen_test]
+async fn the_training_benchmark_runs_in_the_browser() {
+    let settings = r#"{"resolution": 8, "fmap_base": 32, "fmap_max": 16, "latent": 16, "minibatch": 4,
+                       "steps": 2, "warmup": 1}"#;
+    let report = pggan::web::bench_train(settings.into())
+        .await
+        .expect("the benchmark could not run");
+    let report: serde_json::Value =
+        serde_json::from_str(&String::from(js_sys::JSON::stringify(&report).unwrap())).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!((report["bench"].as_str(), rows.len()), (Some("train"), 2), "{report}");
+    for (row, res) in rows.iter().zip([4, 8]) {
+        assert_eq!(row["resolution"], res, "{row}");
+        assert!(row["images_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["launches_per_step"].as_f64().unwrap() > 100.0, "{row}");
+        assert_eq!(row["buffers_per_step"].as_f64(), Some(0.0), "{row}");
+    }
+    let e = pggan::web::bench_train(r#"{"resolution": 6}"#.into())
+        .await
+        .unwrap_err();
+    let e: String = e.dyn_into::<js_sys::Error>().unwrap().message().into();
+    assert!(e.contains("6"), "{e}");
 }
 
 // The page's API (src/web.rs) on a tiny run: 8x8 RGB, 8 feature maps, latent 8, minibatch 4,
@@ -169,6 +229,16 @@ mod session {
         );
         assert_eq!(get(&st, "phase").as_string().unwrap(), "fade-in");
         assert!((num(&st, "alpha") - 0.6).abs() < 1e-6);
+        // The time left counts the 24 images still to come at the speed measured.
+        assert!(num(&st, "eta_seconds") > 0.0, "no ETA");
+        // One history point per step call, with its losses and position.
+        let history = s.history().unwrap();
+        let point = js_sys::Reflect::get_u32(&history, 0).unwrap();
+        assert_eq!(js_sys::Array::from(&history).length(), 1);
+        assert_eq!(
+            (num(&point, "kimg"), num(&point, "resolution"), num(&point, "d_loss")),
+            (0.036, 8.0, num(&stats, "d_loss"))
+        );
 
         // The sliced Wasserstein distance needs 16x16; at 8x8 there is none.
         assert!(s.swd().await.unwrap().is_null());
@@ -200,6 +270,10 @@ mod session {
             js_sys::JSON::stringify(&a).unwrap(),
             js_sys::JSON::stringify(&b).unwrap()
         );
+        // The history came with the checkpoint and went on alike.
+        let history = |s: &Session| js_sys::JSON::stringify(&s.history().unwrap()).unwrap();
+        assert_eq!(history(&resumed), history(&s));
+        assert_eq!(js_sys::Array::from(&s.history().unwrap()).length(), 2);
         assert!(
             pixels(&resumed).await == pixels(&s).await,
             "the runs differ after 3 more steps"

@@ -3,13 +3,16 @@
 // yields to the event loop, so the page never freezes; samples refresh every few seconds. Datasets are
 // decoded the same way, a chunk of images at a time.
 import init, { DatasetLoader, Files, Session, selftest } from "../pkg/pggan.js";
-import { plot } from "./plot.js";
+import { Chart } from "./plot.js";
 
 const $ = (id) => document.getElementById(id);
-const SERIES = { d_loss: "D loss", g_loss: "G loss", penalty: "gradient penalty", wasserstein: "Wasserstein estimate" };
+const SERIES = { d_loss: "D loss", g_loss: "G loss", penalty: "Gradient penalty", wasserstein: "Wasserstein estimate" };
 const SAMPLE_EVERY_MS = 3000;
 const WALK_FRAMES = 24;
-const MAX_POINTS = 2000;
+// The history is thinned as src/train/state.rs thins the one saved in checkpoints (HISTORY_POINTS).
+const HISTORY_POINTS = 2000;
+// Sample grids kept for the history slider (at most 1 MiB each at 64x64).
+const GRIDS_KEPT = 32;
 const IMAGE_FILE = /\.(png|jpe?g|webp|bmp|gif)$/i;
 
 let session = null;
@@ -17,9 +20,16 @@ let session = null;
 let runConfig = null;
 let running = false;
 let loop = Promise.resolve();
+// The run's curves: {kimg, d_loss, g_loss, penalty, wasserstein, swd?, resolution, alpha}, as the
+// session keeps them (`Session.history`).
 let history = [];
-// Sliced Wasserstein distances measured so far ({kimg, swd}).
-let swdHistory = [];
+// Recent sample grids, oldest first: {kimg, res, side, image (a canvas at the grid's own size)}.
+let grids = [];
+// The grid the slider shows (an index into `grids`), or null to follow the newest.
+let shownGrid = null;
+// Steps taken since the last saved checkpoint (or since the run was loaded).
+let unsaved = false;
+let charts = null;
 let chosen = { name: "", files: [] };
 let walkTimer = null;
 
@@ -62,6 +72,7 @@ function setState(state) {
   $("load-file").disabled = !is("idle", "paused", "finished", "sampling");
   $("load-label").classList.toggle("disabled", $("load-file").disabled);
   $("selftest").disabled = !is("idle", "paused", "finished", "sampling");
+  $("download-png").disabled = grids.length === 0;
 }
 
 // ---- configuration and data ----
@@ -159,8 +170,10 @@ async function entryFiles(entry) {
 function adopt(next) {
   if (session) session.free();
   session = next;
-  history = [];
-  swdHistory = [];
+  history = session.history();
+  grids = [];
+  shownGrid = null;
+  unsaved = false;
   rate.reset();
   const cfg = session.config();
   $("config-json").textContent = cfg;
@@ -196,6 +209,15 @@ const rate = {
   },
 };
 
+// "3h05m", "12m30s", "40s", as the CLI writes its ETA.
+function duration(secs) {
+  const s = Math.max(0, Math.round(secs));
+  const two = (n) => String(n).padStart(2, "0");
+  if (s >= 3600) return `${Math.floor(s / 3600)}h${two(Math.floor((s % 3600) / 60))}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
+  return `${s}s`;
+}
+
 function showProgress(st) {
   $("p-res").textContent = `${st.resolution}x${st.resolution} of ${st.max_resolution}`;
   $("p-phase").textContent = st.phase;
@@ -203,13 +225,48 @@ function showProgress(st) {
   $("p-kimg").textContent = `${st.kimg.toFixed(3)} / ${st.total_kimg}`;
   $("p-rate").textContent = rate.value === null ? "–" : rate.value.toFixed(1);
   $("p-steps").textContent = String(st.steps);
+  const done = Math.min(1, st.kimg / st.total_kimg);
+  $("progress-bar").value = done;
+  let text = `${(100 * done).toFixed(1)}% of the schedule (${st.kimg.toFixed(3)} of ${st.total_kimg} kimg)`;
+  if (st.finished) text = `Schedule complete (${st.total_kimg} kimg)`;
+  else if (st.eta_seconds !== null && st.eta_seconds !== undefined) text += `, about ${duration(st.eta_seconds)} left`;
+  $("progress-text").textContent = text;
+}
+
+// One point per batch of steps, thinned as the session thins its own copy, so the two stay equal.
+function record(point) {
+  history.push(point);
+  const n = history.length;
+  if (n < HISTORY_POINTS) return;
+  const dropped = (i) => (n - 1 - i) % 2 === 1;
+  const swdDropped = history.filter((p, i) => dropped(i) && p.swd !== undefined).length;
+  const keepSwd = swdDropped < HISTORY_POINTS / 4;
+  history = history.filter((p, i) => !dropped(i) || (keepSwd && p.swd !== undefined));
+}
+
+// Where the schedule changes phase: each resolution's fade-in (labelled) and stabilisation.
+function phaseMarkers(cfg) {
+  if (!cfg) return [];
+  const phases = 2 * (Math.log2(cfg.net.max_res) - 1) - 2;
+  const out = [];
+  for (let p = 1; p <= phases; p++) {
+    const res = 2 ** (Math.ceil(p / 2) + 2);
+    out.push({ kimg: p * cfg.schedule.phase_kimg, label: p % 2 ? `${res}x${res}` : "" });
+  }
+  return out;
 }
 
 function drawPlots() {
-  for (const [key, title] of Object.entries(SERIES)) {
-    plot($(`plot-${key}`), title, history.map((h) => [h.kimg, h[key]]));
+  if (!charts) {
+    charts = {};
+    for (const [key, title] of Object.entries(SERIES)) charts[key] = new Chart($(`plot-${key}`), title);
+    charts.swd = new Chart($("plot-swd"), "SWD x1e3 (average over levels)", { smoothed: false });
   }
-  plot($("plot-swd"), "SWD x1e3 (average over levels)", swdHistory.map((h) => [h.kimg, h.swd]));
+  const weight = Number($("smoothing").value);
+  const markers = phaseMarkers(runConfig);
+  for (const key of Object.keys(SERIES)) charts[key].update(history.map((h) => [h.kimg, h[key]]), weight, markers);
+  const swd = history.filter((h) => h.swd !== undefined && h.swd !== null);
+  charts.swd.update(swd.map((h) => [h.kimg, h.swd]), weight, markers);
 }
 
 // Every swd_ticks ticks of the run's configuration (as the CLI logs it), from 16x16 on.
@@ -221,29 +278,120 @@ async function measureSwd(st, due) {
   const swd = await serial(() => session.swd());
   say("Training…");
   if (swd === null) return;
-  swdHistory.push({ kimg: st.kimg, swd: swd.average });
+  // The session adds it to its history's last point; so does the page.
+  history[history.length - 1].swd = swd.average;
   $("p-swd").textContent = `${swd.average.toFixed(1)} at ${st.kimg.toFixed(1)} kimg`;
 }
 
-function drawFrame(frame, canvas) {
+// A WASM `Frame` on a canvas of its own size.
+function frameCanvas(frame, canvas = document.createElement("canvas")) {
   canvas.width = frame.width;
   canvas.height = frame.height;
   const pixels = new Uint8ClampedArray(frame.rgba.buffer);
   canvas.getContext("2d").putImageData(new ImageData(pixels, frame.width, frame.height), 0, 0);
   frame.free();
+  return canvas;
+}
+
+// Where the cells of a side x side grid go on the sample canvas, in its device pixels: the canvas is
+// drawn at the screen's density with gaps of about 3 CSS pixels, so low resolutions stay sharp
+// and each sample reads as one image.
+function gridLayout(canvas, side) {
+  const ratio = window.devicePixelRatio || 1;
+  const size = Math.max(side, Math.round(canvas.getBoundingClientRect().width * ratio));
+  const gap = side > 1 ? Math.max(1, Math.round(3 * ratio)) : 0;
+  const cell = Math.max(1, Math.floor((size - gap * (side - 1)) / side));
+  const start = Math.floor((size - cell * side - gap * (side - 1)) / 2);
+  return { size, gap, cell, start };
+}
+
+const currentGrid = () => grids[shownGrid ?? grids.length - 1];
+
+function drawGrid() {
+  const canvas = $("samples");
+  const g = currentGrid();
+  if (!g) {
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    $("tick-label").textContent = "–";
+    return;
+  }
+  const { size, gap, cell, start } = gridLayout(canvas, g.side);
+  canvas.width = canvas.height = size;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, size, size);
+  ctx.imageSmoothingEnabled = false;
+  const src = g.image.width / g.side;
+  for (let r = 0; r < g.side; r++) {
+    for (let c = 0; c < g.side; c++) {
+      ctx.drawImage(g.image, c * src, r * src, src, src, start + c * (cell + gap), start + r * (cell + gap), cell, cell);
+    }
+  }
+  canvas.dataset.grid = `${g.image.width}x${g.image.height}`;
+  const which = shownGrid === null ? "newest" : `${shownGrid + 1} of ${grids.length}`;
+  $("tick-label").textContent = `${g.kimg.toFixed(3)} kimg, ${g.res}x${g.res} (${which})`;
+}
+
+function updateSlider() {
+  const slider = $("tick-slider");
+  slider.max = String(Math.max(0, grids.length - 1));
+  slider.value = String(shownGrid ?? grids.length - 1);
+  slider.disabled = grids.length < 2;
+  $("download-png").disabled = grids.length === 0;
 }
 
 async function refreshSamples() {
   const canvas = $("samples");
-  const side = Math.max(2, Math.min(8, Math.floor(512 / session.status().max_resolution)));
-  drawFrame(await serial(() => session.samples(side)), canvas);
+  const [frame, st] = await serial(async () => {
+    const side = Math.max(2, Math.min(8, Math.floor(512 / session.status().max_resolution)));
+    return [await session.samples(side), session.status()];
+  });
+  const side = Math.round(frame.width / st.max_resolution);
+  grids.push({ kimg: st.kimg, res: st.resolution, side, image: frameCanvas(frame) });
+  if (grids.length > GRIDS_KEPT) {
+    grids.shift();
+    if (shownGrid !== null) shownGrid = Math.max(0, shownGrid - 1);
+  }
+  updateSlider();
+  drawGrid();
   canvas.dataset.frames = String(Number(canvas.dataset.frames || 0) + 1);
 }
 
+// Clicking a sample shows it alone, large.
+function enlarge(event) {
+  const g = currentGrid();
+  if (!g) return;
+  const canvas = $("samples");
+  const rect = canvas.getBoundingClientRect();
+  const { gap, cell, start } = gridLayout(canvas, g.side);
+  const scale = canvas.width / rect.width;
+  const at = (v) => {
+    const offset = v * scale - start;
+    const i = Math.floor(offset / (cell + gap));
+    return offset >= 0 && i < g.side && offset - i * (cell + gap) < cell ? i : null;
+  };
+  const col = at(event.clientX - rect.left);
+  const row = at(event.clientY - rect.top);
+  if (col === null || row === null) return;
+  const src = g.image.width / g.side;
+  const zoom = $("zoom-canvas");
+  zoom.width = zoom.height = src;
+  zoom.getContext("2d").drawImage(g.image, col * src, row * src, src, src, 0, 0, src, src);
+  const index = row * g.side + col;
+  zoom.dataset.sample = String(index);
+  $("zoom-caption").textContent =
+    `Sample ${index + 1} of ${g.side * g.side} at ${g.kimg.toFixed(3)} kimg: generated at ${g.res}x${g.res}` +
+    (g.res < src ? `, shown at ${src}x${src}.` : ".");
+  $("zoom").showModal();
+}
+
+function downloadPng() {
+  const g = currentGrid();
+  g.image.toBlob((blob) => download(blob, `pggan-samples-${g.kimg.toFixed(3)}kimg.png`), "image/png");
+}
+
 async function refreshWalk() {
-  const frame = await serial(() => session.walk(WALK_FRAMES));
-  const strip = document.createElement("canvas");
-  drawFrame(frame, strip);
+  const strip = frameCanvas(await serial(() => session.walk(WALK_FRAMES)));
   const canvas = $("walk");
   const size = strip.height;
   canvas.width = canvas.height = size;
@@ -269,13 +417,13 @@ async function trainLoop() {
       // Aim for batches of about 0.1-0.4 s: responsive page, few read-backs.
       const dt = performance.now() - t0;
       n = dt < 100 ? Math.min(2 * n, 32) : dt > 400 ? Math.max(1, n >> 1) : n;
-      const { due, ...losses } = stats;
-      history.push({ kimg: st.kimg, ...losses });
-      if (history.length > MAX_POINTS) history = history.filter((_, i) => i % 2 === 0);
+      const { due, d_loss, g_loss, penalty, wasserstein } = stats;
+      record({ kimg: st.kimg, d_loss, g_loss, penalty, wasserstein, resolution: st.resolution, alpha: st.alpha });
+      unsaved = true;
       rate.update(st.kimg * 1000);
       showProgress(st);
-      drawPlots();
       await measureSwd(st, due);
+      drawPlots();
       if (st.finished) running = false;
       else if (performance.now() - lastSamples > SAMPLE_EVERY_MS) {
         await refreshSamples();
@@ -285,6 +433,7 @@ async function trainLoop() {
     }
     await refreshSamples();
     const st = session.status();
+    showProgress(st);
     setState(st.finished ? "finished" : "paused");
     say(st.finished ? `Finished at ${st.kimg.toFixed(3)} kimg.` : `Paused at ${st.kimg.toFixed(3)} kimg.`);
   } catch (e) {
@@ -309,8 +458,9 @@ async function pause() {
   await loop;
 }
 
-function download(bytes, name) {
-  const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+function download(data, name) {
+  const blob = data instanceof Blob ? data : new Blob([data], { type: "application/octet-stream" });
+  const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;
   a.download = name;
@@ -383,7 +533,27 @@ async function save(exportOnly) {
   const bytes = await serial(() => (exportOnly ? session.export_generator() : session.checkpoint()));
   const name = `pggan-${exportOnly ? "generator-" : ""}${st.max_resolution}-${st.kimg.toFixed(3)}kimg.safetensors`;
   download(bytes, name);
+  // Steps taken after this checkpoint set it again.
+  if (!exportOnly) unsaved = false;
   return name;
+}
+
+function reset() {
+  session.free();
+  session = null;
+  runConfig = null;
+  history = [];
+  grids = [];
+  shownGrid = null;
+  unsaved = false;
+  clearInterval(walkTimer);
+  $("walk").getContext("2d").clearRect(0, 0, $("walk").width, $("walk").height);
+  updateSlider();
+  drawGrid();
+  drawPlots();
+  $("progress-bar").value = 0;
+  $("progress-text").textContent = "No run yet.";
+  $("config-json").textContent = "No run yet.";
 }
 
 function wire() {
@@ -414,15 +584,7 @@ function wire() {
   $("reset").addEventListener("click", async () => {
     if (running) await pause();
     await calls;
-    session.free();
-    session = null;
-    runConfig = null;
-    history = [];
-    swdHistory = [];
-      clearInterval(walkTimer);
-    for (const id of ["samples", "walk"]) $(id).getContext("2d").clearRect(0, 0, $(id).width, $(id).height);
-    drawPlots();
-    $("config-json").textContent = "No run yet.";
+    reset();
     setState("idle");
     say("Reset: choose data and settings, then Start.");
   });
@@ -444,6 +606,28 @@ function wire() {
   $("walk-button").addEventListener("click", () =>
     refreshWalk().catch((e) => say(message(e), true)),
   );
+  $("samples").addEventListener("click", enlarge);
+  // A click on the backdrop (outside the dialog's box) closes it.
+  $("zoom").addEventListener("click", (e) => {
+    if (e.target === $("zoom")) $("zoom").close();
+  });
+  $("tick-slider").addEventListener("input", (e) => {
+    const i = Number(e.target.value);
+    shownGrid = i >= grids.length - 1 ? null : i;
+    drawGrid();
+  });
+  $("download-png").addEventListener("click", downloadPng);
+  $("smoothing").addEventListener("input", (e) => {
+    $("smoothing-value").textContent = Number(e.target.value).toFixed(2);
+    drawPlots();
+  });
+  new ResizeObserver(() => drawGrid()).observe($("samples"));
+  window.addEventListener("beforeunload", (e) => {
+    if (!unsaved) return;
+    e.preventDefault();
+    // Older browsers show the dialog only when returnValue is set.
+    e.returnValue = "";
+  });
   $("selftest").addEventListener("click", () => {
     const state = document.body.dataset.state;
     act("Running the self-test (every kernel against its CPU reference)…", async () => {
@@ -456,29 +640,46 @@ function wire() {
   });
 }
 
-// Why this browser cannot train, or null when it has a WebGPU adapter.
-async function webGpuProblem() {
+// The adapter's name, and a warning when it is a software one (SwiftShader, llvmpipe: a GPU
+// emulated on the CPU, or the browser's fallback adapter), where training is far slower.
+function showAdapter(adapter) {
+  const info = adapter.info || {};
+  const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ") || "an unnamed adapter";
+  const software = info.isFallbackAdapter || adapter.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|software/i.test(name);
+  const el = $("adapter");
+  el.textContent = `GPU: ${name}.`;
+  if (software) {
+    el.textContent += " This is a software adapter (a GPU emulated on the CPU): training works but is many times " +
+      "slower than on a GPU. Turn on hardware acceleration, or use a browser and system whose WebGPU reaches the GPU.";
+  }
+  el.classList.toggle("warning", Boolean(software));
+  el.dataset.software = String(Boolean(software));
+  el.hidden = false;
+}
+
+// The WebGPU adapter, or why this browser cannot train.
+async function webGpuAdapter() {
   const enable =
     "Use a current Chrome or Edge (113 or later) with hardware acceleration on; if WebGPU is still off, " +
     "enable chrome://flags/#enable-unsafe-webgpu (on Linux also chrome://flags/#enable-vulkan) and restart " +
     "the browser. Safari and Firefox have WebGPU in their newest versions on supported systems.";
   if (!window.isSecureContext) {
-    return "WebGPU needs a secure page: open this page at http://localhost (pggan serve) or over https.";
+    return { problem: "WebGPU needs a secure page: open this page at http://localhost (pggan serve) or over https." };
   }
-  if (!navigator.gpu) return `This browser has no WebGPU (navigator.gpu is missing). ${enable}`;
+  if (!navigator.gpu) return { problem: `This browser has no WebGPU (navigator.gpu is missing). ${enable}` };
   const timeout = new Promise((resolve) => setTimeout(() => resolve("timeout"), 15000));
   const adapter = await Promise.race([navigator.gpu.requestAdapter(), timeout]).catch(() => null);
-  if (adapter === "timeout") return `WebGPU did not answer the request for a GPU adapter. ${enable}`;
+  if (adapter === "timeout") return { problem: `WebGPU did not answer the request for a GPU adapter. ${enable}` };
   if (!adapter) {
-    return `WebGPU is present but offers no GPU adapter (the GPU or its driver may be blocklisted). ${enable}`;
+    return { problem: `WebGPU is present but offers no GPU adapter (the GPU or its driver may be blocklisted). ${enable}` };
   }
-  return null;
+  return { adapter };
 }
 
 async function main() {
   setState("loading");
   drawPlots();
-  const problem = await webGpuProblem();
+  const { problem, adapter } = await webGpuAdapter();
   if (problem) {
     $("gpu-message").textContent = problem;
     $("gpu-message").hidden = false;
@@ -486,6 +687,7 @@ async function main() {
     setState("no-webgpu");
     return;
   }
+  showAdapter(adapter);
   await init();
   wire();
   setState("idle");

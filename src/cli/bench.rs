@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use pggan::bench;
-use pggan::gpu::{Gpu, GpuOptions};
+use pggan::gpu::{Gpu, GpuOptions, Precision};
 use pggan::train::dist::Replicas;
 use serde_json::Value;
 
@@ -25,6 +25,12 @@ pub enum BenchWhat {
     Quality(QualityArgs),
     /// GFLOP/s of conv and dense passes beside a plain matmul of the same size.
     Kernels(KernelsArgs),
+    /// The adapter's reduced-precision features (shader-f16, cooperative-matrix configurations),
+    /// what `auto` resolves to, and the kernels that need them against their f64 references: the
+    /// f16 dense product and the 16x16x16 cooperative-matrix (tensor-core) product. A kernel the
+    /// adapter cannot run is refused, saying what it lacks; the exit status is a failure unless
+    /// every one ran and passed.
+    Precision,
 }
 
 /// The settings of `pggan bench launches`.
@@ -117,11 +123,7 @@ fn bench(opts: &GpuOptions, what: BenchWhat, json: bool, mut replicas: Option<Bo
     let gpu = pollster::block_on(Gpu::new(opts))?;
     let lead = replicas.as_ref().is_none_or(|r| r.rank() == 0);
     let json_out = json || !lead;
-    let adapter = serde_json::json!({
-        "name": gpu.info.name,
-        "backend": format!("{:?}", gpu.info.backend),
-        "device_type": format!("{:?}", gpu.info.device_type),
-    });
+    let adapter = bench::adapter(&gpu);
     if !json_out {
         println!("adapter: {}", gpu.describe());
     }
@@ -129,20 +131,73 @@ fn bench(opts: &GpuOptions, what: BenchWhat, json: bool, mut replicas: Option<Bo
     let json = json_out;
     let report = match what {
         BenchWhat::Launches(a) => launches(gpu, adapter, a, json)?,
-        BenchWhat::Train(a) => train(
-            gpu,
-            adapter,
-            a,
-            json,
-            replicas.as_mut().map(|r| r.as_mut() as &mut dyn Replicas),
-        )?,
+        BenchWhat::Train(a) => train(gpu, a, json, replicas.as_mut().map(|r| r.as_mut() as &mut dyn Replicas))?,
         BenchWhat::Quality(a) => quality(gpu, adapter, a, json)?,
         BenchWhat::Kernels(a) => kernels(gpu, adapter, a, json)?,
+        BenchWhat::Precision => precision(gpu, adapter, json)?,
     };
     if json && lead {
         println!("{report}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(match report.get("ok") {
+        Some(Value::Bool(false)) => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn precision(gpu: Gpu, adapter: Value, json: bool) -> Result<Value> {
+    let caps = &gpu.precision;
+    let auto = Precision::parse("auto", caps)?;
+    if !json {
+        print!("{}", caps.describe());
+        println!("precision auto: {auto:?}");
+    }
+    let (mut rows, mut refused) = (Vec::new(), Vec::new());
+    for c in pggan::ops::FEATURE_CHECKS {
+        if let Err(e) = (c.available)(&gpu) {
+            if !json {
+                println!("{}: refused: {e:#}", c.name);
+            }
+            refused.push(serde_json::json!({ "check": c.name, "error": format!("{e:#}") }));
+            continue;
+        }
+        let r = pollster::block_on((c.check)(&gpu))?;
+        if !json {
+            print!("{}", pggan::check::table(&r));
+        }
+        rows.extend(r);
+    }
+    let ok = refused.is_empty() && rows.iter().all(|r| r.pass);
+    let configs: Vec<Value> = caps
+        .cooperative_matrix
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "m": c.m_size, "n": c.n_size, "k": c.k_size,
+                "ab": format!("{:?}", c.ab_type), "cr": format!("{:?}", c.cr_type),
+                "saturating": c.saturating_accumulation,
+            })
+        })
+        .collect();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.name, "shape": r.shape, "max_abs": r.max_abs, "max_rel": r.max_rel,
+                "tol": r.tol, "pass": r.pass,
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "bench": "precision",
+        "adapter": adapter,
+        "shader_f16": caps.shader_f16,
+        "cooperative_matrix": configs,
+        "auto": format!("{auto:?}"),
+        "rows": rows,
+        "refused": refused,
+        "ok": ok,
+    }))
 }
 
 fn launches(gpu: Gpu, adapter: Value, a: LaunchesArgs, json: bool) -> Result<Value> {
@@ -162,7 +217,7 @@ fn launches(gpu: Gpu, adapter: Value, a: LaunchesArgs, json: bool) -> Result<Val
     Ok(serde_json::json!({ "bench": "launches", "adapter": adapter, "result": r }))
 }
 
-fn train(gpu: Gpu, adapter: Value, a: TrainArgs, json: bool, replicas: Option<&mut dyn Replicas>) -> Result<Value> {
+fn train(gpu: Gpu, a: TrainArgs, json: bool, replicas: Option<&mut dyn Replicas>) -> Result<Value> {
     let TrainArgs {
         resolution,
         size,
@@ -172,51 +227,36 @@ fn train(gpu: Gpu, adapter: Value, a: TrainArgs, json: bool, replicas: Option<&m
         levels,
         profile,
     } = a;
-    let net = size.net(resolution, 3);
-    let NetSize {
-        fmap_base,
-        fmap_max,
-        latent,
-    } = size;
-    net.validate()?;
-    let resolutions = if levels.is_empty() {
-        (1..=net.levels()).map(pggan::nn::config::res_of).collect()
-    } else {
-        levels
-    };
-    let b = bench::TrainBench {
-        net,
+    let settings = bench::TrainSettings {
+        resolution,
+        fmap_base: size.fmap_base,
+        fmap_max: size.fmap_max,
+        latent: size.latent,
         minibatch,
         steps,
         warmup,
-        resolutions,
+        levels,
         profile,
     };
-    b.validate()?;
+    let b = settings.bench()?;
     if !json {
         println!(
-            "train: resolution {resolution}, fmap-base {fmap_base}, fmap-max {fmap_max}, latent {latent}, \
-             minibatch {minibatch}, {steps} steps after {warmup} warm-up"
+            "train: resolution {resolution}, fmap-base {}, fmap-max {}, latent {}, minibatch {minibatch}, \
+             {steps} steps after {warmup} warm-up",
+            size.fmap_base, size.fmap_max, size.latent
         );
     }
     let ranks = replicas.as_ref().map_or(1, |r| r.size());
-    let rows = bench::train_on(&gpu, &b, replicas)?;
+    let rows = pollster::block_on(bench::train_on(&gpu, &b, replicas))?;
     if !json {
         print!("{}", bench::train_table(&rows));
         if ranks > 1 {
             print!("{}", dist_table(ranks, minibatch, &rows));
         }
     }
-    Ok(serde_json::json!({
-        "bench": "train",
-        "adapter": adapter,
-        "config": {
-            "resolution": resolution, "fmap_base": fmap_base, "fmap_max": fmap_max,
-            "latent": latent, "minibatch": minibatch, "steps": steps, "warmup": warmup,
-            "processes": ranks,
-        },
-        "rows": rows,
-    }))
+    let mut report = bench::train_report(&gpu, &settings, &rows);
+    report["config"]["processes"] = ranks.into();
+    Ok(report)
 }
 
 /// The figures of a data-parallel `bench train`: per rank and together, and the reductions' time.

@@ -45,7 +45,8 @@ enum Command {
     /// The EMA generator of a checkpoint as an ONNX model (onnxruntime, onnx2torch, ...).
     Export(export::ExportArgs),
     /// Benchmarks: `train` times the training step per resolution, `kernels` the conv and dense
-    /// passes, `launches` the host's time per kernel launch.
+    /// passes, `launches` the host's time per kernel launch; `precision` lists the adapter's f16 and
+    /// cooperative-matrix features and checks the kernels that use them.
     Bench {
         #[command(subcommand)]
         what: bench::BenchWhat,
@@ -115,6 +116,7 @@ pub fn main() -> ExitCode {
         adapter: cli.adapter.clone(),
         default_limits: false,
         local_rank: None,
+        f32_only: false,
     };
     let result = match cli.command.unwrap_or_else(|| Command::Train(Box::default())) {
         Command::Train(args) => train::run(&args, &gpu),

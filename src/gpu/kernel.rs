@@ -15,7 +15,9 @@ use super::{Gpu, Tensor};
 /// Helpers every shader may call (index arithmetic for split dispatches); prepended to each source.
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
-/// A shader file of `shaders/`: its op name and WGSL source.
+/// A shader of `shaders/`: its op name and WGSL source. A variant of a file (the same kernel with
+/// other types, e.g. `dense+f16`) is named `file+variant`, and its source is the file's with a few
+/// lines before it (`enable` directives, type aliases).
 #[derive(Clone, Copy, Debug)]
 pub struct Shader {
     pub name: &'static str,
@@ -23,19 +25,72 @@ pub struct Shader {
 }
 
 impl Shader {
-    /// The source as compiled: the common helpers, then the op's own code.
-    pub fn full_source(&self) -> String {
-        format!("{COMMON}\n{}", self.source)
+    /// The file in `shaders/`, without `.wgsl`: the name up to a variant's `+`.
+    pub fn file(&self) -> &'static str {
+        self.name.split('+').next().unwrap_or(self.name)
     }
 
-    /// Parses and validates the full source with naga, as the device would.
+    /// The source's leading `enable` directives, which WGSL wants before any declaration (so before
+    /// the common helpers), and the rest.
+    fn directives(&self) -> (Vec<&'static str>, &'static str) {
+        let mut rest = self.source;
+        let mut enables = Vec::new();
+        loop {
+            let trimmed = rest.trim_start();
+            let Some(line) = trimmed.strip_prefix("enable ") else {
+                break;
+            };
+            let end = line.find(';').unwrap_or(line.len());
+            enables.extend(line[..end].split(',').map(str::trim).filter(|e| !e.is_empty()));
+            rest = &line[(end + 1).min(line.len())..];
+        }
+        (enables, rest)
+    }
+
+    /// The device features the shader's `enable` directives need: SHADER_F16 for `f16`,
+    /// EXPERIMENTAL_COOPERATIVE_MATRIX for `wgpu_cooperative_matrix`.
+    pub fn needs(&self) -> wgpu::Features {
+        self.directives()
+            .0
+            .iter()
+            .map(|e| match *e {
+                "f16" => wgpu::Features::SHADER_F16,
+                "wgpu_cooperative_matrix" => wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+                _ => wgpu::Features::empty(),
+            })
+            .fold(wgpu::Features::empty(), |a, b| a | b)
+    }
+
+    /// The source as compiled: its `enable` directives, the common helpers, then the op's own code.
+    pub fn full_source(&self) -> String {
+        let (enables, rest) = self.directives();
+        let enables: String = enables.iter().map(|e| format!("enable {e};\n")).collect();
+        format!("{enables}{COMMON}\n{rest}")
+    }
+
+    /// Parses and validates the full source with naga, as the device would, with the capabilities
+    /// its `enable` directives ask for and no others.
     pub fn validate(&self) -> Result<(naga::Module, naga::valid::ModuleInfo)> {
         let source = self.full_source();
-        let module = naga::front::wgsl::parse_str(&source)
-            .map_err(|e| anyhow!("shaders/{}.wgsl: {}", self.name, e.emit_to_string(&source)))?;
-        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+        let what = || match self.name.split_once('+') {
+            Some((file, variant)) => format!("shaders/{file}.wgsl ({variant})"),
+            None => format!("shaders/{}.wgsl", self.name),
+        };
+        let module =
+            naga::front::wgsl::parse_str(&source).map_err(|e| anyhow!("{}: {}", what(), e.emit_to_string(&source)))?;
+        let mut caps = naga::valid::Capabilities::empty();
+        let needs = self.needs();
+        caps.set(
+            naga::valid::Capabilities::SHADER_FLOAT16,
+            needs.contains(wgpu::Features::SHADER_F16),
+        );
+        caps.set(
+            naga::valid::Capabilities::COOPERATIVE_MATRIX,
+            needs.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+        );
+        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .validate(&module)
-            .map_err(|e| anyhow!("shaders/{}.wgsl: {}", self.name, e.emit_to_string(&source)))?;
+            .map_err(|e| anyhow!("{}: {}", what(), e.emit_to_string(&source)))?;
         Ok((module, info))
     }
 }
@@ -84,6 +139,16 @@ impl Gpu {
         if let Some(m) = self.modules.lock().unwrap().get(shader.name) {
             return Ok(m.clone());
         }
+        // A kernel the device cannot compile is refused here, by name, before wgpu sees it.
+        let missing = shader.needs() - self.device.features();
+        if !missing.is_empty() {
+            bail!(
+                "{} needs {}, which this device ({}) does not have",
+                shader.name,
+                super::precision::feature_names(missing),
+                self.describe()
+            );
+        }
         let (naga, info) = shader.validate()?;
         let desc = wgpu::ShaderModuleDescriptor {
             label: Some(shader.name),
@@ -121,7 +186,7 @@ impl Gpu {
             .entry_points
             .iter()
             .position(|e| e.name == entry)
-            .ok_or_else(|| anyhow!("shaders/{}.wgsl has no entry point {entry}", shader.name))?;
+            .ok_or_else(|| anyhow!("shaders/{}.wgsl has no entry point {entry}", shader.file()))?;
         let uses = module.info.get_entry_point(index);
         // The layout, from the bindings the entry point uses: the parameters with a dynamic offset
         // (one bind group serves every launch with the same tensors), then the tensors.
@@ -140,7 +205,7 @@ impl Gpu {
                 },
                 other => bail!(
                     "shaders/{}.wgsl: binding {} in {other:?} is not a buffer",
-                    shader.name,
+                    shader.file(),
                     binding.binding
                 ),
             };
@@ -224,7 +289,7 @@ impl Gpu {
             bail!(
                 "{}: shaders/{}.wgsl's parameters take {} bytes, the launcher passes {given}",
                 what(),
-                shader.name,
+                shader.file(),
                 p.params_size
             );
         }
@@ -259,8 +324,7 @@ impl Gpu {
             beginning_of_pass_write_index: Some(*i),
             end_of_pass_write_index: Some(*i + 1),
         });
-        self.record_launch(timestamps, |pass| {
-            pass.set_pipeline(&p.pipeline);
+        self.record_launch(timestamps, &p.pipeline, |pass| {
             pass.set_bind_group(0, &bind_group, &[uniform.offset]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         });

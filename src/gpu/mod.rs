@@ -3,6 +3,7 @@
 
 mod kernel;
 mod pool;
+mod precision;
 mod profile;
 mod tensor;
 mod uniforms;
@@ -15,6 +16,7 @@ use anyhow::{anyhow, Result};
 
 pub use kernel::{Dispatch, Shader};
 pub use pool::{PoolStats, PooledBuffer};
+pub use precision::{Precision, PrecisionCaps};
 pub use profile::{KernelTime, Profile};
 pub use tensor::{check_slice, Tensor, SLICE_ALIGN};
 
@@ -32,6 +34,9 @@ pub struct GpuOptions {
     /// The index of this process among the processes of a data-parallel run on its host (natively;
     /// see [`adapter_for_rank`]); without `adapter`, it picks the adapter.
     pub local_rank: Option<usize>,
+    /// Open the device without SHADER_F16 and cooperative matrices even where the adapter offers
+    /// them: the device of a browser without `shader-f16`, for testing the f32 fallback natively.
+    pub f32_only: bool,
 }
 
 impl GpuOptions {
@@ -41,6 +46,7 @@ impl GpuOptions {
             adapter: std::env::var(ADAPTER_ENV).ok(),
             default_limits: true,
             local_rank: None,
+            f32_only: false,
         }
     }
 }
@@ -55,6 +61,8 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// What the device offers below f32 (`Precision::parse` resolves a choice against it).
+    pub precision: PrecisionCaps,
     pipelines: Mutex<HashMap<kernel::PipelineKey, Arc<kernel::Pipeline>>>,
     modules: Mutex<HashMap<&'static str, Arc<kernel::Module>>>,
     bind_groups: Mutex<HashMap<kernel::BindKey, wgpu::BindGroup>>,
@@ -80,18 +88,43 @@ impl Gpu {
         } else {
             adapter.limits()
         };
+        // SHADER_F16 and cooperative matrices only where offered, the latter through wgpu's
+        // experimental opt-in; an adapter with neither gets exactly the plain request.
+        let (precision_features, experimental) = if opts.f32_only {
+            (wgpu::Features::empty(), false)
+        } else {
+            precision::features(&adapter.features())
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("pggan"),
-                // Only for `profile_start`; nothing else depends on it.
-                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+                // TIMESTAMP_QUERY only for `profile_start`; nothing else depends on it.
+                required_features: (adapter.features() & wgpu::Features::TIMESTAMP_QUERY) | precision_features,
                 required_limits: required_limits.clone(),
+                experimental_features: if experimental {
+                    // SAFETY: wgpu's terms for experimental features (bugs reported, UB possible
+                    // in them): only the cooperative-matrix kernels (ops::coop_gemm) use it, and
+                    // they are checked against their reference wherever they run.
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
                 ..Default::default()
             })
             .await
             .map_err(|e| anyhow!("adapter {} could not open a device: {e}", info.name))?;
+        let features = device.features();
+        let precision = PrecisionCaps {
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            cooperative_matrix: if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+                adapter.cooperative_matrix_properties()
+            } else {
+                Vec::new()
+            },
+        };
         Ok(Gpu {
             limits: device.limits(),
+            precision,
             device,
             queue,
             info,
@@ -150,11 +183,14 @@ impl Gpu {
         record(pending.encoder(&self.device))
     }
 
-    /// Runs `record` on the open compute pass, beginning one when there is none. `timestamps` (while
-    /// profiling) gives the launch a pass of its own, timed at its start and end.
+    /// Runs `record` on the open compute pass with `pipeline` set, beginning a pass when there is
+    /// none. `timestamps` (while profiling) gives the launch a pass of its own, timed at its start and
+    /// end. The pipeline is set only when the pass has another one: in the browser every call is a
+    /// crossing from WASM to JS, and consecutive launches of one kernel are common.
     fn record_launch(
         &self,
         timestamps: Option<wgpu::ComputePassTimestampWrites>,
+        pipeline: &wgpu::ComputePipeline,
         record: impl FnOnce(&mut wgpu::ComputePass),
     ) {
         let mut pending = self.pending.lock().unwrap();
@@ -174,8 +210,16 @@ impl Gpu {
                 // used again.
                 .forget_lifetime();
             pending.pass = Some(pass);
+            pending.pipeline = None;
         }
-        record(pending.pass.as_mut().expect("begun above"));
+        // Through the guard once, so that the pass and the pipeline are borrowed apart.
+        let pending = &mut *pending;
+        let pass = pending.pass.as_mut().expect("begun above");
+        if pending.pipeline.as_ref() != Some(pipeline) {
+            pass.set_pipeline(pipeline);
+            pending.pipeline = Some(pipeline.clone());
+        }
+        record(pass);
         if timestamps.is_some() {
             pending.pass = None;
         }
@@ -188,6 +232,8 @@ impl Gpu {
 struct Pending {
     // Before the encoder, so that it is dropped (ended) first.
     pass: Option<wgpu::ComputePass<'static>>,
+    /// The pipeline set on the open pass.
+    pipeline: Option<wgpu::ComputePipeline>,
     encoder: Option<wgpu::CommandEncoder>,
     stats: RecordStats,
 }

@@ -7,14 +7,23 @@
 
 use anyhow::{ensure, Result};
 
-use crate::check::{compare, f64s, Row};
-use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
+use crate::check::{compare, f64s, mixed_gemm_rows, Row, F32_UNIT_ROUNDOFF};
+use crate::gpu::{Dispatch, Gpu, Precision, Shader, Tensor};
 use crate::ops::reduce;
 use crate::rng::Rng;
 
+/// The f32 kernel, and its mixed-precision variant: the same file with its operands staged as f16
+/// (dense.wgsl reads the staging type `Staged` from the lines composed before it).
 pub const SHADER: Shader = Shader {
     name: "dense",
-    source: include_str!("../../shaders/dense.wgsl"),
+    source: concat!("alias Staged = f32;\n", include_str!("../../shaders/dense.wgsl")),
+};
+pub const SHADER_F16: Shader = Shader {
+    name: "dense+f16",
+    source: concat!(
+        "enable f16;\nalias Staged = f16;\n",
+        include_str!("../../shaders/dense.wgsl")
+    ),
 };
 
 /// The side of the output tile one workgroup computes, and the depth of its staged slices (dense.wgsl).
@@ -38,6 +47,7 @@ struct Gemm {
     trans_b: bool,
     accumulate: bool,
     alpha: f32,
+    precision: Precision,
 }
 
 /// Split K (split-K) until about this many workgroups run, when the output tiles alone are fewer, each
@@ -76,9 +86,16 @@ fn gemm(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, g: Gemm) -> Result<()> {
     // One workgroup per output tile and split; the launcher errors when a dimension exceeds the grid
     // limit.
     let grid = [g.n.div_ceil(TILE), g.m.div_ceil(TILE), splits].map(|d| u32::try_from(d).unwrap_or(u32::MAX));
+    let shader = match g.precision {
+        Precision::F32 => &SHADER,
+        Precision::Mixed => {
+            available_mixed(gpu)?;
+            &SHADER_F16
+        }
+    };
     if splits == 1 {
         return gpu.launch(
-            &SHADER,
+            shader,
             "gemm",
             &params(g.accumulate),
             &[a, b, c],
@@ -87,7 +104,7 @@ fn gemm(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, g: Gemm) -> Result<()> {
     }
     let slices = gpu.scratch(&[splits, g.m * g.n])?;
     gpu.launch(
-        &SHADER,
+        shader,
         "gemm",
         &params(false),
         &[a, b, &slices],
@@ -138,6 +155,7 @@ pub fn forward(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Resu
         trans_b: true,
         accumulate: false,
         alpha: scale(gain as f64, s.inputs) as f32,
+        precision: Precision::F32,
     };
     gemm(gpu, x, w, y, g)
 }
@@ -153,6 +171,7 @@ pub fn backward_data(gpu: &Gpu, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32)
         trans_b: false,
         accumulate: false,
         alpha: scale(gain as f64, s.inputs) as f32,
+        precision: Precision::F32,
     };
     gemm(gpu, dy, w, dx, g)
 }
@@ -168,6 +187,7 @@ pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f3
         trans_b: false,
         accumulate,
         alpha: scale(gain as f64, s.inputs) as f32,
+        precision: Precision::F32,
     };
     gemm(gpu, dy, x, dw, g)
 }
@@ -175,6 +195,12 @@ pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f3
 /// A plain tiled matrix product c = a b (a [M, K], b [K, N]) with the same kernel and scale 1:
 /// the baseline the kernel benchmark compares convolutions against.
 pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<()> {
+    matmul_in(gpu, Precision::F32, a, b, c)
+}
+
+/// `matmul` at `precision`: `Mixed` rounds the operands to f16 and accumulates in f32 (the
+/// `dense+f16` kernel), and is refused on a device without SHADER_F16.
+pub fn matmul_in(gpu: &Gpu, precision: Precision, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<()> {
     let (m, k) = rows(a);
     let (kb, n) = rows(b);
     ensure!(
@@ -198,6 +224,7 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<()> {
         trans_b: false,
         accumulate: false,
         alpha: 1.0,
+        precision,
     };
     gemm(gpu, a, b, c, g)
 }
@@ -325,6 +352,54 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
                 &reference,
                 TOL,
             ));
+        }
+        Ok(rows)
+    })
+}
+
+/// Whether the device can run the mixed-precision kernel (`dense+f16`): an error saying what it
+/// lacks otherwise.
+pub fn available_mixed(gpu: &Gpu) -> Result<()> {
+    ensure!(
+        gpu.precision.shader_f16,
+        "dense mixed needs f16 arithmetic (SHADER_F16, the browser's shader-f16), which this device ({}) \
+         does not have",
+        gpu.describe()
+    );
+    Ok(())
+}
+
+/// The mixed-precision product (`matmul_in` with `Precision::Mixed`) against f64, on inputs drawn
+/// N(0, 1) in f32 (none of which f16 holds exactly), with the bounds of `check::mixed_gemm_rows`
+/// (f16's unit roundoff 2^-11 on the operands, K f32 roundings in the sums): one tile with a short
+/// reduction, several tiles, and a reduction long enough to be split (K = 1040: 4 splits). Where
+/// the reduction is short enough for f16's rounding to stand out of f32's (K <= 208), the result
+/// must also differ from the f32 kernel's by more than both kernels' bounds. Needs SHADER_F16.
+pub fn check_mixed(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Row>>> + '_>> {
+    Box::pin(async move {
+        let mut rows = Vec::new();
+        let mut rng = Rng::new(11);
+        for (m, k, n) in [(5, 17, 9), (80, 208, 48), (3, 1040, 7)] {
+            let (as_, bs) = (rng.normals(m * k), rng.normals(k * n));
+            let a = gpu.upload(&as_, &[m, k])?;
+            let b = gpu.upload(&bs, &[k, n])?;
+            let (mixed, single) = (gpu.scratch(&[m, n])?, gpu.scratch(&[m, n])?);
+            matmul_in(gpu, Precision::Mixed, &a, &b, &mixed)?;
+            matmul_in(gpu, Precision::F32, &a, &b, &single)?;
+            let got = gpu.download(&mixed).await?;
+            let f32_result = gpu.download(&single).await?;
+            let short = k <= 208;
+            let against_f32 = short.then_some(f32_result.as_slice());
+            rows.extend(mixed_gemm_rows(
+                "dense mixed",
+                (m, k, n),
+                &as_,
+                &bs,
+                &got,
+                against_f32,
+                F32_UNIT_ROUNDOFF,
+                short,
+            )?);
         }
         Ok(rows)
     })

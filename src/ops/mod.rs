@@ -5,8 +5,10 @@
 //! and the per-op tests natively (`tests/kernels.rs`) and in the browser (`tests/web.rs`) all come
 //! from that one list.
 
+use anyhow::{ensure, Result};
+
 use crate::check::Check;
-use crate::gpu::Shader;
+use crate::gpu::{Gpu, Shader};
 
 /// Calls `$m!(act, reduce, ...)` with every op, in the order `pggan selftest` prints them.
 #[macro_export]
@@ -29,3 +31,71 @@ macro_rules! register {
 }
 
 for_each_op!(register);
+
+pub mod coop_gemm;
+
+/// The shaders that need a device feature (`Shader::needs`: f16 arithmetic, cooperative matrices),
+/// variants of a file (`dense+f16`) or files of their own. The naga test validates each one with
+/// exactly the capabilities it enables.
+pub const FEATURE_SHADERS: &[Shader] = &[dense::SHADER_F16, coop_gemm::SHADER];
+
+/// A check that needs a device feature, with the test of whether the device has it (an error
+/// naming what is missing). `pggan selftest` and `pggan bench precision` run those the device can.
+pub struct FeatureCheck {
+    pub name: &'static str,
+    pub check: Check,
+    pub available: fn(&Gpu) -> Result<()>,
+}
+
+pub const FEATURE_CHECKS: &[FeatureCheck] = &[
+    FeatureCheck {
+        name: "dense mixed",
+        check: dense::check_mixed,
+        available: dense::available_mixed,
+    },
+    FeatureCheck {
+        name: "coop_gemm",
+        check: coop_gemm::check,
+        available: coop_gemm::available,
+    },
+];
+
+/// What a device without f16 arithmetic (a browser without `shader-f16`, or `GpuOptions::f32_only`)
+/// must do: `auto` is f32, `mixed` is refused, the f16 and cooperative kernels are refused naming
+/// the missing feature, and the f32 product still runs. An error says which of these failed. The
+/// native and the browser tests both run it.
+pub async fn check_f32_fallback(gpu: &Gpu) -> Result<()> {
+    use crate::gpu::Precision;
+    ensure!(
+        !gpu.precision.shader_f16 && gpu.precision.cooperative_matrix.is_empty(),
+        "the device has f16 features: {}",
+        gpu.precision.describe()
+    );
+    ensure!(
+        Precision::parse("auto", &gpu.precision)? == Precision::F32,
+        "auto is not f32"
+    );
+    let refusal = |r: Result<()>, start: &str| -> Result<()> {
+        match r {
+            Ok(()) => anyhow::bail!("ran instead of refusing ({start}...)"),
+            Err(e) if e.to_string().starts_with(start) => Ok(()),
+            Err(e) => anyhow::bail!("refused with {e:#}, not {start}..."),
+        }
+    };
+    let mixed = Precision::parse("mixed", &gpu.precision).map(|_| ());
+    refusal(mixed, "precision mixed needs f16 arithmetic (the shader-f16 feature)")?;
+    let a = gpu.upload(&[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+    let c = gpu.zeros(&[2, 2])?;
+    let dense = dense::matmul_in(gpu, Precision::Mixed, &a, &a, &c);
+    refusal(dense, "dense mixed needs f16 arithmetic (SHADER_F16")?;
+    let t = gpu.zeros(&[16, 16])?;
+    let coop = coop_gemm::gemm16(gpu, &t, &t, &t);
+    refusal(
+        coop,
+        "coop_gemm needs cooperative matrices (EXPERIMENTAL_COOPERATIVE_MATRIX)",
+    )?;
+    dense::matmul_in(gpu, Precision::F32, &a, &a, &c)?;
+    let got = gpu.download(&c).await?;
+    ensure!(got == [7.0, 10.0, 15.0, 22.0], "the f32 product gave {got:?}");
+    Ok(())
+}

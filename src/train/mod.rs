@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod config;
+pub mod cost;
 pub mod dist;
 #[cfg(all(feature = "mpi", not(target_arch = "wasm32")))]
 pub mod mpi;

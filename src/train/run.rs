@@ -24,12 +24,13 @@ use pollster::block_on;
 use serde::Serialize;
 
 use super::config::TrainConfig;
+use super::cost::Cost;
 use super::sample::sample_latents;
+use super::state::HistoryPoint;
 use super::trainer::{Stats, Trainer};
 use crate::checkpoint::write_atomic;
 use crate::data::Images;
 use crate::metrics::Swd;
-use crate::nn::arch::{self, forward_flops};
 use crate::samples::grid;
 use crate::tensorboard::EventWriter;
 
@@ -75,6 +76,22 @@ struct LogLine {
     steps: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     swd: Option<Swd>,
+}
+
+impl LogLine {
+    /// The line as a point of the run's history (saved in its checkpoints, for the page's plots).
+    fn point(&self) -> HistoryPoint {
+        HistoryPoint {
+            kimg: self.kimg,
+            d_loss: self.stats.d_loss,
+            g_loss: self.stats.g_loss,
+            penalty: self.stats.penalty,
+            wasserstein: self.stats.wasserstein,
+            swd: self.swd.as_ref().map(|s| s.average),
+            resolution: self.resolution,
+            alpha: self.alpha,
+        }
+    }
 }
 
 /// A new folder `out/NNN-<data>-<res>`, numbered one past the highest number there (three digits
@@ -259,6 +276,7 @@ fn train_loop(
                 swd,
             };
             writeln!(log, "{}", serde_json::to_string(&line)?).with_context(|| format!("cannot write {LOG}"))?;
+            trainer.state.record(line.point());
             text.line(bar, &format!("tick {number} {status}"))?;
             // A sample grid that cannot be written (a full disk) is reported, and the checkpoint
             // is still attempted: it matters more.
@@ -348,50 +366,6 @@ fn duration(secs: f64) -> String {
         s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
         s => format!("{s}s"),
-    }
-}
-
-/// The relative cost of training on one real image at each level: the forward FLOPs of G plus
-/// three times D's (the D step runs D on the real, fake and mixed images and the penalty's
-/// tangents; G's step runs G once more and D once), so that the time left counts the slower
-/// resolutions still to come, scaled by the speed measured so far.
-pub struct Cost {
-    per_level: Vec<f64>,
-    cfg: TrainConfig,
-}
-
-impl Cost {
-    pub fn new(cfg: &TrainConfig) -> Cost {
-        let (g, d) = (arch::generator(&cfg.net), arch::discriminator(&cfg.net));
-        let per_level = (1..=cfg.net.levels())
-            .map(|l| forward_flops(&g, l) + 3.0 * forward_flops(&d, l))
-            .collect();
-        Cost {
-            per_level,
-            cfg: cfg.clone(),
-        }
-    }
-
-    pub fn per_image(&self, level: usize) -> f64 {
-        self.per_level[level - 1]
-    }
-
-    /// The cost of the images from `images` to the end of the run, phase by phase.
-    pub fn remaining(&self, images: u64) -> f64 {
-        let (total, phase) = (self.cfg.total_images(), self.cfg.schedule.phase_kimg * 1000.0);
-        let mut at = images;
-        let mut left = 0.0;
-        while at < total {
-            let pos = self.cfg.position(at);
-            let last = pos.phase == 2 * self.cfg.net.levels() - 2;
-            let end = match last {
-                true => total,
-                false => (((pos.phase + 1) as f64 * phase).ceil() as u64).clamp(at + 1, total),
-            };
-            left += (end - at) as f64 * self.per_image(pos.level);
-            at = end;
-        }
-        left
     }
 }
 

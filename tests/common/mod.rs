@@ -33,6 +33,28 @@ pub fn run_check_on(gpu: &Gpu, check: Check) {
     );
 }
 
+/// The flags of a tiny run (8x8, 8 feature maps, minibatch 4) that ticks and checkpoints every 8
+/// images, for the tests that train through the binary.
+pub const TINY: &[&str] = &[
+    "--max-res",
+    "8",
+    "--fmap-base",
+    "16",
+    "--fmap-max",
+    "8",
+    "--latent",
+    "8",
+    "--minibatch",
+    "4",
+    "--tick-kimg",
+    "0.008",
+    "--checkpoint-ticks",
+    "1",
+    "--grid",
+    "2",
+    "--quiet",
+];
+
 /// The `pggan` binary with `args`, not yet started.
 pub fn pggan(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pggan"));

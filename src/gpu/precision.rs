@@ -1,0 +1,108 @@
+//! What the device offers below f32 (half-precision arithmetic, cooperative matrices) and the
+//! precision a run asks for: `f32`, `mixed` (f16 operands, f32 accumulation) or `auto`.
+
+use anyhow::{bail, Result};
+
+/// The reduced-precision features the device was opened with (each requested only where the adapter
+/// offers it, so these are the adapter's too).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PrecisionCaps {
+    /// `Features::SHADER_F16`: WGSL `enable f16;` (Vulkan shaderFloat16, the browser's `shader-f16`).
+    pub shader_f16: bool,
+    /// `Features::EXPERIMENTAL_COOPERATIVE_MATRIX` (tensor cores, simdgroup matrices): the
+    /// configurations the adapter lists, empty when the feature is absent. Native only.
+    pub cooperative_matrix: Vec<wgpu::CooperativeMatrixProperties>,
+}
+
+impl PrecisionCaps {
+    /// Whether the adapter lists an `n`x`n`x`n` cooperative product with f16 operands and an f32
+    /// accumulator, what `coop_mat{n}x{n}<f16, A/B>` with `coop_mat{n}x{n}<f32, C>` compiles to.
+    pub fn coop_f16_f32(&self, n: u32) -> bool {
+        self.cooperative_matrix.iter().any(|c| {
+            (c.m_size, c.n_size, c.k_size) == (n, n, n)
+                && c.ab_type == wgpu::CooperativeScalarType::F16
+                && c.cr_type == wgpu::CooperativeScalarType::F32
+        })
+    }
+
+    /// One line per feature: "shader-f16: yes", then the cooperative-matrix configurations.
+    pub fn describe(&self) -> String {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        let mut out = format!("shader-f16: {}\n", yes(self.shader_f16));
+        if self.cooperative_matrix.is_empty() {
+            out += "cooperative matrices: no\n";
+        } else {
+            out += &format!(
+                "cooperative matrices: {} configurations\n",
+                self.cooperative_matrix.len()
+            );
+            for c in &self.cooperative_matrix {
+                out += &format!(
+                    "  M{} N{} K{}  A,B {:?}  C {:?}{}\n",
+                    c.m_size,
+                    c.n_size,
+                    c.k_size,
+                    c.ab_type,
+                    c.cr_type,
+                    if c.saturating_accumulation { "  saturating" } else { "" }
+                );
+            }
+        }
+        out
+    }
+}
+
+/// The arithmetic of the matrix products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Everything in f32.
+    F32,
+    /// Operands rounded to f16, products accumulated in f32 (what tensor cores do).
+    Mixed,
+}
+
+impl Precision {
+    /// Resolves `f32`, `mixed` or `auto` on a device with `caps`: `auto` is `mixed` where the
+    /// device has f16 arithmetic (or f16 cooperative matrices), `f32` elsewhere; `mixed` on a device
+    /// without f16 is an error, as is any other string.
+    pub fn parse(choice: &str, caps: &PrecisionCaps) -> Result<Precision> {
+        let f16 = caps.shader_f16 || caps.coop_f16_f32(16) || caps.coop_f16_f32(8);
+        match choice {
+            "f32" => Ok(Precision::F32),
+            "auto" => Ok(if f16 { Precision::Mixed } else { Precision::F32 }),
+            "mixed" if f16 => Ok(Precision::Mixed),
+            "mixed" => bail!(
+                "precision mixed needs f16 arithmetic (the shader-f16 feature), which this adapter \
+                 does not offer; use f32 or auto"
+            ),
+            other => bail!("precision {other:?} is not one of f32, mixed, auto"),
+        }
+    }
+}
+
+/// The features to request beyond the plain ones: SHADER_F16 and EXPERIMENTAL_COOPERATIVE_MATRIX,
+/// each where the adapter offers it, and whether the experimental opt-in is needed for them.
+pub(super) fn features(adapter: &wgpu::Features) -> (wgpu::Features, bool) {
+    let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+    let features = *adapter & wanted;
+    (
+        features,
+        features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+    )
+}
+
+/// The names of the reduced-precision features in `f`, for messages.
+pub(super) fn feature_names(f: wgpu::Features) -> String {
+    let mut names = Vec::new();
+    if f.contains(wgpu::Features::SHADER_F16) {
+        names.push("SHADER_F16");
+    }
+    if f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+        names.push("EXPERIMENTAL_COOPERATIVE_MATRIX");
+    }
+    if names.is_empty() {
+        format!("{f:?}")
+    } else {
+        names.join(" and ")
+    }
+}
