@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::temp_dir;
 use pggan::checkpoint::{self, Checkpoint};
+use pggan::train::state::HistoryPoint;
 
 /// The tiny run: 8x8, a tick (and a checkpoint) every 16 images. With --minibatch 8 and
 /// 48 images per phase the schedule, evaluated every 4 steps (32 images), puts steps 1-8 at 4x4,
@@ -97,18 +98,30 @@ fn with(mut v: Vec<String>, more: &[&str]) -> Vec<String> {
 const LIMIT: Duration = Duration::from_secs(300);
 
 /// The largest difference between two checkpoints' tensors relative to each tensor's largest
-/// magnitude, with the tensor's name; the run states must be equal but for the training time.
+/// magnitude, with the tensor's name, and the same for the losses in their histories (over each
+/// loss's points); the run states must be equal but for the training time and the losses' values.
 fn difference(a: &Checkpoint, b: &Checkpoint) -> (f64, String) {
     let (mut sa, mut sb) = (a.state.clone(), b.state.clone());
+    let (ha, hb) = (std::mem::take(&mut sa.history), std::mem::take(&mut sb.history));
     sa.seconds = 0.0;
     sb.seconds = 0.0;
     assert_eq!(sa, sb, "the run states differ");
-    assert_eq!(a.adam, b.adam);
-    assert_eq!(
-        a.tensors.keys().collect::<Vec<_>>(),
-        b.tensors.keys().collect::<Vec<_>>()
-    );
+    assert_eq!(ha.len(), hb.len(), "the histories differ in length");
+    let losses = |h: &HistoryPoint| [h.d_loss, h.g_loss, h.penalty, h.wasserstein].map(f64::from);
     let mut worst = (0.0, String::new());
+    for (k, loss) in ["d_loss", "g_loss", "penalty", "wasserstein"].into_iter().enumerate() {
+        let scale = ha.iter().chain(&hb).map(|h| losses(h)[k].abs()).fold(1e-30, f64::max);
+        for (i, (p, q)) in ha.iter().zip(&hb).enumerate() {
+            assert_eq!(
+                (p.kimg, p.resolution, p.alpha, p.swd),
+                (q.kimg, q.resolution, q.alpha, q.swd)
+            );
+            let d = (losses(p)[k] - losses(q)[k]).abs() / scale;
+            if d > worst.0 {
+                worst = (d, format!("{loss} at history point {i}"));
+            }
+        }
+    }
     for (name, (_, x)) in &a.tensors {
         let y = &b.tensors[name].1;
         let scale = x.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-30);

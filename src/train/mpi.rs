@@ -175,7 +175,8 @@ impl Replicas for Mpi {
 }
 
 /// The loop of every rank but 0: the same steps and collective calls as rank 0's run loop
-/// (`run::train`: the step's two reductions, the check of the models at each tick), and no file.
+/// (`run::train`: the step's two reductions; at each tick, the check of the models and the mean of
+/// the losses), and no file.
 /// Stops where rank 0 does: at the end of the schedule or at the step where some rank asked to.
 pub fn follow(trainer: &mut Trainer) -> Result<Outcome> {
     while !trainer.finished() {
@@ -190,6 +191,7 @@ pub fn follow(trainer: &mut Trainer) -> Result<Outcome> {
         }
         if trainer.step()?.tick.is_some() {
             block_on(trainer.check_replicas())?;
+            block_on(trainer.mean_stats())?;
         }
     }
     Ok(Outcome::Finished)

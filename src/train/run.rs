@@ -253,6 +253,13 @@ fn train_loop(
         bar.set_message(status.clone());
         if let Some(number) = due.tick {
             block_on(trainer.check_replicas())?;
+            // The whole minibatch's losses for the log and the history (a data-parallel run's
+            // processes each hold their share's).
+            let s = block_on(trainer.mean_stats())?;
+            if let Some(what) = s.nonfinite() {
+                bail!("{}. {}", trainer.diverged(what), kept(dir));
+            }
+            stats = Some(s);
             let rate = tick.rate(trainer.state.images);
             let swd = match due.swd {
                 true => {

@@ -309,6 +309,28 @@ impl Trainer {
         })
     }
 
+    /// The last step's losses averaged over the processes of a data-parallel run (in rank order, so
+    /// every process gets the same values): the whole minibatch's, as one process would log them.
+    /// Collective: every process calls it at each tick. [`Trainer::stats`] in a single-process run.
+    pub async fn mean_stats(&mut self) -> Result<Stats> {
+        let s = self.stats().await?;
+        let Some(replicas) = &mut self.replicas else {
+            return Ok(s);
+        };
+        let mut mean = |x: f32| -> Result<f32> {
+            let all = replicas.all_gather(u64::from(x.to_bits()))?;
+            let sum: f64 = all.iter().map(|&b| f64::from(f32::from_bits(b as u32))).sum();
+            Ok((sum / all.len() as f64) as f32)
+        };
+        Ok(Stats {
+            d_loss: mean(s.d_loss)?,
+            g_loss: mean(s.g_loss)?,
+            penalty: mean(s.penalty)?,
+            drift: mean(s.drift)?,
+            wasserstein: mean(s.wasserstein)?,
+        })
+    }
+
     /// Images of the EMA generator at the current resolution and fade-in for `latents` [N, latent].
     pub async fn samples(&self, latents: &[f32]) -> Result<Images> {
         let pos = self.position();
