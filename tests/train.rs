@@ -260,7 +260,7 @@ fn the_history_is_saved_under_the_checksum_and_thinned() {
     assert!(e.contains("checksum"), "changed history: {e}");
     // A version 2 file (no history entry, a CRC of the tensors, configuration and state) loads
     // with an empty history.
-    let old = Checkpoint::from_bytes(&as_version_2(&bytes)).unwrap();
+    let old = Checkpoint::from_bytes(&as_version(&bytes, 2)).unwrap();
     assert_eq!(
         (old.version, old.state.history.len(), &old.tensors),
         (2, 0, &ck.tensors)
@@ -303,9 +303,9 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// `bytes` rewritten as format version 1 wrote them: that version number, and a CRC of the tensors
-/// alone.
-fn as_version_1(bytes: &[u8]) -> Vec<u8> {
+/// `bytes` rewritten as an older format `version` wrote them: no history, and a CRC of the tensors
+/// (version 1) or of the tensors, the configuration and the state (version 2).
+fn as_version(bytes: &[u8], version: u32) -> Vec<u8> {
     use safetensors::SafeTensors;
     let file = SafeTensors::deserialize(bytes).unwrap();
     let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
@@ -317,29 +317,12 @@ fn as_version_1(bytes: &[u8]) -> Vec<u8> {
         crc.update(name.as_bytes());
         crc.update(view.data());
     }
-    meta.insert("version".into(), "1".into());
-    meta.insert("crc32".into(), format!("{:08x}", crc.finalize()));
-    safetensors::serialize(tensors, Some(meta)).unwrap()
-}
-
-/// `bytes` rewritten as format version 2 wrote them: no history, and a CRC of the tensors, the
-/// configuration and the state.
-fn as_version_2(bytes: &[u8]) -> Vec<u8> {
-    use safetensors::SafeTensors;
-    let file = SafeTensors::deserialize(bytes).unwrap();
-    let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
-    let mut meta = header.metadata().clone().unwrap();
-    let mut tensors = file.tensors();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut crc = crc32fast::Hasher::new();
-    for (name, view) in &tensors {
-        crc.update(name.as_bytes());
-        crc.update(view.data());
+    if version == 2 {
+        crc.update(meta["config"].as_bytes());
+        crc.update(meta["state"].as_bytes());
     }
-    crc.update(meta["config"].as_bytes());
-    crc.update(meta["state"].as_bytes());
     meta.remove("history");
-    meta.insert("version".into(), "2".into());
+    meta.insert("version".into(), version.to_string());
     meta.insert("crc32".into(), format!("{:08x}", crc.finalize()));
     safetensors::serialize(tensors, Some(meta)).unwrap()
 }
@@ -349,7 +332,7 @@ fn version_1_checkpoints_sample_but_do_not_resume() {
     let mut t = Trainer::new(common::gpu(), tiny(), random_data(8, 8, 4)).unwrap();
     run_steps(&mut t, 6);
     let ck = block_on(t.checkpoint()).unwrap();
-    let old = Checkpoint::from_bytes(&as_version_1(&ck.to_bytes().unwrap())).unwrap();
+    let old = Checkpoint::from_bytes(&as_version(&ck.to_bytes().unwrap(), 1)).unwrap();
     assert_eq!((old.version, &old.tensors), (1, &ck.tensors));
     // Version 1 evaluated the schedule at every step.
     assert_eq!(old.state.schedule_images, old.state.images);
