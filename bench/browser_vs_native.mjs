@@ -12,11 +12,12 @@
 //                                    [--minibatch 8] [--steps 5] [--warmup 2]
 // A benchmark, not a test: on a software GPU the figures say how the two hosts compare, not what a
 // real GPU does (README, "Performance: where it stands").
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { serve } from "../tests/e2e/serve.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { chromium } = createRequire(join(root, "tests/e2e/package.json"))("playwright-core");
@@ -52,19 +53,6 @@ function native() {
   return report;
 }
 
-// `pggan serve` on a free port.
-function serve() {
-  const server = spawn(pggan, ["serve", "--port", "0", "--no-build", "--root", root], { stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((ok, no) => {
-    let text = "";
-    server.stdout.on("data", (d) => {
-      text += d;
-      const url = text.match(/http:\/\/[^\s]+/);
-      if (url) ok({ server, url: url[0] });
-    });
-    server.on("exit", (code) => no(new Error(`pggan serve exited with ${code}: ${text}`)));
-  });
-}
 
 // Wraps every method of the WebGPU objects a step touches so that each call is counted by name.
 function countWebGpuCalls() {
@@ -156,7 +144,7 @@ async function browser(url) {
   }
 }
 
-const { server, url } = await serve();
+const { server, url } = await serve(root);
 try {
   console.log(`settings: ${flags.join(" ")}`);
   const n = native();

@@ -18,10 +18,10 @@
 //
 // Run by tests/run.sh after `wasm-pack build --target web` and `cargo build --release`:
 //   node tests/e2e/page.mjs
-import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { serve } from "./serve.mjs";
 import { chromium } from "playwright-core";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -41,21 +41,6 @@ const deadline = setTimeout(() => {
   process.exit(1);
 }, 600_000);
 
-// `pggan serve` on a free port; resolves with its URL.
-function serve() {
-  const server = spawn(join(root, "target/release/pggan"), ["serve", "--port", "0", "--no-build", "--root", root], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((ok, no) => {
-    let text = "";
-    server.stdout.on("data", (d) => {
-      text += d;
-      const url = text.match(/http:\/\/[^\s]+/);
-      if (url) ok({ server, url: url[0] });
-    });
-    server.on("exit", (code) => no(new Error(`pggan serve exited with ${code}: ${text}`)));
-  });
-}
 
 const webgpuFlags = JSON.parse(readFileSync(join(root, "webdriver.json"), "utf8"))["goog:chromeOptions"].args;
 const sandbox = ["--no-sandbox", "--disable-gpu-sandbox"];
@@ -380,7 +365,7 @@ async function withoutWebGpu(url) {
   }
 }
 
-const { server, url } = await serve();
+const { server, url } = await serve(root);
 log(`serving ${url}`);
 try {
   await withWebGpu(url);
