@@ -201,7 +201,9 @@ pub fn mixed_gemm_rows(
     let f32_bound = max(&mut mag.iter().map(|s| gamma(F32_UNIT_ROUNDOFF) * s));
     let moved = max(&mut exact.iter().zip(&rounded).map(|(e, r)| (e - r).abs()));
     anyhow::ensure!(
-        !discriminate || moved > 2.0 * acc + f32_bound,
+        // A correct mixed kernel then differs from the f32 one by more than moved - acc - f32_bound,
+        // which exceeds the `!= f32` row's tolerance, acc + f32_bound.
+        !discriminate || moved > 2.0 * (acc + f32_bound),
         "{name}: rounding the inputs to f16 moves the product by only {moved:.2e}, within the \
          accumulation bounds ({acc:.2e}, {f32_bound:.2e}); the check would not tell f16 from f32"
     );

@@ -340,7 +340,11 @@ fn a_killed_rank_ends_the_run_within_a_bound() {
         result.status
     );
     assert!(!result.status.success());
-    assert!(err.contains("rank 1"), "the launcher did not name the dead rank: {err}");
+    // Open MPI's own words (every rank prints "rank R of K" at its start, so that alone proves nothing).
+    assert!(
+        err.contains("process rank 1") && err.contains("signal 9"),
+        "the launcher did not name the dead rank: {err}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -349,7 +353,7 @@ fn drifting_parameters_stop_the_run_at_the_next_tick() {
     let root = temp_dir("mpi-drift");
     let out = root.join("runs");
     let mut cmd = mpirun(2, &with(tiny(&root.join("cache"), &out), &["--total-kimg", "10"]));
-    cmd.env(pggan::train::mpi::DRIFT_TEST_ENV, "1");
+    cmd.env(pggan::train::mpi::FAULT_TEST_ENV, "drift:1");
     let result = finish(cmd, LIMIT);
     let err = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success());
@@ -360,5 +364,43 @@ fn drifting_parameters_stop_the_run_at_the_next_tick() {
     assert!(err.contains("rank 0 ") && err.contains("rank 1 "), "{err}");
     // Nothing after the drift was saved: no checkpoint at its tick.
     assert!(!out.join("000-emoji-8/checkpoint.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A panic (a GPU out of memory under wgpu's default error handler, a bug) unwinds into MPI_Abort,
+/// not into MPI_Finalize, which would wait for the other rank while it waits in the next reduction.
+#[test]
+fn a_panicking_rank_ends_the_run_within_a_bound() {
+    let root = temp_dir("mpi-panic");
+    let out = root.join("runs");
+    let mut cmd = mpirun(2, &with(tiny(&root.join("cache"), &out), &["--total-kimg", "10"]));
+    cmd.env(pggan::train::mpi::FAULT_TEST_ENV, "panic:1");
+    let result = finish(cmd, Duration::from_secs(120));
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(
+        err.contains("a panic injected by PGGAN_TEST_FAULT") && err.contains("error: rank 1 of 2: panicked"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Processes that read different configurations (here seeds; on a cluster, a file missing on one
+/// host) are refused at the start instead of training on different draws unnoticed.
+#[test]
+fn processes_with_different_configurations_are_refused() {
+    let root = temp_dir("mpi-mismatch");
+    let args = tiny(&root.join("cache"), &root.join("runs"));
+    // One application context per rank (Open MPI's `A : B`), each with its own seed.
+    let mut cmd = mpirun(1, &with(args.clone(), &["--seed", "1"]));
+    cmd.args([":", "-n", "1", env!("CARGO_BIN_EXE_pggan")])
+        .args(with(args, &["--seed", "2"]));
+    let result = finish(cmd, LIMIT);
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(
+        err.contains("the processes' configurations or datasets differ") && err.contains("rank 1 "),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }

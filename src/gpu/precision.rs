@@ -63,10 +63,11 @@ pub enum Precision {
 
 impl Precision {
     /// Resolves `f32`, `mixed` or `auto` on a device with `caps`: `auto` is `mixed` where the
-    /// device has f16 arithmetic (or f16 cooperative matrices), `f32` elsewhere; `mixed` on a device
-    /// without f16 is an error, as is any other string.
+    /// device has f16 arithmetic (shader-f16: every mixed kernel, the cooperative ones too, holds
+    /// f16 values), `f32` elsewhere; `mixed` on a device without it is an error, as is any other
+    /// string.
     pub fn parse(choice: &str, caps: &PrecisionCaps) -> Result<Precision> {
-        let f16 = caps.shader_f16 || caps.coop_f16_f32(16) || caps.coop_f16_f32(8);
+        let f16 = caps.shader_f16;
         match choice {
             "f32" => Ok(Precision::F32),
             "auto" => Ok(if f16 { Precision::Mixed } else { Precision::F32 }),

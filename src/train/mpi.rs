@@ -7,10 +7,11 @@
 //! same bytes (an allreduce could round differently on different ranks). D's message carries one
 //! more value, this rank's stop request, so every rank learns of a signal at the same step.
 //!
-//! A rank that fails calls MPI_Abort after printing its error with its rank (the launcher then ends
-//! the others); a rank that dies is reported by the launcher, which ends the others: no rank waits
+//! A rank that fails or panics calls MPI_Abort after printing its error with its rank (the launcher
+//! then ends the others); a rank that dies is reported by the launcher, which ends the others: no rank waits
 //! forever on a dead one.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,10 +28,31 @@ use super::step::Grad;
 use super::trainer::Trainer;
 use crate::gpu::{Gpu, GpuOptions, Tensor};
 
-/// A fault for the tests: the rank named by this variable perturbs its G gradient once, on the
-/// first step, so that its model drifts from the others' and the check at the next tick must
-/// catch it.
-pub const DRIFT_TEST_ENV: &str = "PGGAN_TEST_DRIFT_RANK";
+/// A fault for the tests, `drift:RANK` or `panic:RANK`: on the first step that rank perturbs its
+/// G gradient once (its model drifts from the others' and the check at the next tick must catch
+/// it), or panics in the G reduction (the others must not wait for it forever).
+pub const FAULT_TEST_ENV: &str = "PGGAN_TEST_FAULT";
+
+/// The fault of [`FAULT_TEST_ENV`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    Drift,
+    Panic,
+}
+
+/// The fault [`FAULT_TEST_ENV`] injects into `rank`, if any.
+fn injected_fault(rank: usize) -> Option<Fault> {
+    let value = std::env::var(FAULT_TEST_ENV).ok()?;
+    let (kind, r) = value.split_once(':')?;
+    if r.parse() != Ok(rank) {
+        return None;
+    }
+    match kind {
+        "drift" => Some(Fault::Drift),
+        "panic" => Some(Fault::Panic),
+        _ => None,
+    }
+}
 
 /// Whether this process was started by an MPI launcher: Open MPI's `mpirun` (OMPI_COMM_WORLD_SIZE),
 /// a PMI or PMIx launcher such as `srun` (PMI_SIZE, PMIX_RANK). Outside one pggan never initialises
@@ -50,7 +72,7 @@ pub struct Mpi {
     stop: Arc<AtomicBool>,
     agreed: bool,
     reduce_seconds: f64,
-    drift: bool,
+    fault: Option<Fault>,
 }
 
 impl Mpi {
@@ -63,7 +85,6 @@ impl Mpi {
         let (rank, size) = (world.rank() as usize, world.size() as usize);
         // The ranks that share this host's memory, hence its adapters.
         let local_rank = world.split_shared(world.rank()).rank() as usize;
-        let drift = std::env::var(DRIFT_TEST_ENV).ok().and_then(|r| r.parse().ok()) == Some(rank);
         let mpi = Mpi {
             world,
             rank,
@@ -72,7 +93,7 @@ impl Mpi {
             stop,
             agreed: false,
             reduce_seconds: 0.0,
-            drift,
+            fault: injected_fault(rank),
         };
         Ok((universe, mpi))
     }
@@ -85,7 +106,9 @@ impl Mpi {
 
 /// Runs `f` as one rank of a data-parallel run: initialises MPI and gives `f` this rank's GPU
 /// options (its adapter by its rank on its host, unless `--adapter` names one) and the ranks. An
-/// error ends every rank with MPI_Abort, naming this one; MPI is finalised once `f` returns.
+/// error or a panic ends every rank with MPI_Abort, naming this one (unwinding would finalise MPI,
+/// which waits for the other ranks, while they wait in the next reduction); MPI is finalised once
+/// `f` returns.
 pub fn run_rank<T>(
     gpu: &GpuOptions,
     stop: Arc<AtomicBool>,
@@ -96,12 +119,14 @@ pub fn run_rank<T>(
         local_rank: Some(mpi.local_rank()),
         ..gpu.clone()
     };
-    match f(&gpu, Box::new(mpi)) {
-        Ok(value) => {
+    // The panic's message is printed by the panic hook as it happens.
+    match std::panic::catch_unwind(AssertUnwindSafe(|| f(&gpu, Box::new(mpi)))) {
+        Ok(Ok(value)) => {
             drop(universe);
             Ok(value)
         }
-        Err(e) => abort(&e),
+        Ok(Err(e)) => abort(&e),
+        Err(_) => abort(&anyhow::anyhow!("panicked (the message is above)")),
     }
 }
 
@@ -142,8 +167,12 @@ impl Replicas for Mpi {
         root.broadcast_into(&mut mean[..]);
         if which == Grad::D {
             self.agreed = mean.pop().expect("the stop request") > 0.0;
-        } else if std::mem::take(&mut self.drift) {
-            mean[0] += 1e-3;
+        } else {
+            match self.fault.take() {
+                Some(Fault::Drift) => mean[0] += 1e-3,
+                Some(Fault::Panic) => panic!("a panic injected by {FAULT_TEST_ENV}"),
+                None => {}
+            }
         }
         gpu.write(grad, &mean)?;
         self.reduce_seconds += start.elapsed().as_secs_f64();
@@ -175,13 +204,14 @@ impl Replicas for Mpi {
 }
 
 /// The loop of every rank but 0: the same steps and collective calls as rank 0's run loop
-/// (`run::train`: the step's two reductions; at each tick, the check of the models and the mean of
-/// the losses), and no file.
+/// (`run::train`: the step's two reductions; at each tick and at a stop, the check of the models;
+/// at each tick, the mean of the losses), and no file.
 /// Stops where rank 0 does: at the end of the schedule or at the step where some rank asked to.
 pub fn follow(trainer: &mut Trainer) -> Result<Outcome> {
     while !trainer.finished() {
         if trainer.stop_agreed() == Some(true) {
             let (rank, ranks) = trainer.rank();
+            block_on(trainer.check_replicas())?;
             eprintln!(
                 "rank {rank} of {ranks}: stopped at kimg {:.3} (step {})",
                 trainer.state.images as f64 / 1000.0,

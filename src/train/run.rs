@@ -228,6 +228,8 @@ fn train_loop(
             .unwrap_or_else(|| opts.stop.load(Ordering::SeqCst))
         {
             bar.abandon_with_message("interrupted: writing a checkpoint");
+            // Every process compares its model with the others' before rank 0 saves it.
+            block_on(trainer.check_replicas())?;
             save(trainer, dir, false, text, bar)?;
             text.line(bar, &format!("stopped by a signal at {}", at(trainer)))?;
             return Ok(Outcome::Interrupted);
@@ -238,7 +240,16 @@ fn train_loop(
         speed.work += cost.per_image(pos.level) * trainer.cfg.minibatch(pos.res()) as f64;
         saved = false;
         if trainer.state.steps.is_multiple_of(SYNC_STEPS) || due.tick.is_some() {
-            let s = block_on(trainer.stats())?;
+            let s = match due.tick {
+                // At a tick every process of a data-parallel run compares its model with the
+                // others', and the losses are averaged over them (each holds its share's): the
+                // whole minibatch's, for the log and the history.
+                Some(_) => {
+                    block_on(trainer.check_replicas())?;
+                    block_on(trainer.mean_stats())?
+                }
+                None => block_on(trainer.stats())?,
+            };
             if let Some(what) = s.nonfinite() {
                 bail!("{}. {}", trainer.diverged(what), kept(dir));
             }
@@ -252,14 +263,6 @@ fn train_loop(
         bar.set_position(((trainer.state.images.min(total) as f64 / total as f64) * 1000.0) as u64);
         bar.set_message(status.clone());
         if let Some(number) = due.tick {
-            block_on(trainer.check_replicas())?;
-            // The whole minibatch's losses for the log and the history (a data-parallel run's
-            // processes each hold their share's).
-            let s = block_on(trainer.mean_stats())?;
-            if let Some(what) = s.nonfinite() {
-                bail!("{}. {}", trainer.diverged(what), kept(dir));
-            }
-            stats = Some(s);
             let rate = tick.rate(trainer.state.images);
             let swd = match due.swd {
                 true => {

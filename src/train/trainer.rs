@@ -135,15 +135,36 @@ impl Trainer {
     }
 
     /// Makes this trainer one of the processes of a data-parallel run: refuses a configuration
-    /// whose minibatch they cannot share, then gives every process rank 0's model (parameters,
-    /// Adam moments and step counts, EMA generator). Every process calls it, with the same
-    /// configuration and run state. One process is a single-process run.
+    /// whose minibatch they cannot share, and processes whose configurations or datasets differ
+    /// (each reads its own; a file missing on one host would make it train on other images
+    /// unnoticed), then gives every process rank 0's model (parameters, Adam moments and step
+    /// counts, EMA generator). Every process calls it. One process is a single-process run.
     pub async fn distribute(&mut self, mut replicas: Box<dyn Replicas>) -> Result<()> {
         let ranks = replicas.size();
         if ranks == 1 {
             return Ok(());
         }
         check_share(&self.cfg, ranks)?;
+        // The configuration and the images, at 4x4 (every image, and cheap to hash).
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(serde_json::to_string(&self.cfg)?.as_bytes());
+        let smallest = &self.data.levels[0];
+        crc.update(&(smallest.count as u64).to_le_bytes());
+        crc.update(&smallest.pixels);
+        let sums = replicas.all_gather(u64::from(crc.finalize()))?;
+        if sums.iter().any(|&s| s != sums[0]) {
+            let listed: Vec<String> = sums
+                .iter()
+                .enumerate()
+                .map(|(r, s)| format!("rank {r} {s:08x}"))
+                .collect();
+            bail!(
+                "the processes' configurations or datasets differ (CRC-32 of the configuration and \
+                 the images at 4x4: {}): every process must read the same configuration and the \
+                 same images (the same files at the same path on every host)",
+                listed.join(", ")
+            );
+        }
         let tensors: Vec<&Tensor> = groups(&self.model).iter().map(|(_, p, _)| &p.all).collect();
         let values = self.gpu.download_many(&tensors).await?;
         for (t, mut v) in tensors.into_iter().zip(values) {
