@@ -151,18 +151,11 @@ impl Trainer {
         let smallest = &self.data.levels[0];
         crc.update(&(smallest.count as u64).to_le_bytes());
         crc.update(&smallest.pixels);
-        let sums = replicas.all_gather(u64::from(crc.finalize()))?;
-        if sums.iter().any(|&s| s != sums[0]) {
-            let listed: Vec<String> = sums
-                .iter()
-                .enumerate()
-                .map(|(r, s)| format!("rank {r} {s:08x}"))
-                .collect();
+        if let Some(listed) = differing(replicas.as_mut(), crc.finalize())? {
             bail!(
                 "the processes' configurations or datasets differ (CRC-32 of the configuration and \
-                 the images at 4x4: {}): every process must read the same configuration and the \
-                 same images (the same files at the same path on every host)",
-                listed.join(", ")
+                 the images at 4x4: {listed}): every process must read the same configuration and \
+                 the same images (the same files at the same path on every host)"
             );
         }
         let tensors: Vec<&Tensor> = groups(&self.model).iter().map(|(_, p, _)| &p.all).collect();
@@ -214,22 +207,15 @@ impl Trainer {
         }
         crc.update(&self.model.g.adam.t.to_le_bytes());
         crc.update(&self.model.d.adam.t.to_le_bytes());
-        let sums = replicas.all_gather(crc.finalize() as u64)?;
-        if sums.iter().all(|&s| s == sums[0]) {
+        let Some(listed) = differing(replicas.as_mut(), crc.finalize())? else {
             return Ok(());
-        }
-        let listed: Vec<String> = sums
-            .iter()
-            .enumerate()
-            .map(|(r, s)| format!("rank {r} {s:08x}"))
-            .collect();
+        };
         bail!(
             "the processes' models differ at kimg {:.3} (step {}): CRC-32 of the parameters, Adam \
-             moments and EMA generator: {}. A process computed a different update (a faulty GPU or a \
-             bug); stopping. Resume from the last checkpoint",
+             moments and EMA generator: {listed}. A process computed a different update (a faulty \
+             GPU or a bug); stopping. Resume from the last checkpoint",
             self.state.images as f64 / 1000.0,
             self.state.steps,
-            listed.join(", ")
         )
     }
 
@@ -453,6 +439,20 @@ impl Trainer {
 }
 
 /// The dataset must match the networks and fill a minibatch.
+/// Every process's `crc` (collective): `None` when they are all equal, else each rank's, listed.
+fn differing(replicas: &mut dyn Replicas, crc: u32) -> Result<Option<String>> {
+    let sums = replicas.all_gather(u64::from(crc))?;
+    if sums.iter().all(|&s| s == sums[0]) {
+        return Ok(None);
+    }
+    let listed: Vec<String> = sums
+        .iter()
+        .enumerate()
+        .map(|(r, s)| format!("rank {r} {s:08x}"))
+        .collect();
+    Ok(Some(listed.join(", ")))
+}
+
 fn check_data(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
     ensure!(
         data.channels() == cfg.net.channels && data.max_res() == cfg.net.max_res,
