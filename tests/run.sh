@@ -67,9 +67,9 @@ cargo clippy --release --all-targets --features mpi -- -D warnings
 # src/web.rs and tests/web.rs build only for the browser.
 cargo clippy --release --lib --tests --target wasm32-unknown-unknown -- -D warnings
 
-# One release build, with the mpi feature: it adds tests/mpi.rs (mpirun -n 2 and -n 3), and started
-# without a launcher the binary is the plain one (it never initialises MPI), so every other test runs
-# the code a build without the feature runs; a second build without it would cost minutes.
+# The native tests run the mpi feature's build: it adds tests/mpi.rs (mpirun -n 1, 2 and 3), and
+# started without a launcher the binary is the plain one (it never initialises MPI), so every other
+# test runs what a build without the feature runs. The end-to-end part below uses a build without it.
 echo "== native tests, data-parallel training under mpirun included (cargo test --release --features mpi)"
 cargo test --release --features mpi -- --nocapture 2>&1 | grep -v 'XDG_RUNTIME_DIR'
 echo "== browser tests (wasm-pack test --headless --chrome --release -- --test web)"
