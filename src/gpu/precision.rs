@@ -81,6 +81,20 @@ impl Precision {
     }
 }
 
+impl super::Gpu {
+    /// Whether the device has f16 arithmetic, which `what` (a mixed-precision kernel) needs: an
+    /// error saying what it lacks otherwise.
+    pub fn require_f16(&self, what: &str) -> Result<()> {
+        anyhow::ensure!(
+            self.precision.shader_f16,
+            "{what} needs f16 arithmetic (SHADER_F16, the browser's shader-f16), which this device ({}) \
+             does not have",
+            self.describe()
+        );
+        Ok(())
+    }
+}
+
 /// The features to request beyond the plain ones: SHADER_F16 and EXPERIMENTAL_COOPERATIVE_MATRIX,
 /// each where the adapter offers it, and whether the experimental opt-in is needed for them.
 pub(super) fn features(adapter: &wgpu::Features) -> (wgpu::Features, bool) {

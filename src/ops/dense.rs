@@ -360,13 +360,7 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
 /// Whether the device can run the mixed-precision kernel (`dense+f16`): an error saying what it
 /// lacks otherwise.
 pub fn available_mixed(gpu: &Gpu) -> Result<()> {
-    ensure!(
-        gpu.precision.shader_f16,
-        "dense mixed needs f16 arithmetic (SHADER_F16, the browser's shader-f16), which this device ({}) \
-         does not have",
-        gpu.describe()
-    );
-    Ok(())
+    gpu.require_f16("dense mixed")
 }
 
 /// The mixed-precision product (`matmul_in` with `Precision::Mixed`) against f64, on inputs drawn

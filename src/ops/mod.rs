@@ -35,9 +35,9 @@ for_each_op!(register);
 pub mod coop_gemm;
 
 /// The shaders that need a device feature (`Shader::needs`: f16 arithmetic, cooperative matrices),
-/// variants of a file (`dense+f16`) or files of their own. The naga test validates each one with
+/// variants of a file (`conv+f16`, `dense+f16`) or files of their own. The naga test validates each one with
 /// exactly the capabilities it enables.
-pub const FEATURE_SHADERS: &[Shader] = &[dense::SHADER_F16, coop_gemm::SHADER];
+pub const FEATURE_SHADERS: &[Shader] = &[conv::SHADER_F16, dense::SHADER_F16, coop_gemm::SHADER];
 
 /// A check that needs a device feature, with the test of whether the device has it (an error
 /// naming what is missing). `pggan selftest` and `pggan bench precision` run those the device can.
@@ -48,6 +48,11 @@ pub struct FeatureCheck {
 }
 
 pub const FEATURE_CHECKS: &[FeatureCheck] = &[
+    FeatureCheck {
+        name: "conv mixed",
+        check: conv::check_mixed,
+        available: conv::available_mixed,
+    },
     FeatureCheck {
         name: "dense mixed",
         check: dense::check_mixed,
@@ -88,6 +93,10 @@ pub async fn check_f32_fallback(gpu: &Gpu) -> Result<()> {
     let c = gpu.zeros(&[2, 2])?;
     let dense = dense::matmul_in(gpu, Precision::Mixed, &a, &a, &c);
     refusal(dense, "dense mixed needs f16 arithmetic (SHADER_F16")?;
+    let x = gpu.zeros(&[1, 1, 2, 2])?;
+    let w = gpu.zeros(&[1, 1, 1, 1])?;
+    let conv = conv::run(gpu, conv::Pass::BackwardData, [&x, &w, &x], 1.0, Precision::Mixed, None);
+    refusal(conv, "conv mixed needs f16 arithmetic (SHADER_F16")?;
     let t = gpu.zeros(&[16, 16])?;
     let coop = coop_gemm::gemm16(gpu, &t, &t, &t);
     refusal(
