@@ -137,9 +137,11 @@ impl ConvShape {
     }
 }
 
-/// x [N, Cin, H, W], w [Cout, Cin, K, K], y [N, Cout, H, W]; y = scale * conv(x, w).
+/// x [N, Cin, H, W], w [Cout, Cin, K, K], y [N, Cout, H, W]; y = scale * conv(x, w). This and the
+/// other layer passes below run at the device's `Gpu::layer_precision`.
 pub fn forward(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
-    run(gpu, Pass::Forward { act: None }, [x, w, y], gain, Precision::F32, None)
+    let precision = gpu.layer_precision();
+    run(gpu, Pass::Forward { act: None }, [x, w, y], gain, precision, None)
 }
 
 /// `forward` followed by `act::forward` in one pass: y = lrelu(scale * conv(x, w) + bias[co], slope),
@@ -153,14 +155,15 @@ pub fn forward_act(gpu: &Gpu, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor,
         },
         [x, w, y],
         gain,
-        Precision::F32,
+        gpu.layer_precision(),
         None,
     )
 }
 
 /// dx [N, Cin, H, W] = scale * conv_transpose(dy, w)  (overwritten).
 pub fn backward_data(gpu: &Gpu, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
-    run(gpu, Pass::BackwardData, [dx, w, dy], gain, Precision::F32, None)
+    let precision = gpu.layer_precision();
+    run(gpu, Pass::BackwardData, [dx, w, dy], gain, precision, None)
 }
 
 /// dw [Cout, Cin, K, K] = scale * sum_{n,h,w} dy * x-patch; `accumulate` adds to dw instead of overwriting
@@ -171,7 +174,7 @@ pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f3
         Pass::BackwardWeight { accumulate },
         [x, dw, dy],
         gain,
-        Precision::F32,
+        gpu.layer_precision(),
         None,
     )
 }

@@ -66,9 +66,9 @@ pub const FEATURE_CHECKS: &[FeatureCheck] = &[
 ];
 
 /// What a device without f16 arithmetic (a browser without `shader-f16`, or `GpuOptions::f32_only`)
-/// must do: `auto` is f32, `mixed` is refused, the f16 and cooperative kernels are refused naming
-/// the missing feature, and the f32 product still runs. An error says which of these failed. The
-/// native and the browser tests both run it.
+/// must do: `auto` is f32, `mixed` is refused (as the layers' precision too), the f16 and
+/// cooperative kernels are refused naming the missing feature, and the f32 product still runs. An
+/// error says which of these failed. The native and the browser tests both run it.
 pub async fn check_f32_fallback(gpu: &Gpu) -> Result<()> {
     use crate::gpu::Precision;
     ensure!(
@@ -89,6 +89,9 @@ pub async fn check_f32_fallback(gpu: &Gpu) -> Result<()> {
     };
     let mixed = Precision::parse("mixed", &gpu.precision).map(|_| ());
     refusal(mixed, "precision mixed needs f16 arithmetic (the shader-f16 feature)")?;
+    let layers = gpu.set_layer_precision(Precision::Mixed);
+    refusal(layers, "precision mixed needs f16 arithmetic (SHADER_F16")?;
+    ensure!(gpu.layer_precision() == Precision::F32, "the layers are not f32");
     let a = gpu.upload(&[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
     let c = gpu.zeros(&[2, 2])?;
     let dense = dense::matmul_in(gpu, Precision::Mixed, &a, &a, &c);
