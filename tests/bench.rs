@@ -74,6 +74,32 @@ fn bench_train_profiles_every_kernel_of_a_step() {
     );
 }
 
+/// `--precision mixed` (lavapipe has shader-f16): the step's convolutions and dense layers run the
+/// f16 kernels and no f32 GEMM; the report names the precision. Anything else is refused by name.
+#[test]
+fn bench_train_in_mixed_precision_runs_only_the_f16_gemms() {
+    let report = json(&[TRAIN, &["--precision", "mixed", "--json"]].concat());
+    assert_eq!(report["precision"], "Mixed", "{report}");
+    for row in report["rows"].as_array().unwrap() {
+        let launches = |name: &str| -> u64 {
+            let kernels = row["profile"]["kernels"].as_array().unwrap();
+            kernels
+                .iter()
+                .filter(|k| k["kernel"].as_str().unwrap().starts_with(name))
+                .map(|k| k["launches"].as_u64().unwrap())
+                .sum()
+        };
+        assert!(launches("conv+f16.") > 0 && launches("dense+f16.gemm") > 0, "{row}");
+        assert_eq!((launches("conv."), launches("dense.gemm")), (0, 0), "{row}");
+    }
+    let out = run(&[TRAIN, &["--precision", "f16"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("precision \"f16\" is not one of"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bench_kernels_times_forced_tiles() {
     let args = [
