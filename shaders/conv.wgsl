@@ -16,6 +16,11 @@
 // over wid.z (split-K, when the tiles alone would not fill the device): each split then writes its
 // own slice of a scratch buffer, and reduce.wgsl adds the slices into the output.
 //
+// Two variants of this one file (src/ops/conv.rs composes them), as in dense.wgsl: the staged slices
+// hold `Staged`, declared before this text: `alias Staged = f32;` (conv) or `enable f16; alias
+// Staged = f16;` (conv+f16, mixed precision: A and B are rounded to f16 as they are staged, the
+// products and sums stay f32; the product of two f16 values is exact in f32). Storage is f32 in both.
+//
 // The forward pass may end with the layer's bias and leaky ReLU (`forward_act`, or `sum_splits_act`
 // after a split forward): y = lrelu(scale * C + bias[m], slope), stored once instead of being written
 // by the GEMM and then read and rewritten by act.wgsl.
@@ -65,8 +70,8 @@ override B_ROW: u32 = TN / 4u + 1u;
 override B_BASE: u32 = TK * A_ROW;
 
 // A[m, k] at (k * A_ROW + m / 4)[m % 4], then B[k, col] at (B_BASE + k * B_ROW + col / 4)[col % 4].
-// 672 vec4s (10.5 KiB) hold the largest variant, 32x128 tiles with TK 16.
-var<workgroup> stage: array<vec4<f32>, 672>;
+// 672 vec4s (10.5 KiB in f32) hold the largest variant, 32x128 tiles with TK 16.
+var<workgroup> stage: array<vec4<Staged>, 672>;
 // forward_act: the biases of the tile's rows.
 var<workgroup> tile_bias: array<f32, 64>;
 
@@ -264,16 +269,16 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f
     for (var k0 = kbeg; k0 < kend; k0 += TK) {
         for (var i = 0u; i < na; i++) {
             let r = oa + GROUP * i;
-            stage[ka * A_ROW + r / 4u][r % 4u] = ra[i];
+            stage[ka * A_ROW + r / 4u][r % 4u] = Staged(ra[i]);
         }
         // Tiles with fewer than one A value per invocation (8 or 16 rows): the invocations with oa < TM
         // stage one each, loaded here rather than ahead.
         if (na == 0u && oa < TM) {
-            stage[ka * A_ROW + oa / 4u][oa % 4u] = load_a(mode, m0 + oa, a_off, a_in);
+            stage[ka * A_ROW + oa / 4u][oa % 4u] = Staged(load_a(mode, m0 + oa, a_off, a_in));
         }
         for (var i = 0u; i < nb; i++) {
             let c = ob + GROUP * i;
-            stage[B_BASE + kb * B_ROW + c / 4u][c % 4u] = rb[i];
+            stage[B_BASE + kb * B_ROW + c / 4u][c % 4u] = Staged(rb[i]);
         }
         workgroupBarrier();
         let k1 = k0 + TK;
@@ -291,8 +296,8 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f
             }
         }
         for (var r = 0u; r < TK; r++) {
-            let a0 = stage[r * A_ROW + ty];
-            let b0 = stage[B_BASE + r * B_ROW + tx];
+            let a0 = vec4<f32>(stage[r * A_ROW + ty]);
+            let b0 = vec4<f32>(stage[B_BASE + r * B_ROW + tx]);
             // fma: one fused instruction per product, whether or not the driver would contract a
             // multiply and an add.
             acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);

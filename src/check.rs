@@ -132,7 +132,39 @@ pub fn round_f16(x: f64) -> f64 {
 }
 
 /// The checks of a mixed-precision product c [M, N] = a [M, K] b [K, N] (f16 operands, products
-/// and sums at the accumulator's precision, unit roundoff `acc_unit`), as rows:
+/// and sums at the accumulator's precision, unit roundoff `acc_unit`): `mixed_product_rows` with
+/// the matrix product.
+#[allow(clippy::too_many_arguments)]
+pub fn mixed_gemm_rows(
+    name: &str,
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    b: &[f32],
+    got: &[f32],
+    f32_result: Option<&[f32]>,
+    acc_unit: f64,
+    discriminate: bool,
+) -> anyhow::Result<Vec<Row>> {
+    let product = |x: &[f64], y: &[f64]| -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|l| x[i * k + l] * y[l * n + j]).sum();
+            }
+        }
+        c
+    };
+    let shape = [m, k, n];
+    mixed_product_rows(name, &shape, k, a, b, &product, got, f32_result, acc_unit, discriminate)
+}
+
+/// An f64 reference of a product of two inputs.
+pub type Bilinear<'a> = dyn Fn(&[f64], &[f64]) -> Vec<f64> + 'a;
+
+/// The checks of a mixed-precision bilinear product of `a` and `b` (f16 operands, products and
+/// sums at the accumulator's precision, unit roundoff `acc_unit`), each output a sum of at most `k`
+/// products with nonnegative coefficients, so that `product(|a|, |b|)` is the sum of the terms'
+/// magnitudes. `product` is its f64 reference (a matrix product, a convolution). As rows:
 ///
 /// - against the f64 product of the f32 inputs: per element, rounding a and b to f16 changes each
 ///   product by at most (2u + u^2) |a_ik b_kj| (u = 2^-11), and a sum of K terms adds at most
@@ -146,11 +178,13 @@ pub fn round_f16(x: f64) -> f64 {
 ///   more than the f32 kernel's own rounding and the accumulation bound allow (a row that passes
 ///   when the difference is above its tolerance).
 #[allow(clippy::too_many_arguments)]
-pub fn mixed_gemm_rows(
+pub fn mixed_product_rows(
     name: &str,
-    (m, k, n): (usize, usize, usize),
+    shape: &[usize],
+    k: usize,
     a: &[f32],
     b: &[f32],
+    product: &Bilinear<'_>,
     got: &[f32],
     f32_result: Option<&[f32]>,
     acc_unit: f64,
@@ -169,29 +203,11 @@ pub fn mixed_gemm_rows(
         "{name}: only {inexact} of {} inputs are inexact in f16; the check needs inputs f16 cannot hold",
         a.len() + b.len()
     );
-    let product = |x: &[f64], y: &[f64], abs: bool| -> Vec<f64> {
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                c[i * n + j] = (0..k)
-                    .map(|l| {
-                        let t = x[i * k + l] * y[l * n + j];
-                        if abs {
-                            t.abs()
-                        } else {
-                            t
-                        }
-                    })
-                    .sum();
-            }
-        }
-        c
-    };
-    let (exact, rounded) = (product(&a64, &b64, false), product(&a16, &b16, false));
-    let (mag, mag16) = (product(&a64, &b64, true), product(&a16, &b16, true));
+    let abs = |x: &[f64]| -> Vec<f64> { x.iter().map(|v| v.abs()).collect() };
+    let (exact, rounded) = (product(&a64, &b64), product(&a16, &b16));
+    let (mag, mag16) = (product(&abs(&a64), &abs(&b64)), product(&abs(&a16), &abs(&b16)));
     let scale = |r: &[f64]| r.iter().fold(0.0f64, |s, v| s.max(v.abs()));
     let max = |v: &mut dyn Iterator<Item = f64>| v.fold(0.0f64, f64::max);
-    let shape = [m, k, n];
     // Bounds per element, then the largest, relative to each reference's largest magnitude.
     let full = max(&mut mag
         .iter()
@@ -208,10 +224,10 @@ pub fn mixed_gemm_rows(
          accumulation bounds ({acc:.2e}, {f32_bound:.2e}); the check would not tell f16 from f32"
     );
     let mut rows = vec![
-        compare(&format!("{name} vs f64"), &shape, got, &exact, full / scale(&exact)),
+        compare(&format!("{name} vs f64"), shape, got, &exact, full / scale(&exact)),
         compare(
             &format!("{name} vs f16 inputs"),
-            &shape,
+            shape,
             got,
             &rounded,
             acc / scale(&rounded),

@@ -74,6 +74,32 @@ fn bench_train_profiles_every_kernel_of_a_step() {
     );
 }
 
+/// `--precision mixed` (lavapipe has shader-f16): the step's convolutions and dense layers run the
+/// f16 kernels and no f32 GEMM; the report names the precision. Anything else is refused by name.
+#[test]
+fn bench_train_in_mixed_precision_runs_only_the_f16_gemms() {
+    let report = json(&[TRAIN, &["--precision", "mixed", "--json"]].concat());
+    assert_eq!(report["precision"], "Mixed", "{report}");
+    for row in report["rows"].as_array().unwrap() {
+        let launches = |name: &str| -> u64 {
+            let kernels = row["profile"]["kernels"].as_array().unwrap();
+            kernels
+                .iter()
+                .filter(|k| k["kernel"].as_str().unwrap().starts_with(name))
+                .map(|k| k["launches"].as_u64().unwrap())
+                .sum()
+        };
+        assert!(launches("conv+f16.") > 0 && launches("dense+f16.gemm") > 0, "{row}");
+        assert_eq!((launches("conv."), launches("dense.gemm")), (0, 0), "{row}");
+    }
+    let out = run(&[TRAIN, &["--precision", "f16"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("precision \"f16\" is not one of"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bench_kernels_times_forced_tiles() {
     let args = [
@@ -148,7 +174,7 @@ fn bench_launches_reuses_one_pass_and_its_bind_groups() {
 }
 
 /// On lavapipe (shader-f16, no cooperative matrices): the features listed, `auto` mixed, the f16
-/// dense product checked, the cooperative one refused with what is missing, and so a failing exit
+/// convolution passes and dense product checked, the cooperative one refused with what is missing, and so a failing exit
 /// status, since the tensor-core path was not proven.
 #[test]
 fn bench_precision_checks_f16_and_refuses_cooperative_matrices_on_lavapipe() {
@@ -156,14 +182,18 @@ fn bench_precision_checks_f16_and_refuses_cooperative_matrices_on_lavapipe() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("shader-f16: yes\ncooperative matrices: no\n"), "{text}");
     assert!(text.contains("precision auto: Mixed"), "{text}");
-    assert!(
-        text.lines().filter(|l| l.starts_with("dense mixed")).count() == 8
-            && text
-                .lines()
-                .filter(|l| l.starts_with("dense mixed"))
-                .all(|l| l.ends_with("pass")),
-        "{text}"
-    );
+    // 8 rows of dense's 3 products; 25 of the convolution's 3 passes at 3 shapes (the f32
+    // comparison only on the 7 short reductions).
+    for (start, count) in [("dense mixed", 8), ("conv", 25)] {
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(start) && l.contains(" mixed "))
+            .collect();
+        assert!(
+            rows.len() == count && rows.iter().all(|l| l.ends_with("pass")),
+            "{start}: {text}"
+        );
+    }
     assert!(
         text.contains("coop_gemm: refused: coop_gemm needs cooperative matrices (EXPERIMENTAL_COOPERATIVE_MATRIX)"),
         "{text}"

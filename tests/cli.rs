@@ -170,6 +170,54 @@ fn train_interrupt_resume_generate() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// `--precision`: a mixed run says so and keeps `"precision": "mixed"` in its config.json; a resume
+/// keeps the run's precision unless given another; any other value is refused by name.
+#[test]
+fn precision_is_kept_in_config_json_and_on_resume() {
+    let root = temp_dir("precision");
+    let out = root.join("runs");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--out",
+            out.to_str().unwrap(),
+            "--cache",
+            root.to_str().unwrap(),
+        ];
+        args.extend(TINY);
+        args.extend(["--phase-kimg", "0.008"]);
+        args.extend(extra);
+        let result = run(&args);
+        (
+            result.status.success(),
+            String::from_utf8_lossy(&result.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = train(&["--total-kimg", "0.008", "--precision", "mixed"]);
+    assert!(ok && stderr.contains("precision: Mixed"), "{stderr}");
+    let dir = out.join("000-emoji-8");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["precision"], "mixed");
+    let (ok, stderr) = train(&["--resume", dir.to_str().unwrap(), "--total-kimg", "0.016"]);
+    assert!(ok && stderr.contains("precision: Mixed"), "{stderr}");
+    let (ok, stderr) = train(&[
+        "--resume",
+        dir.to_str().unwrap(),
+        "--total-kimg",
+        "0.024",
+        "--precision",
+        "f32",
+    ]);
+    assert!(ok && stderr.contains("precision: F32"), "{stderr}");
+    let (ok, stderr) = train(&["--total-kimg", "0.008", "--precision", "f16"]);
+    assert!(
+        !ok && stderr.contains("precision \"f16\" is not one of f32, mixed, auto"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 /// Without a terminal (a cluster job, nohup, a pipe) a run prints a line per tick, and every run
 /// keeps them in log.txt; a software adapter is named as one.
 #[test]

@@ -199,6 +199,21 @@ fn dense_mixed_on_an_adapter_with_shader_f16() {
     common::run_check_on(&gpu, ops::dense::check_mixed);
 }
 
+/// The convolution's mixed-precision passes against f64 (`conv::check_mixed`: the same bounds as
+/// dense's, over each pass's reduction length, and the row that fails if they silently ran in f32).
+/// Needs SHADER_F16, which lavapipe has; a native adapter without it fails here.
+#[test]
+fn conv_mixed_on_an_adapter_with_shader_f16() {
+    let gpu = common::gpu();
+    assert!(
+        gpu.precision.shader_f16,
+        "{} has no SHADER_F16:\n{}",
+        gpu.describe(),
+        gpu.precision.describe()
+    );
+    common::run_check_on(&gpu, ops::conv::check_mixed);
+}
+
 /// `auto` is mixed where the adapter has f16 arithmetic: on lavapipe (shaderFloat16) it is.
 #[test]
 fn precision_auto_is_mixed_on_an_adapter_with_shader_f16() {

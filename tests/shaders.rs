@@ -43,6 +43,7 @@ fn only_the_feature_shaders_need_device_features() {
     assert_eq!(
         needs,
         [
+            ("conv+f16", wgpu::Features::SHADER_F16),
             ("dense+f16", wgpu::Features::SHADER_F16),
             (
                 "coop_gemm",

@@ -98,6 +98,18 @@ fn gpu_step_matches_the_reference_step() {
     common::run_check(pggan::train::check::check);
 }
 
+/// The step with the layers' GEMMs in mixed precision (f16 operands, f32 sums; lavapipe has
+/// SHADER_F16) against the f64 reference (`check::MIXED_TOL`): G's gradient (L2) and the losses
+/// within 2e-2 (about 20 chained GEMMs, each within 2^-10), D's within 1e-1 (its real and fake
+/// terms nearly cancel), Adam on its gradients within 1e-5, and D's gradient differing from the
+/// f32 step's, so that a step that silently stayed f32 fails.
+#[test]
+fn gpu_step_in_mixed_precision_matches_the_reference_step() {
+    let gpu = common::gpu();
+    common::run_check_on(&gpu, pggan::train::check::check_mixed);
+    assert_eq!(gpu.layer_precision(), pggan::gpu::Precision::F32);
+}
+
 /// The step's op outputs are scratch tensors, not cleared: with every scratch tensor starting as NaN,
 /// a kernel that leaves part of its output unwritten (or a read before the write) fails the check.
 #[test]

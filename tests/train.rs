@@ -386,8 +386,9 @@ fn colour_stats(images: &Images, colours: &[[u8; 3]]) -> (f64, f64) {
     (dist / images.count as f64, var / images.count as f64)
 }
 
-#[test]
-fn learns_two_flat_colours() {
+/// Trains a tiny 4x4 model on flat red and flat blue images at `precision`: the samples' colours must
+/// move toward the data's and the samples become flatter.
+fn learns_two_flat_colours_at(precision: &str) {
     // 4x4 only; every data image is flat red or flat blue: colour distance 0, variance 0.
     let colours = [[200, 40, 40], [40, 40, 200]];
     let mut cfg = TrainConfig::default();
@@ -399,6 +400,7 @@ fn learns_two_flat_colours() {
     cfg.schedule.phase_kimg = 1.6;
     cfg.schedule.lr = 0.002;
     cfg.ema_beta = 0.9;
+    cfg.precision = precision.into();
     let mut t = Trainer::new(common::gpu(), cfg, flat(64, 4, &colours)).unwrap();
     let z = Rng::new(9).normals(64 * 8);
     let (d0, v0) = colour_stats(&block_on(t.samples(&z)).unwrap(), &colours);
@@ -406,7 +408,20 @@ fn learns_two_flat_colours() {
         t.step().unwrap();
     }
     let (d1, v1) = colour_stats(&block_on(t.samples(&z)).unwrap(), &colours);
-    println!("distance to the nearest data colour {d0:.1} -> {d1:.1}; per-image variance {v0:.1} -> {v1:.1}");
+    println!(
+        "{precision}: distance to the nearest data colour {d0:.1} -> {d1:.1}; per-image variance {v0:.1} -> {v1:.1}"
+    );
     assert!(d1 < 0.5 * d0, "the samples' colours did not move toward the data's");
     assert!(v1 < 0.5 * v0, "the samples did not become flatter");
+}
+
+#[test]
+fn learns_two_flat_colours() {
+    learns_two_flat_colours_at("f32");
+}
+
+/// The same with the layers' GEMMs in f16 (lavapipe has SHADER_F16, so `mixed` is not refused).
+#[test]
+fn learns_two_flat_colours_in_mixed_precision() {
+    learns_two_flat_colours_at("mixed");
 }

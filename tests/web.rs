@@ -319,6 +319,29 @@ mod session {
         );
     }
 
+    /// A run's `precision` on the page: `auto` trains wherever the page runs; `mixed` trains where
+    /// the browser offers `shader-f16` and is refused, naming it, where it does not (SwiftShader).
+    #[wasm_bindgen_test]
+    async fn precision_auto_trains_and_mixed_needs_shader_f16() {
+        let with = |p: &str| TINY.replace(r#""seed": 3"#, &format!(r#""seed": 3, "precision": "{p}""#));
+        let mut s = create(&with("auto"), Some(files())).await.unwrap();
+        s.step(1).await.unwrap();
+        let f16 = super::browser_gpu(false).await.precision.shader_f16;
+        match create(&with("mixed"), Some(files())).await {
+            Ok(mut s) => {
+                assert!(f16, "mixed ran without shader-f16");
+                s.step(1).await.unwrap();
+            }
+            Err(e) => {
+                let e = message(e);
+                assert!(
+                    !f16 && e.contains("precision mixed needs f16 arithmetic (the shader-f16 feature)"),
+                    "{e}"
+                );
+            }
+        }
+    }
+
     #[wasm_bindgen_test]
     async fn refusals_name_the_problem() {
         let err = |r: Result<Session, JsValue>| message(r.err().expect("should be refused"));

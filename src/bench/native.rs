@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::gpu::{Gpu, RecordStats};
+use crate::gpu::{Gpu, Precision, RecordStats};
 use crate::metrics::Swd;
 use crate::ops::conv::{self, Pass, Tile};
 use crate::ops::{act, blas, dense};
@@ -152,7 +152,7 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
                     name,
                     dims,
                     tile,
-                    Box::new(move || conv::run(gpu, pass, tensors, 1.0, tile)),
+                    Box::new(move || conv::run(gpu, pass, tensors, 1.0, Precision::F32, tile)),
                 ));
             }
         }

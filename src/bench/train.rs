@@ -5,7 +5,7 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::gpu::{Gpu, Profile, RecordStats, Tensor};
+use crate::gpu::{Gpu, Precision, Profile, RecordStats, Tensor};
 use crate::nn::config::res_of;
 use crate::nn::NetConfig;
 use crate::rng::Rng;
@@ -29,6 +29,8 @@ pub struct TrainSettings {
     /// The resolutions to time (empty: every one up to `resolution`).
     pub levels: Vec<usize>,
     pub profile: bool,
+    /// The layers' matrix products: `f32`, `mixed` or `auto` (`Precision::parse`).
+    pub precision: String,
 }
 
 impl Default for TrainSettings {
@@ -43,6 +45,7 @@ impl Default for TrainSettings {
             warmup: 2,
             levels: Vec::new(),
             profile: false,
+            precision: "f32".into(),
         }
     }
 }
@@ -69,6 +72,7 @@ impl TrainSettings {
             warmup: self.warmup,
             resolutions,
             profile: self.profile,
+            precision: self.precision.clone(),
         };
         b.validate()?;
         Ok(b)
@@ -82,6 +86,7 @@ pub fn train_report(gpu: &Gpu, settings: &TrainSettings, rows: &[TrainRow]) -> s
         "bench": "train",
         "adapter": adapter(gpu),
         "config": settings,
+        "precision": format!("{:?}", gpu.layer_precision()),
         "rows": rows,
     })
 }
@@ -107,6 +112,8 @@ pub struct TrainBench {
     pub resolutions: Vec<usize>,
     /// Also time each kernel over one more step (timestamp queries).
     pub profile: bool,
+    /// The layers' matrix products, resolved against the device when the timing starts.
+    pub precision: String,
 }
 
 /// One resolution's figures.
@@ -178,6 +185,7 @@ pub async fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
 /// on its share of the minibatch and averages the gradients (`train::dist`).
 pub async fn train_on(gpu: &Gpu, b: &TrainBench, mut replicas: Option<&mut dyn Replicas>) -> Result<Vec<TrainRow>> {
     b.validate()?;
+    gpu.set_layer_precision(Precision::parse(&b.precision, &gpu.precision)?)?;
     let n = local_minibatch(b.minibatch, replicas.as_ref().map_or(1, |r| r.size()))?;
     let mut rng = Rng::new(1);
     let mut model = Model::new(gpu, &b.net, |s| gpu.upload(&rng.normals(s.iter().product()), s))?;

@@ -66,6 +66,9 @@ pub struct TrainArgs {
     /// Also time every kernel over one more step at each resolution (needs timestamp queries).
     #[arg(long)]
     profile: bool,
+    /// The layers' matrix products: f32, mixed (f16 operands, f32 sums) or auto.
+    #[arg(long, default_value = "f32")]
+    precision: String,
 }
 
 /// The settings of `pggan bench quality`.
@@ -226,6 +229,7 @@ fn train(gpu: Gpu, a: TrainArgs, json: bool, replicas: Option<&mut dyn Replicas>
         warmup,
         levels,
         profile,
+        precision,
     } = a;
     let settings = bench::TrainSettings {
         resolution,
@@ -237,6 +241,7 @@ fn train(gpu: Gpu, a: TrainArgs, json: bool, replicas: Option<&mut dyn Replicas>
         warmup,
         levels,
         profile,
+        precision,
     };
     let b = settings.bench()?;
     if !json {
@@ -249,6 +254,7 @@ fn train(gpu: Gpu, a: TrainArgs, json: bool, replicas: Option<&mut dyn Replicas>
     let ranks = replicas.as_ref().map_or(1, |r| r.size());
     let rows = pollster::block_on(bench::train_on(&gpu, &b, replicas))?;
     if !json {
+        println!("precision: {:?}", gpu.layer_precision());
         print!("{}", bench::train_table(&rows));
         if ranks > 1 {
             print!("{}", dist_table(ranks, minibatch, &rows));

@@ -104,6 +104,11 @@ pub struct TrainArgs {
     /// Write no TensorBoard event files into the run folder.
     #[arg(long)]
     pub no_tensorboard: bool,
+    /// The layers' matrix products: f32, mixed (f16 operands, f32 sums; needs shader-f16) or auto
+    /// (mixed where the adapter has f16 arithmetic). Kept in config.json when not f32; a resumed
+    /// run keeps its own unless given. Default: f32.
+    #[arg(long)]
+    pub precision: Option<String>,
 }
 
 // Defaults live here rather than in clap attributes so that `TrainArgs::default()`, what `pggan`
@@ -124,7 +129,8 @@ impl TrainArgs {
              s.lr => self.lr, s.phase_kimg => self.phase_kimg, cfg.tick_kimg => self.tick_kimg,
              cfg.checkpoint_ticks => self.checkpoint_ticks, cfg.seed => self.seed, cfg.data => self.data,
              cfg.swd_ticks => self.swd_ticks, cfg.swd_images => self.swd_images,
-             cfg.snapshot_ticks => self.snapshot_ticks, cfg.snapshots => self.snapshots);
+             cfg.snapshot_ticks => self.snapshot_ticks, cfg.snapshots => self.snapshots,
+             cfg.precision => self.precision);
         if self.total_kimg.is_some() {
             s.total_kimg = self.total_kimg;
         }
@@ -271,6 +277,7 @@ fn train(
             };
             if lead {
                 eprintln!("{}: {origin}", dir.display());
+                eprintln!("precision: {:?}", trainer.gpu.layer_precision());
             }
             (trainer, dir, origin)
         }
@@ -293,6 +300,7 @@ fn train(
             } else {
                 let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
                 eprintln!("new run {}", dir.display());
+                eprintln!("precision: {:?}", trainer.gpu.layer_precision());
                 (trainer, dir, "new run".to_string())
             }
         }

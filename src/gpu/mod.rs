@@ -72,6 +72,8 @@ pub struct Gpu {
     uniforms: Mutex<uniforms::Uniforms>,
     /// `poison_scratch`.
     poison: AtomicBool,
+    /// `set_layer_precision`: the layers' GEMMs run mixed.
+    mixed_layers: AtomicBool,
 }
 
 impl Gpu {
@@ -136,6 +138,7 @@ impl Gpu {
             profile: Mutex::default(),
             uniforms: Mutex::default(),
             poison: AtomicBool::new(false),
+            mixed_layers: AtomicBool::new(false),
         })
     }
 

@@ -1,6 +1,8 @@
 //! What the device offers below f32 (half-precision arithmetic, cooperative matrices) and the
 //! precision a run asks for: `f32`, `mixed` (f16 operands, f32 accumulation) or `auto`.
 
+use std::sync::atomic::Ordering;
+
 use anyhow::{bail, Result};
 
 /// The reduced-precision features the device was opened with (each requested only where the adapter
@@ -78,6 +80,40 @@ impl Precision {
             ),
             other => bail!("precision {other:?} is not one of f32, mixed, auto"),
         }
+    }
+}
+
+impl super::Gpu {
+    /// The precision of the layers' matrix products: the convolution and dense passes the networks
+    /// and the training step launch (forward, both backward passes, the penalty's tangent run).
+    /// F32 unless set; everything else (Adam, EMA, losses, norms, reductions) is always f32.
+    pub fn layer_precision(&self) -> Precision {
+        match self.mixed_layers.load(Ordering::Relaxed) {
+            true => Precision::Mixed,
+            false => Precision::F32,
+        }
+    }
+
+    /// Sets `layer_precision`; `Mixed` is refused on a device without f16 arithmetic.
+    pub fn set_layer_precision(&self, precision: Precision) -> Result<()> {
+        if precision == Precision::Mixed {
+            self.require_f16("precision mixed")?;
+        }
+        self.mixed_layers
+            .store(precision == Precision::Mixed, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether the device has f16 arithmetic, which `what` (a mixed-precision kernel) needs: an
+    /// error saying what it lacks otherwise.
+    pub fn require_f16(&self, what: &str) -> Result<()> {
+        anyhow::ensure!(
+            self.precision.shader_f16,
+            "{what} needs f16 arithmetic (SHADER_F16, the browser's shader-f16), which this device ({}) \
+             does not have",
+            self.describe()
+        );
+        Ok(())
     }
 }
 

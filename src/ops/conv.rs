@@ -9,14 +9,23 @@ use std::pin::Pin;
 
 use anyhow::{ensure, Result};
 
-use crate::check::{compare, f64s, Row};
-use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
+use crate::check::{compare, f64s, mixed_product_rows, Row, F32_UNIT_ROUNDOFF};
+use crate::gpu::{Dispatch, Gpu, Precision, Shader, Tensor};
 use crate::ops::{act, reduce};
 use crate::rng::Rng;
 
+/// The f32 kernel, and its mixed-precision variant: the same file with its staged slices in f16
+/// (conv.wgsl reads the staging type `Staged` from the lines composed before it, as dense.wgsl does).
 pub const SHADER: Shader = Shader {
     name: "conv",
-    source: include_str!("../../shaders/conv.wgsl"),
+    source: concat!("alias Staged = f32;\n", include_str!("../../shaders/conv.wgsl")),
+};
+pub const SHADER_F16: Shader = Shader {
+    name: "conv+f16",
+    source: concat!(
+        "enable f16;\nalias Staged = f16;\n",
+        include_str!("../../shaders/conv.wgsl")
+    ),
 };
 
 /// A tile shape of the shader's GEMM (its override constants): `rows` x `cols` outputs per workgroup
@@ -128,9 +137,11 @@ impl ConvShape {
     }
 }
 
-/// x [N, Cin, H, W], w [Cout, Cin, K, K], y [N, Cout, H, W]; y = scale * conv(x, w).
+/// x [N, Cin, H, W], w [Cout, Cin, K, K], y [N, Cout, H, W]; y = scale * conv(x, w). This and the
+/// other layer passes below run at the device's `Gpu::layer_precision`.
 pub fn forward(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
-    run(gpu, Pass::Forward { act: None }, [x, w, y], gain, None)
+    let precision = gpu.layer_precision();
+    run(gpu, Pass::Forward { act: None }, [x, w, y], gain, precision, None)
 }
 
 /// `forward` followed by `act::forward` in one pass: y = lrelu(scale * conv(x, w) + bias[co], slope),
@@ -144,19 +155,28 @@ pub fn forward_act(gpu: &Gpu, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor,
         },
         [x, w, y],
         gain,
+        gpu.layer_precision(),
         None,
     )
 }
 
 /// dx [N, Cin, H, W] = scale * conv_transpose(dy, w)  (overwritten).
 pub fn backward_data(gpu: &Gpu, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
-    run(gpu, Pass::BackwardData, [dx, w, dy], gain, None)
+    let precision = gpu.layer_precision();
+    run(gpu, Pass::BackwardData, [dx, w, dy], gain, precision, None)
 }
 
 /// dw [Cout, Cin, K, K] = scale * sum_{n,h,w} dy * x-patch; `accumulate` adds to dw instead of overwriting
 /// (the exact gradient penalty sums a primal and a tangent weight gradient).
 pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f32, accumulate: bool) -> Result<()> {
-    run(gpu, Pass::BackwardWeight { accumulate }, [x, dw, dy], gain, None)
+    run(
+        gpu,
+        Pass::BackwardWeight { accumulate },
+        [x, dw, dy],
+        gain,
+        gpu.layer_precision(),
+        None,
+    )
 }
 
 /// A pass; the forward with its epilogue's bias and slope, if any.
@@ -179,9 +199,17 @@ impl Pass<'_> {
 }
 
 /// Records one pass on the tensors shaped as the input [N, Cin, H, W], weights [Cout, Cin, K, K] and
-/// output [N, Cout, H, W] (the pass writes the gradient among them), with `tile` or the planned one
+/// output [N, Cout, H, W] (the pass writes the gradient among them), at `precision` (`Mixed`: the
+/// `conv+f16` kernel, refused on a device without SHADER_F16), with `tile` or the planned one
 /// (`pggan bench kernels --tiles` times every tile).
-pub fn run(gpu: &Gpu, pass: Pass, [x, w, y]: [&Tensor; 3], gain: f32, tile: Option<Tile>) -> Result<()> {
+pub fn run(
+    gpu: &Gpu,
+    pass: Pass,
+    [x, w, y]: [&Tensor; 3],
+    gain: f32,
+    precision: Precision,
+    tile: Option<Tile>,
+) -> Result<()> {
     let (entry, accumulate) = pass.entry();
     let s = shape_of(&format!("conv {entry}"), x, w, y)?;
     // The operands and output; see the shader for the mappings.
@@ -199,7 +227,14 @@ pub fn run(gpu: &Gpu, pass: Pass, [x, w, y]: [&Tensor; 3], gain: f32, tile: Opti
             w.shape
         );
     }
-    gemm(gpu, entry, s, dims(pass, s), operands, out, gain, accumulate, act, tile)
+    let shader = match precision {
+        Precision::F32 => &SHADER,
+        Precision::Mixed => {
+            available_mixed(gpu)?;
+            &SHADER_F16
+        }
+    };
+    gemm(gpu, shader, entry, s, dims(pass, s), operands, out, gain, accumulate, act, tile)
 }
 
 /// The GEMM sizes (m, ncol, kdim) of a pass.
@@ -272,6 +307,7 @@ struct Params {
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     gpu: &Gpu,
+    shader: &Shader,
     entry: &'static str,
     s: ConvShape,
     [m, ncol, kdim]: [usize; 3],
@@ -316,23 +352,23 @@ fn gemm(
         // The epilogue's entry point takes the bias as its last tensor.
         return match act {
             Some((bias, _)) => gpu.launch_with(
-                &SHADER,
+                shader,
                 "forward_act",
                 &constants,
                 &params(accumulate),
                 &[a, b, out, bias],
                 groups,
             ),
-            None => gpu.launch_with(&SHADER, entry, &constants, &params(accumulate), &[a, b, out], groups),
+            None => gpu.launch_with(shader, entry, &constants, &params(accumulate), &[a, b, out], groups),
         };
     }
     // Each split writes its own slice; the slices are then summed into the output. The scratch
     // buffer may be dropped here: wgpu keeps it alive until the recorded commands have run.
     let slices = gpu.scratch(&[splits, m * ncol])?;
-    gpu.launch_with(&SHADER, entry, &constants, &params(false), &[a, b, &slices], groups)?;
+    gpu.launch_with(shader, entry, &constants, &params(false), &[a, b, &slices], groups)?;
     match act {
         Some((bias, _)) => gpu.launch(
-            &SHADER,
+            shader,
             "sum_splits_act",
             &params(accumulate),
             &[&slices, out, bias],
@@ -466,7 +502,7 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
                     ),
                 ];
                 for ((pass, tensors, out), r) in passes.into_iter().zip(&expected) {
-                    run(gpu, pass, tensors, gain as f32, tile)?;
+                    run(gpu, pass, tensors, gain as f32, Precision::F32, tile)?;
                     let [m, ncol, kdim] = dims(pass, s);
                     let Plan { tile: t, splits, .. } = plan(m, ncol, kdim, tile);
                     let (entry, accumulate) = pass.entry();
@@ -484,6 +520,82 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
                     );
                     rows.push(compare(&name, &xs_shape, &gpu.download(out).await?, r, TOL));
                 }
+            }
+        }
+        Ok(rows)
+    })
+}
+
+/// Whether the device can run the mixed-precision kernel (`conv+f16`): an error saying what it
+/// lacks otherwise.
+pub fn available_mixed(gpu: &Gpu) -> Result<()> {
+    gpu.require_f16("conv mixed")
+}
+
+/// The three passes of the mixed-precision kernel against f64, on inputs drawn N(0, 1) in f32 (none
+/// of which f16 holds exactly), with the bounds of `check::mixed_product_rows` over the pass's
+/// reduction length plus 2 (the scale's rounding to f32 and its product): K = 3 and K = 1, split
+/// and unsplit reductions, several row and column tiles. Where the reduction is short enough for
+/// f16's rounding to stand out of f32's (at most 208 terms, as in dense's), the result must also
+/// differ from the f32 kernel's by more than both kernels' bounds. Needs SHADER_F16.
+pub fn check_mixed(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
+    Box::pin(async move {
+        let gain = std::f64::consts::SQRT_2;
+        let mut rows = Vec::new();
+        let mut rng = Rng::new(13);
+        for (n, cin, cout, hw, k) in [(2, 5, 7, 8, 3), (3, 13, 17, 8, 1), (3, 67, 70, 8, 3)] {
+            let s = ConvShape {
+                n,
+                cin,
+                cout,
+                h: hw,
+                w: hw,
+                k,
+            };
+            let (xs_shape, ys_shape, ws_shape) = ([n, cin, hw, hw], [n, cout, hw, hw], [cout, cin, k, k]);
+            let len = |shape: &[usize]| shape.iter().product::<usize>();
+            let (xs, ws, dys) = (
+                rng.normals(len(&xs_shape)),
+                rng.normals(len(&ws_shape)),
+                rng.normals(len(&ys_shape)),
+            );
+            let x = gpu.upload(&xs, &xs_shape)?;
+            let w = gpu.upload(&ws, &ws_shape)?;
+            let dy = gpu.upload(&dys, &ys_shape)?;
+            let (y, dx, dw) = (gpu.zeros(&ys_shape)?, gpu.zeros(&xs_shape)?, gpu.zeros(&ws_shape)?);
+            // Each pass: its tensors, output, operands and reference as a product of the operands.
+            type Reference = fn(&[f64], &[f64], ConvShape, f64) -> Vec<f64>;
+            let passes = [
+                (Pass::Forward { act: None }, [&x, &w, &y], &y, [&xs, &ws], forward_ref as Reference),
+                (Pass::BackwardData, [&dx, &w, &dy], &dx, [&dys, &ws], backward_data_ref),
+                (
+                    Pass::BackwardWeight { accumulate: false },
+                    [&x, &dw, &dy],
+                    &dw,
+                    [&xs, &dys],
+                    backward_weight_ref,
+                ),
+            ];
+            for (pass, tensors, out, [a, b], reference) in passes {
+                run(gpu, pass, tensors, gain as f32, Precision::F32, None)?;
+                let single = gpu.download(out).await?;
+                run(gpu, pass, tensors, gain as f32, Precision::Mixed, None)?;
+                let got = gpu.download(out).await?;
+                let [m, ncol, kdim] = dims(pass, s);
+                let short = kdim <= 208;
+                let Plan { splits, .. } = plan(m, ncol, kdim, None);
+                rows.extend(mixed_product_rows(
+                    &format!("conv{k}x{k} mixed {} {cin}->{cout} in {splits}", pass.entry().0),
+                    &xs_shape,
+                    kdim + 2,
+                    a,
+                    b,
+                    &|a, b| reference(a, b, s, gain),
+                    &got,
+                    short.then_some(single.as_slice()),
+                    F32_UNIT_ROUNDOFF,
+                    short,
+                )?);
             }
         }
         Ok(rows)

@@ -144,7 +144,8 @@ fn layer(pass: &str, x: &Tensor, w: &Tensor, y: &Tensor) -> Result<DenseShape> {
     Ok(DenseShape { n, inputs, outputs })
 }
 
-/// y = s x w^T with s = gain / sqrt(In).
+/// y = s x w^T with s = gain / sqrt(In). This and the two backward passes run at the device's
+/// `Gpu::layer_precision`.
 pub fn forward(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
     let s = layer("forward", x, w, y)?;
     let g = Gemm {
@@ -155,7 +156,7 @@ pub fn forward(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Resu
         trans_b: true,
         accumulate: false,
         alpha: scale(gain as f64, s.inputs) as f32,
-        precision: Precision::F32,
+        precision: gpu.layer_precision(),
     };
     gemm(gpu, x, w, y, g)
 }
@@ -171,7 +172,7 @@ pub fn backward_data(gpu: &Gpu, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32)
         trans_b: false,
         accumulate: false,
         alpha: scale(gain as f64, s.inputs) as f32,
-        precision: Precision::F32,
+        precision: gpu.layer_precision(),
     };
     gemm(gpu, dy, w, dx, g)
 }
@@ -187,7 +188,7 @@ pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f3
         trans_b: false,
         accumulate,
         alpha: scale(gain as f64, s.inputs) as f32,
-        precision: Precision::F32,
+        precision: gpu.layer_precision(),
     };
     gemm(gpu, dy, x, dw, g)
 }
@@ -360,13 +361,7 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
 /// Whether the device can run the mixed-precision kernel (`dense+f16`): an error saying what it
 /// lacks otherwise.
 pub fn available_mixed(gpu: &Gpu) -> Result<()> {
-    ensure!(
-        gpu.precision.shader_f16,
-        "dense mixed needs f16 arithmetic (SHADER_F16, the browser's shader-f16), which this device ({}) \
-         does not have",
-        gpu.describe()
-    );
-    Ok(())
+    gpu.require_f16("dense mixed")
 }
 
 /// The mixed-precision product (`matmul_in` with `Precision::Mixed`) against f64, on inputs drawn

@@ -35,9 +35,9 @@ for_each_op!(register);
 pub mod coop_gemm;
 
 /// The shaders that need a device feature (`Shader::needs`: f16 arithmetic, cooperative matrices),
-/// variants of a file (`dense+f16`) or files of their own. The naga test validates each one with
+/// variants of a file (`conv+f16`, `dense+f16`) or files of their own. The naga test validates each one with
 /// exactly the capabilities it enables.
-pub const FEATURE_SHADERS: &[Shader] = &[dense::SHADER_F16, coop_gemm::SHADER];
+pub const FEATURE_SHADERS: &[Shader] = &[conv::SHADER_F16, dense::SHADER_F16, coop_gemm::SHADER];
 
 /// A check that needs a device feature, with the test of whether the device has it (an error
 /// naming what is missing). `pggan selftest` and `pggan bench precision` run those the device can.
@@ -48,6 +48,11 @@ pub struct FeatureCheck {
 }
 
 pub const FEATURE_CHECKS: &[FeatureCheck] = &[
+    FeatureCheck {
+        name: "conv mixed",
+        check: conv::check_mixed,
+        available: conv::available_mixed,
+    },
     FeatureCheck {
         name: "dense mixed",
         check: dense::check_mixed,
@@ -61,9 +66,9 @@ pub const FEATURE_CHECKS: &[FeatureCheck] = &[
 ];
 
 /// What a device without f16 arithmetic (a browser without `shader-f16`, or `GpuOptions::f32_only`)
-/// must do: `auto` is f32, `mixed` is refused, the f16 and cooperative kernels are refused naming
-/// the missing feature, and the f32 product still runs. An error says which of these failed. The
-/// native and the browser tests both run it.
+/// must do: `auto` is f32, `mixed` is refused (as the layers' precision too), the f16 and
+/// cooperative kernels are refused naming the missing feature, and the f32 product still runs. An
+/// error says which of these failed. The native and the browser tests both run it.
 pub async fn check_f32_fallback(gpu: &Gpu) -> Result<()> {
     use crate::gpu::Precision;
     ensure!(
@@ -84,10 +89,17 @@ pub async fn check_f32_fallback(gpu: &Gpu) -> Result<()> {
     };
     let mixed = Precision::parse("mixed", &gpu.precision).map(|_| ());
     refusal(mixed, "precision mixed needs f16 arithmetic (the shader-f16 feature)")?;
+    let layers = gpu.set_layer_precision(Precision::Mixed);
+    refusal(layers, "precision mixed needs f16 arithmetic (SHADER_F16")?;
+    ensure!(gpu.layer_precision() == Precision::F32, "the layers are not f32");
     let a = gpu.upload(&[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
     let c = gpu.zeros(&[2, 2])?;
     let dense = dense::matmul_in(gpu, Precision::Mixed, &a, &a, &c);
     refusal(dense, "dense mixed needs f16 arithmetic (SHADER_F16")?;
+    let x = gpu.zeros(&[1, 1, 2, 2])?;
+    let w = gpu.zeros(&[1, 1, 1, 1])?;
+    let conv = conv::run(gpu, conv::Pass::BackwardData, [&x, &w, &x], 1.0, Precision::Mixed, None);
+    refusal(conv, "conv mixed needs f16 arithmetic (SHADER_F16")?;
     let t = gpu.zeros(&[16, 16])?;
     let coop = coop_gemm::gemm16(gpu, &t, &t, &t);
     refusal(

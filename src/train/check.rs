@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::step::{self, Model, StepConfig, StepInputs};
 use crate::check::{compare, f64s, Row};
-use crate::gpu::{Gpu, Tensor};
+use crate::gpu::{Gpu, Precision, Tensor};
 use crate::nn::backend::{Backend, Cpu, CpuTensor};
 use crate::nn::net::Params;
 use crate::nn::NetConfig;
@@ -78,20 +78,139 @@ async fn compare_params(
     names: &[String],
     g: &Params<Tensor>,
     c: &Params<CpuTensor>,
+    tol: GradTol,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
+    let (mut diff, mut norm, mut len) = (0.0f64, 0.0f64, 0);
     for (i, name) in names.iter().enumerate() {
         for (kind, gt, ct) in [("w", &g.w[i], &c.w[i]), ("b", &g.b[i], &c.b[i])] {
-            let label = format!("{what} {name}.{kind}");
-            rows.push(compare(&label, &gt.shape, &gpu.download(gt).await?, &ct.get(), 1e-3));
+            let (got, reference) = (gpu.download(gt).await?, ct.get());
+            match tol {
+                GradTol::PerTensor(tol) => {
+                    let label = format!("{what} {name}.{kind}");
+                    rows.push(compare(&label, &gt.shape, &got, &reference, tol));
+                }
+                GradTol::Whole(_) => {
+                    diff += got
+                        .iter()
+                        .zip(&reference)
+                        .map(|(g, r)| (*g as f64 - r).powi(2))
+                        .sum::<f64>();
+                    norm += reference.iter().map(|r| r * r).sum::<f64>();
+                    len += got.len();
+                }
+            }
         }
+    }
+    if let GradTol::Whole(tol) = tol {
+        let (abs, rel) = (diff.sqrt(), diff.sqrt() / norm.sqrt());
+        rows.push(Row {
+            name: format!("{what} (all, L2)"),
+            shape: format!("[{len}]"),
+            max_abs: abs,
+            max_rel: rel,
+            tol,
+            // A NaN must fail.
+            pass: rel <= tol,
+        });
     }
     Ok(())
 }
 
+/// How a network's gradients are compared with the reference.
+#[derive(Clone, Copy)]
+enum GradTol {
+    /// Each tensor, its largest error relative to its largest magnitude.
+    PerTensor(f64),
+    /// All of them as one vector, the L2 norm of the error relative to the gradient's.
+    Whole(f64),
+}
+
 /// D and G gradients (penalty included), and the Adam update of a full step, GPU vs reference.
 pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
+    Box::pin(step_rows(gpu, F32_TOL))
+}
+
+/// The bounds of one step's outputs relative to their largest magnitude: the gradients, then the
+/// losses (Adam's update of the GPU's own gradients is held to 1e-5 at either precision).
+struct Tolerances {
+    d_grads: GradTol,
+    g_grads: GradTol,
+    losses: f64,
+}
+
+/// f32 throughout: gradients through a dozen layers and the penalty's double backward within 1e-3,
+/// the losses within 1e-4.
+const F32_TOL: Tolerances = Tolerances {
+    d_grads: GradTol::PerTensor(1e-3),
+    g_grads: GradTol::PerTensor(1e-3),
+    losses: 1e-4,
+};
+
+/// The layers' GEMMs mixed: each rounds its operands to f16, a relative error of up to about
+/// 2u = 2^-10 of its output's scale (0.3e-3 measured in the kernels' checks); the longest chain
+/// of GEMMs through the step (G's layers, D's, then back through both with the penalty's tangent
+/// run) has about 20, so G's gradient (as one vector, in L2) and the losses are held to
+/// 20 * 2^-10 = 2e-2 (measured: 1.9e-3 and 1.6e-4). D's gradient is the difference of its
+/// gradients at the reals and at the fakes, which nearly cancel here (random reals, a random G),
+/// so its error relative to the result is larger, the same with or without the penalty (measured:
+/// 3.4e-2, and 7e-2 in absolute terms either way): held to 1e-1.
+const MIXED_TOL: Tolerances = Tolerances {
+    d_grads: GradTol::Whole(1e-1),
+    g_grads: GradTol::Whole(2e-2),
+    losses: 2e-2,
+};
+
+/// `check` with the layers' GEMMs in mixed precision (`Gpu::set_layer_precision`, needs
+/// SHADER_F16), within `MIXED_TOL` of the f64 reference; and a row that fails unless the mixed
+/// step's D gradients differ from the f32 step's by more than 1e-5 of their scale (the f32
+/// step's own error against f64 is about 1e-6), so a step that silently stayed f32 fails. The
+/// device is left at f32.
+pub fn check_mixed(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
+        let (_, _, level, alpha) = tiny();
+        let sc = StepConfig::default();
+        let (gm, gi, _, _) = models(gpu, 7)?;
+        step::d_gradients(gpu, &gm, &gi, level, alpha, &sc)?;
+        let single = download_params(gpu, &gm.d.grad).await?;
+        gpu.set_layer_precision(Precision::Mixed)?;
+        let rows = async {
+            step::d_gradients(gpu, &gm, &gi, level, alpha, &sc)?;
+            let mixed = download_params(gpu, &gm.d.grad).await?;
+            let mut rows = step_rows(gpu, MIXED_TOL).await?;
+            let scale = single.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+            let diff = mixed
+                .iter()
+                .zip(&single)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+            rows.push(Row {
+                name: "step: mixed dL_D/d != f32 (> tol)".into(),
+                shape: format!("[{}]", single.len()),
+                max_abs: diff,
+                max_rel: diff / scale,
+                tol: 1e-5,
+                pass: diff / scale > 1e-5,
+            });
+            Ok::<_, anyhow::Error>(rows)
+        }
+        .await;
+        gpu.set_layer_precision(Precision::F32)?;
+        rows
+    })
+}
+
+/// Every tensor of `p`, concatenated.
+async fn download_params(gpu: &Gpu, p: &Params<Tensor>) -> Result<Vec<f32>> {
+    let mut all = Vec::new();
+    for t in p.tensors() {
+        all.extend(gpu.download(t).await?);
+    }
+    Ok(all)
+}
+
+/// The rows of `check`, at `tol`.
+async fn step_rows(gpu: &Gpu, tol: Tolerances) -> Result<Vec<Row>> {
+    {
         let (_, _, level, alpha) = tiny();
         let sc = StepConfig::default();
         let (mut gm, gi, cm, ci) = models(gpu, 7)?;
@@ -101,10 +220,10 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
 
         let gd = step::d_gradients(gpu, &gm, &gi, level, alpha, &sc)?;
         let cd = step::d_gradients(&Cpu, &cm, &ci, level, alpha, &sc)?;
-        compare_params(gpu, "dL_D/d", &d_names, &gm.d.grad, &cm.d.grad, &mut rows).await?;
+        compare_params(gpu, "dL_D/d", &d_names, &gm.d.grad, &cm.d.grad, tol.d_grads, &mut rows).await?;
         let g_scores = step::g_gradients(gpu, &gm, &gi.z_g, level, alpha)?;
         let c_scores = step::g_gradients(&Cpu, &cm, &ci.z_g, level, alpha)?;
-        compare_params(gpu, "dL_G/d", &g_names, &gm.g.grad, &cm.g.grad, &mut rows).await?;
+        compare_params(gpu, "dL_G/d", &g_names, &gm.g.grad, &cm.g.grad, tol.g_grads, &mut rows).await?;
         // The losses: [L_D, L_G, penalty, drift term, Wasserstein estimate].
         let (gs, cs) = (gpu.zeros(&[5])?, Cpu.zeros(&[5])?);
         let (l, g, dr) = (sc.lambda, sc.gamma, sc.drift);
@@ -115,7 +234,7 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
             &[5],
             &gpu.download(&gs).await?,
             &cs.get(),
-            1e-4,
+            tol.losses,
         ));
 
         // A full step on the GPU; its parameters and moments must be the reference Adam update of
@@ -161,5 +280,5 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
         }
         rows.extend(worst.into_iter().flatten());
         Ok(rows)
-    })
+    }
 }

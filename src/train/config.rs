@@ -8,6 +8,7 @@ use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
 use super::step::{check_batch, StepConfig};
+use crate::gpu::{Precision, PrecisionCaps};
 use crate::nn::config::res_of;
 use crate::nn::NetConfig;
 use crate::ops::adam::AdamParams;
@@ -50,6 +51,20 @@ pub struct TrainConfig {
     /// Snapshots kept: the newest ones (0: all).
     #[serde(default = "default_snapshots")]
     pub snapshots: usize,
+    /// The layers' matrix products: `f32`, `mixed` (f16 operands, f32 sums) or `auto` (mixed where
+    /// the device has f16 arithmetic), resolved by `Precision::parse` when the trainer opens the
+    /// run. Left out of the JSON when f32, so f32 runs' configurations and checkpoints read as
+    /// before.
+    #[serde(default = "default_precision", skip_serializing_if = "is_f32")]
+    pub precision: String,
+}
+
+fn default_precision() -> String {
+    "f32".into()
+}
+
+fn is_f32(precision: &str) -> bool {
+    precision == "f32"
 }
 
 fn default_snapshot_ticks() -> usize {
@@ -120,6 +135,7 @@ impl Default for TrainConfig {
             swd_images: 1024,
             snapshot_ticks: default_snapshot_ticks(),
             snapshots: default_snapshots(),
+            precision: default_precision(),
         }
     }
 }
@@ -169,6 +185,12 @@ impl TrainConfig {
     /// Refuses settings a run cannot start from, naming the setting.
     pub fn validate(&self) -> Result<()> {
         self.net.validate()?;
+        // Only the spelling: on a device with f16 arithmetic every choice resolves.
+        let f16 = PrecisionCaps {
+            shader_f16: true,
+            ..Default::default()
+        };
+        Precision::parse(&self.precision, &f16)?;
         let s = &self.schedule;
         ensure!(
             s.phase_kimg > 0.0 && s.phase_kimg.is_finite(),
@@ -326,6 +348,7 @@ impl TrainConfig {
             "swd_images",
             "snapshot_ticks",
             "snapshots",
+            "precision",
         ];
         let strip = |c: &TrainConfig| -> Result<serde_json::Value> {
             let mut v = serde_json::to_value(c)?;

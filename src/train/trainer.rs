@@ -12,7 +12,7 @@ pub use super::state::{AdamSteps, TrainState};
 use super::step::{self, Grad, Model, StepInputs};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Images};
-use crate::gpu::{Gpu, Tensor};
+use crate::gpu::{Gpu, Precision, Tensor};
 use crate::metrics::{self, Swd, SwdConfig};
 use crate::nn::arch::Layer;
 use crate::nn::net::Params;
@@ -120,7 +120,10 @@ impl Trainer {
         Trainer::assemble(gpu, ck.config.clone(), data, model, ck.state.clone())
     }
 
+    /// The trainer, with the device's layers at the configuration's precision (`auto` resolved
+    /// against the device; `mixed` refused without f16 arithmetic).
     fn assemble(gpu: Gpu, cfg: TrainConfig, data: Dataset, model: Model<Tensor>, state: TrainState) -> Result<Trainer> {
+        gpu.set_layer_precision(Precision::parse(&cfg.precision, &gpu.precision)?)?;
         Ok(Trainer {
             stats: gpu.zeros(&[5])?,
             rng: Rng::new(state.rng),
