@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU measurement of the mixed-precision groundwork in one run of at most about five minutes,
+# Every GPU measurement of the mixed-precision groundwork in one run (a few minutes on a GPU; 7.5 at most),
 # with a pggan binary built elsewhere (no cargo needed on the GPU machine):
 #   bench/run_gpu_mixed.sh PATH/TO/pggan [OUTDIR]
 # 1. precision: the adapter's features (shader-f16, the cooperative-matrix configurations it lists),
@@ -7,12 +7,14 @@
 #    product against their f64 references (`pggan bench precision`, text and JSON);
 # 2. selftest: every kernel and the training step against the f64 references on this GPU, the
 #    feature kernels included where the adapter has them;
-# 3. the f32 benchmarks: `bench kernels` (GFLOP/s of the conv and dense passes) and the training
-#    step beside PyTorch's (bench/run_gpu.sh) at 64x64 with the default run's networks.
+# 3. `bench kernels` (GFLOP/s of the f32 conv and dense passes), the training step with the official
+#    channels in f32 and with mixed-precision layer GEMMs (`bench train --precision`), and the step
+#    beside PyTorch's (bench/run_gpu.sh) at 64x64 with the default run's networks.
 # Each step has its own time limit and a failing step does not stop the others; the exit status is
 # that of step 1 (0 only when the tensor-core path ran and passed). OUTDIR (default $OUT, else
-# ./gpu-mixed-out) receives six files: precision.txt, precision.json, selftest.txt, kernels.json,
-# train.txt and summary.txt. PYTHON picks the interpreter with torch for step 3.
+# ./gpu-mixed-out) receives eight files: precision.txt, precision.json, selftest.txt, kernels.json,
+# train_f32.json, train_mixed.json, train.txt and summary.txt. PYTHON picks the interpreter with
+# torch for step 3.
 set -uo pipefail
 if [[ $# -lt 1 || ! -x "$1" ]]; then
     echo "usage: $0 PATH/TO/pggan [OUTDIR]" >&2
@@ -49,6 +51,10 @@ precision_rc=${PIPESTATUS[0]}
 step "precision json" 30 "$pggan" bench precision --json >"$out/precision.json"
 step "selftest" 60 "$pggan" selftest 2>&1 | tee "$out/selftest.txt"
 step "bench kernels" 60 "$pggan" bench kernels --reps 5 --json >"$out/kernels.json"
+# The training step with mixed-precision layer GEMMs (f16 operands, f32 sums), official channels,
+# beside the same in f32 (train_f32.json): 4..64.
+step "bench train f32" 60 "$pggan" bench train --precision f32 --json >"$out/train_f32.json"
+step "bench train mixed" 60 "$pggan" bench train --precision mixed --json >"$out/train_mixed.json"
 step "train vs PyTorch" 120 "$here/run_gpu.sh" "$pggan" --resolution 64 --fmap-base 2048 --fmap-max 128 \
     --latent 128 --minibatch 16 --steps 10 --warmup 2 2>&1 | tee "$out/train.txt"
 
