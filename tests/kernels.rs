@@ -189,14 +189,7 @@ fn launches_keep_their_parameters_across_arenas_and_submissions() {
 /// f32). Needs SHADER_F16, which lavapipe has; a native adapter without it fails here.
 #[test]
 fn dense_mixed_on_an_adapter_with_shader_f16() {
-    let gpu = common::gpu();
-    assert!(
-        gpu.precision.shader_f16,
-        "{} has no SHADER_F16:\n{}",
-        gpu.describe(),
-        gpu.precision.describe()
-    );
-    common::run_check_on(&gpu, ops::dense::check_mixed);
+    run_f16_check(ops::dense::check_mixed);
 }
 
 /// The convolution's mixed-precision passes against f64 (`conv::check_mixed`: the same bounds as
@@ -204,6 +197,11 @@ fn dense_mixed_on_an_adapter_with_shader_f16() {
 /// Needs SHADER_F16, which lavapipe has; a native adapter without it fails here.
 #[test]
 fn conv_mixed_on_an_adapter_with_shader_f16() {
+    run_f16_check(ops::conv::check_mixed);
+}
+
+/// Runs a mixed-precision check on the native adapter, which must have SHADER_F16.
+fn run_f16_check(check: pggan::check::Check) {
     let gpu = common::gpu();
     assert!(
         gpu.precision.shader_f16,
@@ -211,7 +209,7 @@ fn conv_mixed_on_an_adapter_with_shader_f16() {
         gpu.describe(),
         gpu.precision.describe()
     );
-    common::run_check_on(&gpu, ops::conv::check_mixed);
+    common::run_check_on(&gpu, check);
 }
 
 /// `auto` is mixed where the adapter has f16 arithmetic: on lavapipe (shaderFloat16) it is.
