@@ -451,21 +451,16 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
             (3, 13, 17, 8, 1),
             (3, 67, 70, 8, 3),
         ] {
-            let s = ConvShape {
-                n,
-                cin,
-                cout,
-                h: hw,
-                w: hw,
-                k,
-            };
-            let (xs_shape, ys_shape, ws_shape) = ([n, cin, hw, hw], [n, cout, hw, hw], [cout, cin, k, k]);
+            let Case {
+                s,
+                xs_shape,
+                ys_shape,
+                ws_shape,
+                xs,
+                ws,
+                dys,
+            } = Case::random(&mut rng, (n, cin, cout, hw, k));
             let len = |shape: &[usize]| shape.iter().product::<usize>();
-            let (xs, ws, dys) = (
-                rng.normals(len(&xs_shape)),
-                rng.normals(len(&ws_shape)),
-                rng.normals(len(&ys_shape)),
-            );
             let prior = rng.normals(len(&ws_shape));
             let biases = rng.normals(cout);
             let (x64, w64, dy64) = (f64s(&xs), f64s(&ws), f64s(&dys));
@@ -532,6 +527,41 @@ pub fn available_mixed(gpu: &Gpu) -> Result<()> {
     gpu.require_f16("conv mixed")
 }
 
+/// One case of the convolution checks: its shape, the shapes of x, y and w, and x, w and dy drawn
+/// N(0, 1) in that order.
+struct Case {
+    s: ConvShape,
+    xs_shape: [usize; 4],
+    ys_shape: [usize; 4],
+    ws_shape: [usize; 4],
+    xs: Vec<f32>,
+    ws: Vec<f32>,
+    dys: Vec<f32>,
+}
+
+impl Case {
+    fn random(rng: &mut Rng, (n, cin, cout, hw, k): (usize, usize, usize, usize, usize)) -> Case {
+        let (xs_shape, ys_shape, ws_shape) = ([n, cin, hw, hw], [n, cout, hw, hw], [cout, cin, k, k]);
+        let len = |shape: &[usize]| shape.iter().product::<usize>();
+        Case {
+            s: ConvShape {
+                n,
+                cin,
+                cout,
+                h: hw,
+                w: hw,
+                k,
+            },
+            xs: rng.normals(len(&xs_shape)),
+            ws: rng.normals(len(&ws_shape)),
+            dys: rng.normals(len(&ys_shape)),
+            xs_shape,
+            ys_shape,
+            ws_shape,
+        }
+    }
+}
+
 /// The three passes of the mixed-precision kernel against f64, on inputs drawn N(0, 1) in f32 (none
 /// of which f16 holds exactly), with the bounds of `check::mixed_product_rows` over the pass's
 /// reduction length plus 2 (the scale's rounding to f32 and its product): K = 3 and K = 1, split
@@ -544,21 +574,15 @@ pub fn check_mixed(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> +
         let mut rows = Vec::new();
         let mut rng = Rng::new(13);
         for (n, cin, cout, hw, k) in [(2, 5, 7, 8, 3), (3, 13, 17, 8, 1), (3, 67, 70, 8, 3)] {
-            let s = ConvShape {
-                n,
-                cin,
-                cout,
-                h: hw,
-                w: hw,
-                k,
-            };
-            let (xs_shape, ys_shape, ws_shape) = ([n, cin, hw, hw], [n, cout, hw, hw], [cout, cin, k, k]);
-            let len = |shape: &[usize]| shape.iter().product::<usize>();
-            let (xs, ws, dys) = (
-                rng.normals(len(&xs_shape)),
-                rng.normals(len(&ws_shape)),
-                rng.normals(len(&ys_shape)),
-            );
+            let Case {
+                s,
+                xs_shape,
+                ys_shape,
+                ws_shape,
+                xs,
+                ws,
+                dys,
+            } = Case::random(&mut rng, (n, cin, cout, hw, k));
             let x = gpu.upload(&xs, &xs_shape)?;
             let w = gpu.upload(&ws, &ws_shape)?;
             let dy = gpu.upload(&dys, &ys_shape)?;
