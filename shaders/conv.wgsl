@@ -8,18 +8,26 @@
 //                        transposed, B = im2col(dy) (the flip turns the transposed convolution into
 //                        the same 'same'-padded window as the forward)
 //   backward_weight (2): M = Cout, NC = Cin*K*K (taps),     k = (n, h, w)     A = dy, B = im2col(x)^T
-// A workgroup computes a TM x TN tile of C, one invocation per 4x4 block of it (64 or 256 invocations),
-// staging TK-deep slices of A and B in workgroup memory. TM, TN and TK are override constants that
-// the launcher picks per shape (src/ops/conv.rs): 64x64 tiles for wide layers, narrower or smaller
-// ones (down to 8 rows) so that few output rows or columns (small channel counts, toRGB's 3, the
-// taps of a weight gradient) do not leave most of a tile empty. The reduction may be split
-// over wid.z (split-K, when the tiles alone would not fill the device): each split then writes its
-// own slice of a scratch buffer, and reduce.wgsl adds the slices into the output.
+// A workgroup computes a TM x TN tile of C with TM * TN / 16 invocations (64 or 256), staging TK-deep
+// slices of A and B in workgroup memory. TM, TN and TK are override constants that the launcher
+// picks per shape (src/ops/conv.rs): 64x64 tiles for wide layers, narrower or smaller ones (down to
+// 8 rows) so that few output rows or columns (small channel counts, toRGB's 3, the taps of a weight
+// gradient) do not leave most of a tile empty. The reduction may be split over wid.z (split-K, when
+// the tiles alone would not fill the device): each split then writes its own slice of a scratch
+// buffer, and reduce.wgsl adds the slices into the output.
 //
-// Two variants of this one file (src/ops/conv.rs composes them), as in dense.wgsl: the staged slices
-// hold `Staged`, declared before this text: `alias Staged = f32;` (conv) or `enable f16; alias
-// Staged = f16;` (conv+f16, mixed precision: A and B are rounded to f16 as they are staged, the
-// products and sums stay f32; the product of two f16 values is exact in f32). Storage is f32 in both.
+// This file stages the slices and stores the tile; the products are an engine's, composed before
+// this text (src/ops/conv.rs) and called through four functions: `put_a(k, m, v)` and
+// `put_b(k, col, v)` stage A[m, k] and B[k, col] of the slice, `multiply_slice(&acc, lid)` adds the
+// staged slice's product to the accumulator `acc` (of the engine's type `Acc`), and
+// `finish(&acc, lid)` returns invocation lid's 4x4 block of the tile, rows 4 (lid / (TN / 4)) + i
+// and columns 4 (lid % (TN / 4)) + j, which this file scales, stores and applies the epilogue to.
+//   conv_fma.wgsl:  each invocation multiplies-adds its 4x4 block from the staged values, staged in
+//                   `Staged` (f32: the f32 kernel; f16: conv+f16, A and B rounded to f16, products and
+//                   sums in f32, the product of two f16 values being exact in f32);
+//   conv_coop.wgsl: cooperative matrices (tensor cores): f16 operands, f32 accumulators, one
+//                   subgroup per few N x N blocks of the tile (conv+coop8, conv+coop16).
+// Storage is f32 in every variant.
 //
 // The forward pass may end with the layer's bias and leaky ReLU (`forward_act`, or `sum_splits_act`
 // after a split forward): y = lrelu(scale * C + bias[m], slope), stored once instead of being written
@@ -62,16 +70,7 @@ override WG: u32 = TM * TN / 16u;
 // Invocations per staged reduction row: each stages TM / GROUP values of A (fewer than one for some
 // tiles, so some invocations stage none) and TN / GROUP <= 8 of B.
 override GROUP: u32 = WG / TK;
-// The staged slices are rows of TM (A) or TN (B) values read as vec4s, so an invocation fetches 4
-// rows of A and 4 columns of B with one load each. Rows are one vec4 longer than needed, so that
-// invocations storing down a column hit 8 banks instead of one.
-override A_ROW: u32 = TM / 4u + 1u;
-override B_ROW: u32 = TN / 4u + 1u;
-override B_BASE: u32 = TK * A_ROW;
 
-// A[m, k] at (k * A_ROW + m / 4)[m % 4], then B[k, col] at (B_BASE + k * B_ROW + col / 4)[col % 4].
-// 672 vec4s (10.5 KiB in f32) hold the largest variant, 32x128 tiles with TK 16.
-var<workgroup> stage: array<vec4<Staged>, 672>;
 // forward_act: the biases of the tile's rows.
 var<workgroup> tile_bias: array<f32, 64>;
 
@@ -217,7 +216,7 @@ fn store_block(mode: u32, m0: u32, c0: u32, row: u32, col: u32, slice: u32, blk:
 // set of A's rows and B's columns. Consecutive invocations take consecutive addresses of global
 // memory where they can: A (the weights, or dy in mode 2) is read along k; B along the pixel columns
 // in modes 0 and 1 and along k (pixels) in mode 2. The next slice's values are loaded into registers
-// while this one is multiplied, so the loads' latency hides behind the arithmetic.
+// while the engine multiplies this one, so the loads' latency hides behind the arithmetic.
 fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f32) {
     // Column tiles run over x and y so that batch*H*W / TN may exceed 65535.
     let tile_n = wid.y * nwg.x + wid.x;
@@ -263,22 +262,20 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f
         rb[i] = im2col(b_row, col_parts[i]);
     }
 
-    var acc: array<vec4<f32>, 4>;
-    let tx = lid % (TN / 4u);
-    let ty = lid / (TN / 4u);
+    var acc: Acc;
     for (var k0 = kbeg; k0 < kend; k0 += TK) {
         for (var i = 0u; i < na; i++) {
             let r = oa + GROUP * i;
-            stage[ka * A_ROW + r / 4u][r % 4u] = Staged(ra[i]);
+            put_a(ka, r, ra[i]);
         }
         // Tiles with fewer than one A value per invocation (8 or 16 rows): the invocations with oa < TM
         // stage one each, loaded here rather than ahead.
         if (na == 0u && oa < TM) {
-            stage[ka * A_ROW + oa / 4u][oa % 4u] = Staged(load_a(mode, m0 + oa, a_off, a_in));
+            put_a(ka, oa, load_a(mode, m0 + oa, a_off, a_in));
         }
         for (var i = 0u; i < nb; i++) {
             let c = ob + GROUP * i;
-            stage[B_BASE + kb * B_ROW + c / 4u][c % 4u] = Staged(rb[i]);
+            put_b(kb, c, rb[i]);
         }
         workgroupBarrier();
         let k1 = k0 + TK;
@@ -295,21 +292,13 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, act: bool, slope: f
                 rb[i] = im2col(b_row, col_parts[i]);
             }
         }
-        for (var r = 0u; r < TK; r++) {
-            let a0 = vec4<f32>(stage[r * A_ROW + ty]);
-            let b0 = vec4<f32>(stage[B_BASE + r * B_ROW + tx]);
-            // fma: one fused instruction per product, whether or not the driver would contract a
-            // multiply and an add.
-            acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
-            acc[1] = fma(vec4<f32>(a0.y), b0, acc[1]);
-            acc[2] = fma(vec4<f32>(a0.z), b0, acc[2]);
-            acc[3] = fma(vec4<f32>(a0.w), b0, acc[3]);
-        }
+        multiply_slice(&acc, lid);
         workgroupBarrier();
     }
 
-    // Invocation (tx, ty) holds rows 4 ty + i and columns 4 tx + j of the tile.
-    store_block(mode, m0, c0, 4u * ty, 4u * tx, split * p.m * p.ncol, acc, act, slope);
+    let tx = lid % (TN / 4u);
+    let ty = lid / (TN / 4u);
+    store_block(mode, m0, c0, 4u * ty, 4u * tx, split * p.m * p.ncol, finish(&acc, lid), act, slope);
 }
 
 @compute @workgroup_size(WG)

@@ -267,21 +267,38 @@ fn precision_parse_refuses_other_strings() {
     }
 }
 
-/// coop_gemm runs against its reference where the adapter lists the f16 x f16 + f32 16x16
-/// configuration; on every other adapter (lavapipe: no cooperative matrices) both the op and the
-/// launcher refuse it, naming the feature.
+/// The cooperative-matrix kernels (coop_gemm, and conv's three passes on them) run against their
+/// references where the adapter lists an f16 x f16 + f32 configuration; on every other adapter
+/// (the system's lavapipe, Mesa 22: no cooperative matrices) the ops and the launcher refuse them,
+/// naming the feature. tests/run.sh runs this test a second time on a lavapipe that has them (Mesa
+/// 26, 8x8x8, in target/lavapipe-coop) with PGGAN_EXPECT_COOP=1, under which refusing fails.
 #[test]
-fn coop_gemm_runs_where_the_adapter_lists_it_else_refuses() {
+fn cooperative_kernels_run_where_the_adapter_lists_them_else_refuse() {
     let gpu = common::gpu();
     eprint!("{}", gpu.precision.describe());
     if ops::coop_gemm::available(&gpu).is_ok() {
         common::run_check_on(&gpu, ops::coop_gemm::check);
+        common::run_check_on(&gpu, ops::conv::check_coop);
+        assert!(matches!(
+            ops::conv::Kernel::of(&gpu, Precision::Mixed).unwrap(),
+            ops::conv::Kernel::Coop { .. }
+        ));
         return;
     }
+    assert!(
+        std::env::var_os("PGGAN_EXPECT_COOP").is_none(),
+        "PGGAN_EXPECT_COOP is set, but this adapter ({}) has no cooperative matrices",
+        gpu.describe()
+    );
     let t = gpu.zeros(&[16, 16]).unwrap();
-    let err = ops::coop_gemm::gemm16(&gpu, &t, &t, &t).unwrap_err().to_string();
+    let err = ops::coop_gemm::gemm(&gpu, &t, &t, &t).unwrap_err().to_string();
     assert!(
         err.starts_with("coop_gemm needs cooperative matrices (EXPERIMENTAL_COOPERATIVE_MATRIX)"),
+        "{err}"
+    );
+    let err = ops::conv::available_coop(&gpu).unwrap_err().to_string();
+    assert!(
+        err.starts_with("conv coop: coop_gemm needs cooperative matrices"),
         "{err}"
     );
     if !gpu
@@ -289,19 +306,20 @@ fn coop_gemm_runs_where_the_adapter_lists_it_else_refuses() {
         .features()
         .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
     {
-        let err = gpu
-            .launch(
-                &ops::coop_gemm::SHADER,
-                "gemm16",
-                &(),
-                &[&t, &t, &t],
-                Dispatch::Groups([1, 1, 1]),
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("needs") && err.contains("EXPERIMENTAL_COOPERATIVE_MATRIX"),
-            "{err}"
-        );
+        for shader in [&ops::coop_gemm::SHADER_8, &ops::conv::SHADER_COOP_8] {
+            let entry = if shader.name.starts_with("conv") {
+                "forward"
+            } else {
+                "gemm"
+            };
+            let err = gpu
+                .launch(shader, entry, &(), &[&t, &t, &t], Dispatch::Groups([1, 1, 1]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("needs") && err.contains("EXPERIMENTAL_COOPERATIVE_MATRIX"),
+                "{err}"
+            );
+        }
     }
 }

@@ -17,19 +17,27 @@ fn every_shader_validates() {
     }
 }
 
+/// Every file of shaders/ (common.wgsl aside: every shader gets it) is part of a registered shader:
+/// an op's file, or a part that a variant composes (conv's engines).
 #[test]
 fn every_file_in_shaders_is_registered() {
-    let on_disk: BTreeSet<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != "common.wgsl")
-        .collect();
-    let registered: BTreeSet<String> = SHADERS
-        .iter()
-        .chain(FEATURE_SHADERS)
-        .map(|s| format!("{}.wgsl", s.file()))
-        .collect();
-    assert_eq!(on_disk, registered, "shaders/ and ops::SHADERS disagree");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
+    let registered: Vec<_> = SHADERS.iter().chain(FEATURE_SHADERS).collect();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name == "common.wgsl" {
+            continue;
+        }
+        let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        assert!(
+            registered.iter().any(|s| s.source.contains(&text)),
+            "shaders/{name} is in no shader of ops::SHADERS or ops::FEATURE_SHADERS"
+        );
+    }
+    for shader in registered {
+        let file = format!("{dir}/{}.wgsl", shader.file());
+        assert!(std::path::Path::new(&file).exists(), "{}: no {file}", shader.name);
+    }
 }
 
 /// The kernels of the registry run everywhere, browsers without `shader-f16` included: none of them
@@ -39,58 +47,84 @@ fn only_the_feature_shaders_need_device_features() {
     for shader in SHADERS {
         assert!(shader.needs().is_empty(), "{} needs {:?}", shader.name, shader.needs());
     }
+    let coop = wgpu::Features::SHADER_F16 | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
     let needs: Vec<(&str, wgpu::Features)> = FEATURE_SHADERS.iter().map(|s| (s.name, s.needs())).collect();
     assert_eq!(
         needs,
         [
             ("conv+f16", wgpu::Features::SHADER_F16),
+            ("conv+coop16", coop),
+            ("conv+coop8", coop),
             ("dense+f16", wgpu::Features::SHADER_F16),
-            (
-                "coop_gemm",
-                wgpu::Features::SHADER_F16 | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
-            ),
+            ("coop_gemm+16", coop),
+            ("coop_gemm+8", coop),
         ]
     );
 }
 
-/// No adapter here runs cooperative matrices (lavapipe has none, Chromium's SwiftShader is a browser),
-/// so this is what is proven without a GPU: naga parses and validates coop_gemm.wgsl with the
-/// capabilities it enables (and refuses it without them), and writes it as SPIR-V for Vulkan 1.3
-/// with the cooperative-matrix capability, as wgpu's Vulkan backend would. `pggan bench precision`
-/// and the self-test run it against its reference where the adapter has the feature.
+/// The cooperative-matrix shaders, proven without running them: naga parses and validates each with
+/// the capabilities it enables (and refuses it without them), and writes it as SPIR-V for Vulkan 1.3
+/// with the cooperative-matrix capability, as wgpu's Vulkan backend would (conv's with its largest
+/// tile's constants). The 16x16 ones run only where the adapter lists 16x16x16 products (tensor
+/// cores; `pggan bench precision` and the self-test run them there); the 8x8 ones run on lavapipe
+/// 26 (tests/kernels.rs, through tests/run.sh).
 #[test]
-fn coop_gemm_validates_and_compiles_to_spirv_though_no_adapter_here_runs_it() {
-    let shader = pggan::ops::coop_gemm::SHADER;
-    let (module, info) = shader.validate().unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(module.entry_points[0].name, "gemm16");
+fn cooperative_shaders_validate_and_compile_to_spirv() {
+    use pggan::ops::{conv, coop_gemm};
+    let constants: naga::back::PipelineConstants = [("TM", 64.0), ("TN", 64.0), ("TK", 16.0), ("SG", 32.0)]
+        .map(|(k, v)| (k.to_string(), v))
+        .into();
+    for shader in [
+        coop_gemm::SHADER_16,
+        coop_gemm::SHADER_8,
+        conv::SHADER_COOP_16,
+        conv::SHADER_COOP_8,
+    ] {
+        let (module, info) = shader.validate().unwrap_or_else(|e| panic!("{e:#}"));
+        let source = shader.full_source();
+        let parsed = naga::front::wgsl::parse_str(&source).unwrap();
+        let without = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::SHADER_FLOAT16,
+        )
+        .validate(&parsed);
+        assert!(
+            without.is_err(),
+            "{} validated without the cooperative-matrix capability",
+            shader.name
+        );
 
-    let source = shader.full_source();
-    let parsed = naga::front::wgsl::parse_str(&source).unwrap();
-    let without = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::SHADER_FLOAT16,
-    )
-    .validate(&parsed);
-    assert!(without.is_err(), "validated without the cooperative-matrix capability");
-
-    let options = naga::back::spv::Options {
-        lang_version: (1, 6),
-        ..Default::default()
-    };
-    let words = naga::back::spv::write_vec(&module, &info, &options, None).unwrap_or_else(|e| panic!("{e}"));
-    // OpCapability CooperativeMatrixKHR (6022) and OpCooperativeMatrixMulAddKHR (4459).
-    let has_op = |op: u32, operand: Option<u32>| {
-        let mut i = 5;
-        while i < words.len() {
-            let (count, code) = ((words[i] >> 16) as usize, words[i] & 0xffff);
-            if code == op && operand.is_none_or(|o| words.get(i + 1) == Some(&o)) {
-                return true;
+        let constants = if shader.name.starts_with("conv") {
+            constants.clone()
+        } else {
+            Default::default()
+        };
+        let (module, info) = naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
+            .unwrap_or_else(|e| panic!("{}: {e}", shader.name));
+        let options = naga::back::spv::Options {
+            lang_version: (1, 6),
+            ..Default::default()
+        };
+        let words = naga::back::spv::write_vec(&module, &info, &options, None)
+            .unwrap_or_else(|e| panic!("{}: {e}", shader.name));
+        // OpCapability CooperativeMatrixKHR (6022) and OpCooperativeMatrixMulAddKHR (4459).
+        let has_op = |op: u32, operand: Option<u32>| {
+            let mut i = 5;
+            while i < words.len() {
+                let (count, code) = ((words[i] >> 16) as usize, words[i] & 0xffff);
+                if code == op && operand.is_none_or(|o| words.get(i + 1) == Some(&o)) {
+                    return true;
+                }
+                i += count.max(1);
             }
-            i += count.max(1);
-        }
-        false
-    };
-    assert!(has_op(17, Some(6022)), "no OpCapability CooperativeMatrixKHR");
-    assert!(has_op(4459, None), "no OpCooperativeMatrixMulAddKHR");
-    eprintln!("coop_gemm: {} SPIR-V words", words.len());
+            false
+        };
+        assert!(
+            has_op(17, Some(6022)),
+            "{}: no OpCapability CooperativeMatrixKHR",
+            shader.name
+        );
+        assert!(has_op(4459, None), "{}: no OpCooperativeMatrixMulAddKHR", shader.name);
+        eprintln!("{}: {} SPIR-V words", shader.name, words.len());
+    }
 }

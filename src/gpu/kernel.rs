@@ -324,8 +324,14 @@ impl Gpu {
             beginning_of_pass_write_index: Some(*i),
             end_of_pass_write_index: Some(*i + 1),
         });
+        // An entry point without parameters (binding 0 unused) has no dynamic offset to set.
+        let offsets: &[u32] = if p.bindings.contains(&0) {
+            &[uniform.offset]
+        } else {
+            &[]
+        };
         self.record_launch(timestamps, &p.pipeline, |pass| {
-            pass.set_bind_group(0, &bind_group, &[uniform.offset]);
+            pass.set_bind_group(0, &bind_group, offsets);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         });
         Ok(())

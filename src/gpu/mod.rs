@@ -123,6 +123,8 @@ impl Gpu {
             } else {
                 Vec::new()
             },
+            subgroup_size: (info.subgroup_min_size == info.subgroup_max_size && info.subgroup_min_size > 0)
+                .then_some(info.subgroup_min_size),
         };
         Ok(Gpu {
             limits: device.limits(),

@@ -14,6 +14,9 @@ pub struct PrecisionCaps {
     /// `Features::EXPERIMENTAL_COOPERATIVE_MATRIX` (tensor cores, simdgroup matrices): the
     /// configurations the adapter lists, empty when the feature is absent. Native only.
     pub cooperative_matrix: Vec<wgpu::CooperativeMatrixProperties>,
+    /// The subgroup size of every pipeline where the adapter has only one (its minimum equals its
+    /// maximum: 32 on NVIDIA, 8 on lavapipe); the cooperative convolution divides its tiles by it.
+    pub subgroup_size: Option<u32>,
 }
 
 impl PrecisionCaps {
@@ -25,6 +28,13 @@ impl PrecisionCaps {
                 && c.ab_type == wgpu::CooperativeScalarType::F16
                 && c.cr_type == wgpu::CooperativeScalarType::F32
         })
+    }
+
+    /// The side N of the cooperative products the kernels use: 16 where the adapter lists the
+    /// 16x16x16 f16 x f16 + f32 configuration (tensor cores), else 8 where it lists 8x8x8 (lavapipe),
+    /// else none.
+    pub fn coop_size(&self) -> Option<u32> {
+        [16, 8].into_iter().find(|&n| self.coop_f16_f32(n))
     }
 
     /// One line per feature: "shader-f16: yes", then the cooperative-matrix configurations.
@@ -49,6 +59,9 @@ impl PrecisionCaps {
                     if c.saturating_accumulation { "  saturating" } else { "" }
                 );
             }
+        }
+        if let Some(size) = self.subgroup_size {
+            out += &format!("subgroup size: {size}\n");
         }
         out
     }

@@ -14,19 +14,133 @@ use crate::gpu::{Dispatch, Gpu, Precision, Shader, Tensor};
 use crate::ops::{act, reduce};
 use crate::rng::Rng;
 
-/// The f32 kernel, and its mixed-precision variant: the same file with its staged slices in f16
-/// (conv.wgsl reads the staging type `Staged` from the lines composed before it, as dense.wgsl does).
+/// The kernels: conv.wgsl (staging, storing) composed with an engine that multiplies the staged
+/// slices (see the shader): conv_fma.wgsl with f32 slices, the f32 kernel; the same with f16 slices,
+/// the mixed-precision kernel where the device has f16 arithmetic; conv_coop.wgsl, mixed precision
+/// on cooperative matrices (tensor cores) of side 16 or 8.
 pub const SHADER: Shader = Shader {
     name: "conv",
-    source: concat!("alias Staged = f32;\n", include_str!("../../shaders/conv.wgsl")),
+    source: concat!(
+        "alias Staged = f32;\n",
+        include_str!("../../shaders/conv_fma.wgsl"),
+        include_str!("../../shaders/conv.wgsl")
+    ),
 };
 pub const SHADER_F16: Shader = Shader {
     name: "conv+f16",
     source: concat!(
         "enable f16;\nalias Staged = f16;\n",
+        include_str!("../../shaders/conv_fma.wgsl"),
         include_str!("../../shaders/conv.wgsl")
     ),
 };
+pub const SHADER_COOP_16: Shader = Shader {
+    name: "conv+coop16",
+    source: concat!(
+        crate::coop_prelude!(16),
+        include_str!("../../shaders/conv_coop.wgsl"),
+        include_str!("../../shaders/conv.wgsl")
+    ),
+};
+pub const SHADER_COOP_8: Shader = Shader {
+    name: "conv+coop8",
+    source: concat!(
+        crate::coop_prelude!(8),
+        include_str!("../../shaders/conv_coop.wgsl"),
+        include_str!("../../shaders/conv.wgsl")
+    ),
+};
+
+/// The kernel a pass runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// f32 throughout (`SHADER`).
+    F32,
+    /// f16 operands, f32 products and sums, in each invocation (`SHADER_F16`).
+    F16,
+    /// f16 operands, f32 accumulators, on cooperative matrices of side `n` in subgroups of `subgroup`
+    /// invocations (`SHADER_COOP_16`, `SHADER_COOP_8`).
+    Coop { n: usize, subgroup: usize },
+}
+
+impl Kernel {
+    /// The kernel of `precision` on this device: mixed precision runs on cooperative matrices where
+    /// the device has them (`coop`), else on f16 arithmetic (refused without it).
+    pub fn of(gpu: &Gpu, precision: Precision) -> Result<Kernel> {
+        match precision {
+            Precision::F32 => Ok(Kernel::F32),
+            Precision::Mixed => match coop(gpu) {
+                Ok(kernel) => Ok(kernel),
+                Err(_) => available_mixed(gpu).map(|()| Kernel::F16),
+            },
+        }
+    }
+
+    fn shader(self) -> &'static Shader {
+        match self {
+            Kernel::F32 => &SHADER,
+            Kernel::F16 => &SHADER_F16,
+            Kernel::Coop { n: 16, .. } => &SHADER_COOP_16,
+            Kernel::Coop { .. } => &SHADER_COOP_8,
+        }
+    }
+
+    /// The tiles the kernel can take: all of `TILES`, or those that divide into N x N blocks shared
+    /// evenly by their subgroups, up to 4 blocks each in one row of blocks, with each half of the
+    /// rows whole blocks, within conv_coop.wgsl's workgroup memory.
+    pub fn tiles(self) -> Vec<Tile> {
+        let Kernel::Coop { n, subgroup } = self else {
+            return TILES.to_vec();
+        };
+        TILES
+            .into_iter()
+            .filter(|t| {
+                let (blocks, subgroups) = ((t.rows / n) * (t.cols / n), t.invocations() / subgroup);
+                let per_subgroup = blocks / subgroups.max(1);
+                [t.rows, t.cols, t.depth].iter().all(|d| d % n == 0)
+                    && t.invocations() % subgroup == 0
+                    && blocks % subgroups == 0
+                    && (1..=4).contains(&per_subgroup)
+                    && (t.cols / n) % per_subgroup == 0
+                    && (t.rows / 2) % n == 0
+                    && t.depth * (t.rows + 8) <= 1152
+                    && t.depth * (t.cols + 8) <= 2176
+                    && t.rows / 2 * (t.cols + 4) <= 2176
+            })
+            .collect()
+    }
+}
+
+/// conv_coop.wgsl's workgroup memory: the f16 slices and half a tile of C in f32.
+const COOP_WORKGROUP_BYTES: u32 = (1152 + 2176) * 2 + 2176 * 4;
+
+/// The cooperative kernel of this device: an error saying what it lacks where it has none (f16
+/// arithmetic and an f16 x f16 + f32 cooperative product, as `coop_gemm` needs; one subgroup size;
+/// the workgroup memory; a tile that divides among the subgroups).
+pub fn coop(gpu: &Gpu) -> Result<Kernel> {
+    let (n, _) = crate::ops::coop_gemm::available(gpu).map_err(|e| anyhow::anyhow!("conv coop: {e}"))?;
+    let subgroup = gpu.precision.subgroup_size.ok_or_else(|| {
+        anyhow::anyhow!(
+            "conv coop needs one subgroup size; this device ({}) has {}..{}",
+            gpu.describe(),
+            gpu.info.subgroup_min_size,
+            gpu.info.subgroup_max_size
+        )
+    })? as usize;
+    let memory = gpu.limits.max_compute_workgroup_storage_size;
+    ensure!(
+        memory >= COOP_WORKGROUP_BYTES,
+        "conv coop needs {COOP_WORKGROUP_BYTES} bytes of workgroup memory; this device ({}) has {memory}",
+        gpu.describe()
+    );
+    let kernel = Kernel::Coop { n, subgroup };
+    ensure!(
+        !kernel.tiles().is_empty(),
+        "conv coop: no tile divides into {n}x{n} blocks among subgroups of {subgroup} on this device ({})",
+        gpu.describe()
+    );
+    Ok(kernel)
+}
 
 /// A tile shape of the shader's GEMM (its override constants): `rows` x `cols` outputs per workgroup
 /// of rows * cols / 16 invocations, reduced in slices of `depth`.
@@ -105,6 +219,11 @@ pub struct Plan {
 /// tie. So 64x64 serves wide layers, and layers with few output rows or columns (8 to 32 channels,
 /// toRGB's 3, the taps of a small weight gradient) take a narrower or smaller tile. `tile` forces one.
 pub fn plan(m: usize, ncol: usize, kdim: usize, tile: Option<Tile>) -> Plan {
+    plan_among(&TILES, m, ncol, kdim, tile)
+}
+
+/// `plan` with the tiles a kernel can take (`Kernel::tiles`).
+fn plan_among(tiles: &[Tile], m: usize, ncol: usize, kdim: usize, tile: Option<Tile>) -> Plan {
     let cost = |t: &Tile| {
         let (pm, pn, pk) = (
             m.next_multiple_of(t.rows),
@@ -113,7 +232,7 @@ pub fn plan(m: usize, ncol: usize, kdim: usize, tile: Option<Tile>) -> Plan {
         );
         pm * pn * pk + STAGE_COST * (pm / t.rows) * (pn / t.cols) * (t.rows + t.cols) * pk
     };
-    let tile = tile.unwrap_or_else(|| *TILES.iter().min_by_key(|t| cost(t)).unwrap());
+    let tile = tile.unwrap_or_else(|| *tiles.iter().min_by_key(|t| cost(t)).unwrap());
     let invocations = m.div_ceil(tile.rows) * ncol.div_ceil(tile.cols) * tile.invocations();
     let (splits, chunk) = reduce::split_k(kdim, invocations, TARGET_INVOCATIONS, MIN_CHUNK, tile.depth);
     Plan { tile, splits, chunk }
@@ -200,16 +319,21 @@ impl Pass<'_> {
 
 /// Records one pass on the tensors shaped as the input [N, Cin, H, W], weights [Cout, Cin, K, K] and
 /// output [N, Cout, H, W] (the pass writes the gradient among them), at `precision` (`Mixed`: the
-/// `conv+f16` kernel, refused on a device without SHADER_F16), with `tile` or the planned one
-/// (`pggan bench kernels --tiles` times every tile).
+/// device's kernel, `Kernel::of`, refused on a device without SHADER_F16), with `tile` or the planned
+/// one (`pggan bench kernels --tiles` times every tile).
 pub fn run(
     gpu: &Gpu,
     pass: Pass,
-    [x, w, y]: [&Tensor; 3],
+    tensors: [&Tensor; 3],
     gain: f32,
     precision: Precision,
     tile: Option<Tile>,
 ) -> Result<()> {
+    run_on(gpu, Kernel::of(gpu, precision)?, pass, tensors, gain, tile)
+}
+
+/// `run` on a given kernel (the checks test each one the device has).
+pub fn run_on(gpu: &Gpu, kernel: Kernel, pass: Pass, [x, w, y]: [&Tensor; 3], gain: f32, tile: Option<Tile>) -> Result<()> {
     let (entry, accumulate) = pass.entry();
     let s = shape_of(&format!("conv {entry}"), x, w, y)?;
     // The operands and output; see the shader for the mappings.
@@ -227,14 +351,7 @@ pub fn run(
             w.shape
         );
     }
-    let shader = match precision {
-        Precision::F32 => &SHADER,
-        Precision::Mixed => {
-            available_mixed(gpu)?;
-            &SHADER_F16
-        }
-    };
-    gemm(gpu, shader, entry, s, dims(pass, s), operands, out, gain, accumulate, act, tile)
+    gemm(gpu, kernel, entry, s, dims(pass, s), operands, out, gain, accumulate, act, tile)
 }
 
 /// The GEMM sizes (m, ncol, kdim) of a pass.
@@ -307,7 +424,7 @@ struct Params {
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     gpu: &Gpu,
-    shader: &Shader,
+    kernel: Kernel,
     entry: &'static str,
     s: ConvShape,
     [m, ncol, kdim]: [usize; 3],
@@ -318,7 +435,16 @@ fn gemm(
     act: Option<(&Tensor, f32)>,
     tile: Option<Tile>,
 ) -> Result<()> {
-    let Plan { tile, splits, chunk } = plan(m, ncol, kdim, tile);
+    let tiles = kernel.tiles();
+    if let Some(t) = tile {
+        ensure!(
+            tiles.contains(&t),
+            "conv {entry}: the {kernel:?} kernel cannot take tile {t}; it takes {}",
+            tiles.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let Plan { tile, splits, chunk } = plan_among(&tiles, m, ncol, kdim, tile);
+    let shader = kernel.shader();
     let (tiles_m, tiles_n) = (m.div_ceil(tile.rows), ncol.div_ceil(tile.cols));
     // Column tiles spread over x and y (the shader rebuilds their index), row tiles and splits over z.
     let max = gpu.limits.max_compute_workgroups_per_dimension as usize;
@@ -347,7 +473,10 @@ fn gemm(
         slope: act.map_or(1.0, |(_, slope)| slope),
     };
     let groups = Dispatch::Groups(grid.map(|g| g as u32));
-    let constants = [("TM", tile.rows), ("TN", tile.cols), ("TK", tile.depth)].map(|(k, v)| (k, v as u32));
+    let mut constants = vec![("TM", tile.rows as u32), ("TN", tile.cols as u32), ("TK", tile.depth as u32)];
+    if let Kernel::Coop { subgroup, .. } = kernel {
+        constants.push(("SG", subgroup as u32));
+    }
     if splits == 1 {
         // The epilogue's entry point takes the bias as its last tensor.
         return match act {
@@ -562,54 +691,85 @@ impl Case {
     }
 }
 
-/// The three passes of the mixed-precision kernel against f64, on inputs drawn N(0, 1) in f32 (none
-/// of which f16 holds exactly), with the bounds of `check::mixed_product_rows` over the pass's
-/// reduction length plus 2 (the scale's rounding to f32 and its product): K = 3 and K = 1, split
-/// and unsplit reductions, several row and column tiles. Where the reduction is short enough for
-/// f16's rounding to stand out of f32's (at most 208 terms, as in dense's), the result must also
-/// differ from the f32 kernel's by more than both kernels' bounds. Needs SHADER_F16.
+/// The three passes of the f16 kernel (`conv+f16`) against f64: `check_reduced`. Needs SHADER_F16.
 pub fn check_mixed(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
+    Box::pin(async move { check_reduced(gpu, Kernel::F16, "mixed", F32_UNIT_ROUNDOFF).await })
+}
+
+/// The three passes of the cooperative kernel (`conv+coop16` or `conv+coop8`) against f64:
+/// `check_reduced` with the tensor cores' accumulation bound (`coop_gemm::ACC_UNIT`), with the
+/// planned tile and every tile the kernel takes forced. Needs cooperative matrices (`coop`).
+pub fn check_coop(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
-        let gain = std::f64::consts::SQRT_2;
-        let mut rows = Vec::new();
-        let mut rng = Rng::new(13);
-        for (n, cin, cout, hw, k) in [(2, 5, 7, 8, 3), (3, 13, 17, 8, 1), (3, 67, 70, 8, 3)] {
-            let Case {
-                s,
-                xs_shape,
-                ys_shape,
-                ws_shape,
-                xs,
-                ws,
-                dys,
-            } = Case::random(&mut rng, (n, cin, cout, hw, k));
-            let x = gpu.upload(&xs, &xs_shape)?;
-            let w = gpu.upload(&ws, &ws_shape)?;
-            let dy = gpu.upload(&dys, &ys_shape)?;
-            let (y, dx, dw) = (gpu.zeros(&ys_shape)?, gpu.zeros(&xs_shape)?, gpu.zeros(&ws_shape)?);
-            // Each pass: its tensors, output, operands and reference as a product of the operands.
-            type Reference = fn(&[f64], &[f64], ConvShape, f64) -> Vec<f64>;
-            let passes = [
-                (Pass::Forward { act: None }, [&x, &w, &y], &y, [&xs, &ws], forward_ref as Reference),
-                (Pass::BackwardData, [&dx, &w, &dy], &dx, [&dys, &ws], backward_data_ref),
-                (
-                    Pass::BackwardWeight { accumulate: false },
-                    [&x, &dw, &dy],
-                    &dw,
-                    [&xs, &dys],
-                    backward_weight_ref,
-                ),
-            ];
-            for (pass, tensors, out, [a, b], reference) in passes {
-                run(gpu, pass, tensors, gain as f32, Precision::F32, None)?;
-                let single = gpu.download(out).await?;
-                run(gpu, pass, tensors, gain as f32, Precision::Mixed, None)?;
+        let kernel = coop(gpu)?;
+        check_reduced(gpu, kernel, "coop", crate::ops::coop_gemm::ACC_UNIT).await
+    })
+}
+
+/// Whether the device can run the cooperative kernel: an error saying what it lacks otherwise.
+pub fn available_coop(gpu: &Gpu) -> Result<()> {
+    coop(gpu).map(drop)
+}
+
+/// The three passes of a reduced-precision kernel against f64, on inputs drawn N(0, 1) in f32 (none
+/// of which f16 holds exactly), with the bounds of `check::mixed_product_rows` over the pass's
+/// reduction length plus 2 (the scale's rounding to f32 and its product), sums at `acc_unit`: K = 3
+/// and K = 1, split and unsplit reductions, several row and column tiles (the cooperative kernel:
+/// every tile it takes, forced, too). Where the reduction is short enough for f16's rounding to
+/// stand out of the accumulation's (at most 208 terms at f32's roundoff, as in dense's; 52 at the
+/// cooperative kernels'), the result must also differ from the f32 kernel's by more than both
+/// kernels' bounds.
+async fn check_reduced(gpu: &Gpu, kernel: Kernel, label: &str, acc_unit: f64) -> Result<Vec<Row>> {
+    let gain = std::f64::consts::SQRT_2;
+    let mut rows = Vec::new();
+    let mut rng = Rng::new(13);
+    let forced = match kernel {
+        Kernel::Coop { .. } => kernel.tiles(),
+        _ => Vec::new(),
+    };
+    for (n, cin, cout, hw, k) in [(2, 5, 7, 8, 3), (3, 13, 17, 8, 1), (3, 67, 70, 8, 3)] {
+        let Case {
+            s,
+            xs_shape,
+            ys_shape,
+            ws_shape,
+            xs,
+            ws,
+            dys,
+        } = Case::random(&mut rng, (n, cin, cout, hw, k));
+        let x = gpu.upload(&xs, &xs_shape)?;
+        let w = gpu.upload(&ws, &ws_shape)?;
+        let dy = gpu.upload(&dys, &ys_shape)?;
+        let (y, dx, dw) = (gpu.zeros(&ys_shape)?, gpu.zeros(&xs_shape)?, gpu.zeros(&ws_shape)?);
+        // Each pass: its tensors, output, operands and reference as a product of the operands.
+        type Reference = fn(&[f64], &[f64], ConvShape, f64) -> Vec<f64>;
+        let passes = [
+            (Pass::Forward { act: None }, [&x, &w, &y], &y, [&xs, &ws], forward_ref as Reference),
+            (Pass::BackwardData, [&dx, &w, &dy], &dx, [&dys, &ws], backward_data_ref),
+            (
+                Pass::BackwardWeight { accumulate: false },
+                [&x, &dw, &dy],
+                &dw,
+                [&xs, &dys],
+                backward_weight_ref,
+            ),
+        ];
+        for (pass, tensors, out, [a, b], reference) in passes {
+            run_on(gpu, Kernel::F32, pass, tensors, gain as f32, None)?;
+            let single = gpu.download(out).await?;
+            let [m, ncol, kdim] = dims(pass, s);
+            // As long as f16's rounding stands out of the accumulation bound: 208 terms at f32's.
+            let short = kdim as f64 * acc_unit <= 208.0 * F32_UNIT_ROUNDOFF;
+            for tile in std::iter::once(None).chain(forced.iter().copied().map(Some)) {
+                run_on(gpu, kernel, pass, tensors, gain as f32, tile)?;
                 let got = gpu.download(out).await?;
-                let [m, ncol, kdim] = dims(pass, s);
-                let short = kdim <= 208;
-                let Plan { splits, .. } = plan(m, ncol, kdim, None);
+                let Plan { tile: t, splits, .. } = plan_among(&kernel.tiles(), m, ncol, kdim, tile);
                 rows.extend(mixed_product_rows(
-                    &format!("conv{k}x{k} mixed {} {cin}->{cout} in {splits}", pass.entry().0),
+                    &format!(
+                        "conv{k}x{k} {label} {} {cin}->{cout} {}{t} in {splits}",
+                        pass.entry().0,
+                        if tile.is_some() { "forced " } else { "" }
+                    ),
                     &xs_shape,
                     kdim + 2,
                     a,
@@ -617,11 +777,11 @@ pub fn check_mixed(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> +
                     &|a, b| reference(a, b, s, gain),
                     &got,
                     short.then_some(single.as_slice()),
-                    F32_UNIT_ROUNDOFF,
+                    acc_unit,
                     short,
                 )?);
             }
         }
-        Ok(rows)
-    })
+    }
+    Ok(rows)
 }

@@ -37,7 +37,14 @@ pub mod coop_gemm;
 /// The shaders that need a device feature (`Shader::needs`: f16 arithmetic, cooperative matrices),
 /// variants of a file (`conv+f16`, `dense+f16`) or files of their own. The naga test validates each one with
 /// exactly the capabilities it enables.
-pub const FEATURE_SHADERS: &[Shader] = &[conv::SHADER_F16, dense::SHADER_F16, coop_gemm::SHADER];
+pub const FEATURE_SHADERS: &[Shader] = &[
+    conv::SHADER_F16,
+    conv::SHADER_COOP_16,
+    conv::SHADER_COOP_8,
+    dense::SHADER_F16,
+    coop_gemm::SHADER_16,
+    coop_gemm::SHADER_8,
+];
 
 /// A check that needs a device feature, with the test of whether the device has it (an error
 /// naming what is missing). `pggan selftest` and `pggan bench precision` run those the device can.
@@ -61,7 +68,12 @@ pub const FEATURE_CHECKS: &[FeatureCheck] = &[
     FeatureCheck {
         name: "coop_gemm",
         check: coop_gemm::check,
-        available: coop_gemm::available,
+        available: |gpu| coop_gemm::available(gpu).map(drop),
+    },
+    FeatureCheck {
+        name: "conv coop",
+        check: conv::check_coop,
+        available: conv::available_coop,
     },
 ];
 
@@ -101,7 +113,7 @@ pub async fn check_f32_fallback(gpu: &Gpu) -> Result<()> {
     let conv = conv::run(gpu, conv::Pass::BackwardData, [&x, &w, &x], 1.0, Precision::Mixed, None);
     refusal(conv, "conv mixed needs f16 arithmetic (SHADER_F16")?;
     let t = gpu.zeros(&[16, 16])?;
-    let coop = coop_gemm::gemm16(gpu, &t, &t, &t);
+    let coop = coop_gemm::gemm(gpu, &t, &t, &t);
     refusal(
         coop,
         "coop_gemm needs cooperative matrices (EXPERIMENTAL_COOPERATIVE_MATRIX)",
