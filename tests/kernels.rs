@@ -234,7 +234,7 @@ fn precision_falls_back_to_f32_on_a_device_without_shader_f16() {
         ..GpuOptions::for_tests()
     }))
     .unwrap();
-    assert_eq!(gpu.precision, PrecisionCaps::default());
+    assert!(!gpu.precision.shader_f16 && gpu.precision.cooperative_matrix.is_empty());
     pollster::block_on(ops::check_f32_fallback(&gpu)).unwrap();
     let a = gpu.zeros(&[2, 2]).unwrap();
     let c = gpu.zeros(&[2, 2]).unwrap();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs whatever is missing (Debian, as root), then runs every test: native on the Vulkan
 # adapter (lavapipe when there is no GPU), data-parallel training under mpirun (the mpi feature,
-# over Open MPI), the wasm API in headless Chromium through WebGPU, and the
+# over Open MPI), the cooperative-matrix kernels on a newer lavapipe that has them
+# (tests/lavapipe_coop.sh), the wasm API in headless Chromium through WebGPU, and the
 # page end to end (tests/e2e/page.mjs) with checkpoints moving between the page and the native CLI.
 # The native tests run exported ONNX models in onnxruntime and read TensorBoard files back with
 # TensorBoard's reader: tests/requirements.txt, in the virtual environment target/pyenv.
@@ -72,6 +73,13 @@ cargo clippy --release --lib --tests --target wasm32-unknown-unknown -- -D warni
 # test runs what a build without the feature runs. The end-to-end part below uses a build without it.
 echo "== native tests, data-parallel training under mpirun included (cargo test --release --features mpi)"
 cargo test --release --features mpi -- --nocapture 2>&1 | grep -v 'XDG_RUNTIME_DIR'
+# The system's lavapipe has no cooperative matrices; Mesa 26's has (8x8x8, f16 x f16 + f32), unpacked
+# into target/lavapipe-coop by tests/lavapipe_coop.sh. On it the cooperative kernels run against their
+# references (PGGAN_EXPECT_COOP makes the test fail if the adapter has none), and the mixed-precision
+# step and two-colour training run their convolutions on them (mixed picks them where listed).
+echo "== cooperative-matrix kernels, mixed step and training on Mesa 26's lavapipe (tests/lavapipe_coop.sh)"
+PGGAN_EXPECT_COOP=1 tests/lavapipe_coop.sh cargo test --release --features mpi --test kernels --test step --test train \
+  -- --nocapture cooperative mixed 2>&1 | grep -v 'XDG_RUNTIME_DIR'
 echo "== browser tests (wasm-pack test --headless --chrome --release -- --test web)"
 # Exactly as a user types it: .cargo/config.toml sets the runner's time limit, and wasm-pack finds
 # the system's chromedriver on PATH.

@@ -1,8 +1,6 @@
 //! Every shader parses and validates with naga, so a broken shader fails without a GPU.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::collections::BTreeSet;
-
 use pggan::ops::{FEATURE_SHADERS, SHADERS};
 
 #[test]

@@ -76,6 +76,11 @@ impl Kernel {
         }
     }
 
+    /// The plan of a GEMM on this kernel: `plan` among the tiles it takes.
+    pub fn plan(self, m: usize, ncol: usize, kdim: usize, tile: Option<Tile>) -> Plan {
+        plan_among(&self.tiles(), m, ncol, kdim, tile)
+    }
+
     fn shader(self) -> &'static Shader {
         match self {
             Kernel::F32 => &SHADER,
@@ -443,7 +448,7 @@ fn gemm(
             tiles.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
         );
     }
-    let Plan { tile, splits, chunk } = plan_among(&tiles, m, ncol, kdim, tile);
+    let Plan { tile, splits, chunk } = kernel.plan(m, ncol, kdim, tile);
     let shader = kernel.shader();
     let (tiles_m, tiles_n) = (m.div_ceil(tile.rows), ncol.div_ceil(tile.cols));
     // Column tiles spread over x and y (the shader rebuilds their index), row tiles and splits over z.
@@ -763,7 +768,7 @@ async fn check_reduced(gpu: &Gpu, kernel: Kernel, label: &str, acc_unit: f64) ->
             for tile in std::iter::once(None).chain(forced.iter().copied().map(Some)) {
                 run_on(gpu, kernel, pass, tensors, gain as f32, tile)?;
                 let got = gpu.download(out).await?;
-                let Plan { tile: t, splits, .. } = plan_among(&kernel.tiles(), m, ncol, kdim, tile);
+                let Plan { tile: t, splits, .. } = kernel.plan(m, ncol, kdim, tile);
                 rows.extend(mixed_product_rows(
                     &format!(
                         "conv{k}x{k} {label} {} {cin}->{cout} {}{t} in {splits}",
