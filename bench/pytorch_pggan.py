@@ -16,10 +16,31 @@ arithmetic per element is the same.
 Inputs (reals uniform in [-1, 1], latents N(0,1), penalty mix U(0,1)) are drawn once per resolution,
 as in pggan, so the figure is the step alone. Usage:
   python3 bench/pytorch_pggan.py --resolution 64 --minibatch 16 --steps 10 --warmup 2 --device cuda
+
+--mode sets the arithmetic (recorded as "mode" in the JSON):
+  fp32      full f32, as `pggan bench train --precision f32` computes: TF32 off in convolutions
+            (torch.backends.cudnn.allow_tf32) and matrix products (torch.backends.cuda.matmul.allow_tf32).
+            The default, and the figures of bench/README.md's history.
+  tf32      torch's defaults as shipped: TF32 allowed in cuDNN's convolutions, not in matmuls (so the
+            dense layers stay f32). On the CPU there is no TF32: the same arithmetic as fp32.
+  autocast  torch.autocast with float16 on CUDA around the forward passes of G and D (the penalty's D
+            run at xhat included), the closest to `--precision mixed`: convolutions and linear layers
+            take f16 operands (on tensor cores), the bias adds that follow promote back to f32 (the
+            biases are f32), pixelnorm's pow and rsqrt run in f32 as autocast lists them; the
+            gradients, the penalty's double backward (torch.autograd.grad with create_graph=True,
+            taken outside the autocast block as PyTorch's AMP examples do) and the backward passes
+            run each op in the dtype its forward op ran in. Master weights, Adam and the EMA stay f32.
+            No GradScaler: pggan's mixed step scales no loss either, and the equalized learning rate
+            and pixelnorm keep activations and gradients near unit scale, so the work per step is
+            the same; a scaler would add its unscale and inf check (a few foreach kernels) and the
+            extra scaling of the penalty's gradient. On the CPU autocast runs in bfloat16 (CPU
+            autocast's type; a note says so on stderr and "autocast_dtype" in the JSON).
 """
 
 import argparse
+import contextlib
 import json
+import sys
 import math
 import time
 
@@ -161,17 +182,24 @@ class Discriminator(torch.nn.Module):
                 for p in m.parameters()]
 
 
-def train_step(g, d, g_ema, opt_g, opt_d, inputs, level, alpha, lam=10.0, gamma=1.0, drift=0.001):
+def train_step(g, d, g_ema, opt_g, opt_d, inputs, level, alpha, amp=contextlib.nullcontext,
+               lam=10.0, gamma=1.0, drift=0.001):
+    """One step; `amp` makes the context of the forward passes (autocast in --mode autocast, else
+    nothing: the same ops in the same order as the f32 step)."""
     reals, z_d, z_g, mix = inputs
     d_params, g_params = d.active(level), g.active(level)
     # D step.
     opt_d.zero_grad(set_to_none=True)
-    with torch.no_grad():
+    with torch.no_grad(), amp():
         fake = g(z_d, level, alpha)
-    real_scores = d(reals, level, alpha)
-    fake_scores = d(fake, level, alpha)
-    xhat = (reals + mix.view(-1, 1, 1, 1) * (fake - reals)).requires_grad_(True)
-    (grad,) = torch.autograd.grad(d(xhat, level, alpha).sum(), xhat, create_graph=True)
+    with amp():
+        real_scores = d(reals, level, alpha)
+        fake_scores = d(fake, level, alpha)
+        xhat = (reals + mix.view(-1, 1, 1, 1) * (fake - reals)).requires_grad_(True)
+        xhat_scores = d(xhat, level, alpha)
+    # Gradients outside the autocast block: each backward op runs in its forward op's dtype. Under
+    # autocast the scores, fake and grad are f32 already (the last layers' bias adds promote).
+    (grad,) = torch.autograd.grad(xhat_scores.sum(), xhat, create_graph=True)
     norm = grad.flatten(1).norm(dim=1)
     loss_d = (fake_scores.mean() - real_scores.mean() + lam * ((norm - gamma) ** 2).mean() / gamma**2
               + drift * (real_scores**2).mean())
@@ -179,7 +207,8 @@ def train_step(g, d, g_ema, opt_g, opt_d, inputs, level, alpha, lam=10.0, gamma=
     opt_d.step()
     # G step.
     opt_g.zero_grad(set_to_none=True)
-    loss_g = -d(g(z_g, level, alpha), level, alpha).mean()
+    with amp():
+        loss_g = -d(g(z_g, level, alpha), level, alpha).mean()
     loss_g.backward(inputs=g_params)
     opt_g.step()
     # EMA of G's active layers.
@@ -199,6 +228,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--levels", type=str, default="", help="resolutions to time, comma-separated")
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    ap.add_argument("--mode", choices=["fp32", "tf32", "autocast"], default="fp32",
+                    help="fp32: TF32 off; tf32: torch's defaults (TF32 in cuDNN convolutions); "
+                         "autocast: f16 autocast of the forward passes (bfloat16 on the CPU)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
@@ -212,16 +244,36 @@ def main():
         if r < 4 or r > a.resolution or r & (r - 1):
             ap.error(f"resolution {r} in --levels is not a power of two from 4 to --resolution {a.resolution}")
 
-    # Full f32, as pggan computes: no TF32 in matrix products or convolutions.
+    # fp32 and autocast: full f32 outside what autocast casts, as pggan computes, no TF32 in matrix
+    # products or convolutions. tf32: torch's shipped defaults, set explicitly (TF32 in cuDNN's
+    # convolutions, not in matmuls).
     torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = a.mode == "tf32"
     torch.backends.cudnn.benchmark = True
     dev = torch.device(a.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but torch sees no CUDA device; use --device cpu")
+    autocast_dtype = None
+    amp = contextlib.nullcontext
+    if a.mode == "autocast":
+        # CUDA: float16 (tensor cores). CPU autocast's type is bfloat16.
+        autocast_dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
+        if dev.type == "cpu":
+            print("note: --mode autocast on the CPU runs in bfloat16 (CPU autocast), not float16",
+                  file=sys.stderr)
+
+        def amp():
+            return torch.autocast(device_type=dev.type, dtype=autocast_dtype)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    adapter = {"name": name, "backend": f"PyTorch {torch.__version__} ({dev.type})", "device_type": dev.type}
+    adapter = {"name": name, "backend": f"PyTorch {torch.__version__} ({dev.type}, {a.mode})", "device_type": dev.type}
+    precision = {
+        "mode": a.mode,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "autocast_dtype": None if autocast_dtype is None else str(autocast_dtype).removeprefix("torch."),
+        "grad_scaler": False,
+    }
 
     torch.manual_seed(1)
     g, d = Generator(cfg).to(dev), Discriminator(cfg).to(dev)
@@ -234,6 +286,7 @@ def main():
         print(f"adapter: {name} ({adapter['backend']})")
         print(f"train: resolution {a.resolution}, fmap-base {a.fmap_base}, fmap-max {a.fmap_max}, latent {a.latent}, "
               f"minibatch {a.minibatch}, {a.steps} steps after {a.warmup} warm-up")
+        print("mode: " + ", ".join(f"{k} {v}" for k, v in precision.items()))
         print(f"{'resolution':>10} {'alpha':>6} {'images/s':>12} {'ms/step':>12} {'buffers/step':>14}")
     rows = []
     n = a.minibatch
@@ -251,7 +304,7 @@ def main():
             sync()
             start = time.perf_counter()
             for _ in range(steps):
-                train_step(g, d, g_ema, opt_g, opt_d, inputs, level, alpha)
+                train_step(g, d, g_ema, opt_g, opt_d, inputs, level, alpha, amp)
             sync()
             return time.perf_counter() - start
 
@@ -267,7 +320,9 @@ def main():
         print(json.dumps({
             "bench": "train", "adapter": adapter,
             "config": {"resolution": a.resolution, "fmap_base": a.fmap_base, "fmap_max": a.fmap_max,
-                       "latent": a.latent, "minibatch": a.minibatch, "steps": a.steps, "warmup": a.warmup},
+                       "latent": a.latent, "minibatch": a.minibatch, "steps": a.steps, "warmup": a.warmup,
+                       "mode": a.mode},
+            "mode": a.mode, "precision": precision,
             "rows": rows,
         }))
 

@@ -4,7 +4,8 @@
 #   bench/run_gpu.sh PATH/TO/pggan [bench flags...]
 # e.g. bench/run_gpu.sh target/release/pggan --resolution 64 --minibatch 16 --steps 20 --warmup 3
 # Needs python3 with torch (CUDA build). Flags go to both: --resolution --fmap-base --fmap-max --latent
-# --minibatch --steps --warmup --levels. PYTHON overrides the interpreter, DEVICE=cpu the torch device.
+# --minibatch --steps --warmup --levels. PYTHON overrides the interpreter, DEVICE=cpu the torch device,
+# MODE the torch arithmetic (pytorch_pggan.py --mode: fp32, the default, tf32 or autocast).
 set -euo pipefail
 if [[ $# -lt 1 || ! -x "$1" ]]; then
     echo "usage: $0 PATH/TO/pggan [--resolution R --fmap-base N --fmap-max N --latent N --minibatch N --steps N --warmup N --levels A,B]" >&2
@@ -19,7 +20,7 @@ trap 'rm -rf "$out"' EXIT
 echo "== pggan (wgpu)" >&2
 "$pggan" bench train "$@" --json >"$out/pggan.json"
 echo "== PyTorch" >&2
-"${PYTHON:-python3}" "$here/pytorch_pggan.py" "$@" --device "${DEVICE:-cuda}" --json >"$out/torch.json"
+"${PYTHON:-python3}" "$here/pytorch_pggan.py" "$@" --device "${DEVICE:-cuda}" --mode "${MODE:-fp32}" --json >"$out/torch.json"
 
 "${PYTHON:-python3}" - "$out/pggan.json" "$out/torch.json" <<'PY'
 import json, sys

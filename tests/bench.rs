@@ -1,7 +1,7 @@
-//! `pggan bench train`, `pggan bench kernels` and `pggan bench launches` as a user runs them, on tiny
-//! shapes: the JSON they print, the per-kernel profile, forced tiles, the refusal of an unknown tile,
-//! the per-launch host cost with its counts, and `pggan bench precision` (features and the mixed
-//! kernels).
+//! `pggan bench train`, `pggan bench kernels`, `pggan bench quality` and `pggan bench launches` as a
+//! user runs them, on tiny shapes: the JSON they print, the per-kernel profile, forced tiles, the
+//! refusal of an unknown tile, `--precision` of train, kernels and quality, the per-launch host cost
+//! with its counts, and `pggan bench precision` (features and the mixed kernels).
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -151,6 +151,73 @@ fn bench_kernels_times_forced_tiles() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("no tile 1x1; the tiles are 64x64x16, 32x128x16"),
+        "{err}"
+    );
+}
+
+/// `bench kernels --precision mixed` (lavapipe has shader-f16): every pass is timed and the report
+/// names the choice and what it resolved to; f32 is the default; anything else is refused by name.
+#[test]
+fn bench_kernels_takes_a_precision() {
+    let args = [
+        "bench",
+        "kernels",
+        "--batch",
+        "1",
+        "--max-channels",
+        "8",
+        "--reps",
+        "1",
+        "--json",
+    ];
+    let report = json(&[&args[..], &["--precision", "mixed"]].concat());
+    assert_eq!(report["precision"], "Mixed", "{report}");
+    assert_eq!(report["config"]["precision"], "mixed", "{report}");
+    let rows = report["rows"].as_array().unwrap();
+    // Six convolution shapes x four passes, and the dense layer's three passes.
+    assert_eq!(rows.len(), 6 * 4 + 3, "{report}");
+    assert!(rows.iter().all(|r| r["gflops"].as_f64().unwrap() > 0.0), "{report}");
+
+    let out = run(&[&args[..], &["--precision", "f16"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("precision \"f16\" is not one of f32, mixed, auto"),
+        "{err}"
+    );
+}
+
+/// `bench quality --precision` through the smallest schedule (4x4, one minibatch of 16), mixed and
+/// f32: the report names what it resolved to, and the trainer's config the choice (left out when
+/// f32, as in a run's config.json); a misspelling is refused.
+#[test]
+fn bench_quality_takes_a_precision() {
+    let cache = common::temp_dir("quality-cache");
+    let cache = cache.to_str().unwrap();
+    let args = [
+        "bench",
+        "quality",
+        "--resolution",
+        "4",
+        "--phase-kimg",
+        "0.016",
+        "--swd-images",
+        "16",
+        "--cache",
+        cache,
+        "--json",
+    ];
+    for (choice, resolved) in [("mixed", "Mixed"), ("f32", "F32")] {
+        let report = json(&[&args[..], &["--precision", choice]].concat());
+        assert_eq!(report["precision"], resolved, "{report}");
+        let config = report["config"]["precision"].as_str();
+        assert_eq!(config, (choice != "f32").then_some(choice), "{report}");
+        assert!(report["result"]["kimg"].as_f64().unwrap() >= 0.016, "{report}");
+    }
+
+    let out = run(&[&args[..], &["--precision", "f16"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("precision \"f16\" is not one of f32, mixed, auto"),
         "{err}"
     );
 }

@@ -1,15 +1,15 @@
 //! The native-only benchmarks: they block on the GPU. `pggan bench kernels`: GFLOP/s of the
 //! convolution passes and the dense layer at PG-GAN shapes, each beside a plain tiled matrix product
-//! (`dense::matmul`) of the same GEMM size on the same device. `pggan bench launches`: the host's time
-//! per launch. `pggan bench quality`: a fixed small run on the emoji set for a fixed budget, then its
-//! SWD.
+//! (`dense::matmul_in`) of the same GEMM size and precision on the same device. `pggan bench
+//! launches`: the host's time per launch. `pggan bench quality`: a fixed small run on the emoji set
+//! for a fixed budget, then its SWD.
 
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::gpu::{Gpu, Precision, RecordStats};
+use crate::gpu::{Gpu, RecordStats};
 use crate::metrics::Swd;
 use crate::ops::conv::{self, Pass, Tile};
 use crate::ops::{act, blas, dense};
@@ -82,7 +82,10 @@ pub struct Row {
 
 /// Benchmarks every pass of `s` (a convolution's also with its bias + leaky ReLU epilogue); each GEMM
 /// is (M, K, N) with 2 M K N flops. A convolution runs with the planned tile, or with each of `tiles`.
+/// Every pass, and the plain matmul beside it, runs at the device's `Gpu::layer_precision` (`Mixed`:
+/// the f16-operand kernels, `conv+f16` and `dense+f16`).
 pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>> {
+    let precision = gpu.layer_precision();
     let hw = s.res * s.res;
     let taps = s.k.max(1) * s.k.max(1);
     let (x, y, w) = if s.k == 0 {
@@ -152,7 +155,7 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
                     name,
                     dims,
                     tile,
-                    Box::new(move || conv::run(gpu, pass, tensors, 1.0, Precision::F32, tile)),
+                    Box::new(move || conv::run(gpu, pass, tensors, 1.0, precision, tile)),
                 ));
             }
         }
@@ -162,7 +165,7 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
         let flops = 2.0 * (m * k * n) as f64;
         let secs = time(gpu, reps, &launch)?;
         let (a, b, c) = (gpu.zeros(&[m, k])?, gpu.zeros(&[k, n])?, gpu.zeros(&[m, n])?);
-        let base = time(gpu, reps, &|| dense::matmul(gpu, &a, &b, &c))?;
+        let base = time(gpu, reps, &|| dense::matmul_in(gpu, precision, &a, &b, &c))?;
         let tile = (s.k > 0).then(|| tile.unwrap_or(conv::plan(m, n, k, None).tile).to_string());
         rows.push(Row {
             pass,

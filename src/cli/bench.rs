@@ -88,6 +88,10 @@ pub struct QualityArgs {
     /// Where the prepared emoji set is cached.
     #[arg(long, default_value = "runs/cache")]
     cache: PathBuf,
+    /// The layers' matrix products, as `train --precision`: f32, mixed (f16 operands, f32 sums) or
+    /// auto.
+    #[arg(long, default_value = "f32")]
+    precision: String,
 }
 
 /// The settings of `pggan bench kernels`.
@@ -105,6 +109,10 @@ pub struct KernelsArgs {
     /// every shape when none is named) instead of the planned one.
     #[arg(long, value_delimiter = ',', num_args = 0..)]
     tiles: Option<Vec<String>>,
+    /// The passes' arithmetic, and the plain matmul's beside them: f32, mixed (f16 operands, f32
+    /// sums) or auto.
+    #[arg(long, default_value = "f32")]
+    precision: String,
 }
 
 /// `pggan bench`; under an MPI launcher (with the `mpi` feature), `bench train` as one rank of a
@@ -293,16 +301,21 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
         swd_images,
         seed,
         cache,
+        precision,
     } = a;
-    let cfg = bench::quality_config(resolution, phase_kimg, seed);
+    let mut cfg = bench::quality_config(resolution, phase_kimg, seed);
+    cfg.precision = precision;
     cfg.validate()?;
+    // Refused here, before the data set is prepared, where the adapter cannot run it.
+    Precision::parse(&cfg.precision, &gpu.precision)?;
     let data = super::train::load_data("emoji", 3, resolution, &cache)?;
     let mut trainer = pggan::train::trainer::Trainer::new(gpu, cfg, data)?;
     let r = bench::quality(&mut trainer, swd_images)?;
+    let layers = trainer.gpu.layer_precision();
     if !json {
         println!(
-            "quality: emoji to {resolution}x{resolution}, {phase_kimg} kimg per phase ({} kimg): \
-             {:.1} s, {:.1} img/s",
+            "quality: emoji to {resolution}x{resolution}, {phase_kimg} kimg per phase ({} kimg), \
+             precision {layers:?}: {:.1} s, {:.1} img/s",
             r.kimg, r.seconds, r.images_per_second
         );
         match &r.swd {
@@ -319,6 +332,7 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
         "bench": "quality",
         "adapter": adapter,
         "config": trainer.cfg,
+        "precision": format!("{layers:?}"),
         "result": r,
     }))
 }
@@ -329,7 +343,9 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
         max_channels,
         reps,
         tiles,
+        precision,
     } = a;
+    gpu.set_layer_precision(Precision::parse(&precision, &gpu.precision)?)?;
     let tiles = match tiles {
         None => Vec::new(),
         Some(names) if names.is_empty() => pggan::ops::conv::TILES.to_vec(),
@@ -340,13 +356,19 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
         eprintln!("benchmarking {shape:?}");
         rows.extend(bench::run(&gpu, shape, reps.max(1), &tiles)?);
     }
+    let layers = gpu.layer_precision();
     if !json {
+        println!("precision: {layers:?}");
         print!("{}", bench::table(&rows));
     }
     Ok(serde_json::json!({
         "bench": "kernels",
         "adapter": adapter,
-        "config": { "batch": batch, "max_channels": max_channels, "reps": reps, "tiles": !tiles.is_empty() },
+        "config": {
+            "batch": batch, "max_channels": max_channels, "reps": reps, "tiles": !tiles.is_empty(),
+            "precision": precision,
+        },
+        "precision": format!("{layers:?}"),
         "rows": rows,
     }))
 }
