@@ -7,8 +7,9 @@
 # would get under 5 s is skipped, 15 s are kept for the table); a failing, slow or skipped step does
 # not stop the others:
 #  1. precision: `pggan bench precision` (text and JSON): the adapter's features (shader-f16, the
-#     cooperative-matrix configurations), what `auto` resolves to, the f16 dense product and the
-#     16x16x16 cooperative-matrix (tensor-core) product against their f64 references.
+#     cooperative-matrix configurations), what `auto` resolves to, the f16 kernels, the 16x16x16
+#     cooperative-matrix (tensor-core) product and the convolution on cooperative matrices against
+#     their f64 references.
 #  2. selftest: every kernel and the training step against the f64 references on this GPU.
 #  3. `pggan bench kernels --precision f32` and `--precision mixed` (GFLOP/s of the conv and dense
 #     passes, batch 16, 5 timed runs each).

@@ -202,3 +202,31 @@ fn split_slices_are_written_in_full() {
     );
     assert!(row.pass, "{row:?}");
 }
+
+/// The cooperative kernel takes the tiles that divide into N x N blocks shared evenly by the
+/// subgroups, at most 4 each in one row of blocks, each half of the rows whole blocks: on tensor cores
+/// (16x16, subgroups of 32), on lavapipe 26 (8x8, subgroups of 8) and with AMD's wave64 (16x16,
+/// subgroups of 64, where a 32x32 tile's one subgroup would hold its 4 blocks in two rows). A pass
+/// with fewer rows than one block runs on the f16 kernel instead.
+#[test]
+fn cooperative_tiles_divide_among_subgroups() {
+    let names = |n, subgroup| {
+        conv::Kernel::Coop { n, subgroup }
+            .tiles()
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(16, 32), ["64x64x16", "32x128x16", "32x32x16"]);
+    assert_eq!(
+        names(8, 8),
+        ["64x64x16", "32x128x16", "16x256x8", "32x32x16", "16x64x8"]
+    );
+    assert_eq!(names(16, 64), ["64x64x16", "32x128x16"]);
+    assert_eq!(conv::Kernel::F32.tiles(), TILES);
+    // The planned tile of a wide layer on tensor cores; toRGB's 3 rows go to the f16 kernel.
+    let coop = conv::Kernel::Coop { n: 16, subgroup: 32 };
+    assert_eq!(coop.plan(512, 16 * 64 * 64, 512 * 9, None).tile.to_string(), "64x64x16");
+    assert_eq!(coop.fit(16), coop);
+    assert_eq!(coop.fit(3), conv::Kernel::F16);
+}

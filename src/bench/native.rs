@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::gpu::{Gpu, RecordStats};
+use crate::gpu::{Gpu, Precision, RecordStats};
 use crate::metrics::Swd;
 use crate::ops::conv::{self, Pass, Tile};
 use crate::ops::{act, blas, dense};
@@ -69,12 +69,13 @@ fn time(gpu: &Gpu, reps: usize, f: &dyn Fn() -> Result<()>) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64() / reps as f64)
 }
 
-/// One row: pass, shape, tile (for convolutions), GFLOP/s, and the ratio to a plain matmul of the
-/// same (M, K, N).
+/// One row: pass, shape, kernel (its shader's name), tile (for convolutions), GFLOP/s, and the ratio
+/// to a plain matmul of the same (M, K, N).
 #[derive(serde::Serialize)]
 pub struct Row {
     pub pass: &'static str,
     pub shape: Shape,
+    pub kernel: &'static str,
     pub tile: Option<String>,
     pub gflops: f64,
     pub ratio: f64,
@@ -83,9 +84,15 @@ pub struct Row {
 /// Benchmarks every pass of `s` (a convolution's also with its bias + leaky ReLU epilogue); each GEMM
 /// is (M, K, N) with 2 M K N flops. A convolution runs with the planned tile, or with each of `tiles`.
 /// Every pass, and the plain matmul beside it, runs at the device's `Gpu::layer_precision` (`Mixed`:
-/// the f16-operand kernels, `conv+f16` and `dense+f16`).
+/// the f16-operand kernels, `dense+f16` and the convolution's `conv::Kernel::of`, on cooperative
+/// matrices where the device has them).
 pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>> {
     let precision = gpu.layer_precision();
+    let kernel = conv::Kernel::of(gpu, precision)?;
+    let dense_kernel = match precision {
+        Precision::F32 => dense::SHADER.name,
+        Precision::Mixed => dense::SHADER_F16.name,
+    };
     let hw = s.res * s.res;
     let taps = s.k.max(1) * s.k.max(1);
     let (x, y, w) = if s.k == 0 {
@@ -155,7 +162,7 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
                     name,
                     dims,
                     tile,
-                    Box::new(move || conv::run(gpu, pass, tensors, 1.0, precision, tile)),
+                    Box::new(move || conv::run_on(gpu, kernel.fit(dims[0]), pass, tensors, 1.0, tile)),
                 ));
             }
         }
@@ -166,10 +173,11 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
         let secs = time(gpu, reps, &launch)?;
         let (a, b, c) = (gpu.zeros(&[m, k])?, gpu.zeros(&[k, n])?, gpu.zeros(&[m, n])?);
         let base = time(gpu, reps, &|| dense::matmul_in(gpu, precision, &a, &b, &c))?;
-        let tile = (s.k > 0).then(|| tile.unwrap_or(conv::plan(m, n, k, None).tile).to_string());
+        let tile = (s.k > 0).then(|| tile.unwrap_or(kernel.fit(m).plan(m, n, k, None).tile).to_string());
         rows.push(Row {
             pass,
             shape: s,
+            kernel: if s.k > 0 { kernel.fit(m).name() } else { dense_kernel },
             tile,
             gflops: flops / secs / 1e9,
             ratio: base / secs,
@@ -181,8 +189,8 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
 /// The printed table.
 pub fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<16} {:<30} {:<12} {:>10} {:>14}\n",
-        "pass", "shape", "tile", "GFLOP/s", "vs matmul"
+        "{:<16} {:<30} {:<12} {:<12} {:>10} {:>14}\n",
+        "pass", "shape", "kernel", "tile", "GFLOP/s", "vs matmul"
     );
     for r in rows {
         let s = r.shape;
@@ -193,8 +201,8 @@ pub fn table(rows: &[Row]) -> String {
         };
         let tile = r.tile.as_deref().unwrap_or("-");
         out += &format!(
-            "{:<16} {:<30} {:<12} {:>10.2} {:>13.2}x\n",
-            r.pass, shape, tile, r.gflops, r.ratio
+            "{:<16} {:<30} {:<12} {:<12} {:>10.2} {:>13.2}x\n",
+            r.pass, shape, r.kernel, tile, r.gflops, r.ratio
         );
     }
     out

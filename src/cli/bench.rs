@@ -27,7 +27,8 @@ pub enum BenchWhat {
     Kernels(KernelsArgs),
     /// The adapter's reduced-precision features (shader-f16, cooperative-matrix configurations),
     /// what `auto` resolves to, and the kernels that need them against their f64 references: the
-    /// f16 dense product and the 16x16x16 cooperative-matrix (tensor-core) product. A kernel the
+    /// f16 convolution passes and dense product, the cooperative-matrix (tensor-core) product and
+    /// the convolution passes on cooperative matrices. A kernel the
     /// adapter cannot run is refused, saying what it lacks; the exit status is a failure unless
     /// every one ran and passed.
     Precision,
@@ -348,7 +349,7 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
     gpu.set_layer_precision(Precision::parse(&precision, &gpu.precision)?)?;
     let tiles = match tiles {
         None => Vec::new(),
-        Some(names) if names.is_empty() => pggan::ops::conv::TILES.to_vec(),
+        Some(names) if names.is_empty() => pggan::ops::conv::Kernel::of(&gpu, gpu.layer_precision())?.tiles(),
         Some(names) => names.iter().map(|n| n.parse()).collect::<Result<_>>()?,
     };
     let mut rows = Vec::new();

@@ -76,9 +76,24 @@ impl Kernel {
         }
     }
 
+    /// The kernel for a GEMM of `m` rows: the cooperative one only where m fills at least one row of
+    /// blocks (a pass with fewer output rows, such as toRGB's 3, wastes less of an 8-row tile of the
+    /// f16 kernel than of an N x N block), else this one.
+    pub fn fit(self, m: usize) -> Kernel {
+        match self {
+            Kernel::Coop { n, .. } if m < n => Kernel::F16,
+            kernel => kernel,
+        }
+    }
+
     /// The plan of a GEMM on this kernel: `plan` among the tiles it takes.
     pub fn plan(self, m: usize, ncol: usize, kdim: usize, tile: Option<Tile>) -> Plan {
         plan_among(&self.tiles(), m, ncol, kdim, tile)
+    }
+
+    /// Its shader's name: `conv`, `conv+f16`, `conv+coop16`, `conv+coop8`.
+    pub fn name(self) -> &'static str {
+        self.shader().name
     }
 
     fn shader(self) -> &'static Shader {
@@ -324,8 +339,8 @@ impl Pass<'_> {
 
 /// Records one pass on the tensors shaped as the input [N, Cin, H, W], weights [Cout, Cin, K, K] and
 /// output [N, Cout, H, W] (the pass writes the gradient among them), at `precision` (`Mixed`: the
-/// device's kernel, `Kernel::of`, refused on a device without SHADER_F16), with `tile` or the planned
-/// one (`pggan bench kernels --tiles` times every tile).
+/// device's kernel, `Kernel::of`, fitted to the pass, `Kernel::fit`; refused on a device without
+/// SHADER_F16), with `tile` or the planned one (`pggan bench kernels --tiles` times every tile).
 pub fn run(
     gpu: &Gpu,
     pass: Pass,
@@ -334,7 +349,9 @@ pub fn run(
     precision: Precision,
     tile: Option<Tile>,
 ) -> Result<()> {
-    run_on(gpu, Kernel::of(gpu, precision)?, pass, tensors, gain, tile)
+    let [x, w, y] = tensors;
+    let [m, ..] = dims(pass, shape_of(&format!("conv {}", pass.entry().0), x, w, y)?);
+    run_on(gpu, Kernel::of(gpu, precision)?.fit(m), pass, tensors, gain, tile)
 }
 
 /// `run` on a given kernel (the checks test each one the device has).
