@@ -178,12 +178,7 @@ fn bench_kernels_takes_a_precision() {
     assert_eq!(rows.len(), 6 * 4 + 3, "{report}");
     assert!(rows.iter().all(|r| r["gflops"].as_f64().unwrap() > 0.0), "{report}");
 
-    let out = run(&[&args[..], &["--precision", "f16"]].concat());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("precision \"f16\" is not one of f32, mixed, auto"),
-        "{err}"
-    );
+    refuses_a_misspelt_precision(&args);
 }
 
 /// `bench quality --precision` through the smallest schedule (4x4, one minibatch of 16), mixed and
@@ -214,7 +209,12 @@ fn bench_quality_takes_a_precision() {
         assert!(report["result"]["kimg"].as_f64().unwrap() >= 0.016, "{report}");
     }
 
-    let out = run(&[&args[..], &["--precision", "f16"]].concat());
+    refuses_a_misspelt_precision(&args);
+}
+
+/// `args --precision f16` fails, naming the choices.
+fn refuses_a_misspelt_precision(args: &[&str]) {
+    let out = run(&[args, &["--precision", "f16"]].concat());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("precision \"f16\" is not one of f32, mixed, auto"),

@@ -14,42 +14,28 @@ use crate::gpu::{Dispatch, Gpu, Precision, Shader, Tensor};
 use crate::ops::{act, reduce};
 use crate::rng::Rng;
 
+/// A kernel: the lines that declare its engine's types, the engine, then conv.wgsl.
+macro_rules! conv_shader {
+    ($name:literal, [$($types:tt)*], $engine:literal) => {
+        Shader {
+            name: $name,
+            source: concat!(
+                $($types)*,
+                include_str!(concat!("../../shaders/", $engine)),
+                include_str!("../../shaders/conv.wgsl")
+            ),
+        }
+    };
+}
+
 /// The kernels: conv.wgsl (staging, storing) composed with an engine that multiplies the staged
 /// slices (see the shader): conv_fma.wgsl with f32 slices, the f32 kernel; the same with f16 slices,
 /// the mixed-precision kernel where the device has f16 arithmetic; conv_coop.wgsl, mixed precision
 /// on cooperative matrices (tensor cores) of side 16 or 8.
-pub const SHADER: Shader = Shader {
-    name: "conv",
-    source: concat!(
-        "alias Staged = f32;\n",
-        include_str!("../../shaders/conv_fma.wgsl"),
-        include_str!("../../shaders/conv.wgsl")
-    ),
-};
-pub const SHADER_F16: Shader = Shader {
-    name: "conv+f16",
-    source: concat!(
-        "enable f16;\nalias Staged = f16;\n",
-        include_str!("../../shaders/conv_fma.wgsl"),
-        include_str!("../../shaders/conv.wgsl")
-    ),
-};
-pub const SHADER_COOP_16: Shader = Shader {
-    name: "conv+coop16",
-    source: concat!(
-        crate::coop_prelude!(16),
-        include_str!("../../shaders/conv_coop.wgsl"),
-        include_str!("../../shaders/conv.wgsl")
-    ),
-};
-pub const SHADER_COOP_8: Shader = Shader {
-    name: "conv+coop8",
-    source: concat!(
-        crate::coop_prelude!(8),
-        include_str!("../../shaders/conv_coop.wgsl"),
-        include_str!("../../shaders/conv.wgsl")
-    ),
-};
+pub const SHADER: Shader = conv_shader!("conv", ["alias Staged = f32;\n"], "conv_fma.wgsl");
+pub const SHADER_F16: Shader = conv_shader!("conv+f16", ["enable f16;\nalias Staged = f16;\n"], "conv_fma.wgsl");
+pub const SHADER_COOP_16: Shader = conv_shader!("conv+coop16", [crate::coop_prelude!(16)], "conv_coop.wgsl");
+pub const SHADER_COOP_8: Shader = conv_shader!("conv+coop8", [crate::coop_prelude!(8)], "conv_coop.wgsl");
 
 /// The kernel a pass runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
