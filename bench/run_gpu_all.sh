@@ -3,31 +3,32 @@
 # most), with a pggan binary built elsewhere (no cargo on the GPU machine) and python3 with a CUDA
 # build of torch:
 #   bench/run_gpu_all.sh PATH/TO/pggan [OUTDIR]
-# Steps, in this order, each under its own time limit, cut to what is left of TOTAL (a step that
-# would get under 5 s is skipped, 15 s are kept for the table); a failing, slow or skipped step does
-# not stop the others:
+# Steps, in this order (of priority), each under its own time limit, cut to what is left of TOTAL (a
+# step that would get under 5 s is skipped, 15 s are kept for the table); a failing, slow or skipped
+# step does not stop the others:
 #  1. precision: `pggan bench precision` (text and JSON): the adapter's features (shader-f16, the
 #     cooperative-matrix configurations), what `auto` resolves to, the f16 kernels, the 16x16x16
 #     cooperative-matrix (tensor-core) product and the convolution on cooperative matrices against
 #     their f64 references.
-#  2. selftest: every kernel and the training step against the f64 references on this GPU.
-#  3. `pggan bench kernels --precision f32` and `--precision mixed` (GFLOP/s of the conv and dense
-#     passes, batch 16, 5 timed runs each).
-#  4. `pggan bench train --precision f32` and `mixed`, 4..64, minibatch 16, 10 timed steps after 2,
+#  2. `pggan bench train --precision f32` and `mixed`, 4..64, minibatch 16, 10 timed steps after 2,
 #     with the official networks (fmap-base 8192, fmap-max 512, latent 512) and the default run's
 #     (fmap-base 2048, fmap-max 128, latent 128).
-#  5. bench/pytorch_pggan.py at the same configurations in its three modes: fp32 (TF32 off), tf32
+#  3. bench/pytorch_pggan.py at the same configurations in its three modes: fp32 (TF32 off), tf32
 #     (torch's shipped defaults: TF32 in cuDNN convolutions) and autocast (float16 autocast).
+#  4. `pggan bench kernels --precision f32`, `mixed`, and `mixed` with PGGAN_MIXED_CONV=f16 (the
+#     convolutions on f16 arithmetic instead of cooperative matrices): GFLOP/s of the conv and dense
+#     passes, batch 16, 5 timed runs each.
+#  5. selftest: every kernel and the training step against the f64 references on this GPU.
 #  6. `pggan bench quality --precision f32` and `mixed` at the same budget: the emoji set to 32x32,
 #     4 kimg per phase (7 phases, 28 kimg; about 30-60 s each by the H100's step rates with these
 #     small networks), SWD of 2048 images per side.
 #  7. the table (python3, JSON only; missing files show as "-"): images/s per resolution and network,
 #     pggan f32 and mixed beside torch's three modes, with pggan's best over torch's default (tf32)
-#     and over torch's best; the kernels' GFLOP/s as % of the fp32 and the fp16 tensor-core peaks
-#     (H100/H200 SXM: 67 and 989 TFLOP/s dense; PEAK_FP32_TFLOPS and PEAK_TC_TFLOPS override them);
-#     the quality runs' time and SWD side by side.
+#     and over torch's best; the kernels' GFLOP/s (f32, mixed with its kernel named, f16) as % of
+#     the fp32 and the fp16 tensor-core peaks (H100/H200 SXM: 67 and 989 TFLOP/s dense;
+#     PEAK_FP32_TFLOPS and PEAK_TC_TFLOPS override them); the quality runs' time and SWD side by side.
 # OUTDIR (default $OUT, else ./gpu-all-out) receives precision.txt, precision.json, selftest.txt,
-# kernels_{f32,mixed}.json, train_{official,default}_{f32,mixed}.json,
+# kernels_{f32,mixed,mixed_f16}.json, train_{official,default}_{f32,mixed}.json,
 # torch_{official,default}_{fp32,tf32,autocast}.json, quality_{f32,mixed}.json, table.txt and
 # summary.txt (each step's exit status and seconds, then the table). The exit status is that of
 # step 1: 0 only when the tensor-core path ran and passed.
@@ -102,36 +103,43 @@ step() {
     echo "torch: $python --device $device; ${total} s budget; QUICK=${QUICK:-0}"
 } | tee -a "$summary" >&3
 
-# 1, 2
-step "precision" 30 "$pggan" bench precision 2>&1 | tee "$out/precision.txt"
+# In order of priority: what a slow GPU cuts (TOTAL spent) comes last. The limits are caps (they add
+# up to more than TOTAL; a fast GPU needs far less of each).
+# 1: the precision report (its exit status is the script's).
+step "precision" 35 "$pggan" bench precision 2>&1 | tee "$out/precision.txt"
 precision_rc=${PIPESTATUS[0]}
-step "precision json" 20 "$pggan" bench precision --json >"$out/precision.json"
-step "selftest" 60 "$pggan" selftest 2>&1 | tee "$out/selftest.txt"
-# 3
-for p in f32 mixed; do
-    # shellcheck disable=SC2086
-    step "bench kernels $p" 45 "$pggan" bench kernels --precision $p $kernels_flags --json >"$out/kernels_$p.json"
-done
-# 4
+step "precision json" 25 "$pggan" bench precision --json >"$out/precision.json"
+# 2: the training step, f32 and mixed.
 for ((i = 0; i < ${#nets[@]}; i += 2)); do
     for p in f32 mixed; do
         # shellcheck disable=SC2086
-        step "bench train ${nets[i]} $p" 45 "$pggan" bench train --precision $p ${nets[i + 1]} $train_flags \
+        step "bench train ${nets[i]} $p" 30 "$pggan" bench train --precision $p ${nets[i + 1]} $train_flags \
             --json >"$out/train_${nets[i]}_$p.json"
     done
 done
-# 5
+# 3: PyTorch at the same configurations.
 for ((i = 0; i < ${#nets[@]}; i += 2)); do
     for mode in fp32 tf32 autocast; do
         # shellcheck disable=SC2086
-        step "torch ${nets[i]} $mode" 60 "$python" "$here/pytorch_pggan.py" --mode $mode --device "$device" \
+        step "torch ${nets[i]} $mode" 25 "$python" "$here/pytorch_pggan.py" --mode $mode --device "$device" \
             ${nets[i + 1]} $train_flags --json >"$out/torch_${nets[i]}_$mode.json"
     done
 done
-# 6
+# 4: the kernels in f32, mixed (the cooperative convolution where listed), and mixed with the
+# convolution on f16 arithmetic instead (PGGAN_MIXED_CONV=f16), to compare the two.
 for p in f32 mixed; do
     # shellcheck disable=SC2086
-    step "bench quality $p" 100 "$pggan" bench quality --precision $p $quality_flags --cache "$cache" \
+    step "bench kernels $p" 25 "$pggan" bench kernels --precision $p $kernels_flags --json >"$out/kernels_$p.json"
+done
+# shellcheck disable=SC2086
+PGGAN_MIXED_CONV=f16 step "bench kernels mixed, f16 convolutions" 25 "$pggan" bench kernels --precision mixed \
+    $kernels_flags --json >"$out/kernels_mixed_f16.json"
+# 5: every kernel and the step against the f64 references.
+step "selftest" 30 "$pggan" selftest 2>&1 | tee "$out/selftest.txt"
+# 6: quality at one budget, f32 and mixed.
+for p in f32 mixed; do
+    # shellcheck disable=SC2086
+    step "bench quality $p" 45 "$pggan" bench quality --precision $p $quality_flags --cache "$cache" \
         --json >"$out/quality_$p.json"
 done
 
@@ -206,7 +214,7 @@ print("best/tf32: pggan's faster precision over torch's default (TF32 convolutio
 
 # Kernels.
 peak32, peaktc = float(os.environ["PEAK_FP32_TFLOPS"]), float(os.environ["PEAK_TC_TFLOPS"])
-k32, kmx = load("kernels_f32.json"), load("kernels_mixed.json")
+k32, kmx, kf16 = load("kernels_f32.json"), load("kernels_mixed.json"), load("kernels_mixed_f16.json")
 print()
 print(f"== bench kernels, GFLOP/s; peaks: fp32 {peak32:g} TFLOP/s (no tensor cores), fp16 tensor core "
       f"{peaktc:g} TFLOP/s dense (H100/H200 SXM)")
@@ -220,15 +228,21 @@ def key(row):
 
 
 mixed_rows = {key(r): r for r in (kmx or {}).get("rows", [])}
+f16_rows = {key(r): r for r in (kf16 or {}).get("rows", [])}
 f32_rows = {key(r): r for r in (k32 or {}).get("rows", [])}
 keys = list(f32_rows) + [k for k in mixed_rows if k not in f32_rows]
-print(f"{'pass':<16} {'shape':<28}{'f32':>10}{'%fp32':>7}{'mixed':>10}{'%fp32':>7}{'%tc':>7}{'mixed/f32':>10}")
+print("mixed: the kernel mixed training runs (named); f16: mixed with PGGAN_MIXED_CONV=f16 (conv+f16)")
+print(f"{'pass':<16} {'shape':<28}{'f32':>10}{'%fp32':>7}{'mixed':>10}{'kernel':>13}{'%fp32':>7}{'%tc':>7}"
+      f"{'mixed/f32':>10}{'f16':>10}{'f16/f32':>9}")
 for k in keys:
     a = f32_rows.get(k, {}).get("gflops")
     b = mixed_rows.get(k, {}).get("gflops")
+    c = f16_rows.get(k, {}).get("gflops")
+    name = mixed_rows.get(k, {}).get("kernel") or "-"
     pct = lambda v, peak: None if v is None else 100 * v / (peak * 1e3)
-    print(f"{k[0]:<16} {k[1]:<28}{cell(a, None)}{cell(pct(a, peak32), '{:.2f}', 7)}{cell(b, None)}"
-          f"{cell(pct(b, peak32), '{:.2f}', 7)}{cell(pct(b, peaktc), '{:.2f}', 7)}{cell(ratio(b, a), '{:.2f}x')}")
+    print(f"{k[0]:<16} {k[1]:<28}{cell(a, None)}{cell(pct(a, peak32), '{:.2f}', 7)}{cell(b, None)}{name:>13}"
+          f"{cell(pct(b, peak32), '{:.2f}', 7)}{cell(pct(b, peaktc), '{:.2f}', 7)}{cell(ratio(b, a), '{:.2f}x')}"
+          f"{cell(c, None)}{cell(ratio(c, a), '{:.2f}x', 9)}")
 if not keys:
     print("no results")
 

@@ -6,7 +6,7 @@
 // The tile is (TM / N) x (TN / N) blocks of N x N. Cooperative operations belong to a subgroup: the
 // WG / SG subgroups of a workgroup each own BPS consecutive blocks of one row of blocks, the block
 // of A they share loaded once per product. The launcher passes the device's subgroup size SG (its
-// adapter's only one) and takes only tiles that divide this way (src/ops/conv.rs, `coop_tiles`);
+// adapter's only one) and takes only tiles that divide this way (src/ops/conv.rs, `Kernel::tiles`);
 // subgroups are taken to be runs of SG consecutive local invocation indices, as GPUs form them (a
 // device that did otherwise would fail the check, `conv::check_coop`, that the self-test runs).
 

@@ -241,7 +241,8 @@ fn bench_launches_reuses_one_pass_and_its_bind_groups() {
 }
 
 /// On lavapipe (shader-f16, no cooperative matrices): the features listed, `auto` mixed, the f16
-/// convolution passes and dense product checked, the cooperative one refused with what is missing, and so a failing exit
+/// convolution passes and dense product checked, the cooperative ones refused with what is missing
+/// (or, with PGGAN_MIXED_CONV=f16, the cooperative convolution as turned off), and so a failing exit
 /// status, since the tensor-core path was not proven.
 #[test]
 fn bench_precision_checks_f16_and_refuses_cooperative_matrices_on_lavapipe() {
@@ -273,10 +274,26 @@ fn bench_precision_checks_f16_and_refuses_cooperative_matrices_on_lavapipe() {
     assert_eq!(report["shader_f16"], true);
     assert_eq!(report["cooperative_matrix"].as_array().map(Vec::len), Some(0));
     assert_eq!(report["refused"][0]["check"], "coop_gemm");
+    assert_eq!(report["refused"][1]["check"], "conv coop");
+    let why = report["refused"][1]["error"].as_str().unwrap();
+    assert!(
+        why.starts_with("conv coop: coop_gemm needs cooperative matrices"),
+        "{why}"
+    );
+    assert_eq!(report["failed"].as_array().map(Vec::len), Some(0), "{report}");
     assert!(
         report["rows"].as_array().unwrap().iter().all(|r| r["pass"] == true),
         "{report}"
     );
     assert_eq!(report["ok"], false);
     assert!(!out.status.success());
+
+    // PGGAN_MIXED_CONV=f16 turns the cooperative convolution off, and the report says so.
+    let out = common::pggan(&["bench", "precision", "--json"])
+        .env("PGGAN_MIXED_CONV", "f16")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    let why = report["refused"][1]["error"].as_str().unwrap();
+    assert_eq!(why, "conv coop: turned off by PGGAN_MIXED_CONV=f16", "{report}");
 }

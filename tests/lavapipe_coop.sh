@@ -14,17 +14,19 @@ dir=$PWD/target/lavapipe-coop
 lib=$dir/root/usr/lib/x86_64-linux-gnu
 if [ ! -f "$dir/lvp_icd.json" ]; then
   echo "== fetching Mesa's lavapipe with cooperative matrices (Debian trixie-backports) into $dir" >&2
-  mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
-  [ -n "$mirror" ] || mirror=$(sed -n 's/^deb  *\(http[^ ]*\) .*/\1/p' /etc/apt/sources.list 2>/dev/null | head -n 1)
-  [ -n "$mirror" ] || { echo "no Debian mirror in the apt sources" >&2; exit 1; }
+  # The first Debian mirror of the apt sources, deb822 or one-line style.
+  mirror=$({ cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } |
+    sed -n -e 's/^URIs: *\([^ ]*debian\/*\)$/\1/p' -e 's/^deb  *\(http[^ ]*debian\/*\) .*/\1/p' | head -n 1)
+  [ -n "$mirror" ] || { echo "no Debian mirror in the apt sources (/etc/apt)" >&2; exit 1; }
   rm -rf "$dir"
-  mkdir -p "$dir/lists/partial" "$dir/debs/partial" "$dir/root"
+  mkdir -p "$dir/lists/partial" "$dir/debs/partial" "$dir/cache" "$dir/root"
   printf 'deb %s trixie main\ndeb %s trixie-backports main\n' "$mirror" "$mirror" >"$dir/sources.list"
   : >"$dir/status"
   # An empty package status, so apt fetches every dependency; nothing is installed.
+  # (Debian 13's signing keys come with Debian 12's debian-archive-keyring from 2023.3+deb12u1 on.)
   apt=(-o "Dir::Etc::sourcelist=$dir/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$dir/lists"
-    -o "Dir::State::status=$dir/status" -o "Dir::Cache::Archives=$dir/debs" -o APT::Default-Release=trixie
-    -o APT::Sandbox::User=root)
+    -o "Dir::State::status=$dir/status" -o "Dir::Cache=$dir/cache" -o "Dir::Cache::Archives=$dir/debs"
+    -o APT::Default-Release=trixie -o APT::Sandbox::User=root)
   apt-get "${apt[@]}" update -qq
   apt-get "${apt[@]}" install -qq -y --download-only --no-install-recommends \
     mesa-vulkan-drivers/trixie-backports libvulkan1 >/dev/null

@@ -69,14 +69,17 @@ fn only_the_feature_shaders_need_device_features() {
 #[test]
 fn cooperative_shaders_validate_and_compile_to_spirv() {
     use pggan::ops::{conv, coop_gemm};
-    let constants: naga::back::PipelineConstants = [("TM", 64.0), ("TN", 64.0), ("TK", 16.0), ("SG", 32.0)]
-        .map(|(k, v)| (k.to_string(), v))
-        .into();
-    for shader in [
-        coop_gemm::SHADER_16,
-        coop_gemm::SHADER_8,
-        conv::SHADER_COOP_16,
-        conv::SHADER_COOP_8,
+    // conv's: a 64x64x16 tile in subgroups of 32 (16x16 blocks, as on NVIDIA) or 8 (8x8, lavapipe).
+    let conv_constants = |subgroup: f64| -> naga::back::PipelineConstants {
+        [("TM", 64.0), ("TN", 64.0), ("TK", 16.0), ("SG", subgroup)]
+            .map(|(k, v)| (k.to_string(), v))
+            .into()
+    };
+    for (shader, constants) in [
+        (coop_gemm::SHADER_16, Default::default()),
+        (coop_gemm::SHADER_8, Default::default()),
+        (conv::SHADER_COOP_16, conv_constants(32.0)),
+        (conv::SHADER_COOP_8, conv_constants(8.0)),
     ] {
         let (module, info) = shader.validate().unwrap_or_else(|e| panic!("{e:#}"));
         let source = shader.full_source();
@@ -92,11 +95,6 @@ fn cooperative_shaders_validate_and_compile_to_spirv() {
             shader.name
         );
 
-        let constants = if shader.name.starts_with("conv") {
-            constants.clone()
-        } else {
-            Default::default()
-        };
         let (module, info) = naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
             .unwrap_or_else(|e| panic!("{}: {e}", shader.name));
         let options = naga::back::spv::Options {

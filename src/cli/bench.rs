@@ -164,7 +164,7 @@ fn precision(gpu: Gpu, adapter: Value, json: bool) -> Result<Value> {
         print!("{}", caps.describe());
         println!("precision auto: {auto:?}");
     }
-    let (mut rows, mut refused) = (Vec::new(), Vec::new());
+    let (mut rows, mut refused, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     for c in pggan::ops::FEATURE_CHECKS {
         if let Err(e) = (c.available)(&gpu) {
             if !json {
@@ -173,13 +173,24 @@ fn precision(gpu: Gpu, adapter: Value, json: bool) -> Result<Value> {
             refused.push(serde_json::json!({ "check": c.name, "error": format!("{e:#}") }));
             continue;
         }
-        let r = pollster::block_on((c.check)(&gpu))?;
-        if !json {
-            print!("{}", pggan::check::table(&r));
+        // A check that cannot run (e.g. a kernel the driver does not compile) is reported, and the
+        // next ones still run.
+        match pollster::block_on((c.check)(&gpu)) {
+            Ok(r) => {
+                if !json {
+                    print!("{}", pggan::check::table(&r));
+                }
+                rows.extend(r);
+            }
+            Err(e) => {
+                if !json {
+                    println!("{}: failed: {e:#}", c.name);
+                }
+                failed.push(serde_json::json!({ "check": c.name, "error": format!("{e:#}") }));
+            }
         }
-        rows.extend(r);
     }
-    let ok = refused.is_empty() && rows.iter().all(|r| r.pass);
+    let ok = refused.is_empty() && failed.is_empty() && rows.iter().all(|r| r.pass);
     let configs: Vec<Value> = caps
         .cooperative_matrix
         .iter()
@@ -208,6 +219,7 @@ fn precision(gpu: Gpu, adapter: Value, json: bool) -> Result<Value> {
         "auto": format!("{auto:?}"),
         "rows": rows,
         "refused": refused,
+        "failed": failed,
         "ok": ok,
     }))
 }

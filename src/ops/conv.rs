@@ -117,13 +117,19 @@ impl Kernel {
     }
 }
 
-/// conv_coop.wgsl's workgroup memory: the f16 slices and half a tile of C in f32.
-const COOP_WORKGROUP_BYTES: u32 = (1152 + 2176) * 2 + 2176 * 4;
+/// conv_coop.wgsl's workgroup memory: the f16 slices, half a tile of C in f32, and conv.wgsl's 64
+/// biases of `forward_act`.
+const COOP_WORKGROUP_BYTES: u32 = (1152 + 2176) * 2 + 2176 * 4 + 64 * 4;
 
 /// The cooperative kernel of this device: an error saying what it lacks where it has none (f16
 /// arithmetic and an f16 x f16 + f32 cooperative product, as `coop_gemm` needs; one subgroup size;
-/// the workgroup memory; a tile that divides among the subgroups).
+/// the workgroup memory; a tile that divides among the subgroups), or that the environment variable
+/// PGGAN_MIXED_CONV=f16 turns it off (to compare it with the f16 kernel on the same device).
 pub fn coop(gpu: &Gpu) -> Result<Kernel> {
+    // Read once: every mixed pass asks.
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var("PGGAN_MIXED_CONV").is_ok_and(|v| v == "f16"));
+    ensure!(!off, "conv coop: turned off by PGGAN_MIXED_CONV=f16");
     let (n, _) = crate::ops::coop_gemm::available(gpu).map_err(|e| anyhow::anyhow!("conv coop: {e}"))?;
     let subgroup = gpu.precision.subgroup_size.ok_or_else(|| {
         anyhow::anyhow!(
