@@ -323,3 +323,44 @@ fn cooperative_kernels_run_where_the_adapter_lists_them_else_refuse() {
         }
     }
 }
+
+/// A cooperative convolution that fails its check before training (`conv::verify_coop`; made to
+/// fail here by shrinking the accumulator's roundoff to nothing) is replaced: the warning names it,
+/// and mixed precision on that device runs the f16 kernel from then on. On an adapter without
+/// cooperative matrices there is nothing to check (PGGAN_EXPECT_COOP, as for the test above, makes
+/// that a failure).
+#[test]
+fn cooperative_convolution_that_fails_its_check_gives_way_to_f16() {
+    let gpu = common::gpu();
+    if ops::conv::coop(&gpu).is_err() {
+        assert!(
+            std::env::var_os("PGGAN_EXPECT_COOP").is_none(),
+            "PGGAN_EXPECT_COOP is set, but this adapter ({}) has no cooperative matrices",
+            gpu.describe()
+        );
+        assert_eq!(pollster::block_on(ops::conv::verify_coop(&gpu)).unwrap(), None);
+        return;
+    }
+    assert_eq!(pollster::block_on(ops::conv::verify_coop(&gpu)).unwrap(), None);
+    assert!(matches!(
+        ops::conv::Kernel::of(&gpu, Precision::Mixed).unwrap(),
+        ops::conv::Kernel::Coop { .. }
+    ));
+    let warning = pollster::block_on(ops::conv::verify_coop_within(&gpu, 0.0))
+        .unwrap()
+        .expect("a check with no room for rounding passed");
+    assert!(
+        warning.starts_with("the convolution on cooperative matrices (conv+coop")
+            && warning.contains("failed its check"),
+        "{warning}"
+    );
+    assert_eq!(
+        ops::conv::Kernel::of(&gpu, Precision::Mixed).unwrap(),
+        ops::conv::Kernel::F16
+    );
+    let why = gpu.coop_refusal().unwrap();
+    assert!(
+        why.starts_with("failed its check on this device (conv3x3 coop"),
+        "{why}"
+    );
+}

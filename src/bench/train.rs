@@ -186,6 +186,7 @@ pub async fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
 pub async fn train_on(gpu: &Gpu, b: &TrainBench, mut replicas: Option<&mut dyn Replicas>) -> Result<Vec<TrainRow>> {
     b.validate()?;
     gpu.set_layer_precision(Precision::parse(&b.precision, &gpu.precision)?)?;
+    crate::ops::conv::verify_mixed_layers(gpu).await?;
     let n = local_minibatch(b.minibatch, replicas.as_ref().map_or(1, |r| r.size()))?;
     let mut rng = Rng::new(1);
     let mut model = Model::new(gpu, &b.net, |s| gpu.upload(&rng.normals(s.iter().product()), s))?;

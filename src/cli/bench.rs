@@ -359,6 +359,7 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
         precision,
     } = a;
     gpu.set_layer_precision(Precision::parse(&precision, &gpu.precision)?)?;
+    pollster::block_on(pggan::ops::conv::verify_mixed_layers(&gpu))?;
     let tiles = match tiles {
         None => Vec::new(),
         Some(names) if names.is_empty() => pggan::ops::conv::Kernel::of(&gpu, gpu.layer_precision())?.tiles(),

@@ -74,6 +74,8 @@ pub struct Gpu {
     poison: AtomicBool,
     /// `set_layer_precision`: the layers' GEMMs run mixed.
     mixed_layers: AtomicBool,
+    /// `coop_refusal`: why the cooperative kernels are not to be used on this device, if they are not.
+    coop_refusal: Mutex<Option<String>>,
 }
 
 impl Gpu {
@@ -141,6 +143,11 @@ impl Gpu {
             uniforms: Mutex::default(),
             poison: AtomicBool::new(false),
             mixed_layers: AtomicBool::new(false),
+            coop_refusal: Mutex::new(
+                std::env::var("PGGAN_MIXED_CONV")
+                    .is_ok_and(|v| v == "f16")
+                    .then(|| "turned off by PGGAN_MIXED_CONV=f16".to_string()),
+            ),
         })
     }
 

@@ -117,6 +117,18 @@ impl super::Gpu {
         Ok(())
     }
 
+    /// Why mixed precision is not to run on the cooperative kernels here, if it is not: the
+    /// environment variable PGGAN_MIXED_CONV=f16 (to compare the f16 kernel with them on one
+    /// device), or their check having failed on this device (`conv::verify_coop`).
+    pub fn coop_refusal(&self) -> Option<String> {
+        self.coop_refusal.lock().unwrap().clone()
+    }
+
+    /// Keeps mixed precision off the cooperative kernels from now on, for `why`.
+    pub fn refuse_coop(&self, why: String) {
+        *self.coop_refusal.lock().unwrap() = Some(why);
+    }
+
     /// Whether the device has f16 arithmetic, which `what` (a mixed-precision kernel) needs: an
     /// error saying what it lacks otherwise.
     pub fn require_f16(&self, what: &str) -> Result<()> {

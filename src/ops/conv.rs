@@ -123,13 +123,12 @@ const COOP_WORKGROUP_BYTES: u32 = (1152 + 2176) * 2 + 2176 * 4 + 64 * 4;
 
 /// The cooperative kernel of this device: an error saying what it lacks where it has none (f16
 /// arithmetic and an f16 x f16 + f32 cooperative product, as `coop_gemm` needs; one subgroup size;
-/// the workgroup memory; a tile that divides among the subgroups), or that the environment variable
-/// PGGAN_MIXED_CONV=f16 turns it off (to compare it with the f16 kernel on the same device).
+/// the workgroup memory; a tile that divides among the subgroups), or why it is refused on this
+/// device (`Gpu::coop_refusal`: PGGAN_MIXED_CONV=f16, or a failed `verify_coop`).
 pub fn coop(gpu: &Gpu) -> Result<Kernel> {
-    // Read once: every mixed pass asks.
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let off = *OFF.get_or_init(|| std::env::var("PGGAN_MIXED_CONV").is_ok_and(|v| v == "f16"));
-    ensure!(!off, "conv coop: turned off by PGGAN_MIXED_CONV=f16");
+    if let Some(why) = gpu.coop_refusal() {
+        anyhow::bail!("conv coop: {why}");
+    }
     let (n, _) = crate::ops::coop_gemm::available(gpu).map_err(|e| anyhow::anyhow!("conv coop: {e}"))?;
     let subgroup = gpu.precision.subgroup_size.ok_or_else(|| {
         anyhow::anyhow!(
@@ -707,7 +706,11 @@ impl Case {
 
 /// The three passes of the f16 kernel (`conv+f16`) against f64: `check_reduced`. Needs SHADER_F16.
 pub fn check_mixed(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
-    Box::pin(async move { check_reduced(gpu, Kernel::F16, "mixed", F32_UNIT_ROUNDOFF).await })
+    Box::pin(async move { let scope = Scope {
+            force_tiles: false,
+            ..Scope::FULL
+        };
+        check_reduced(gpu, Kernel::F16, "mixed", F32_UNIT_ROUNDOFF, &CASES, scope).await })
 }
 
 /// The three passes of the cooperative kernel (`conv+coop16` or `conv+coop8`) against f64:
@@ -716,8 +719,55 @@ pub fn check_mixed(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> +
 pub fn check_coop(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
         let kernel = coop(gpu)?;
-        check_reduced(gpu, kernel, "coop", crate::ops::coop_gemm::ACC_UNIT).await
+        check_reduced(gpu, kernel, "coop", crate::ops::coop_gemm::ACC_UNIT, &CASES, Scope::FULL).await
     })
+}
+
+/// Before mixed precision trains on the cooperative kernel of a device (where `coop` finds one):
+/// its three passes on one case (3x3, 67 -> 70 channels, split and unsplit) against f64, as in
+/// `check_coop`. Where they fail, which no device tested so far does (a device might form subgroups
+/// other than as conv_coop.wgsl assumes, or compile the experimental operations wrongly), the
+/// device's mixed precision keeps to the f16 kernel (`Gpu::refuse_coop`) and the returned warning
+/// says why; None where they pass or there is no cooperative kernel. About a second on lavapipe.
+pub async fn verify_coop(gpu: &Gpu) -> Result<Option<String>> {
+    verify_coop_within(gpu, crate::ops::coop_gemm::ACC_UNIT).await
+}
+
+/// `verify_coop` where the device's layers run mixed (`Gpu::layer_precision`), its warning, if
+/// any, on stderr: what the trainer and the benchmarks call once their precision is set.
+pub async fn verify_mixed_layers(gpu: &Gpu) -> Result<()> {
+    if gpu.layer_precision() == Precision::Mixed {
+        if let Some(warning) = verify_coop(gpu).await? {
+            eprintln!("warning: {warning}");
+        }
+    }
+    Ok(())
+}
+
+/// `verify_coop` with the accumulator's unit roundoff `acc_unit` (the tests shrink it to make the
+/// check fail).
+pub async fn verify_coop_within(gpu: &Gpu, acc_unit: f64) -> Result<Option<String>> {
+    let Ok(kernel) = coop(gpu) else {
+        return Ok(None);
+    };
+    // Against f64 only: the question is whether the kernel is right, not whether it rounds to f16.
+    let scope = Scope {
+        force_tiles: false,
+        against_f32: false,
+    };
+    let rows = check_reduced(gpu, kernel, "coop", acc_unit, &CASES[2..], scope).await?;
+    let Some(bad) = rows.iter().find(|r| !r.pass) else {
+        return Ok(None);
+    };
+    let why = format!(
+        "failed its check on this device ({}: {:.2e} against a tolerance of {:.0e})",
+        bad.name, bad.max_rel, bad.tol
+    );
+    gpu.refuse_coop(why.clone());
+    Ok(Some(format!(
+        "the convolution on cooperative matrices ({}) {why}; mixed precision uses f16 arithmetic instead (conv+f16)",
+        kernel.name()
+    )))
 }
 
 /// Whether the device can run the cooperative kernel: an error saying what it lacks otherwise.
@@ -725,23 +775,46 @@ pub fn available_coop(gpu: &Gpu) -> Result<()> {
     coop(gpu).map(drop)
 }
 
-/// The three passes of a reduced-precision kernel against f64, on inputs drawn N(0, 1) in f32 (none
-/// of which f16 holds exactly), with the bounds of `check::mixed_product_rows` over the pass's
+/// What `check_reduced` covers beyond the planned tile and f64.
+#[derive(Clone, Copy)]
+struct Scope {
+    /// Every tile the kernel takes, forced, too.
+    force_tiles: bool,
+    /// Where the reduction is short enough, that the result differs from the f32 kernel's.
+    against_f32: bool,
+}
+
+impl Scope {
+    const FULL: Scope = Scope {
+        force_tiles: true,
+        against_f32: true,
+    };
+}
+
+/// The cases (batch, input and output channels, size, kernel size) of the reduced-precision checks.
+const CASES: [(usize, usize, usize, usize, usize); 3] = [(2, 5, 7, 8, 3), (3, 13, 17, 8, 1), (3, 67, 70, 8, 3)];
+
+/// The three passes of a reduced-precision kernel against f64 on `cases`, inputs drawn N(0, 1) in
+/// f32 (none of which f16 holds exactly), with the bounds of `check::mixed_product_rows` over the pass's
 /// reduction length plus 2 (the scale's rounding to f32 and its product), sums at `acc_unit`: K = 3
-/// and K = 1, split and unsplit reductions, several row and column tiles (the cooperative kernel:
-/// every tile it takes, forced, too). Where the reduction is short enough for f16's rounding to
-/// stand out of the accumulation's (at most 208 terms at f32's roundoff, as in dense's; 52 at the
+/// and K = 1, split and unsplit reductions, several row and column tiles (`Scope::force_tiles`:
+/// every tile the kernel takes, forced, too). With `Scope::against_f32`, where the reduction is short
+/// enough for f16's rounding to stand out of the accumulation's (at most 208 terms at f32's roundoff, as in dense's; 52 at the
 /// cooperative kernels'), the result must also differ from the f32 kernel's by more than both
 /// kernels' bounds.
-async fn check_reduced(gpu: &Gpu, kernel: Kernel, label: &str, acc_unit: f64) -> Result<Vec<Row>> {
+async fn check_reduced(
+    gpu: &Gpu,
+    kernel: Kernel,
+    label: &str,
+    acc_unit: f64,
+    cases: &[(usize, usize, usize, usize, usize)],
+    Scope { force_tiles, against_f32 }: Scope,
+) -> Result<Vec<Row>> {
     let gain = std::f64::consts::SQRT_2;
     let mut rows = Vec::new();
     let mut rng = Rng::new(13);
-    let forced = match kernel {
-        Kernel::Coop { .. } => kernel.tiles(),
-        _ => Vec::new(),
-    };
-    for (n, cin, cout, hw, k) in [(2, 5, 7, 8, 3), (3, 13, 17, 8, 1), (3, 67, 70, 8, 3)] {
+    let forced = if force_tiles { kernel.tiles() } else { Vec::new() };
+    for &(n, cin, cout, hw, k) in cases {
         let Case {
             s,
             xs_shape,
@@ -773,7 +846,7 @@ async fn check_reduced(gpu: &Gpu, kernel: Kernel, label: &str, acc_unit: f64) ->
             let single = gpu.download(out).await?;
             let [m, ncol, kdim] = dims(pass, s);
             // As long as f16's rounding stands out of the accumulation bound: 208 terms at f32's.
-            let short = kdim as f64 * acc_unit <= 208.0 * F32_UNIT_ROUNDOFF;
+            let short = against_f32 && kdim as f64 * acc_unit <= 208.0 * F32_UNIT_ROUNDOFF;
             for tile in std::iter::once(None).chain(forced.iter().copied().map(Some)) {
                 run_on(gpu, kernel, pass, tensors, gain as f32, tile)?;
                 let got = gpu.download(out).await?;

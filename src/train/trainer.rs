@@ -121,9 +121,12 @@ impl Trainer {
     }
 
     /// The trainer, with the device's layers at the configuration's precision (`auto` resolved
-    /// against the device; `mixed` refused without f16 arithmetic).
+    /// against the device; `mixed` refused without f16 arithmetic; natively, a cooperative
+    /// convolution is checked first, `conv::verify_coop`, and replaced with a warning if wrong).
     fn assemble(gpu: Gpu, cfg: TrainConfig, data: Dataset, model: Model<Tensor>, state: TrainState) -> Result<Trainer> {
         gpu.set_layer_precision(Precision::parse(&cfg.precision, &gpu.precision)?)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        pollster::block_on(crate::ops::conv::verify_mixed_layers(&gpu))?;
         Ok(Trainer {
             stats: gpu.zeros(&[5])?,
             rng: Rng::new(state.rng),
