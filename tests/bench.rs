@@ -14,6 +14,19 @@ fn json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
 }
 
+/// `bench kernels` at the smallest shapes, one timed run each.
+const KERNELS: &[&str] = &[
+    "bench",
+    "kernels",
+    "--batch",
+    "1",
+    "--max-channels",
+    "8",
+    "--reps",
+    "1",
+    "--json",
+];
+
 const TRAIN: &[&str] = &[
     "bench",
     "train",
@@ -102,20 +115,7 @@ fn bench_train_in_mixed_precision_runs_only_the_f16_gemms() {
 
 #[test]
 fn bench_kernels_times_forced_tiles() {
-    let args = [
-        "bench",
-        "kernels",
-        "--batch",
-        "1",
-        "--max-channels",
-        "8",
-        "--reps",
-        "1",
-        "--json",
-        "--tiles",
-        "64x64x16,8x512x4",
-    ];
-    let report = json(&args);
+    let report = json(&[KERNELS, &["--tiles", "64x64x16,8x512x4"]].concat());
     let rows = report["rows"].as_array().unwrap();
     // Six convolution shapes x four passes x two tiles, and the dense layer's three passes.
     assert_eq!(rows.len(), 6 * 4 * 2 + 3, "{report}");
@@ -159,18 +159,7 @@ fn bench_kernels_times_forced_tiles() {
 /// names the choice and what it resolved to; f32 is the default; anything else is refused by name.
 #[test]
 fn bench_kernels_takes_a_precision() {
-    let args = [
-        "bench",
-        "kernels",
-        "--batch",
-        "1",
-        "--max-channels",
-        "8",
-        "--reps",
-        "1",
-        "--json",
-    ];
-    let report = json(&[&args[..], &["--precision", "mixed"]].concat());
+    let report = json(&[KERNELS, &["--precision", "mixed"]].concat());
     assert_eq!(report["precision"], "Mixed", "{report}");
     assert_eq!(report["config"]["precision"], "mixed", "{report}");
     let rows = report["rows"].as_array().unwrap();
@@ -178,7 +167,7 @@ fn bench_kernels_takes_a_precision() {
     assert_eq!(rows.len(), 6 * 4 + 3, "{report}");
     assert!(rows.iter().all(|r| r["gflops"].as_f64().unwrap() > 0.0), "{report}");
 
-    refuses_a_misspelt_precision(&args);
+    refuses_a_misspelt_precision(KERNELS);
 }
 
 /// `bench quality --precision` through the smallest schedule (4x4, one minibatch of 16), mixed and

@@ -593,6 +593,8 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
             (3, 13, 17, 8, 1),
             (3, 67, 70, 8, 3),
         ] {
+            let case = Case::random(&mut rng, (n, cin, cout, hw, k));
+            let [x, w, dy] = case.upload(gpu)?;
             let Case {
                 s,
                 xs_shape,
@@ -601,7 +603,7 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
                 xs,
                 ws,
                 dys,
-            } = Case::random(&mut rng, (n, cin, cout, hw, k));
+            } = case;
             let len = |shape: &[usize]| shape.iter().product::<usize>();
             let prior = rng.normals(len(&ws_shape));
             let biases = rng.normals(cout);
@@ -615,9 +617,6 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
                 dw_acc_ref,
                 forward_act_ref(&x64, &w64, &f64s(&biases), s, gain, act::SLOPE as f64),
             ];
-            let x = gpu.upload(&xs, &xs_shape)?;
-            let w = gpu.upload(&ws, &ws_shape)?;
-            let dy = gpu.upload(&dys, &ys_shape)?;
             let bias = gpu.upload(&biases, &[cout])?;
             for tile in std::iter::once(None).chain(TILES.map(Some)) {
                 let y = gpu.upload(&rng.normals(len(&ys_shape)), &ys_shape)?;
@@ -682,6 +681,15 @@ struct Case {
 }
 
 impl Case {
+    /// x, w and dy on the device.
+    fn upload(&self, gpu: &Gpu) -> Result<[Tensor; 3]> {
+        Ok([
+            gpu.upload(&self.xs, &self.xs_shape)?,
+            gpu.upload(&self.ws, &self.ws_shape)?,
+            gpu.upload(&self.dys, &self.ys_shape)?,
+        ])
+    }
+
     fn random(rng: &mut Rng, (n, cin, cout, hw, k): (usize, usize, usize, usize, usize)) -> Case {
         let (xs_shape, ys_shape, ws_shape) = ([n, cin, hw, hw], [n, cout, hw, hw], [cout, cin, k, k]);
         let len = |shape: &[usize]| shape.iter().product::<usize>();
@@ -815,36 +823,26 @@ async fn check_reduced(
     let mut rng = Rng::new(13);
     let forced = if force_tiles { kernel.tiles() } else { Vec::new() };
     for &(n, cin, cout, hw, k) in cases {
-        let Case {
-            s,
-            xs_shape,
-            ys_shape,
-            ws_shape,
-            xs,
-            ws,
-            dys,
-        } = Case::random(&mut rng, (n, cin, cout, hw, k));
-        let x = gpu.upload(&xs, &xs_shape)?;
-        let w = gpu.upload(&ws, &ws_shape)?;
-        let dy = gpu.upload(&dys, &ys_shape)?;
-        let (y, dx, dw) = (gpu.zeros(&ys_shape)?, gpu.zeros(&xs_shape)?, gpu.zeros(&ws_shape)?);
+        let case = Case::random(&mut rng, (n, cin, cout, hw, k));
+        let [x, w, dy] = case.upload(gpu)?;
+        let (y, dx, dw) = (gpu.zeros(&case.ys_shape)?, gpu.zeros(&case.xs_shape)?, gpu.zeros(&case.ws_shape)?);
         // Each pass: its tensors, output, operands and reference as a product of the operands.
         type Reference = fn(&[f64], &[f64], ConvShape, f64) -> Vec<f64>;
         let passes = [
-            (Pass::Forward { act: None }, [&x, &w, &y], &y, [&xs, &ws], forward_ref as Reference),
-            (Pass::BackwardData, [&dx, &w, &dy], &dx, [&dys, &ws], backward_data_ref),
+            (Pass::Forward { act: None }, [&x, &w, &y], &y, [&case.xs, &case.ws], forward_ref as Reference),
+            (Pass::BackwardData, [&dx, &w, &dy], &dx, [&case.dys, &case.ws], backward_data_ref),
             (
                 Pass::BackwardWeight { accumulate: false },
                 [&x, &dw, &dy],
                 &dw,
-                [&xs, &dys],
+                [&case.xs, &case.dys],
                 backward_weight_ref,
             ),
         ];
         for (pass, tensors, out, [a, b], reference) in passes {
             run_on(gpu, Kernel::F32, pass, tensors, gain as f32, None)?;
             let single = gpu.download(out).await?;
-            let [m, ncol, kdim] = dims(pass, s);
+            let [m, ncol, kdim] = dims(pass, case.s);
             // As long as f16's rounding stands out of the accumulation bound: 208 terms at f32's.
             let short = against_f32 && kdim as f64 * acc_unit <= 208.0 * F32_UNIT_ROUNDOFF;
             for tile in std::iter::once(None).chain(forced.iter().copied().map(Some)) {
@@ -857,11 +855,11 @@ async fn check_reduced(
                         pass.entry().0,
                         if tile.is_some() { "forced " } else { "" }
                     ),
-                    &xs_shape,
+                    &case.xs_shape,
                     kdim + 2,
                     a,
                     b,
-                    &|a, b| reference(a, b, s, gain),
+                    &|a, b| reference(a, b, case.s, gain),
                     &got,
                     short.then_some(single.as_slice()),
                     acc_unit,
