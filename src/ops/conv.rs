@@ -55,9 +55,11 @@ impl Kernel {
     pub fn of(gpu: &Gpu, precision: Precision) -> Result<Kernel> {
         match precision {
             Precision::F32 => Ok(Kernel::F32),
-            Precision::Mixed => match coop(gpu) {
-                Ok(kernel) => Ok(kernel),
-                Err(_) => available_mixed(gpu).map(|()| Kernel::F16),
+            // Every mixed pass asks: on the many devices without cooperative matrices, `coop`'s
+            // error, which is built to be read, is not built at all.
+            Precision::Mixed => match gpu.precision.coop_size().and_then(|_| coop(gpu).ok()) {
+                Some(kernel) => Ok(kernel),
+                None => available_mixed(gpu).map(|()| Kernel::F16),
             },
         }
     }
@@ -340,15 +342,32 @@ pub fn run(
     precision: Precision,
     tile: Option<Tile>,
 ) -> Result<()> {
-    let [x, w, y] = tensors;
-    let [m, ..] = dims(pass, shape_of(&format!("conv {}", pass.entry().0), x, w, y)?);
-    run_on(gpu, Kernel::of(gpu, precision)?.fit(m), pass, tensors, gain, tile)
+    let s = pass_shape(pass, tensors)?;
+    let kernel = Kernel::of(gpu, precision)?.fit(dims(pass, s)[0]);
+    record(gpu, kernel, pass, s, tensors, gain, tile)
 }
 
 /// `run` on a given kernel (the checks test each one the device has).
-pub fn run_on(gpu: &Gpu, kernel: Kernel, pass: Pass, [x, w, y]: [&Tensor; 3], gain: f32, tile: Option<Tile>) -> Result<()> {
+pub fn run_on(gpu: &Gpu, kernel: Kernel, pass: Pass, tensors: [&Tensor; 3], gain: f32, tile: Option<Tile>) -> Result<()> {
+    record(gpu, kernel, pass, pass_shape(pass, tensors)?, tensors, gain, tile)
+}
+
+/// The shape of a pass's tensors (`shape_of`), named after the pass in its errors.
+fn pass_shape(pass: Pass, [x, w, y]: [&Tensor; 3]) -> Result<ConvShape> {
+    shape_of(&format!("conv {}", pass.entry().0), x, w, y)
+}
+
+/// `run_on` with the tensors' shape `s` known.
+fn record(
+    gpu: &Gpu,
+    kernel: Kernel,
+    pass: Pass,
+    s: ConvShape,
+    [x, w, y]: [&Tensor; 3],
+    gain: f32,
+    tile: Option<Tile>,
+) -> Result<()> {
     let (entry, accumulate) = pass.entry();
-    let s = shape_of(&format!("conv {entry}"), x, w, y)?;
     // The operands and output; see the shader for the mappings.
     let (operands, out, act) = match pass {
         Pass::Forward { act } => ([w, x], y, act),
@@ -456,7 +475,7 @@ fn gemm(
             tiles.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
         );
     }
-    let Plan { tile, splits, chunk } = kernel.plan(m, ncol, kdim, tile);
+    let Plan { tile, splits, chunk } = plan_among(&tiles, m, ncol, kdim, tile);
     let shader = kernel.shader();
     let (tiles_m, tiles_n) = (m.div_ceil(tile.rows), ncol.div_ceil(tile.cols));
     // Column tiles spread over x and y (the shader rebuilds their index), row tiles and splits over z.
