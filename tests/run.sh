@@ -79,11 +79,13 @@ cargo test --release --features mpi -- --nocapture 2>&1 | grep -v 'XDG_RUNTIME_D
 # step and two-colour training run their convolutions on them (mixed picks them where listed).
 echo "== cooperative-matrix kernels, mixed step and training on Mesa 26's lavapipe (tests/lavapipe_coop.sh)"
 PGGAN_EXPECT_COOP=1 tests/lavapipe_coop.sh cargo test --release --features mpi --test kernels --test step --test train \
-  -- --nocapture cooperative mixed 2>&1 | grep -v 'XDG_RUNTIME_DIR' | tee target/lavapipe-coop/tests.log
+  -- --nocapture cooperative mixed 2>&1 | grep -v 'XDG_RUNTIME_DIR' | tee target/lavapipe-coop-tests.log
 # The name filter must have found the tests it is for (a renamed test would leave it matching none).
+# The log lies beside target/lavapipe-coop, not in it: tee opens it before the script creates (or,
+# on a first fetch, empties) that folder.
 for t in cooperative_kernels_run_where_the_adapter_lists_them_else_refuse gpu_step_in_mixed_precision_matches_the_reference_step \
   learns_two_flat_colours_in_mixed_precision; do
-  grep -q "^test $t \.\.\. ok$" target/lavapipe-coop/tests.log || { echo "$t did not run on Mesa 26's lavapipe" >&2; exit 1; }
+  grep -q "^test $t \.\.\. ok$" target/lavapipe-coop-tests.log || { echo "$t did not run on Mesa 26's lavapipe" >&2; exit 1; }
 done
 echo "== browser tests (wasm-pack test --headless --chrome --release -- --test web)"
 # Exactly as a user types it: .cargo/config.toml sets the runner's time limit, and wasm-pack finds
