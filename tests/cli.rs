@@ -170,8 +170,9 @@ fn train_interrupt_resume_generate() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// `--precision`: a mixed run says so and keeps `"precision": "mixed"` in its config.json; a resume
-/// keeps the run's precision unless given another; any other value is refused by name.
+/// `--precision`: a mixed run says so, with the kernel its convolutions run on, on stderr and in
+/// log.txt, and keeps `"precision": "mixed"` in its config.json; a resume keeps the run's precision
+/// unless given another; any other value is refused by name.
 #[test]
 fn precision_is_kept_in_config_json_and_on_resume() {
     let root = temp_dir("precision");
@@ -194,8 +195,14 @@ fn precision_is_kept_in_config_json_and_on_resume() {
         )
     };
     let (ok, stderr) = train(&["--total-kimg", "0.008", "--precision", "mixed"]);
-    assert!(ok && stderr.contains("precision: Mixed"), "{stderr}");
+    assert!(
+        ok && stderr.contains("precision: Mixed, convolutions on conv+"),
+        "{stderr}"
+    );
     let dir = out.join("000-emoji-8");
+    let said = stderr.lines().find(|l| l.starts_with("precision: ")).unwrap();
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert!(log.lines().any(|l| l == said), "{said:?} not in log.txt:\n{log}");
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["precision"], "mixed");

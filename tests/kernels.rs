@@ -326,9 +326,9 @@ fn cooperative_kernels_run_where_the_adapter_lists_them_else_refuse() {
 
 /// A cooperative convolution that fails its check before training (`conv::verify_coop`; made to
 /// fail here by shrinking the accumulator's roundoff to nothing) is replaced: the warning names it,
-/// and mixed precision on that device runs the f16 kernel from then on. On an adapter without
-/// cooperative matrices there is nothing to check (PGGAN_EXPECT_COOP, as for the test above, makes
-/// that a failure).
+/// mixed precision on that device runs the f16 kernel from then on, and a run reports why. On an
+/// adapter without cooperative matrices there is nothing to check (PGGAN_EXPECT_COOP, as for the
+/// test above, makes that a failure).
 #[test]
 fn cooperative_convolution_that_fails_its_check_gives_way_to_f16() {
     let gpu = common::gpu();
@@ -342,10 +342,13 @@ fn cooperative_convolution_that_fails_its_check_gives_way_to_f16() {
         return;
     }
     assert_eq!(pollster::block_on(ops::conv::verify_coop(&gpu)).unwrap(), None);
-    assert!(matches!(
-        ops::conv::Kernel::of(&gpu, Precision::Mixed).unwrap(),
-        ops::conv::Kernel::Coop { .. }
-    ));
+    let kernel = ops::conv::Kernel::of(&gpu, Precision::Mixed).unwrap();
+    assert!(matches!(kernel, ops::conv::Kernel::Coop { .. }));
+    gpu.set_layer_precision(Precision::Mixed).unwrap();
+    assert_eq!(
+        ops::conv::describe_layers(&gpu),
+        format!("Mixed, convolutions on {}", kernel.name())
+    );
     let warning = pollster::block_on(ops::conv::verify_coop_within(&gpu, 0.0))
         .unwrap()
         .expect("a check with no room for rounding passed");
@@ -362,5 +365,10 @@ fn cooperative_convolution_that_fails_its_check_gives_way_to_f16() {
     assert!(
         why.starts_with("failed its check on this device (conv3x3 coop"),
         "{why}"
+    );
+    // What a run prints and keeps in log.txt.
+    assert_eq!(
+        ops::conv::describe_layers(&gpu),
+        format!("Mixed, convolutions on conv+f16 (cooperative kernel refused: {why})")
     );
 }

@@ -275,7 +275,7 @@ fn train(gpu: Gpu, a: TrainArgs, json: bool, replicas: Option<&mut dyn Replicas>
     let ranks = replicas.as_ref().map_or(1, |r| r.size());
     let rows = pollster::block_on(bench::train_on(&gpu, &b, replicas))?;
     if !json {
-        println!("precision: {:?}", gpu.layer_precision());
+        println!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
         print!("{}", bench::train_table(&rows));
         if ranks > 1 {
             print!("{}", dist_table(ranks, minibatch, &rows));
@@ -372,7 +372,7 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
     }
     let layers = gpu.layer_precision();
     if !json {
-        println!("precision: {layers:?}");
+        println!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
         print!("{}", bench::table(&rows));
     }
     Ok(serde_json::json!({

@@ -277,7 +277,7 @@ fn train(
             };
             if lead {
                 eprintln!("{}: {origin}", dir.display());
-                eprintln!("precision: {:?}", trainer.gpu.layer_precision());
+                eprintln!("precision: {}", pggan::ops::conv::describe_layers(&trainer.gpu));
             }
             (trainer, dir, origin)
         }
@@ -300,7 +300,7 @@ fn train(
             } else {
                 let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
                 eprintln!("new run {}", dir.display());
-                eprintln!("precision: {:?}", trainer.gpu.layer_precision());
+                eprintln!("precision: {}", pggan::ops::conv::describe_layers(&trainer.gpu));
                 (trainer, dir, "new run".to_string())
             }
         }

@@ -771,6 +771,22 @@ pub async fn verify_mixed_layers(gpu: &Gpu) -> Result<()> {
     Ok(())
 }
 
+/// The device's layer precision as a run reports it: `F32`, or `Mixed` with the convolution kernel
+/// it runs on and, where that is the f16 kernel on a device with cooperative matrices, why.
+pub fn describe_layers(gpu: &Gpu) -> String {
+    let precision = gpu.layer_precision();
+    let kernel = match Kernel::of(gpu, precision) {
+        Ok(Kernel::F32) => return format!("{precision:?}"),
+        Ok(kernel) => kernel.name(),
+        // Not reached where `set_layer_precision` accepted Mixed; the error says what is missing.
+        Err(e) => return format!("{precision:?} ({e:#})"),
+    };
+    match gpu.coop_refusal() {
+        Some(why) => format!("{precision:?}, convolutions on {kernel} (cooperative kernel refused: {why})"),
+        None => format!("{precision:?}, convolutions on {kernel}"),
+    }
+}
+
 /// `verify_coop` with the accumulator's unit roundoff `acc_unit` (the tests shrink it to make the
 /// check fail).
 pub async fn verify_coop_within(gpu: &Gpu, acc_unit: f64) -> Result<Option<String>> {

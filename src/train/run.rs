@@ -154,6 +154,11 @@ impl TextLog {
         } else if !bar.is_hidden() {
             bar.println(text);
         }
+        self.keep(text)
+    }
+
+    /// A line for the log only (one the command has printed already).
+    fn keep(&mut self, text: &str) -> Result<()> {
         writeln!(self.file, "{text}").with_context(|| format!("cannot write {LOG_TEXT}"))
     }
 }
@@ -165,6 +170,11 @@ pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions, origin: &str)
     let bar = progress_bar(opts.progress);
     let mut text = TextLog::open(dir, opts.tick_lines)?;
     text.line(&bar, origin)?;
+    // Which kernels trained, and why not the cooperative ones where they were refused.
+    text.keep(&format!(
+        "precision: {}",
+        crate::ops::conv::describe_layers(&trainer.gpu)
+    ))?;
     let result = train_loop(trainer, dir, opts, &bar, &mut text);
     if let Err(e) = &result {
         bar.abandon();
