@@ -195,6 +195,8 @@ for net in nets:
     torch_run = next((r for k, r in runs.items() if k.startswith("torch") and r), None)
     if torch_run:
         print(f"torch: {torch_run['adapter']['name']}, {torch_run['adapter']['backend'].split(' (')[0]}")
+    if runs["pggan mixed"]:
+        print(f"pggan mixed: {runs['pggan mixed'].get('layers', '?')}")
     rows = {k: {row["resolution"]: row for row in (r or {}).get("rows", [])} for k, r in runs.items()}
     resolutions = sorted({res for r in rows.values() for res in r})
     head = (f"{'res':>5} {'alpha':>5} " + " ".join(f"{k:>14}" for k in runs)

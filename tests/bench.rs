@@ -88,11 +88,13 @@ fn bench_train_profiles_every_kernel_of_a_step() {
 }
 
 /// `--precision mixed` (lavapipe has shader-f16): the step's convolutions and dense layers run the
-/// f16 kernels and no f32 GEMM; the report names the precision. Anything else is refused by name.
+/// f16 kernels and no f32 GEMM; the report names the precision and the convolutions' kernel.
+/// Anything else is refused by name.
 #[test]
 fn bench_train_in_mixed_precision_runs_only_the_f16_gemms() {
     let report = json(&[TRAIN, &["--precision", "mixed", "--json"]].concat());
     assert_eq!(report["precision"], "Mixed", "{report}");
+    assert_eq!(report["layers"], "Mixed, convolutions on conv+f16", "{report}");
     for row in report["rows"].as_array().unwrap() {
         let launches = |name: &str| -> u64 {
             let kernels = row["profile"]["kernels"].as_array().unwrap();
@@ -161,6 +163,7 @@ fn bench_kernels_times_forced_tiles() {
 fn bench_kernels_takes_a_precision() {
     let report = json(&[KERNELS, &["--precision", "mixed"]].concat());
     assert_eq!(report["precision"], "Mixed", "{report}");
+    assert_eq!(report["layers"], "Mixed, convolutions on conv+f16", "{report}");
     assert_eq!(report["config"]["precision"], "mixed", "{report}");
     let rows = report["rows"].as_array().unwrap();
     // Six convolution shapes x four passes, and the dense layer's three passes.

@@ -87,6 +87,8 @@ pub fn train_report(gpu: &Gpu, settings: &TrainSettings, rows: &[TrainRow]) -> s
         "adapter": adapter(gpu),
         "config": settings,
         "precision": format!("{:?}", gpu.layer_precision()),
+        // With the convolutions' kernel: whether mixed ran on cooperative matrices.
+        "layers": crate::ops::conv::describe_layers(gpu),
         "rows": rows,
     })
 }

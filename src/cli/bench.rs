@@ -383,6 +383,7 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
             "precision": precision,
         },
         "precision": format!("{layers:?}"),
+        "layers": pggan::ops::conv::describe_layers(&gpu),
         "rows": rows,
     }))
 }
