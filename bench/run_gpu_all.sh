@@ -23,7 +23,8 @@
 #     4 kimg per phase (7 phases, 28 kimg; about 30-60 s each by the H100's step rates with these
 #     small networks), SWD of 2048 images per side.
 #  7. the table (python3, JSON only; missing files show as "-"): images/s per resolution and network,
-#     pggan f32 and mixed beside torch's three modes, with pggan's best over torch's default (tf32)
+#     pggan f32 and mixed (with the kernel mixed ran on: the reports' "layers") beside torch's three
+#     modes, with pggan's best over torch's default (tf32)
 #     and over torch's best; the kernels' GFLOP/s (f32, mixed with its kernel named, f16) as % of
 #     the fp32 and the fp16 tensor-core peaks (H100/H200 SXM: 67 and 989 TFLOP/s dense;
 #     PEAK_FP32_TFLOPS and PEAK_TC_TFLOPS override them); the quality runs' time and SWD side by side.
@@ -260,6 +261,8 @@ else:
           f"{cfg['schedule']['phase_kimg']} kimg per phase ({kimg:g} kimg), fmap-base {cfg['net']['fmap_base']}, "
           f"fmap-max {cfg['net']['fmap_max']}, latent {cfg['net']['latent']}, seed {cfg['seed']}")
     res = {p: (r or {}).get("result") or {} for p, r in q.items()}
+    if q["mixed"]:
+        print(f"mixed: {q['mixed'].get('layers', '?')}")
     print(f"{'':<18} {'f32':>10} {'mixed':>10}")
     print(f"{'seconds':<18}" + "".join(" " + cell(res[p].get("seconds")) for p in q))
     print(f"{'images/s':<18}" + "".join(" " + cell(res[p].get("images_per_second")) for p in q))

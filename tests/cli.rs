@@ -208,6 +208,9 @@ fn precision_is_kept_in_config_json_and_on_resume() {
     assert_eq!(config["precision"], "mixed");
     let (ok, stderr) = train(&["--resume", dir.to_str().unwrap(), "--total-kimg", "0.016"]);
     assert!(ok && stderr.contains("precision: Mixed"), "{stderr}");
+    // The resumed run's line follows the first in the same log.
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert_eq!(log.lines().filter(|l| *l == said).count(), 2, "{log}");
     let (ok, stderr) = train(&[
         "--resume",
         dir.to_str().unwrap(),

@@ -369,6 +369,6 @@ fn cooperative_convolution_that_fails_its_check_gives_way_to_f16() {
     // What a run prints and keeps in log.txt.
     assert_eq!(
         ops::conv::describe_layers(&gpu),
-        format!("Mixed, convolutions on conv+f16 (cooperative kernel refused: {why})")
+        format!("Mixed, convolutions on conv+f16 (conv coop: {why})")
     );
 }

@@ -172,7 +172,10 @@ fn plain_and_mpirun(tag: &str, k: usize, total: &str) -> (PathBuf, PathBuf, [Pat
 #[test]
 fn two_processes_train_as_one_and_resume_with_any_share() {
     let (root, cache, [one, two], err) = plain_and_mpirun("mpi-exact", 2, "0.128");
-    assert!(err.contains("rank 1 of 2: adapter"), "{err}");
+    assert!(
+        err.contains("rank 1 of 2: adapter") && err.contains(", precision F32"),
+        "{err}"
+    );
     // Rank 0 alone writes: one run folder, with the files of a single-process run.
     let dirs = run_dirs(&two);
     assert_eq!(dirs.len(), 1, "{dirs:?}");

@@ -83,7 +83,8 @@ PGGAN_EXPECT_COOP=1 tests/lavapipe_coop.sh cargo test --release --features mpi -
 # The name filter must have found the tests it is for (a renamed test would leave it matching none).
 # The log lies beside target/lavapipe-coop, not in it: tee opens it before the script creates (or,
 # on a first fetch, empties) that folder.
-for t in cooperative_kernels_run_where_the_adapter_lists_them_else_refuse gpu_step_in_mixed_precision_matches_the_reference_step \
+for t in cooperative_kernels_run_where_the_adapter_lists_them_else_refuse \
+  cooperative_convolution_that_fails_its_check_gives_way_to_f16 gpu_step_in_mixed_precision_matches_the_reference_step \
   learns_two_flat_colours_in_mixed_precision; do
   grep -q "^test $t \.\.\. ok$" target/lavapipe-coop-tests.log || { echo "$t did not run on Mesa 26's lavapipe" >&2; exit 1; }
 done

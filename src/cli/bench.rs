@@ -346,6 +346,7 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
         "adapter": adapter,
         "config": trainer.cfg,
         "precision": format!("{layers:?}"),
+        "layers": pggan::ops::conv::describe_layers(&trainer.gpu),
         "result": r,
     }))
 }

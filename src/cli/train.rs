@@ -307,7 +307,16 @@ fn train(
     };
     match trainer.rank() {
         (_, 1) => eprintln!("adapter: {}", trainer.gpu.describe()),
-        (rank, ranks) => eprintln!("rank {rank} of {ranks}: adapter {}", trainer.gpu.describe()),
+        // Each process resolves `auto` and checks the cooperative kernel on its own device. The
+        // line is formatted first: stderr is unbuffered, and the processes share it.
+        (rank, ranks) => {
+            let line = format!(
+                "rank {rank} of {ranks}: adapter {}, precision {}",
+                trainer.gpu.describe(),
+                pggan::ops::conv::describe_layers(&trainer.gpu)
+            );
+            eprintln!("{line}");
+        }
     }
     if trainer.gpu.info.device_type == wgpu::DeviceType::Cpu {
         eprintln!(

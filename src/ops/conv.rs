@@ -771,19 +771,22 @@ pub async fn verify_mixed_layers(gpu: &Gpu) -> Result<()> {
     Ok(())
 }
 
-/// The device's layer precision as a run reports it: `F32`, or `Mixed` with the convolution kernel
-/// it runs on and, where that is the f16 kernel on a device with cooperative matrices, why.
+/// The device's layer precision as a run reports it: `F32`, or `Mixed` with the convolutions'
+/// kernel (passes with fewer output rows than one cooperative block, toRGB, run `conv+f16`:
+/// `Kernel::fit`) and, where the device lists cooperative matrices and that kernel is still
+/// `conv+f16`, why (`coop`'s error: refused, failed its check, or what the device lacks).
 pub fn describe_layers(gpu: &Gpu) -> String {
     let precision = gpu.layer_precision();
     let kernel = match Kernel::of(gpu, precision) {
         Ok(Kernel::F32) => return format!("{precision:?}"),
-        Ok(kernel) => kernel.name(),
+        Ok(kernel) => kernel,
         // Not reached where `set_layer_precision` accepted Mixed; the error says what is missing.
         Err(e) => return format!("{precision:?} ({e:#})"),
     };
-    match gpu.coop_refusal() {
-        Some(why) => format!("{precision:?}, convolutions on {kernel} (cooperative kernel refused: {why})"),
-        None => format!("{precision:?}, convolutions on {kernel}"),
+    let line = format!("{precision:?}, convolutions on {}", kernel.name());
+    match gpu.precision.coop_size().and_then(|_| coop(gpu).err()) {
+        Some(why) if kernel == Kernel::F16 => format!("{line} ({why:#})"),
+        _ => line,
     }
 }
 
