@@ -285,11 +285,7 @@ fn cooperative_kernels_run_where_the_adapter_lists_them_else_refuse() {
         ));
         return;
     }
-    assert!(
-        std::env::var_os("PGGAN_EXPECT_COOP").is_none(),
-        "PGGAN_EXPECT_COOP is set, but this adapter ({}) has no cooperative matrices",
-        gpu.describe()
-    );
+    expect_no_coop(&gpu);
     let t = gpu.zeros(&[16, 16]).unwrap();
     let err = ops::coop_gemm::gemm(&gpu, &t, &t, &t).unwrap_err().to_string();
     assert!(
@@ -324,6 +320,17 @@ fn cooperative_kernels_run_where_the_adapter_lists_them_else_refuse() {
     }
 }
 
+/// On an adapter without cooperative matrices: fails where tests/run.sh expects them
+/// (PGGAN_EXPECT_COOP, set on Mesa 26's lavapipe), so that the cooperative tests cannot pass by
+/// refusing.
+fn expect_no_coop(gpu: &Gpu) {
+    assert!(
+        std::env::var_os("PGGAN_EXPECT_COOP").is_none(),
+        "PGGAN_EXPECT_COOP is set, but this adapter ({}) has no cooperative matrices",
+        gpu.describe()
+    );
+}
+
 /// A cooperative convolution that fails its check before training (`conv::verify_coop`; made to
 /// fail here by shrinking the accumulator's roundoff to nothing) is replaced: the warning names it,
 /// mixed precision on that device runs the f16 kernel from then on, and a run reports why. On an
@@ -333,11 +340,7 @@ fn cooperative_kernels_run_where_the_adapter_lists_them_else_refuse() {
 fn cooperative_convolution_that_fails_its_check_gives_way_to_f16() {
     let gpu = common::gpu();
     if ops::conv::coop(&gpu).is_err() {
-        assert!(
-            std::env::var_os("PGGAN_EXPECT_COOP").is_none(),
-            "PGGAN_EXPECT_COOP is set, but this adapter ({}) has no cooperative matrices",
-            gpu.describe()
-        );
+        expect_no_coop(&gpu);
         assert_eq!(pollster::block_on(ops::conv::verify_coop(&gpu)).unwrap(), None);
         return;
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::gpu::{Gpu, Precision, RecordStats};
+use crate::gpu::{Gpu, RecordStats};
 use crate::metrics::Swd;
 use crate::ops::conv::{self, Pass, Tile};
 use crate::ops::{act, blas, dense};
@@ -89,10 +89,7 @@ pub struct Row {
 pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>> {
     let precision = gpu.layer_precision();
     let kernel = conv::Kernel::of(gpu, precision)?;
-    let dense_kernel = match precision {
-        Precision::F32 => dense::SHADER.name,
-        Precision::Mixed => dense::SHADER_F16.name,
-    };
+    let dense_kernel = dense::shader(precision).name;
     let hw = s.res * s.res;
     let taps = s.k.max(1) * s.k.max(1);
     let (x, y, w) = if s.k == 0 {

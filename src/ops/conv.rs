@@ -733,11 +733,11 @@ impl Case {
 
 /// The three passes of the f16 kernel (`conv+f16`) against f64: `check_reduced`. Needs SHADER_F16.
 pub fn check_mixed(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
-    Box::pin(async move { let scope = Scope {
-            force_tiles: false,
-            ..Scope::FULL
-        };
-        check_reduced(gpu, Kernel::F16, "mixed", F32_UNIT_ROUNDOFF, &CASES, scope).await })
+    let scope = Scope {
+        force_tiles: false,
+        ..Scope::FULL
+    };
+    Box::pin(check_reduced(gpu, Kernel::F16, "mixed", F32_UNIT_ROUNDOFF, &CASES, scope))
 }
 
 /// The three passes of the cooperative kernel (`conv+coop16` or `conv+coop8`) against f64:

@@ -26,6 +26,14 @@ pub const SHADER_F16: Shader = Shader {
     ),
 };
 
+/// The kernel of `precision`: `dense`, or `dense+f16` (which needs SHADER_F16: `available_mixed`).
+pub fn shader(precision: Precision) -> &'static Shader {
+    match precision {
+        Precision::F32 => &SHADER,
+        Precision::Mixed => &SHADER_F16,
+    }
+}
+
 /// The side of the output tile one workgroup computes, and the depth of its staged slices (dense.wgsl).
 const TILE: usize = 64;
 const CHUNK: usize = 16;
@@ -86,13 +94,10 @@ fn gemm(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, g: Gemm) -> Result<()> {
     // One workgroup per output tile and split; the launcher errors when a dimension exceeds the grid
     // limit.
     let grid = [g.n.div_ceil(TILE), g.m.div_ceil(TILE), splits].map(|d| u32::try_from(d).unwrap_or(u32::MAX));
-    let shader = match g.precision {
-        Precision::F32 => &SHADER,
-        Precision::Mixed => {
-            available_mixed(gpu)?;
-            &SHADER_F16
-        }
-    };
+    if g.precision == Precision::Mixed {
+        available_mixed(gpu)?;
+    }
+    let shader = shader(g.precision);
     if splits == 1 {
         return gpu.launch(
             shader,
