@@ -108,12 +108,7 @@ fn bench_train_in_mixed_precision_runs_only_the_f16_gemms() {
         assert!(launches("conv+f16.") > 0 && launches("dense+f16.gemm") > 0, "{row}");
         assert_eq!((launches("conv."), launches("dense.gemm")), (0, 0), "{row}");
     }
-    let out = run(&[TRAIN, &["--precision", "f16"]].concat());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("precision \"f16\" is not one of"),
-        "{err}"
-    );
+    refuses_a_misspelt_precision(TRAIN);
 }
 
 #[test]
