@@ -1,17 +1,13 @@
-//! Checkpoints: one safetensors file, the same natively and in the browser. The tensors are every
-//! parameter, EMA parameter and Adam moment by name (`g/8x8/conv0/w`, `d_m/4x4/dense1/b`, ...); the
-//! header's metadata holds the run's configuration, schedule position and curves (`history`) as JSON
-//! and a CRC-32 of the tensor bytes and that JSON, so a damaged, truncated or foreign file is refused
-//! with a message instead of loaded.
+//! The checkpoint format: one safetensors file, the same natively and in the browser. The tensors
+//! are named f32 arrays; the header's metadata holds the format's name and version, three JSON
+//! entries (`config`, `state`, `history`) whose meaning is the trainer's (`train::checkpoint`), and
+//! a CRC-32 of the tensor bytes and those entries, so a damaged, truncated or foreign file is
+//! refused with a message instead of loaded.
 
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use serde::{Deserialize, Serialize};
-
-use crate::train::config::TrainConfig;
-use crate::train::state::{AdamSteps, TrainState};
 
 /// The `format` metadata entry and its version; a newer version is refused, not guessed at.
 /// Version 2: D's downsampling layers pool before their bias and activation (the official block),
@@ -22,26 +18,19 @@ use crate::train::state::{AdamSteps, TrainState};
 pub const FORMAT: &str = "pggan-checkpoint";
 pub const VERSION: u32 = 3;
 
-/// A checkpoint in memory: configuration, schedule position (with the run's history) and named f32
-/// tensors.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Checkpoint {
-    /// The format version it was read from; [`VERSION`] for one made by this build.
-    pub version: u32,
-    pub config: TrainConfig,
-    pub state: TrainState,
-    pub adam: AdamSteps,
-    /// Name -> (shape, values).
-    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
-}
+/// Named tensors: name -> (shape, values).
+pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
-/// The `state` metadata entry: the run's position and the Adam step counts, in one JSON object.
-#[derive(Serialize, Deserialize)]
-struct StateEntry {
-    #[serde(flatten)]
-    run: TrainState,
-    #[serde(flatten)]
-    adam: AdamSteps,
+/// A checkpoint file's contents, the metadata entries as their JSON text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stored {
+    /// The format version it was read from; [`VERSION`] is what [`Stored::to_bytes`] writes.
+    pub version: u32,
+    pub config: String,
+    pub state: String,
+    /// `None` before version 3.
+    pub history: Option<String>,
+    pub tensors: Tensors,
 }
 
 /// CRC-32 over every tensor's name and bytes, in name order, then (from version 2 on) the
@@ -59,28 +48,28 @@ fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>, meta: &[&Str
     crc.finalize()
 }
 
-impl Checkpoint {
+impl Stored {
+    /// The file at [`VERSION`]; every entry, the history included, must be there.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let history = self
+            .history
+            .as_ref()
+            .ok_or_else(|| anyhow!("a checkpoint of version {VERSION} needs its history"))?;
         let bytes: BTreeMap<&str, &[u8]> = self
             .tensors
             .iter()
             .map(|(name, (_, values))| (name.as_str(), bytemuck::cast_slice::<f32, u8>(values)))
             .collect();
-        let (config, state) = (
-            serde_json::to_string(&self.config)?,
-            serde_json::to_string(&StateEntry {
-                run: self.state.clone(),
-                adam: self.adam,
-            })?,
+        let crc = checksum(
+            bytes.iter().map(|(n, b)| (*n, *b)),
+            &[&self.config, &self.state, history],
         );
-        let history = serde_json::to_string(&self.state.history)?;
-        let crc = checksum(bytes.iter().map(|(n, b)| (*n, *b)), &[&config, &state, &history]);
         let metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("version".to_string(), VERSION.to_string()),
-            ("config".to_string(), config),
-            ("state".to_string(), state),
-            ("history".to_string(), history),
+            ("config".to_string(), self.config.clone()),
+            ("state".to_string(), self.state.clone()),
+            ("history".to_string(), history.clone()),
             ("crc32".to_string(), format!("{crc:08x}")),
         ]);
         let views = self
@@ -96,7 +85,8 @@ impl Checkpoint {
         Ok(safetensors::serialize(views, Some(metadata))?)
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
+    /// A file of any version up to [`VERSION`], its checksum verified and every value finite.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Stored> {
         let not_ours = "not a pggan checkpoint";
         let file = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("{not_ours} or damaged: {e}"))?;
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("{not_ours} or damaged: {e}"))?;
@@ -152,35 +142,13 @@ impl Checkpoint {
             );
             tensors.insert(name, (view.shape().to_vec(), values));
         }
-        let StateEntry { run: mut state, adam } =
-            serde_json::from_str(state).context("the checkpoint's training state is unreadable")?;
-        if version < 2 {
-            // Version 1 evaluated the schedule at every step.
-            state.schedule_images = state.images;
-        }
-        if let Some(history) = history {
-            state.history = serde_json::from_str(history).context("the checkpoint's history is unreadable")?;
-        }
-        Ok(Checkpoint {
+        Ok(Stored {
             version,
-            config: serde_json::from_str(config).context("the checkpoint's configuration is unreadable")?,
-            state,
-            adam,
+            config: config.clone(),
+            state: state.clone(),
+            history: history.cloned(),
             tensors,
         })
-    }
-
-    /// The values of tensor `name`, which must have exactly `shape`.
-    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<&[f32]> {
-        let (have, values) = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| anyhow!("the checkpoint has no tensor {name}"))?;
-        ensure!(
-            have == shape,
-            "the checkpoint's {name} has shape {have:?}, this configuration needs {shape:?}"
-        );
-        Ok(values)
     }
 }
 
@@ -202,24 +170,8 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-pub fn save(path: &std::path::Path, ck: &Checkpoint) -> Result<()> {
-    write_atomic(path, &ck.to_bytes()?)
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-pub fn load(path: &std::path::Path) -> Result<Checkpoint> {
-    load_bytes(path, &read(path)?)
-}
-
 /// The bytes of the checkpoint file `path`, unparsed (a data-parallel run sends them to its ranks).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))
-}
-
-/// The checkpoint in `bytes`, read from the file `path`.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn load_bytes(path: &std::path::Path, bytes: &[u8]) -> Result<Checkpoint> {
-    Checkpoint::from_bytes(bytes).with_context(|| format!("refusing checkpoint {}", path.display()))
 }

@@ -21,12 +21,13 @@ use std::path::Path;
 use anyhow::Result;
 use prost::Message;
 
-use crate::checkpoint::Checkpoint;
 use crate::nn::arch::{self, d_fromrgb, g_block, g_torgb, Kind, Layer};
 use crate::nn::config::res_of;
 use crate::nn::net::fading;
 use crate::ops::{mbstd, pixelnorm};
 use crate::proto::onnx::*;
+use crate::train::checkpoint::Checkpoint;
+use crate::train::config::kimg;
 
 /// The operator set the graphs are written for: every op above in the form it has there, and old
 /// enough for onnxruntime-web and onnx2torch.
@@ -213,7 +214,7 @@ impl<'a> Graph<'a> {
             ("channels", cfg.net.channels.to_string()),
             ("latent", cfg.net.latent.to_string()),
             ("alpha", pos.alpha.to_string()),
-            ("kimg", (state.images as f64 / 1000.0).to_string()),
+            ("kimg", kimg(state.images).to_string()),
         ];
         ModelProto {
             ir_version: Some(IR_VERSION),

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod check;
 pub mod checkpoint;
+pub mod clock;
 pub mod data;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod export;

@@ -12,15 +12,14 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::bench::TrainSettings;
-use crate::checkpoint::Checkpoint;
 use crate::data::{self, Dataset};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::samples::{grid, latent_walk};
-use crate::train::config::{TrainConfig, EMOJI};
-use crate::train::cost::Cost;
+use crate::train::checkpoint::{generator_only, holds_a_run, Checkpoint};
+use crate::train::config::{PhaseMark, TrainConfig, EMOJI};
+use crate::train::driver::{Cadence, Driver, Progress, Sink};
 use crate::train::sample::{sample_latents, Sampler};
-use crate::train::state::HistoryPoint;
-use crate::train::trainer::{generator_only, holds_a_run, Due, Stats, Trainer};
+use crate::train::trainer::{Due, Stats, Trainer};
 
 fn js_error(e: anyhow::Error) -> JsValue {
     js_sys::Error::new(&format!("{e:#}")).into()
@@ -100,9 +99,10 @@ impl Frame {
     }
 }
 
-/// What a session runs: a trainer, or only the EMA generator of a checkpoint loaded without data.
+/// What a session runs: a training run, or only the EMA generator of a checkpoint loaded without
+/// data.
 enum Run {
-    Train(Box<Trainer>),
+    Train(Box<Driver>),
     Sample(Box<Sampler>),
 }
 
@@ -110,13 +110,25 @@ enum Run {
 #[wasm_bindgen]
 pub struct Session {
     run: Run,
-    /// Training speed in [`Cost`] units per second, measured over `step()` calls and smoothed as
-    /// the CLI's; `None` until the first call.
-    speed: Option<f64>,
 }
 
-/// `step()`'s object: the last step's losses, and what the run's tick clock says is due after the
-/// steps (the page measures the SWD when `due.swd`, as the CLI logs it).
+/// The page as the driver's sink: it measures the SWD when due and keeps every value in the
+/// session, where the page asks for them ([`Session::status`], [`Session::history`]); it draws
+/// its own sample grids and saves when the person asks.
+struct Page;
+
+impl Sink for Page {
+    fn reports(&self) -> bool {
+        true
+    }
+
+    fn kept(&self) -> String {
+        "The page will not save it; load the last checkpoint you saved and train with a lower learning rate".into()
+    }
+}
+
+/// `step()`'s object: the last step's losses, and what the run's tick clock said was due after the
+/// steps (the SWD, measured then, is in the history's last point).
 #[derive(Serialize)]
 struct StepReport {
     #[serde(flatten)]
@@ -124,24 +136,17 @@ struct StepReport {
     due: Due,
 }
 
-/// `status()`'s object.
+/// `status()`'s object: where the run is, its speed and time left as the command line shows them,
+/// and the schedule's phase changes for the plots.
 #[derive(Serialize)]
 struct Status<'a> {
     /// False for a sampling-only session.
     training: bool,
-    finished: bool,
-    resolution: usize,
     max_resolution: usize,
-    phase: &'static str,
-    alpha: f32,
-    kimg: f64,
-    total_kimg: f64,
-    steps: u64,
-    /// Training time so far (summed over the page's step calls and the native run, if resumed).
-    seconds: f64,
-    /// Seconds of training left at the speed measured so far, counting the slower resolutions
-    /// to come (as the CLI's ETA); null before the first steps and when finished.
-    eta_seconds: Option<f64>,
+    #[serde(flatten)]
+    progress: Progress,
+    /// Where each phase after the first starts; a fade-in names its resolution.
+    phase_marks: Vec<PhaseMark>,
     dataset: Option<DatasetInfo<'a>>,
 }
 
@@ -274,7 +279,7 @@ impl Session {
             let mut cfg = new_config(&config_json, data.emoji)?;
             let data = data.dataset(&mut cfg)?;
             let gpu = Gpu::new(&GpuOptions::default()).await?;
-            Ok(Session::new(Run::Train(Box::new(Trainer::new(gpu, cfg, data)?))))
+            Ok(Session::train(Trainer::new(gpu, cfg, data)?))
         }
         .await
         .map_err(js_error)
@@ -287,7 +292,7 @@ impl Session {
             let mut ck = resumable(&checkpoint)?;
             let data = data.dataset(&mut ck.config)?;
             let gpu = Gpu::new(&GpuOptions::default()).await?;
-            Ok(Session::new(Run::Train(Box::new(Trainer::resume(gpu, &ck, data)?))))
+            Ok(Session::train(Trainer::resume(gpu, &ck, data)?))
         }
         .await
         .map_err(js_error)
@@ -299,7 +304,9 @@ impl Session {
         async {
             let ck = Checkpoint::from_bytes(&checkpoint)?;
             let gpu = Gpu::new(&GpuOptions::default()).await?;
-            Ok(Session::new(Run::Sample(Box::new(Sampler::new(gpu, ck)?))))
+            Ok(Session {
+                run: Run::Sample(Box::new(Sampler::new(gpu, ck)?)),
+            })
         }
         .await
         .map_err(js_error)
@@ -307,90 +314,51 @@ impl Session {
 
     /// Records and submits up to `n` training steps (fewer when the schedule ends), then awaits the
     /// last step's losses: `{d_loss, g_loss, penalty, drift, wasserstein, due: {tick, swd,
-    /// checkpoint, snapshot}}` (`due`: what the run's tick clock says is due after these steps).
-    /// Awaiting keeps the queue of submitted work short, so the page stays responsive.
+    /// checkpoint, snapshot}}` (`due`: what the run's tick clock says is due after these steps;
+    /// the driver has measured the SWD when due). Awaiting keeps the queue of submitted work
+    /// short, so the page stays responsive.
     pub async fn step(&mut self, n: u32) -> Result<JsValue, JsValue> {
         async {
-            let Run::Train(trainer) = &mut self.run else {
+            let Run::Train(driver) = &mut self.run else {
                 bail!("this checkpoint was loaded to sample only: load it with \"resume training\" to train");
             };
-            let start = js_sys::Date::now();
-            let cost = Cost::new(&trainer.cfg);
-            let (mut due, mut work) = (Due::default(), 0.0);
-            for _ in 0..n {
-                if trainer.finished() {
-                    break;
-                }
-                let before = trainer.state.images;
-                due = due.and(trainer.step()?);
-                // The position the step used (the schedule is evaluated at its start).
-                work += cost.per_image(trainer.position().level) * (trainer.state.images - before) as f64;
-            }
-            let stats = trainer.stats().await?;
-            let seconds = (js_sys::Date::now() - start) / 1000.0;
-            trainer.state.seconds += seconds;
-            if let Some(what) = stats.nonfinite() {
-                bail!(
-                    "{}. The page will not save it; load the last checkpoint you saved and train with a \
-                     lower learning rate",
-                    trainer.diverged(what)
-                );
-            }
-            if work > 0.0 && seconds > 0.0 {
-                let r = work / seconds;
-                self.speed = Some(self.speed.map_or(r, |old| 0.8 * old + 0.2 * r));
-            }
-            let pos = trainer.position();
-            trainer.state.record(HistoryPoint {
-                kimg: trainer.state.images as f64 / 1000.0,
-                d_loss: stats.d_loss,
-                g_loss: stats.g_loss,
-                penalty: stats.penalty,
-                wasserstein: stats.wasserstein,
-                swd: None,
-                resolution: pos.res(),
-                alpha: pos.alpha,
-            });
-            to_js(&StepReport { stats, due })
+            let due = driver.advance(n.into(), &mut Page, &|| false).await?;
+            let stats = driver.progress().stats.unwrap_or_default();
+            to_js(&StepReport {
+                stats,
+                due: due.unwrap_or_default(),
+            })
         }
         .await
         .map_err(js_error)
     }
 
-    /// Where the run is: `{training, finished, resolution, max_resolution, phase, alpha, kimg,
-    /// total_kimg, steps, seconds, dataset: {name, images, skipped, first_skipped} | null}`.
+    /// Where the run is: `{training, max_resolution, resolution, phase, alpha, kimg, total_kimg,
+    /// done, steps, finished, seconds, images_per_second, eta_seconds, eta, phase_marks: [{kimg,
+    /// label}], dataset: {name, images, skipped, first_skipped} | null}`; the speed and the time
+    /// left are null before the first steps.
     pub fn status(&self) -> Result<JsValue, JsValue> {
-        let (cfg, state) = match &self.run {
-            Run::Train(t) => (&t.cfg, &t.state),
-            Run::Sample(s) => (&s.ck.config, &s.ck.state),
+        let (cfg, progress) = match &self.run {
+            Run::Train(d) => (d.trainer().cfg(), d.progress()),
+            Run::Sample(s) => (&s.ck.config, Progress::new(&s.ck.config, &s.ck.state, None, None)),
         };
-        let pos = state.position(cfg);
         let dataset = match &self.run {
-            Run::Train(t) => Some(DatasetInfo {
-                name: &t.data.name,
-                images: t.data.count(),
-                skipped: t.data.skipped.len(),
-                first_skipped: t.data.skipped.first().map(|s| format!("{}: {}", s.path, s.reason)),
-            }),
+            Run::Train(d) => {
+                let data = d.trainer().data();
+                Some(DatasetInfo {
+                    name: &data.name,
+                    images: data.count(),
+                    skipped: data.skipped.len(),
+                    first_skipped: data.skipped.first().map(|s| format!("{}: {}", s.path, s.reason)),
+                })
+            }
             Run::Sample(_) => None,
-        };
-        let finished = state.images >= cfg.total_images();
-        let eta_seconds = match (&self.run, self.speed) {
-            (Run::Train(_), Some(speed)) if !finished => Some(Cost::new(cfg).remaining(state.images) / speed),
-            _ => None,
         };
         to_js(&Status {
             training: matches!(self.run, Run::Train(_)),
-            finished,
-            resolution: pos.res(),
             max_resolution: cfg.net.max_res,
-            phase: pos.phase_name(),
-            alpha: pos.alpha,
-            kimg: state.images as f64 / 1000.0,
-            total_kimg: cfg.total_images() as f64 / 1000.0,
-            steps: state.steps,
-            seconds: state.seconds,
-            eta_seconds,
+            progress,
+            phase_marks: cfg.phase_marks(),
             dataset,
         })
         .map_err(js_error)
@@ -401,7 +369,7 @@ impl Session {
     /// it continues or samples; at most 2000 (`HISTORY_POINTS`), thinned as it grows.
     pub fn history(&self) -> Result<JsValue, JsValue> {
         let state = match &self.run {
-            Run::Train(t) => &t.state,
+            Run::Train(d) => d.trainer().state(),
             Run::Sample(s) => &s.ck.state,
         };
         to_js(&state.history).map_err(js_error)
@@ -429,26 +397,6 @@ impl Session {
         self.frame(&latents, frames).await.map_err(js_error)
     }
 
-    /// The sliced Wasserstein distance (x1e3, Karras et al. 2018, section 5) between `swd_images` images
-    /// of the EMA generator and as many real ones at the current resolution: `{levels: [[res, value],
-    /// ...], average}`, or null below 16x16. It draws from its own RNG, seeded as the CLI's (the run's
-    /// seed and the last tick): measuring never changes the run. The average joins the history's
-    /// last point.
-    pub async fn swd(&mut self) -> Result<JsValue, JsValue> {
-        async {
-            let Run::Train(trainer) = &mut self.run else {
-                bail!("the SWD compares with the training images: load the checkpoint with \"resume training\"");
-            };
-            let swd = trainer.logged_swd().await?;
-            if let (Some(swd), Some(last)) = (&swd, trainer.state.history.last_mut()) {
-                last.swd = Some(swd.average);
-            }
-            to_js(&swd)
-        }
-        .await
-        .map_err(js_error)
-    }
-
     /// The checkpoint in the native format (`pggan train --resume` and `pggan generate` read it);
     /// a sampling-only session returns the checkpoint it loaded.
     pub async fn checkpoint(&self) -> Result<Vec<u8>, JsValue> {
@@ -468,20 +416,22 @@ impl Session {
 }
 
 impl Session {
-    fn new(run: Run) -> Session {
-        Session { run, speed: None }
+    fn train(trainer: Trainer) -> Session {
+        Session {
+            run: Run::Train(Box::new(Driver::new(trainer, Cadence::Calls))),
+        }
     }
 
     fn cfg(&self) -> &TrainConfig {
         match &self.run {
-            Run::Train(t) => &t.cfg,
+            Run::Train(d) => d.trainer().cfg(),
             Run::Sample(s) => &s.ck.config,
         }
     }
 
     async fn full_checkpoint(&self) -> Result<Checkpoint> {
         match &self.run {
-            Run::Train(t) => t.checkpoint().await,
+            Run::Train(d) => d.trainer().checkpoint().await,
             Run::Sample(s) => Ok(s.ck.clone()),
         }
     }
@@ -489,7 +439,7 @@ impl Session {
     /// The EMA generator's images for `latents` in a grid of `cols` columns at the final resolution.
     async fn frame(&self, latents: &[f32], cols: usize) -> Result<Frame> {
         let images = match &self.run {
-            Run::Train(t) => t.samples(latents).await?,
+            Run::Train(d) => d.trainer().samples(latents).await?,
             Run::Sample(s) => s.run(latents).await?,
         };
         let cfg = self.cfg();

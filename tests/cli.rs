@@ -95,7 +95,7 @@ fn train_interrupt_resume_generate() {
         "{last}"
     );
     // The checkpoint keeps the run's curves for the page: one point per log line, across the resume.
-    let ck = pggan::checkpoint::load(&run_dir.join("checkpoint.safetensors")).unwrap();
+    let ck = pggan::train::checkpoint::load(&run_dir.join("checkpoint.safetensors")).unwrap();
     let logged: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(ck.state.history.len(), logged.len());
     for (point, line) in ck.state.history.iter().zip(&logged) {

@@ -16,13 +16,12 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use common::{python, python_json, run_pggan as run, temp_dir};
-use pggan::checkpoint::Checkpoint;
 use pggan::gpu::Gpu;
 use pggan::nn::arch;
 use pggan::nn::net::{Net, Params};
 use pggan::rng::Rng;
 use pggan::samples;
-use pggan::train::trainer::load_params;
+use pggan::train::checkpoint::{load_params, Checkpoint};
 use pollster::block_on;
 use serde_json::{json, Value};
 
@@ -156,7 +155,7 @@ fn train(channels: usize) -> Run {
 
 /// A checkpoint's resolution and fade-in alpha.
 fn position(file: &Path) -> (usize, f32) {
-    let ck = pggan::checkpoint::load(file).unwrap();
+    let ck = pggan::train::checkpoint::load(file).unwrap();
     let pos = ck.state.position(&ck.config);
     (pos.res(), pos.alpha)
 }
@@ -312,7 +311,7 @@ fn onnx_discriminator_matches_d_forward() {
     for (what, checkpoint, c, res) in checkpoints() {
         let dir = temp_dir("onnx-d");
         export(checkpoint, &dir, true);
-        let ck = pggan::checkpoint::load(&match checkpoint.is_dir() {
+        let ck = pggan::train::checkpoint::load(&match checkpoint.is_dir() {
             true => checkpoint.join("checkpoint.safetensors"),
             false => checkpoint.to_path_buf(),
         })
@@ -338,7 +337,7 @@ fn onnx_discriminator_matches_d_forward() {
         );
     }
 
-    let mut g_only = pggan::checkpoint::load(&rgb().stable).unwrap();
+    let mut g_only = pggan::train::checkpoint::load(&rgb().stable).unwrap();
     g_only.tensors.retain(|name, _| name.starts_with("g_ema/"));
     let dir = temp_dir("g-only");
     let file = dir.join("generator.safetensors");

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{pggan, run_pggan as run, temp_dir, TINY};
-use pggan::checkpoint::{self, Checkpoint};
 use pggan::rng::Rng;
+use pggan::train::checkpoint::{self, Checkpoint};
 use pggan::train::config::TrainConfig;
 use pggan::train::run::new_run_dir;
 
@@ -411,7 +411,10 @@ fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
     let target = root.join("checkpoint.safetensors");
     std::fs::write(&target, b"the previous checkpoint").unwrap();
     let tmp = full_disk_at(&target);
-    let e = format!("{:#}", checkpoint::write_atomic(&target, &[7u8; 4096]).unwrap_err());
+    let e = format!(
+        "{:#}",
+        pggan::checkpoint::write_atomic(&target, &[7u8; 4096]).unwrap_err()
+    );
     assert!(
         e.contains("checkpoint.safetensors") && e.contains("No space left"),
         "{e}"

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::temp_dir;
-use pggan::checkpoint::{self, Checkpoint};
+use pggan::train::checkpoint::{self, Checkpoint};
 use pggan::train::state::HistoryPoint;
 
 /// The tiny run: 8x8, a tick (and a checkpoint) every 16 images. With --minibatch 8 and

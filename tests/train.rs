@@ -1,13 +1,21 @@
 //! The trainer: schedule arithmetic, exact resume, checkpoints refused when damaged or foreign,
-//! and learning on a trivially learnable dataset (all on the test adapter, tiny shapes).
+//! learning on a trivially learnable dataset, and the run driver's collective calls, the same on
+//! every rank (all on the test adapter, tiny shapes).
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
-use pggan::checkpoint::Checkpoint;
+use std::sync::atomic::AtomicBool;
+
 use pggan::data::{Dataset, Images};
+use pggan::gpu::{Gpu, Tensor};
 use pggan::rng::Rng;
+use pggan::train::checkpoint::Checkpoint;
 use pggan::train::config::{parse_res_map, TrainConfig};
+use pggan::train::dist::Replicas;
+use pggan::train::driver::{Cadence, Driver, Follower, Outcome};
+use pggan::train::run::{self, RunOptions};
+use pggan::train::step::Grad;
 use pggan::train::trainer::Trainer;
 use pollster::block_on;
 
@@ -143,7 +151,7 @@ fn the_schedule_is_evaluated_every_four_minibatches() {
     for _ in 0..12 {
         t.step().unwrap();
         let p = t.position();
-        seen.push((t.state.schedule_images, p.level, p.alpha, t.model.d.adam.t));
+        seen.push((t.state().schedule_images, p.level, p.alpha, t.model().d.adam.t));
     }
     assert!(seen[..8].iter().all(|s| s.1 == 1 && s.2 == 1.0), "{seen:?}");
     assert_eq!(seen[7].0, 16);
@@ -245,7 +253,7 @@ fn the_history_is_saved_under_the_checksum_and_thinned() {
         ..HistoryPoint::default()
     };
     for i in 0..3 {
-        t.state.record(point(i));
+        t.record(point(i));
     }
     let ck = block_on(t.checkpoint()).unwrap();
     let bytes = ck.to_bytes().unwrap();
@@ -288,11 +296,11 @@ fn a_nonfinite_tensor_is_found_by_name() {
     let mut t = Trainer::new(common::gpu(), tiny(), random_data(8, 8, 4)).unwrap();
     run_steps(&mut t, 2);
     assert_eq!(block_on(t.first_nonfinite()).unwrap(), None);
-    let w = &t.model.g.adam.v.w[4];
-    let mut values = block_on(t.gpu.download(w)).unwrap();
+    let w = &t.model().g.adam.v.w[4];
+    let mut values = block_on(t.gpu().download(w)).unwrap();
     let last = values.len() - 1;
     values[last] = f32::INFINITY;
-    t.gpu.write(w, &values).unwrap();
+    t.gpu().write(w, &values).unwrap();
     assert_eq!(
         block_on(t.first_nonfinite()).unwrap().as_deref(),
         Some("g_v/8x8/conv1/w")
@@ -400,7 +408,7 @@ fn learns_two_flat_colours_at(precision: &str) {
     cfg.schedule.phase_kimg = 1.6;
     cfg.schedule.lr = 0.002;
     cfg.ema_beta = 0.9;
-    cfg.precision = precision.into();
+    cfg.precision = precision.parse().unwrap();
     let mut t = Trainer::new(common::gpu(), cfg, flat(64, 4, &colours)).unwrap();
     let z = Rng::new(9).normals(64 * 8);
     let (d0, v0) = colour_stats(&block_on(t.samples(&z)).unwrap(), &colours);
@@ -424,4 +432,128 @@ fn learns_two_flat_colours() {
 #[test]
 fn learns_two_flat_colours_in_mixed_precision() {
     learns_two_flat_colours_at("mixed");
+}
+
+/// One rank of a two-rank run inside this process: it records every collective call it makes, and
+/// answers as the other rank would if it held the same values (the mean of equal gradients is each
+/// one, a gather holds the value twice). After `stop_after` reductions of D's gradient it reports
+/// a stop request, as a signal on any rank would.
+struct Recorder {
+    rank: usize,
+    calls: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+    d_reductions: u64,
+    stop_after: u64,
+}
+
+impl Replicas for Recorder {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        2
+    }
+
+    fn average(&mut self, _gpu: &Gpu, grad: &Tensor, which: Grad) -> anyhow::Result<()> {
+        self.d_reductions += u64::from(which == Grad::D);
+        self.calls
+            .borrow_mut()
+            .push(format!("average {which:?} {:?}", grad.shape));
+        Ok(())
+    }
+
+    fn stop_agreed(&self) -> bool {
+        self.d_reductions >= self.stop_after
+    }
+
+    fn all_gather(&mut self, value: u64) -> anyhow::Result<Vec<u64>> {
+        self.calls.borrow_mut().push("all_gather".into());
+        Ok(vec![value; 2])
+    }
+
+    fn broadcast(&mut self, bytes: &mut Vec<u8>) -> anyhow::Result<()> {
+        self.calls.borrow_mut().push(format!("broadcast {}", bytes.len()));
+        Ok(())
+    }
+
+    fn reduce_seconds(&self) -> f64 {
+        0.0
+    }
+}
+
+/// The collective calls rank `rank` of a two-rank run makes, from `distribute` to the run's end:
+/// rank 0 through the native run folder ([`run::train`]: logs, samples, SWD, checkpoints and
+/// snapshots), rank 1 through the follower's sink, as `train::mpi::follow` runs it. A stop
+/// request after `stop_after` steps ends the run early.
+fn collective_calls(rank: usize, cfg: &TrainConfig, stop_after: u64) -> (Outcome, Vec<String>) {
+    let calls = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let mut trainer = Trainer::new(common::gpu(), cfg.clone(), random_data(16, 8, 3)).unwrap();
+    let recorder = Recorder {
+        rank,
+        calls: calls.clone(),
+        d_reductions: 0,
+        stop_after,
+    };
+    block_on(trainer.distribute(Box::new(recorder))).unwrap();
+    let mut driver = Driver::new(trainer, Cadence::Ticks);
+    let outcome = match rank {
+        0 => {
+            let dir = common::temp_dir("collectives");
+            let never = AtomicBool::new(false);
+            let opts = RunOptions {
+                grid: 2,
+                stop: &never,
+                progress: false,
+                tick_lines: false,
+                tensorboard: true,
+            };
+            run::train(&mut driver, &dir, &opts, "new run").unwrap()
+        }
+        _ => block_on(driver.run(&mut Follower { rank, ranks: 2 }, &|| false)).unwrap(),
+    };
+    let calls = calls.borrow().clone();
+    (outcome, calls)
+}
+
+#[test]
+fn every_rank_makes_the_same_collective_calls() {
+    // Minibatch 8 (4 per rank), a tick every 2 steps with a checkpoint, a snapshot and an SWD at
+    // each: 15 steps through two phase changes; then the same stopped by a request at step 7.
+    let mut cfg = tiny();
+    cfg.schedule.minibatch = 8;
+    cfg.schedule.phase_kimg = 0.04;
+    cfg.tick_kimg = 0.016;
+    (cfg.checkpoint_ticks, cfg.snapshot_ticks, cfg.swd_ticks, cfg.swd_images) = (1, 1, 1, 8);
+    for (stop_after, want) in [(u64::MAX, Outcome::Finished), (6, Outcome::Interrupted)] {
+        let (lead, leader_calls) = collective_calls(0, &cfg, stop_after);
+        let (follow, follower_calls) = collective_calls(1, &cfg, stop_after);
+        assert_eq!((&lead, &follow), (&want, &want));
+        // distribute's checks and broadcasts, two reductions per step, and at each tick the model's
+        // check and the five mean losses.
+        let reductions = leader_calls.iter().filter(|c| c.starts_with("average")).count();
+        let gathers = leader_calls.iter().filter(|c| *c == "all_gather").count();
+        eprintln!(
+            "{want:?}: {} calls, {reductions} reductions, {gathers} gathers",
+            leader_calls.len()
+        );
+        assert!(reductions >= 12 && gathers > 6, "{leader_calls:?}");
+        assert_eq!(leader_calls, follower_calls);
+    }
+}
+
+/// A run folder written by pggan before the run driver and the typed precision (`pggan train` on
+/// the emoji set at 8x8 with `--precision auto`, 2 steps): its config.json reads back and is
+/// written again byte for byte, and its checkpoint loads and resumes.
+#[test]
+fn a_run_saved_before_the_driver_loads_and_resumes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/before-driver");
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let cfg = TrainConfig::from_json(&text).unwrap();
+    assert_eq!(cfg.precision, pggan::gpu::PrecisionChoice::Auto);
+    assert_eq!(serde_json::to_string_pretty(&cfg).unwrap(), text);
+    let ck = pggan::train::checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
+    assert_eq!((ck.config.clone(), ck.state.steps, ck.state.history.len()), (cfg, 2, 1));
+    let mut t = Trainer::resume(common::gpu(), &ck, random_data(16, 8, 3)).unwrap();
+    run_steps(&mut t, 2);
+    assert_eq!(t.state().steps, 4);
 }

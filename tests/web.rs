@@ -129,7 +129,7 @@ async fn the_training_benchmark_runs_in_the_browser() {
 // The page's API (src/web.rs) on a tiny run: 8x8 RGB, 8 feature maps, latent 8, minibatch 4,
 // 20 images per phase; datasets decoded in chunks as the page does.
 mod session {
-    use pggan::checkpoint::Checkpoint;
+    use pggan::train::checkpoint::Checkpoint;
     use pggan::web::{DatasetLoader, Files, Frame, Session};
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_test::*;
@@ -240,8 +240,16 @@ mod session {
             (0.036, 8.0, num(&stats, "d_loss"))
         );
 
-        // The sliced Wasserstein distance needs 16x16; at 8x8 there is none.
-        assert!(s.swd().await.unwrap().is_null());
+        // The sliced Wasserstein distance needs 16x16; at 8x8 the history has none.
+        assert!(get(&point, "swd").is_undefined());
+        // The speed and the time left as the command line writes them, and the schedule's phases.
+        assert!(num(&st, "images_per_second") > 0.0);
+        assert!(get(&st, "eta").as_string().unwrap().ends_with('s'));
+        let marks = get(&st, "phase_marks");
+        assert_eq!(
+            js_sys::JSON::stringify(&marks).unwrap(),
+            r#"[{"kimg":0.02,"label":"8x8"},{"kimg":0.04,"label":""}]"#
+        );
 
         let grid: Frame = s.samples(2).await.unwrap();
         assert_eq!((grid.width, grid.height, grid.rgba().len()), (16, 16, 16 * 16 * 4));

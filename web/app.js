@@ -9,20 +9,18 @@ const $ = (id) => document.getElementById(id);
 const SERIES = { d_loss: "D loss", g_loss: "G loss", penalty: "Gradient penalty", wasserstein: "Wasserstein estimate" };
 const SAMPLE_EVERY_MS = 3000;
 const WALK_FRAMES = 24;
-// The history is thinned as src/train/state.rs thins the one saved in checkpoints (HISTORY_POINTS).
-const HISTORY_POINTS = 2000;
 // Sample grids kept for the history slider (at most 1 MiB each at 64x64).
 const GRIDS_KEPT = 32;
 const IMAGE_FILE = /\.(png|jpe?g|webp|bmp|gif)$/i;
 
 let session = null;
-// The session's configuration, parsed once when the session is adopted.
-let runConfig = null;
 let running = false;
 let loop = Promise.resolve();
 // The run's curves: {kimg, d_loss, g_loss, penalty, wasserstein, swd?, resolution, alpha}, as the
-// session keeps them (`Session.history`).
+// session keeps (and thins) them (`Session.history`).
 let history = [];
+// Where the schedule's phases start, from the session's status: {kimg, label}.
+let phaseMarks = [];
 // Recent sample grids, oldest first: {kimg, res, side, image (a canvas at the grid's own size)}.
 let grids = [];
 // The grid the slider shows (an index into `grids`), or null to follow the newest.
@@ -85,25 +83,31 @@ function merge(base, given) {
   return base;
 }
 
+// The page's settings: every control marked with the configuration field it sets (index.html's
+// `data-setting`, checked against the configuration by tests/settings.rs).
+const settingControls = () => [...document.querySelectorAll("[data-setting]")];
+
+// A control's value at `cfg`'s dotted path `path`, creating the objects on the way.
+function setPath(cfg, path, value) {
+  const keys = path.split(".");
+  const last = keys.pop();
+  let at = cfg;
+  for (const k of keys) at = at[k] ??= {};
+  at[last] = value;
+}
+
 function readConfig() {
-  const int = (id) => {
-    const v = Number($(id).value);
-    if (!Number.isInteger(v) || v < 0) throw new Error(`${$(id).closest("label").firstChild.textContent.trim()} must be a whole number`);
-    return v;
-  };
-  const phaseKimg = Number($("phase-kimg").value);
-  if (!(phaseKimg > 0)) throw new Error("kimg per phase must be a positive number");
-  const cfg = {
-    net: {
-      max_res: int("max-res"),
-      channels: int("channels"),
-      fmap_base: int("fmap-base"),
-      fmap_max: int("fmap-max"),
-      latent: int("latent"),
-    },
-    schedule: { minibatch: int("minibatch"), phase_kimg: phaseKimg },
-    seed: int("seed"),
-  };
+  const cfg = {};
+  for (const el of settingControls()) {
+    const v = Number(el.value);
+    const name = el.closest("label").firstChild.textContent.trim();
+    if (el.step === "any") {
+      if (!(v > 0)) throw new Error(`${name} must be a positive number`);
+    } else if (!Number.isInteger(v) || v < 0) {
+      throw new Error(`${name} must be a whole number`);
+    }
+    setPath(cfg, el.dataset.setting, v);
+  }
   const extra = $("extra-json").value.trim();
   if (extra) {
     let given;
@@ -171,89 +175,44 @@ function adopt(next) {
   if (session) session.free();
   session = next;
   history = session.history();
+  phaseMarks = session.status().phase_marks;
   grids = [];
   shownGrid = null;
   unsaved = false;
-  rate.reset();
   const cfg = session.config();
   $("config-json").textContent = cfg;
-  runConfig = JSON.parse(cfg);
-  showConfig(runConfig);
+  showConfig(JSON.parse(cfg));
   drawPlots();
 }
 
 // The controls show the configuration of the run in use (a loaded checkpoint's included).
 function showConfig(cfg) {
-  const set = { "max-res": cfg.net.max_res, channels: cfg.net.channels, "fmap-base": cfg.net.fmap_base,
-    "fmap-max": cfg.net.fmap_max, latent: cfg.net.latent, minibatch: cfg.schedule.minibatch,
-    "phase-kimg": cfg.schedule.phase_kimg, seed: cfg.seed };
-  for (const [id, value] of Object.entries(set)) {
-    const el = $(id);
+  for (const el of settingControls()) {
+    const value = el.dataset.setting.split(".").reduce((at, k) => at[k], cfg);
     if (el.tagName === "SELECT" && ![...el.options].some((o) => o.value === String(value))) el.add(new Option(value));
     el.value = String(value);
   }
 }
 
-const rate = {
-  reset() {
-    this.last = null;
-    this.value = null;
-  },
-  update(images) {
-    const now = performance.now();
-    if (this.last && now > this.last.t) {
-      const r = ((images - this.last.images) * 1000) / (now - this.last.t);
-      this.value = this.value === null ? r : 0.8 * this.value + 0.2 * r;
-    }
-    this.last = { t: now, images };
-  },
-};
-
-// "3h05m", "12m30s", "40s", as the CLI writes its ETA.
-function duration(secs) {
-  const s = Math.max(0, Math.round(secs));
-  const two = (n) => String(n).padStart(2, "0");
-  if (s >= 3600) return `${Math.floor(s / 3600)}h${two(Math.floor((s % 3600) / 60))}m`;
-  if (s >= 60) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
-  return `${s}s`;
-}
-
+// The figures as the session computes them (src/train/driver.rs, `Progress`).
 function showProgress(st) {
   $("p-res").textContent = `${st.resolution}x${st.resolution} of ${st.max_resolution}`;
   $("p-phase").textContent = st.phase;
   $("p-alpha").textContent = st.alpha.toFixed(3);
   $("p-kimg").textContent = `${st.kimg.toFixed(3)} / ${st.total_kimg}`;
-  $("p-rate").textContent = rate.value === null ? "–" : rate.value.toFixed(1);
+  $("p-rate").textContent = st.images_per_second === null ? "–" : st.images_per_second.toFixed(1);
   $("p-steps").textContent = String(st.steps);
-  const done = Math.min(1, st.kimg / st.total_kimg);
-  $("progress-bar").value = done;
-  let text = `${(100 * done).toFixed(1)}% of the schedule (${st.kimg.toFixed(3)} of ${st.total_kimg} kimg)`;
+  $("progress-bar").value = st.done;
+  let text = `${(100 * st.done).toFixed(1)}% of the schedule (${st.kimg.toFixed(3)} of ${st.total_kimg} kimg)`;
   if (st.finished) text = `Schedule complete (${st.total_kimg} kimg)`;
-  else if (st.eta_seconds !== null && st.eta_seconds !== undefined) text += `, about ${duration(st.eta_seconds)} left`;
+  else if (st.eta !== null) text += `, about ${st.eta} left`;
   $("progress-text").textContent = text;
 }
 
-// One point per batch of steps, thinned as the session thins its own copy, so the two stay equal.
-function record(point) {
-  history.push(point);
-  const n = history.length;
-  if (n < HISTORY_POINTS) return;
-  const dropped = (i) => (n - 1 - i) % 2 === 1;
-  const swdDropped = history.filter((p, i) => dropped(i) && p.swd !== undefined).length;
-  const keepSwd = swdDropped < HISTORY_POINTS / 4;
-  history = history.filter((p, i) => !dropped(i) || (keepSwd && p.swd !== undefined));
-}
-
-// Where the schedule changes phase: each resolution's fade-in (labelled) and stabilisation.
-function phaseMarkers(cfg) {
-  if (!cfg) return [];
-  const phases = 2 * (Math.log2(cfg.net.max_res) - 1) - 2;
-  const out = [];
-  for (let p = 1; p <= phases; p++) {
-    const res = 2 ** (Math.ceil(p / 2) + 2);
-    out.push({ kimg: p * cfg.schedule.phase_kimg, label: p % 2 ? `${res}x${res}` : "" });
-  }
-  return out;
+// The newest sliced Wasserstein distance of the history, where one was measured.
+function showSwd() {
+  const last = history.findLast((h) => h.swd !== undefined && h.swd !== null);
+  if (last) $("p-swd").textContent = `${last.swd.toFixed(1)} at ${last.kimg.toFixed(1)} kimg`;
 }
 
 function drawPlots() {
@@ -263,24 +222,10 @@ function drawPlots() {
     charts.swd = new Chart($("plot-swd"), "SWD x1e3 (average over levels)", { smoothed: false });
   }
   const weight = Number($("smoothing").value);
-  const markers = phaseMarkers(runConfig);
+  const markers = phaseMarks;
   for (const key of Object.keys(SERIES)) charts[key].update(history.map((h) => [h.kimg, h[key]]), weight, markers);
   const swd = history.filter((h) => h.swd !== undefined && h.swd !== null);
   charts.swd.update(swd.map((h) => [h.kimg, h.swd]), weight, markers);
-}
-
-// Every swd_ticks ticks of the run's configuration (as the CLI logs it), from 16x16 on.
-// When to measure is the trainer's tick clock (`due.swd` of a step), the CLI's rule.
-async function measureSwd(st, due) {
-  if (!due.swd) return;
-  const cfg = runConfig;
-  say(`Measuring the sliced Wasserstein distance (${cfg.swd_images} images)…`);
-  const swd = await serial(() => session.swd());
-  say("Training…");
-  if (swd === null) return;
-  // The session adds it to its history's last point; so does the page.
-  history[history.length - 1].swd = swd.average;
-  $("p-swd").textContent = `${swd.average.toFixed(1)} at ${st.kimg.toFixed(1)} kimg`;
 }
 
 // A WASM `Frame` on a canvas of its own size.
@@ -413,16 +358,17 @@ async function trainLoop() {
   try {
     while (running) {
       const t0 = performance.now();
-      const [stats, st] = await serial(async () => [await session.step(n), session.status()]);
+      const [st, h] = await serial(async () => {
+        await session.step(n);
+        return [session.status(), session.history()];
+      });
       // Aim for batches of about 0.1-0.4 s: responsive page, few read-backs.
       const dt = performance.now() - t0;
       n = dt < 100 ? Math.min(2 * n, 32) : dt > 400 ? Math.max(1, n >> 1) : n;
-      const { due, d_loss, g_loss, penalty, wasserstein } = stats;
-      record({ kimg: st.kimg, d_loss, g_loss, penalty, wasserstein, resolution: st.resolution, alpha: st.alpha });
+      history = h;
       unsaved = true;
-      rate.update(st.kimg * 1000);
       showProgress(st);
-      await measureSwd(st, due);
+      showSwd();
       drawPlots();
       if (st.finished) running = false;
       else if (performance.now() - lastSamples > SAMPLE_EVERY_MS) {
@@ -541,8 +487,8 @@ async function save(exportOnly) {
 function reset() {
   session.free();
   session = null;
-  runConfig = null;
   history = [];
+  phaseMarks = [];
   grids = [];
   shownGrid = null;
   unsaved = false;

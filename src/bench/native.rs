@@ -13,7 +13,7 @@ use crate::gpu::{Gpu, RecordStats};
 use crate::metrics::Swd;
 use crate::ops::conv::{self, Pass, Tile};
 use crate::ops::{act, blas, dense};
-use crate::train::config::TrainConfig;
+use crate::train::config::{kimg, TrainConfig};
 use crate::train::trainer::Trainer;
 
 /// One benchmarked layer shape.
@@ -298,24 +298,24 @@ pub fn quality(trainer: &mut Trainer, swd_images: usize) -> Result<QualityReport
             phase = pos.phase;
             eprintln!(
                 "{:7.1} kimg  {r}x{r} {}  ({:.0} s)",
-                trainer.state.images as f64 / 1000.0,
+                kimg(trainer.state().images),
                 pos.phase_name(),
                 start.elapsed().as_secs_f64(),
                 r = pos.res()
             );
         }
         trainer.step()?;
-        if trainer.state.steps.is_multiple_of(8) {
-            trainer.gpu.wait()?;
+        if trainer.state().steps.is_multiple_of(8) {
+            trainer.gpu().wait()?;
         }
     }
-    trainer.gpu.wait()?;
+    trainer.gpu().wait()?;
     let seconds = start.elapsed().as_secs_f64();
-    let swd = pollster::block_on(trainer.swd(swd_images, trainer.cfg.seed ^ 0x51ED))?;
+    let swd = pollster::block_on(trainer.swd(swd_images, trainer.cfg().seed ^ 0x51ED))?;
     Ok(QualityReport {
-        kimg: trainer.state.images as f64 / 1000.0,
+        kimg: kimg(trainer.state().images),
         seconds,
-        images_per_second: trainer.state.images as f64 / seconds,
+        images_per_second: trainer.state().images as f64 / seconds,
         swd_images,
         swd,
     })

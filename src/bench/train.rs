@@ -5,13 +5,15 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now;
 use crate::gpu::{Gpu, Precision, Profile, RecordStats, Tensor};
 use crate::nn::config::res_of;
 use crate::nn::NetConfig;
+use crate::ops::loss::STATS;
 use crate::rng::Rng;
+use crate::train::checkpoint::nonfinite_counts;
 use crate::train::dist::{local_minibatch, Replicas, StepTimes};
 use crate::train::step::{self, check_batch, Model, StepConfig, StepInputs};
-use crate::train::trainer::nonfinite_counts;
 
 /// The settings of `pggan bench train` (its flags) and of the page's `bench_train` (a JSON object
 /// with any of these fields; those left out keep the CLI's defaults: the official channel counts).
@@ -188,11 +190,13 @@ pub async fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
 pub async fn train_on(gpu: &Gpu, b: &TrainBench, mut replicas: Option<&mut dyn Replicas>) -> Result<Vec<TrainRow>> {
     b.validate()?;
     gpu.set_layer_precision(Precision::parse(&b.precision, &gpu.precision)?)?;
-    crate::ops::conv::verify_mixed_layers(gpu).await?;
+    if let Some(warning) = crate::ops::conv::verify_mixed_layers(gpu).await? {
+        eprintln!("warning: {warning}");
+    }
     let n = local_minibatch(b.minibatch, replicas.as_ref().map_or(1, |r| r.size()))?;
     let mut rng = Rng::new(1);
     let mut model = Model::new(gpu, &b.net, |s| gpu.upload(&rng.normals(s.iter().product()), s))?;
-    let (sc, stats) = (StepConfig::default(), gpu.zeros(&[5])?);
+    let (sc, stats) = (StepConfig::default(), gpu.zeros(&[STATS])?);
     let mut rows = Vec::new();
     for &res in &b.resolutions {
         let level = res.trailing_zeros() as usize - 1;
@@ -260,24 +264,6 @@ pub async fn train_on(gpu: &Gpu, b: &TrainBench, mut replicas: Option<&mut dyn R
         gpu.trim_pool();
     }
     Ok(rows)
-}
-
-/// Seconds on the host's monotonic clock: `Instant` natively, the page's `performance.now()` in the
-/// browser (std's clock panics there).
-#[cfg(not(target_arch = "wasm32"))]
-fn now() -> f64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
-}
-
-#[cfg(target_arch = "wasm32")]
-fn now() -> f64 {
-    #[wasm_bindgen::prelude::wasm_bindgen]
-    extern "C" {
-        #[wasm_bindgen(js_namespace = performance, js_name = now)]
-        fn performance_now() -> f64;
-    }
-    performance_now() / 1e3
 }
 
 /// One resolution's step, ready to be timed.

@@ -317,14 +317,17 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
         precision,
     } = a;
     let mut cfg = bench::quality_config(resolution, phase_kimg, seed);
-    cfg.precision = precision;
+    cfg.precision = precision.parse()?;
     cfg.validate()?;
     // Refused here, before the data set is prepared, where the adapter cannot run it.
-    Precision::parse(&cfg.precision, &gpu.precision)?;
+    cfg.precision.resolve(&gpu.precision)?;
     let data = super::train::load_data("emoji", 3, resolution, &cache)?;
     let mut trainer = pggan::train::trainer::Trainer::new(gpu, cfg, data)?;
+    if let Some(warning) = trainer.precision_warning() {
+        eprintln!("warning: {warning}");
+    }
     let r = bench::quality(&mut trainer, swd_images)?;
-    let layers = trainer.gpu.layer_precision();
+    let layers = trainer.gpu().layer_precision();
     if !json {
         println!(
             "quality: emoji to {resolution}x{resolution}, {phase_kimg} kimg per phase ({} kimg), \
@@ -344,9 +347,9 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
     Ok(serde_json::json!({
         "bench": "quality",
         "adapter": adapter,
-        "config": trainer.cfg,
+        "config": trainer.cfg(),
         "precision": format!("{layers:?}"),
-        "layers": pggan::ops::conv::describe_layers(&trainer.gpu),
+        "layers": pggan::ops::conv::describe_layers(trainer.gpu()),
         "result": r,
     }))
 }
@@ -360,7 +363,9 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
         precision,
     } = a;
     gpu.set_layer_precision(Precision::parse(&precision, &gpu.precision)?)?;
-    pollster::block_on(pggan::ops::conv::verify_mixed_layers(&gpu))?;
+    if let Some(warning) = pollster::block_on(pggan::ops::conv::verify_mixed_layers(&gpu))? {
+        eprintln!("warning: {warning}");
+    }
     let tiles = match tiles {
         None => Vec::new(),
         Some(names) if names.is_empty() => pggan::ops::conv::Kernel::of(&gpu, gpu.layer_precision())?.tiles(),

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use anyhow::{ensure, Context, Result};
 use clap::Args;
-use pggan::checkpoint::{self, Checkpoint};
 use pggan::data::{self, Dataset};
-use pggan::gpu::{Gpu, GpuOptions};
-use pggan::train::config::{parse_res_map, TrainConfig, EMOJI};
+use pggan::gpu::{Gpu, GpuOptions, PrecisionChoice};
+use pggan::train::checkpoint::{self, Checkpoint};
+use pggan::train::config::{kimg, parse_res_map, TrainConfig, EMOJI};
 use pggan::train::dist::Replicas;
-use pggan::train::run::{self, Outcome, RunOptions, CHECKPOINT, CONFIG};
+use pggan::train::driver::{Cadence, Driver, Outcome};
+use pggan::train::run::{self, RunOptions, CHECKPOINT, CONFIG};
 use pggan::train::trainer::Trainer;
 use pollster::block_on;
 
@@ -60,6 +61,27 @@ pub struct TrainArgs {
     /// Learning rate per resolution, e.g. `128=0.0015`.
     #[arg(long)]
     pub lr_res: Option<String>,
+    /// Adam's beta1. Default: 0.
+    #[arg(long)]
+    pub beta1: Option<f32>,
+    /// Adam's beta2. Default: 0.99.
+    #[arg(long)]
+    pub beta2: Option<f32>,
+    /// Adam's epsilon. Default: 1e-8.
+    #[arg(long)]
+    pub epsilon: Option<f32>,
+    /// Weight of the gradient penalty (lambda). Default: 10.
+    #[arg(long)]
+    pub lambda: Option<f32>,
+    /// The penalty's target gradient norm (gamma). Default: 1.
+    #[arg(long)]
+    pub gamma: Option<f32>,
+    /// Weight of the drift term, eps_drift E[D(real)^2]. Default: 0.001.
+    #[arg(long)]
+    pub drift: Option<f32>,
+    /// Decay of the generator's moving average (the EMA generator). Default: 0.999.
+    #[arg(long)]
+    pub ema_beta: Option<f32>,
     /// Thousands of real images per fade-in and per stabilisation phase (fractions allowed). Default: 20.
     #[arg(long)]
     pub phase_kimg: Option<f64>,
@@ -108,7 +130,7 @@ pub struct TrainArgs {
     /// (mixed where the adapter has f16 arithmetic). Kept in config.json when not f32; a resumed
     /// run keeps its own unless given. Default: f32.
     #[arg(long)]
-    pub precision: Option<String>,
+    pub precision: Option<PrecisionChoice>,
 }
 
 // Defaults live here rather than in clap attributes so that `TrainArgs::default()`, what `pggan`
@@ -130,7 +152,9 @@ impl TrainArgs {
              cfg.checkpoint_ticks => self.checkpoint_ticks, cfg.seed => self.seed, cfg.data => self.data,
              cfg.swd_ticks => self.swd_ticks, cfg.swd_images => self.swd_images,
              cfg.snapshot_ticks => self.snapshot_ticks, cfg.snapshots => self.snapshots,
-             cfg.precision => self.precision);
+             cfg.precision => self.precision, cfg.beta1 => self.beta1, cfg.beta2 => self.beta2,
+             cfg.epsilon => self.epsilon, cfg.lambda => self.lambda, cfg.gamma => self.gamma,
+             cfg.drift => self.drift, cfg.ema_beta => self.ema_beta);
         if self.total_kimg.is_some() {
             s.total_kimg = self.total_kimg;
         }
@@ -215,11 +239,18 @@ fn read_checkpoint(file: &Path, replicas: Option<&mut dyn Replicas>) -> Result<C
         return checkpoint::load(file);
     };
     let mut bytes = match r.rank() {
-        0 => checkpoint::read(file)?,
+        0 => pggan::checkpoint::read(file)?,
         _ => Vec::new(),
     };
     r.broadcast(&mut bytes)?;
     checkpoint::load_bytes(file, &bytes)
+}
+
+/// Where a run goes: its folder (none on the ranks other than 0) and a line for its log about where
+/// it comes from.
+struct Destination {
+    dir: PathBuf,
+    origin: String,
 }
 
 /// A new run, or `--resume` of one; with `replicas`, one process of a data-parallel run, where
@@ -228,103 +259,20 @@ fn train(
     args: &TrainArgs,
     gpu: &GpuOptions,
     stop: Arc<AtomicBool>,
-    mut replicas: Option<Box<dyn Replicas>>,
+    replicas: Option<Box<dyn Replicas>>,
 ) -> Result<Outcome> {
     let lead = replicas.as_ref().is_none_or(|r| r.rank() == 0);
-    let (mut trainer, dir, origin) = match &args.resume {
-        Some(path) => {
-            let (file, run_dir) = match lead {
-                true => resume_source(path)?,
-                false => (path.clone(), None),
-            };
-            let ck = read_checkpoint(&file, replicas.as_mut().map(|r| r.as_mut() as &mut dyn Replicas))?;
-            let mut cfg = ck.config.clone();
-            if let Some(file) = &args.config {
-                cfg = read_json_config(file)?;
-            }
-            args.apply(&mut cfg)?;
-            ck.config.check_resumable_as(&cfg)?;
-            // Where the run continues is known, and writable, before the dataset and the GPU.
-            match &run_dir {
-                Some(dir) => run::check_writable(dir)?,
-                None if lead => run::check_writable(&args.out())?,
-                None => {}
-            }
-            let data = load_dataset(&cfg, &cache_dir(args))?;
-            let mut ck = ck;
-            ck.config = cfg;
-            let mut trainer = Trainer::resume(block_on(Gpu::new(gpu))?, &ck, data)?;
-            if let Some(r) = replicas.take() {
-                block_on(trainer.distribute(r))?;
-            }
-            let kimg = trainer.state.images as f64 / 1000.0;
-            let (dir, origin) = match run_dir {
-                Some(dir) => {
-                    let origin = format!("resuming at kimg {kimg:.3} (step {})", trainer.state.steps);
-                    (dir, origin)
-                }
-                None if !lead => (PathBuf::new(), String::new()),
-                None => {
-                    // Any other checkpoint file (a snapshot, a copy, the page's) leaves its run
-                    // untouched: the continuation is a new run that records where it came from.
-                    let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
-                    let from = file.canonicalize().unwrap_or(file.clone());
-                    (
-                        dir,
-                        format!("new run resumed from {} at kimg {kimg:.3}", from.display()),
-                    )
-                }
-            };
-            if lead {
-                eprintln!("{}: {origin}", dir.display());
-                eprintln!("precision: {}", pggan::ops::conv::describe_layers(&trainer.gpu));
-            }
-            (trainer, dir, origin)
-        }
-        None => {
-            let mut cfg = match &args.config {
-                Some(file) => read_json_config(file)?,
-                None => TrainConfig::default(),
-            };
-            args.apply(&mut cfg)?;
-            if lead {
-                run::check_writable(&args.out())?;
-            }
-            let data = load_dataset(&cfg, &cache_dir(args))?;
-            let mut trainer = Trainer::new(block_on(Gpu::new(gpu))?, cfg, data)?;
-            if let Some(r) = replicas.take() {
-                block_on(trainer.distribute(r))?;
-            }
-            if !lead {
-                (trainer, PathBuf::new(), String::new())
-            } else {
-                let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
-                eprintln!("new run {}", dir.display());
-                eprintln!("precision: {}", pggan::ops::conv::describe_layers(&trainer.gpu));
-                (trainer, dir, "new run".to_string())
-            }
-        }
+    let (trainer, to) = match &args.resume {
+        Some(path) => resumed(args, gpu, path, replicas, lead)?,
+        None => started(args, gpu, replicas, lead)?,
     };
-    match trainer.rank() {
-        (_, 1) => eprintln!("adapter: {}", trainer.gpu.describe()),
-        // Each process resolves `auto` and checks the cooperative kernel on its own device. The
-        // line is formatted first: stderr is unbuffered, and the processes share it.
-        (rank, ranks) => {
-            let line = format!(
-                "rank {rank} of {ranks}: adapter {}, precision {}",
-                trainer.gpu.describe(),
-                pggan::ops::conv::describe_layers(&trainer.gpu)
-            );
-            eprintln!("{line}");
-        }
+    if let Some(warning) = trainer.precision_warning() {
+        eprintln!("warning: {warning}");
     }
-    if trainer.gpu.info.device_type == wgpu::DeviceType::Cpu {
-        eprintln!(
-            "warning: {} is a software adapter (the GPU is emulated on the CPU): training runs \
-             hundreds of times slower than on a GPU; the ETA counts every resolution still to come",
-            trainer.gpu.info.name
-        );
+    if lead {
+        eprintln!("precision: {}", pggan::ops::conv::describe_layers(trainer.gpu()));
     }
+    describe_adapter(&trainer);
     let flag = stop.clone();
     // The first Ctrl-C, SIGTERM or SIGHUP stops after the current step with a checkpoint; a
     // second one exits at once.
@@ -334,6 +282,10 @@ fn train(
         }
     })
     .context("cannot install the signal handler")?;
+    #[cfg(feature = "mpi")]
+    if !lead {
+        return pggan::train::mpi::follow(trainer);
+    }
     let terminal = std::io::stderr().is_terminal();
     let opts = RunOptions {
         grid: args.grid.unwrap_or(8),
@@ -342,19 +294,130 @@ fn train(
         tick_lines: !args.quiet && !terminal,
         tensorboard: !args.no_tensorboard,
     };
-    #[cfg(feature = "mpi")]
-    if !lead {
-        return pggan::train::mpi::follow(&mut trainer);
-    }
-    let outcome = run::train(&mut trainer, &dir, &opts, &origin)?;
+    let mut driver = Driver::new(trainer, Cadence::Ticks);
+    let outcome = run::train(&mut driver, &to.dir, &opts, &to.origin)?;
     match outcome {
-        Outcome::Finished => eprintln!("finished; checkpoint in {}", dir.join(CHECKPOINT).display()),
+        Outcome::Finished => eprintln!("finished; checkpoint in {}", to.dir.join(CHECKPOINT).display()),
         Outcome::Interrupted => eprintln!(
             "interrupted; checkpoint written. Continue with: pggan train --resume {}",
-            dir.display()
+            to.dir.display()
         ),
     }
     Ok(outcome)
+}
+
+/// `--resume PATH`: the checkpoint's run with the settings given, and where it continues.
+fn resumed(
+    args: &TrainArgs,
+    gpu: &GpuOptions,
+    path: &Path,
+    mut replicas: Option<Box<dyn Replicas>>,
+    lead: bool,
+) -> Result<(Trainer, Destination)> {
+    let (file, run_dir) = match lead {
+        true => resume_source(path)?,
+        false => (path.to_path_buf(), None),
+    };
+    let mut ck = read_checkpoint(&file, replicas.as_mut().map(|r| r.as_mut() as &mut dyn Replicas))?;
+    let mut cfg = match &args.config {
+        Some(file) => read_json_config(file)?,
+        None => ck.config.clone(),
+    };
+    args.apply(&mut cfg)?;
+    ck.config.check_resumable_as(&cfg)?;
+    // Where the run continues is known, and writable, before the dataset and the GPU.
+    match &run_dir {
+        Some(dir) => run::check_writable(dir)?,
+        None if lead => run::check_writable(&args.out())?,
+        None => {}
+    }
+    let data = load_dataset(&cfg, &cache_dir(args))?;
+    ck.config = cfg;
+    let mut trainer = Trainer::resume(block_on(Gpu::new(gpu))?, &ck, data)?;
+    if let Some(r) = replicas {
+        block_on(trainer.distribute(r))?;
+    }
+    let at = format!("kimg {:.3}", kimg(trainer.state().images));
+    let to = match run_dir {
+        Some(dir) => Destination {
+            origin: format!("resuming at {at} (step {})", trainer.state().steps),
+            dir,
+        },
+        None if !lead => Destination {
+            dir: PathBuf::new(),
+            origin: String::new(),
+        },
+        // Any other checkpoint file (a snapshot, a copy, the page's) leaves its run untouched:
+        // the continuation is a new run that records where it came from.
+        None => Destination {
+            dir: run::new_run_dir(&args.out(), trainer.cfg())?,
+            origin: format!(
+                "new run resumed from {} at {at}",
+                file.canonicalize().unwrap_or(file.clone()).display()
+            ),
+        },
+    };
+    if lead {
+        eprintln!("{}: {}", to.dir.display(), to.origin);
+    }
+    Ok((trainer, to))
+}
+
+/// A new run from the settings given, and its new folder.
+fn started(
+    args: &TrainArgs,
+    gpu: &GpuOptions,
+    replicas: Option<Box<dyn Replicas>>,
+    lead: bool,
+) -> Result<(Trainer, Destination)> {
+    let mut cfg = match &args.config {
+        Some(file) => read_json_config(file)?,
+        None => TrainConfig::default(),
+    };
+    args.apply(&mut cfg)?;
+    if lead {
+        run::check_writable(&args.out())?;
+    }
+    let data = load_dataset(&cfg, &cache_dir(args))?;
+    let mut trainer = Trainer::new(block_on(Gpu::new(gpu))?, cfg, data)?;
+    if let Some(r) = replicas {
+        block_on(trainer.distribute(r))?;
+    }
+    let dir = match lead {
+        true => run::new_run_dir(&args.out(), trainer.cfg())?,
+        false => PathBuf::new(),
+    };
+    if lead {
+        eprintln!("new run {}", dir.display());
+    }
+    let origin = "new run".to_string();
+    Ok((trainer, Destination { dir, origin }))
+}
+
+/// The adapter (each rank's, with its precision, in a data-parallel run), and a warning for a
+/// software one.
+fn describe_adapter(trainer: &Trainer) {
+    let gpu = trainer.gpu();
+    match trainer.rank() {
+        (_, 1) => eprintln!("adapter: {}", gpu.describe()),
+        // Each process resolves `auto` and checks the cooperative kernel on its own device. The
+        // line is formatted first: stderr is unbuffered, and the processes share it.
+        (rank, ranks) => {
+            let line = format!(
+                "rank {rank} of {ranks}: adapter {}, precision {}",
+                gpu.describe(),
+                pggan::ops::conv::describe_layers(gpu)
+            );
+            eprintln!("{line}");
+        }
+    }
+    if gpu.info.device_type == wgpu::DeviceType::Cpu {
+        eprintln!(
+            "warning: {} is a software adapter (the GPU is emulated on the CPU): training runs \
+             hundreds of times slower than on a GPU; the ETA counts every resolution still to come",
+            gpu.info.name
+        );
+    }
 }
 
 fn cache_dir(args: &TrainArgs) -> PathBuf {

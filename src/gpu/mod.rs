@@ -16,7 +16,7 @@ use anyhow::{anyhow, Result};
 
 pub use kernel::{Dispatch, Shader};
 pub use pool::{PoolStats, PooledBuffer};
-pub use precision::{Precision, PrecisionCaps};
+pub use precision::{Precision, PrecisionCaps, PrecisionChoice};
 pub use profile::{KernelTime, Profile};
 pub use tensor::{check_slice, Tensor, SLICE_ALIGN};
 
@@ -61,7 +61,7 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
-    /// What the device offers below f32 (`Precision::parse` resolves a choice against it).
+    /// What the device offers below f32 (`PrecisionChoice::resolve` resolves a choice against it).
     pub precision: PrecisionCaps,
     pipelines: Mutex<HashMap<kernel::PipelineKey, Arc<kernel::Pipeline>>>,
     modules: Mutex<HashMap<&'static str, Arc<kernel::Module>>>,

@@ -77,22 +77,76 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// Resolves `f32`, `mixed` or `auto` on a device with `caps`: `auto` is `mixed` where the
-    /// device has f16 arithmetic (shader-f16: every mixed kernel, the cooperative ones too, holds
-    /// f16 values), `f32` elsewhere; `mixed` on a device without it is an error, as is any other
-    /// string.
+    /// Resolves `f32`, `mixed` or `auto` on a device with `caps` ([`PrecisionChoice::resolve`]);
+    /// any other string is an error.
     pub fn parse(choice: &str, caps: &PrecisionCaps) -> Result<Precision> {
+        choice.parse::<PrecisionChoice>()?.resolve(caps)
+    }
+}
+
+/// The precision a run asks for (a run's `precision` setting, `--precision`), written `f32`,
+/// `mixed` or `auto`; the device decides what it becomes ([`PrecisionChoice::resolve`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum PrecisionChoice {
+    #[default]
+    F32,
+    Mixed,
+    Auto,
+}
+
+impl PrecisionChoice {
+    /// The choice on a device with `caps`: `auto` is `mixed` where the device has f16 arithmetic
+    /// (shader-f16: every mixed kernel, the cooperative ones too, holds f16 values), `f32`
+    /// elsewhere; `mixed` on a device without it is an error.
+    pub fn resolve(self, caps: &PrecisionCaps) -> Result<Precision> {
         let f16 = caps.shader_f16;
-        match choice {
-            "f32" => Ok(Precision::F32),
-            "auto" => Ok(if f16 { Precision::Mixed } else { Precision::F32 }),
-            "mixed" if f16 => Ok(Precision::Mixed),
-            "mixed" => bail!(
+        match self {
+            PrecisionChoice::F32 => Ok(Precision::F32),
+            PrecisionChoice::Auto => Ok(if f16 { Precision::Mixed } else { Precision::F32 }),
+            PrecisionChoice::Mixed if f16 => Ok(Precision::Mixed),
+            PrecisionChoice::Mixed => bail!(
                 "precision mixed needs f16 arithmetic (the shader-f16 feature), which this adapter \
                  does not offer; use f32 or auto"
             ),
-            other => bail!("precision {other:?} is not one of f32, mixed, auto"),
         }
+    }
+
+    pub fn is_f32(&self) -> bool {
+        *self == PrecisionChoice::F32
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PrecisionChoice::F32 => "f32",
+            PrecisionChoice::Mixed => "mixed",
+            PrecisionChoice::Auto => "auto",
+        }
+    }
+}
+
+impl std::str::FromStr for PrecisionChoice {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<PrecisionChoice> {
+        [PrecisionChoice::F32, PrecisionChoice::Mixed, PrecisionChoice::Auto]
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| anyhow::anyhow!("precision {s:?} is not one of f32, mixed, auto"))
+    }
+}
+
+impl TryFrom<String> for PrecisionChoice {
+    type Error = anyhow::Error;
+
+    fn try_from(s: String) -> Result<PrecisionChoice> {
+        s.parse()
+    }
+}
+
+impl From<PrecisionChoice> for String {
+    fn from(c: PrecisionChoice) -> String {
+        c.name().into()
     }
 }
 

@@ -760,15 +760,13 @@ pub async fn verify_coop(gpu: &Gpu) -> Result<Option<String>> {
     verify_coop_within(gpu, crate::ops::coop_gemm::ACC_UNIT).await
 }
 
-/// `verify_coop` where the device's layers run mixed (`Gpu::layer_precision`), its warning, if
-/// any, on stderr: what the trainer and the benchmarks call once their precision is set.
-pub async fn verify_mixed_layers(gpu: &Gpu) -> Result<()> {
-    if gpu.layer_precision() == Precision::Mixed {
-        if let Some(warning) = verify_coop(gpu).await? {
-            eprintln!("warning: {warning}");
-        }
+/// `verify_coop` where the device's layers run mixed (`Gpu::layer_precision`): what the trainer
+/// and the benchmarks call once their precision is set; its warning, if any, is theirs to show.
+pub async fn verify_mixed_layers(gpu: &Gpu) -> Result<Option<String>> {
+    match gpu.layer_precision() {
+        Precision::Mixed => verify_coop(gpu).await,
+        Precision::F32 => Ok(None),
     }
-    Ok(())
 }
 
 /// The device's layer precision as a run reports it: `F32`, or `Mixed` with the convolutions'

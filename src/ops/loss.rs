@@ -74,7 +74,11 @@ pub fn g_score_grad(gpu: &Gpu, d_fake: &Tensor) -> Result<()> {
     gpu.launch(&SHADER, "g_score_grad", &p, &[d_fake], Dispatch::Items(b))
 }
 
-/// stats [5] = [L_D, L_G, penalty, drift term (drift * mean(real^2)), Wasserstein estimate mean(real) - mean(fake)]
+/// The values [`stats`] writes, in this order: [L_D, L_G, penalty, drift term, Wasserstein
+/// estimate].
+pub const STATS: usize = 5;
+
+/// stats [STATS] = [L_D, L_G, penalty, drift term (drift * mean(real^2)), Wasserstein estimate mean(real) - mean(fake)]
 /// from the D step's scores (real, then fake), sumsq of the penalty gradient (for P) and the G step's
 /// fake scores (for L_G).
 #[allow(clippy::too_many_arguments)]
@@ -95,8 +99,8 @@ pub fn stats(
         sumsq.shape
     );
     ensure!(
-        stats.len() == 5,
-        "loss stats: the output must hold 5 values, got {:?}",
+        stats.len() == STATS,
+        "loss stats: the output must hold {STATS} values, got {:?}",
         stats.shape
     );
     ensure!(gamma != 0.0, "loss stats: gamma must be nonzero");
@@ -124,7 +128,7 @@ pub fn g_score_grad_ref(b: usize) -> Vec<f64> {
 }
 
 /// CPU reference of `stats`.
-pub fn stats_ref(scores: &[f64], sumsq: &[f64], g_fake: &[f64], lambda: f64, gamma: f64, drift: f64) -> [f64; 5] {
+pub fn stats_ref(scores: &[f64], sumsq: &[f64], g_fake: &[f64], lambda: f64, gamma: f64, drift: f64) -> [f64; STATS] {
     let (real, fake) = scores.split_at(scores.len() / 2);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (mr, mf) = (mean(real), mean(fake));
@@ -154,7 +158,7 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
             let sumsq = gpu.upload(&ss, &[b])?;
             let g_fake = gpu.upload(&gfs, &[gb, 1])?;
             let (d_scores, gd_fake) = (gpu.zeros(&[2 * b, 1])?, gpu.zeros(&[gb, 1])?);
-            let out = gpu.zeros(&[5])?;
+            let out = gpu.zeros(&[STATS])?;
             d_score_grads(gpu, &scores, &d_scores, drift)?;
             g_score_grad(gpu, &gd_fake)?;
             stats(gpu, &scores, &sumsq, &g_fake, &out, lambda, gamma, drift)?;

@@ -13,6 +13,7 @@ use crate::nn::backend::{Backend, Cpu, CpuTensor};
 use crate::nn::net::Params;
 use crate::nn::NetConfig;
 use crate::ops::adam;
+use crate::ops::loss::STATS;
 use crate::rng::Rng;
 
 /// 8x8 images, 8 and 4 feature maps, latent 6, batch 4, fading in 8x8 at alpha 0.6.
@@ -225,13 +226,13 @@ async fn step_rows(gpu: &Gpu, tol: Tolerances) -> Result<Vec<Row>> {
         let c_scores = step::g_gradients(&Cpu, &cm, &ci.z_g, level, alpha)?;
         compare_params(gpu, "dL_G/d", &g_names, &gm.g.grad, &cm.g.grad, tol.g_grads, &mut rows).await?;
         // The losses: [L_D, L_G, penalty, drift term, Wasserstein estimate].
-        let (gs, cs) = (gpu.zeros(&[5])?, Cpu.zeros(&[5])?);
+        let (gs, cs) = (gpu.zeros(&[STATS])?, Cpu.zeros(&[STATS])?);
         let (l, g, dr) = (sc.lambda, sc.gamma, sc.drift);
         gpu.loss_stats(&gd.scores, &gd.grad_sumsq, &g_scores, &gs, l, g, dr)?;
         Cpu.loss_stats(&cd.scores, &cd.grad_sumsq, &c_scores, &cs, l, g, dr)?;
         rows.push(compare(
             "losses and penalty",
-            &[5],
+            &[STATS],
             &gpu.download(&gs).await?,
             &cs.get(),
             tol.losses,
@@ -246,7 +247,7 @@ async fn step_rows(gpu: &Gpu, tol: Tolerances) -> Result<Vec<Row>> {
             }
             v
         };
-        let stats = gpu.zeros(&[5])?;
+        let stats = gpu.zeros(&[STATS])?;
         step::step(gpu, &mut gm, &gi, level, alpha, &sc, &stats)?;
         let triples = [&gm.d, &gm.g].into_iter().flat_map(|n| {
             n.params

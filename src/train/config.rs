@@ -8,7 +8,7 @@ use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
 use super::step::{check_batch, StepConfig};
-use crate::gpu::{Precision, PrecisionCaps};
+use crate::gpu::PrecisionChoice;
 use crate::nn::config::res_of;
 use crate::nn::NetConfig;
 use crate::ops::adam::AdamParams;
@@ -52,19 +52,10 @@ pub struct TrainConfig {
     #[serde(default = "default_snapshots")]
     pub snapshots: usize,
     /// The layers' matrix products: `f32`, `mixed` (f16 operands, f32 sums) or `auto` (mixed where
-    /// the device has f16 arithmetic), resolved by `Precision::parse` when the trainer opens the
-    /// run. Left out of the JSON when f32, so f32 runs' configurations and checkpoints read as
-    /// before.
-    #[serde(default = "default_precision", skip_serializing_if = "is_f32")]
-    pub precision: String,
-}
-
-fn default_precision() -> String {
-    "f32".into()
-}
-
-fn is_f32(precision: &str) -> bool {
-    precision == "f32"
+    /// the device has f16 arithmetic), resolved against the device when the trainer opens the run.
+    /// Left out of the JSON when f32, so f32 runs' configurations and checkpoints read as before.
+    #[serde(default, skip_serializing_if = "PrecisionChoice::is_f32")]
+    pub precision: PrecisionChoice,
 }
 
 fn default_snapshot_ticks() -> usize {
@@ -99,7 +90,7 @@ impl Default for Schedule {
             total_kimg: None,
             minibatch: 16,
             minibatch_res: BTreeMap::new(),
-            lr: 0.001,
+            lr: AdamParams::default().lr,
             lr_res: BTreeMap::new(),
         }
     }
@@ -135,9 +126,14 @@ impl Default for TrainConfig {
             swd_images: 1024,
             snapshot_ticks: default_snapshot_ticks(),
             snapshots: default_snapshots(),
-            precision: default_precision(),
+            precision: PrecisionChoice::F32,
         }
     }
+}
+
+/// Thousands of images: the unit of the schedule, the logs and the plots.
+pub fn kimg(images: u64) -> f64 {
+    images as f64 / 1000.0
 }
 
 /// The official training loop evaluates the schedule (level of detail, minibatch size, learning
@@ -185,12 +181,6 @@ impl TrainConfig {
     /// Refuses settings a run cannot start from, naming the setting.
     pub fn validate(&self) -> Result<()> {
         self.net.validate()?;
-        // Only the spelling: on a device with f16 arithmetic every choice resolves.
-        let f16 = PrecisionCaps {
-            shader_f16: true,
-            ..Default::default()
-        };
-        Precision::parse(&self.precision, &f16)?;
         let s = &self.schedule;
         ensure!(
             s.phase_kimg > 0.0 && s.phase_kimg.is_finite(),
@@ -315,6 +305,34 @@ impl TrainConfig {
             },
             ema_beta: self.ema_beta,
         }
+    }
+}
+
+/// Where a phase of the schedule starts, for the plots: each fade-in, labelled with the resolution
+/// it brings in, and each stabilisation after it, unlabelled.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PhaseMark {
+    pub kimg: f64,
+    pub label: String,
+}
+
+impl TrainConfig {
+    /// The start of every phase after the first (4x4's stabilisation), to the end of the schedule's
+    /// last phase.
+    pub fn phase_marks(&self) -> Vec<PhaseMark> {
+        (1..=2 * self.net.levels() - 2)
+            .map(|phase| {
+                let r = res_of(phase.div_ceil(2) + 1);
+                PhaseMark {
+                    kimg: phase as f64 * self.schedule.phase_kimg,
+                    label: if phase % 2 == 1 {
+                        format!("{r}x{r}")
+                    } else {
+                        String::new()
+                    },
+                }
+            })
+            .collect()
     }
 }
 

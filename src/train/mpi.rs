@@ -23,7 +23,7 @@ use mpi::topology::{Communicator, SimpleCommunicator};
 use pollster::block_on;
 
 use super::dist::Replicas;
-use super::run::Outcome;
+use super::driver::{Cadence, Driver, Follower, Outcome};
 use super::step::Grad;
 use super::trainer::Trainer;
 use crate::gpu::{Gpu, GpuOptions, Tensor};
@@ -203,26 +203,12 @@ impl Replicas for Mpi {
     }
 }
 
-/// The loop of every rank but 0: the same steps and collective calls as rank 0's run loop
-/// (`run::train`: the step's two reductions; at each tick and at a stop, the check of the models;
-/// at each tick, the mean of the losses), and no file.
-/// Stops where rank 0 does: at the end of the schedule or at the step where some rank asked to.
-pub fn follow(trainer: &mut Trainer) -> Result<Outcome> {
-    while !trainer.finished() {
-        if trainer.stop_agreed() == Some(true) {
-            let (rank, ranks) = trainer.rank();
-            block_on(trainer.check_replicas())?;
-            eprintln!(
-                "rank {rank} of {ranks}: stopped at kimg {:.3} (step {})",
-                trainer.state.images as f64 / 1000.0,
-                trainer.state.steps
-            );
-            return Ok(Outcome::Interrupted);
-        }
-        if trainer.step()?.tick.is_some() {
-            block_on(trainer.check_replicas())?;
-            block_on(trainer.mean_stats())?;
-        }
-    }
-    Ok(Outcome::Finished)
+/// The run of every rank but 0: rank 0's driver ([`Driver::run`]), so the same steps and collective
+/// calls, with a sink that writes no file. Stops where rank 0 does: at the end of the schedule or
+/// at the step where some rank asked to (each rank's request travels with D's gradient, so the
+/// driver never asks this rank's flag directly).
+pub fn follow(trainer: Trainer) -> Result<Outcome> {
+    let (rank, ranks) = trainer.rank();
+    let mut driver = Driver::new(trainer, Cadence::Ticks);
+    block_on(driver.run(&mut Follower { rank, ranks }, &|| false))
 }

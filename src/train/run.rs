@@ -1,7 +1,7 @@
-//! The native training loop around [`Trainer`]: a run folder with the configuration, logs, sample
-//! grids, checkpoints and snapshots, a progress bar (or a line per tick where stderr is not a
-//! terminal), and a stop flag (Ctrl-C, SIGTERM, SIGHUP) honoured between steps after writing a
-//! checkpoint.
+//! The native run around the [`Driver`]: a run folder with the configuration, logs, sample grids,
+//! checkpoints and snapshots, a progress bar (or a line per tick where stderr is not a terminal),
+//! and a stop flag (Ctrl-C, SIGTERM, SIGHUP) honoured between steps after writing a checkpoint.
+//! [`RunFolder`] is the driver's [`Sink`] here.
 //!
 //! A run folder holds `config.json`, `log.jsonl` (one line per tick), `log.txt` (the same ticks and
 //! every event as plain text), `samples/reals.png`, `samples/fakes-<images>.png` (the EMA generator
@@ -16,21 +16,16 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pollster::block_on;
-use serde::Serialize;
 
 use super::config::TrainConfig;
-use super::cost::Cost;
-use super::sample::sample_latents;
-use super::state::HistoryPoint;
-use super::trainer::{Stats, Trainer};
+use super::driver::{Driver, Outcome, Progress, Save, Sink, TickLine};
+use super::trainer::Trainer;
 use crate::checkpoint::write_atomic;
 use crate::data::Images;
-use crate::metrics::Swd;
 use crate::samples::grid;
 use crate::tensorboard::EventWriter;
 
@@ -38,10 +33,6 @@ pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const CONFIG: &str = "config.json";
 pub const LOG: &str = "log.jsonl";
 pub const LOG_TEXT: &str = "log.txt";
-
-/// Steps between reading the losses back: keeps the queue of submitted steps short and the
-/// progress bar current without waiting on the GPU after every step.
-const SYNC_STEPS: u64 = 4;
 
 pub struct RunOptions<'a> {
     /// Sample grids are `grid` x `grid` images.
@@ -54,44 +45,6 @@ pub struct RunOptions<'a> {
     pub tick_lines: bool,
     /// Also write each tick as TensorBoard events into the run folder.
     pub tensorboard: bool,
-}
-
-#[derive(Debug, PartialEq)]
-pub enum Outcome {
-    Finished,
-    Interrupted,
-}
-
-/// One line of `log.jsonl`.
-#[derive(Serialize)]
-struct LogLine {
-    kimg: f64,
-    resolution: usize,
-    phase: &'static str,
-    alpha: f32,
-    #[serde(flatten)]
-    stats: Stats,
-    images_per_second: f64,
-    seconds: f64,
-    steps: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    swd: Option<Swd>,
-}
-
-impl LogLine {
-    /// The line as a point of the run's history (saved in its checkpoints, for the page's plots).
-    fn point(&self) -> HistoryPoint {
-        HistoryPoint {
-            kimg: self.kimg,
-            d_loss: self.stats.d_loss,
-            g_loss: self.stats.g_loss,
-            penalty: self.stats.penalty,
-            wasserstein: self.stats.wasserstein,
-            swd: self.swd.as_ref().map(|s| s.average),
-            resolution: self.resolution,
-            alpha: self.alpha,
-        }
-    }
 }
 
 /// A new folder `out/NNN-<data>-<res>`, numbered one past the highest number there (three digits
@@ -166,16 +119,18 @@ impl TextLog {
 /// Trains until the schedule ends or `opts.stop` is set; a checkpoint is written in either case.
 /// `origin` is a line for the log about where the run comes from. An error ends the run with its
 /// message in `log.txt` too.
-pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions, origin: &str) -> Result<Outcome> {
+pub fn train(driver: &mut Driver, dir: &Path, opts: &RunOptions, origin: &str) -> Result<Outcome> {
     let bar = progress_bar(opts.progress);
     let mut text = TextLog::open(dir, opts.tick_lines)?;
     text.line(&bar, origin)?;
     // Which kernels trained, and why not the cooperative ones where they were refused.
     text.keep(&format!(
         "precision: {}",
-        crate::ops::conv::describe_layers(&trainer.gpu)
+        crate::ops::conv::describe_layers(driver.trainer().gpu())
     ))?;
-    let result = train_loop(trainer, dir, opts, &bar, &mut text);
+    let stop = || opts.stop.load(Ordering::SeqCst);
+    let result = RunFolder::create(driver.trainer(), dir, opts, &bar, &mut text)
+        .and_then(|mut folder| block_on(driver.run(&mut folder, &stop)));
     if let Err(e) = &result {
         bar.abandon();
         // The error itself is what the caller reports; a failure to log it adds nothing.
@@ -184,163 +139,153 @@ pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions, origin: &str)
     result
 }
 
-fn train_loop(
-    trainer: &mut Trainer,
-    dir: &Path,
-    opts: &RunOptions,
-    bar: &ProgressBar,
-    text: &mut TextLog,
-) -> Result<Outcome> {
-    fs::create_dir_all(dir.join("samples")).with_context(|| format!("cannot write into {}", dir.display()))?;
-    write_atomic(
-        &dir.join(CONFIG),
-        serde_json::to_string_pretty(&trainer.cfg)?.as_bytes(),
-    )?;
-    let grid_count = opts.grid * opts.grid;
-    if trainer.state.steps == 0 {
-        let reals = trainer.data.at(trainer.cfg.net.max_res)?;
-        let shown = grid_count.min(reals.count);
-        let first = Images::new(
-            shown,
-            reals.channels,
-            reals.res,
-            reals.pixels[..shown * reals.image(0).len()].to_vec(),
-        )?;
-        write_atomic(
-            &dir.join("samples/reals.png"),
-            &grid(&first, opts.grid, reals.res)?.png()?,
-        )?;
-    }
-    let mut log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(LOG))
-        .with_context(|| format!("cannot open the log in {}", dir.display()))?;
-    let mut events = match opts.tensorboard {
-        true => Some(EventWriter::create(dir)?),
-        false => None,
-    };
-    let latents = sample_latents(&trainer.cfg, grid_count);
-    let total = trainer.cfg.total_images();
-    let cost = Cost::new(&trainer.cfg);
-    let mut tick = Tick {
-        start: Instant::now(),
-        start_images: trainer.state.images,
-    };
-    let mut speed = Speed::new();
-    let mut last = Instant::now();
-    let mut stats: Option<Stats> = None;
-    let mut saved = false;
-    while !trainer.finished() {
-        // A data-parallel run stops where every process learns of a request (`train::dist`).
-        if trainer
-            .stop_agreed()
-            .unwrap_or_else(|| opts.stop.load(Ordering::SeqCst))
-        {
-            bar.abandon_with_message("interrupted: writing a checkpoint");
-            // Every process compares its model with the others' before rank 0 saves it.
-            block_on(trainer.check_replicas())?;
-            save(trainer, dir, false, text, bar)?;
-            text.line(bar, &format!("stopped by a signal at {}", at(trainer)))?;
-            return Ok(Outcome::Interrupted);
-        }
-        let due = trainer.step()?;
-        // The position the step used (the schedule is evaluated at its start).
-        let pos = trainer.position();
-        speed.work += cost.per_image(pos.level) * trainer.cfg.minibatch(pos.res()) as f64;
-        saved = false;
-        if trainer.state.steps.is_multiple_of(SYNC_STEPS) || due.tick.is_some() {
-            let s = match due.tick {
-                // At a tick every process of a data-parallel run compares its model with the
-                // others', and the losses are averaged over them (each holds its share's): the
-                // whole minibatch's, for the log and the history.
-                Some(_) => {
-                    block_on(trainer.check_replicas())?;
-                    block_on(trainer.mean_stats())?
-                }
-                None => block_on(trainer.stats())?,
-            };
-            if let Some(what) = s.nonfinite() {
-                bail!("{}. {}", trainer.diverged(what), kept(dir));
-            }
-            stats = Some(s);
-            speed.sync();
-        }
-        let now = Instant::now();
-        trainer.state.seconds += (now - last).as_secs_f64();
-        last = now;
-        let status = status_line(trainer, &stats, &speed, &cost, total);
-        bar.set_position(((trainer.state.images.min(total) as f64 / total as f64) * 1000.0) as u64);
-        bar.set_message(status.clone());
-        if let Some(number) = due.tick {
-            let rate = tick.rate(trainer.state.images);
-            let swd = match due.swd {
-                true => {
-                    bar.set_message(format!(
-                        "{r}x{r}: measuring the sliced Wasserstein distance",
-                        r = pos.res()
-                    ));
-                    block_on(trainer.logged_swd())?
-                }
-                false => None,
-            };
-            let line = LogLine {
-                kimg: trainer.state.images as f64 / 1000.0,
-                resolution: pos.res(),
-                phase: pos.phase_name(),
-                alpha: pos.alpha,
-                stats: stats.unwrap_or_default(),
-                images_per_second: rate,
-                seconds: trainer.state.seconds,
-                steps: trainer.state.steps,
-                swd,
-            };
-            writeln!(log, "{}", serde_json::to_string(&line)?).with_context(|| format!("cannot write {LOG}"))?;
-            trainer.state.record(line.point());
-            text.line(bar, &format!("tick {number} {status}"))?;
-            // A sample grid that cannot be written (a full disk) is reported, and the checkpoint
-            // is still attempted: it matters more.
-            let fakes = block_on(trainer.samples(&latents))?;
-            let png = dir.join(format!("samples/fakes-{:09}.png", trainer.state.images));
-            let grid_png = grid(&fakes, opts.grid, trainer.cfg.net.max_res).and_then(|g| g.png());
-            let written = match &grid_png {
-                Ok(bytes) => write_atomic(&png, bytes),
-                Err(e) => Err(anyhow!("{e:#}")),
-            };
-            if let Err(e) = written {
-                text.line(bar, &format!("warning: no sample grid this tick: {e:#}"))?;
-            }
-            if let Some(events) = &mut events {
-                let png = grid_png.as_deref().ok();
-                if let Err(e) = events.tick(trainer.state.images, &serde_json::to_value(&line)?, png) {
-                    text.line(bar, &format!("warning: no TensorBoard events this tick: {e:#}"))?;
-                }
-            }
-            if due.checkpoint || due.snapshot {
-                save(trainer, dir, due.snapshot, text, bar)?;
-                saved = true;
-            }
-            tick.start = Instant::now();
-            tick.start_images = trainer.state.images;
-            last = tick.start;
-            speed.restart();
-        }
-    }
-    if !saved {
-        save(trainer, dir, false, text, bar)?;
-    }
-    text.line(bar, &format!("finished at {}", at(trainer)))?;
-    bar.finish_with_message("done");
-    Ok(Outcome::Finished)
+/// A run folder as the driver's sink: the logs, sample grids, TensorBoard events, checkpoints and
+/// snapshots, and the progress bar.
+pub struct RunFolder<'a> {
+    dir: &'a Path,
+    /// Sample grids are `grid` x `grid` images.
+    grid: usize,
+    max_res: usize,
+    snapshots: usize,
+    bar: &'a ProgressBar,
+    text: &'a mut TextLog,
+    log: fs::File,
+    events: Option<EventWriter>,
 }
 
-/// "kimg 1.234 (step 56)".
-fn at(trainer: &Trainer) -> String {
-    format!(
-        "kimg {:.3} (step {})",
-        trainer.state.images as f64 / 1000.0,
-        trainer.state.steps
-    )
+impl<'a> RunFolder<'a> {
+    /// Writes the configuration (and for a new run the first real images as a grid) and opens the
+    /// logs.
+    fn create(
+        trainer: &Trainer,
+        dir: &'a Path,
+        opts: &RunOptions,
+        bar: &'a ProgressBar,
+        text: &'a mut TextLog,
+    ) -> Result<RunFolder<'a>> {
+        fs::create_dir_all(dir.join("samples")).with_context(|| format!("cannot write into {}", dir.display()))?;
+        let cfg = trainer.cfg();
+        write_atomic(&dir.join(CONFIG), serde_json::to_string_pretty(cfg)?.as_bytes())?;
+        if trainer.state().steps == 0 {
+            let reals = trainer.data().at(cfg.net.max_res)?;
+            let shown = (opts.grid * opts.grid).min(reals.count);
+            let first = Images::new(
+                shown,
+                reals.channels,
+                reals.res,
+                reals.pixels[..shown * reals.image(0).len()].to_vec(),
+            )?;
+            write_atomic(
+                &dir.join("samples/reals.png"),
+                &grid(&first, opts.grid, reals.res)?.png()?,
+            )?;
+        }
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(LOG))
+            .with_context(|| format!("cannot open the log in {}", dir.display()))?;
+        let events = match opts.tensorboard {
+            true => Some(EventWriter::create(dir)?),
+            false => None,
+        };
+        Ok(RunFolder {
+            dir,
+            grid: opts.grid,
+            max_res: cfg.net.max_res,
+            snapshots: cfg.snapshots,
+            bar,
+            text,
+            log,
+            events,
+        })
+    }
+
+    fn line(&mut self, text: &str) -> Result<()> {
+        self.text.line(self.bar, text)
+    }
+}
+
+impl Sink for RunFolder<'_> {
+    fn reports(&self) -> bool {
+        true
+    }
+
+    fn grid_images(&self) -> usize {
+        self.grid * self.grid
+    }
+
+    fn saves(&self) -> bool {
+        true
+    }
+
+    fn kept(&self) -> String {
+        kept(self.dir)
+    }
+
+    fn progress(&mut self, progress: &Progress) {
+        // The bar counts thousandths of the run; its message carries the figures.
+        self.bar.set_position((progress.done * 1000.0) as u64);
+        self.bar.set_message(progress.line());
+    }
+
+    fn busy(&mut self, what: &str) {
+        self.bar.set_message(what.to_string());
+    }
+
+    fn tick(&mut self, line: &TickLine, samples: Option<&Images>) -> Result<()> {
+        writeln!(self.log, "{}", serde_json::to_string(line)?).with_context(|| format!("cannot write {LOG}"))?;
+        self.line(&format!("tick {} {}", line.number, line.status))?;
+        // A sample grid that cannot be written (a full disk) is reported, and the checkpoint is
+        // still attempted: it matters more.
+        let grid_png = match samples {
+            Some(fakes) => grid(fakes, self.grid, self.max_res).and_then(|g| g.png()),
+            None => Err(anyhow!("no samples")),
+        };
+        let png = self.dir.join(format!("samples/fakes-{:09}.png", line.images));
+        let written = match &grid_png {
+            Ok(bytes) => write_atomic(&png, bytes),
+            Err(e) => Err(anyhow!("{e:#}")),
+        };
+        if let Err(e) = written {
+            self.line(&format!("warning: no sample grid this tick: {e:#}"))?;
+        }
+        if let Some(events) = &mut self.events {
+            let png = grid_png.as_deref().ok();
+            if let Err(e) = events.tick(line.images, &serde_json::to_value(line)?, png) {
+                self.line(&format!("warning: no TensorBoard events this tick: {e:#}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the checkpoint, and for a snapshot a copy beside it, pruned to the newest
+    /// `snapshots`.
+    fn save(&mut self, bytes: &[u8], save: Save, images: u64) -> Result<()> {
+        write_atomic(&self.dir.join(CHECKPOINT), bytes)?;
+        if save == Save::Snapshot {
+            let name = format!("snapshot-{images:09}.safetensors");
+            write_atomic(&self.dir.join(&name), bytes)?;
+            self.line(&format!("snapshot {name}"))?;
+            prune_snapshots(self.dir, self.snapshots)?;
+        }
+        Ok(())
+    }
+
+    fn stopping(&mut self) {
+        self.bar.abandon_with_message("interrupted: writing a checkpoint");
+    }
+
+    fn ended(&mut self, outcome: &Outcome, at: &str) -> Result<()> {
+        match outcome {
+            Outcome::Finished => {
+                self.line(&format!("finished at {at}"))?;
+                self.bar.finish_with_message("done");
+            }
+            Outcome::Interrupted => self.line(&format!("stopped by a signal at {at}"))?,
+        }
+        Ok(())
+    }
 }
 
 /// What a run that stops on an error leaves: nothing saved after it, the last checkpoint as it was.
@@ -352,105 +297,6 @@ fn kept(dir: &Path) -> String {
         ),
         false => "Nothing was saved; the run has no earlier checkpoint".to_string(),
     }
-}
-
-/// Progress, speed, losses and the time left: the bar's message and each tick's line.
-fn status_line(trainer: &Trainer, stats: &Option<Stats>, speed: &Speed, cost: &Cost, total: u64) -> String {
-    let pos = trainer.position();
-    // Tiny runs (tests, trials) need the thousandths.
-    let digits = if total < 10_000 { 3 } else { 1 };
-    let mut s = format!(
-        "kimg {:.digits$}/{:.digits$} | {r}x{r} {} a={:.2}",
-        trainer.state.images as f64 / 1000.0,
-        total as f64 / 1000.0,
-        pos.phase_name(),
-        pos.alpha,
-        r = pos.res()
-    );
-    if let Some(rate) = speed.rate {
-        let per_image = cost.per_image(pos.level);
-        s += &format!(" | {:.1} img/s", rate / per_image);
-        let left = cost.remaining(trainer.state.images) / rate;
-        s += &format!(" | ETA {}", duration(left));
-    }
-    if let Some(st) = stats {
-        s += &format!(" | D {:.3} G {:.3}", st.d_loss, st.g_loss);
-    }
-    s
-}
-
-/// "3h05m", "12m30s", "40s".
-fn duration(secs: f64) -> String {
-    let s = secs.max(0.0).round() as u64;
-    match s {
-        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{s}s"),
-    }
-}
-
-/// Training speed in cost units per second, measured between read-backs (when the GPU has finished
-/// the steps submitted) and smoothed, so that it does not jump when a tick restarts it.
-struct Speed {
-    /// Cost of the steps since the last measurement.
-    work: f64,
-    since: Instant,
-    /// Smoothed; `None` until the first measurement.
-    rate: Option<f64>,
-}
-
-impl Speed {
-    fn new() -> Speed {
-        Speed {
-            work: 0.0,
-            since: Instant::now(),
-            rate: None,
-        }
-    }
-
-    fn sync(&mut self) {
-        let dt = self.since.elapsed();
-        if dt < Duration::from_millis(100) {
-            return;
-        }
-        let r = self.work / dt.as_secs_f64();
-        self.rate = Some(self.rate.map_or(r, |old| 0.8 * old + 0.2 * r));
-        self.work = 0.0;
-        self.since = Instant::now();
-    }
-
-    /// Leaves out the time a tick spent on samples, metrics and checkpoints.
-    fn restart(&mut self) {
-        self.work = 0.0;
-        self.since = Instant::now();
-    }
-}
-
-/// The current tick's start, for its images per second.
-struct Tick {
-    start: Instant,
-    start_images: u64,
-}
-
-impl Tick {
-    fn rate(&self, images: u64) -> f64 {
-        (images - self.start_images) as f64 / self.start.elapsed().as_secs_f64().max(1e-9)
-    }
-}
-
-/// Writes the checkpoint (and with `snapshot` a snapshot beside it, pruned to the newest
-/// `snapshots`); [`Trainer::checkpoint`] refuses a model with a NaN or an infinity.
-fn save(trainer: &Trainer, dir: &Path, snapshot: bool, text: &mut TextLog, bar: &ProgressBar) -> Result<()> {
-    let ck = block_on(trainer.checkpoint()).map_err(|e| anyhow!("{e:#}. {}", kept(dir)))?;
-    let bytes = ck.to_bytes()?;
-    write_atomic(&dir.join(CHECKPOINT), &bytes)?;
-    if snapshot {
-        let name = format!("snapshot-{:09}.safetensors", trainer.state.images);
-        write_atomic(&dir.join(&name), &bytes)?;
-        text.line(bar, &format!("snapshot {name}"))?;
-        prune_snapshots(dir, trainer.cfg.snapshots)?;
-    }
-    Ok(())
 }
 
 /// Removes all but the newest `keep` snapshots (0 keeps all); their names sort by images seen.

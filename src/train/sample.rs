@@ -3,9 +3,8 @@
 
 use anyhow::{ensure, Result};
 
+use super::checkpoint::{load_params, Checkpoint, EMA_GROUP};
 use super::config::{Position, TrainConfig};
-use super::trainer::{load_params, EMA_GROUP};
-use crate::checkpoint::Checkpoint;
 use crate::data::Images;
 use crate::gpu::{Gpu, Tensor};
 use crate::nn::arch::Layer;

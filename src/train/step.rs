@@ -251,7 +251,7 @@ pub fn g_gradients<B: Backend>(bk: &B, model: &Model<B::T>, z: &B::T, level: usi
     Ok(d_run.score.p)
 }
 
-/// One full step; `stats` [5] receives [L_D, L_G, penalty, drift term, Wasserstein estimate].
+/// One full step; `stats` [`crate::ops::loss::STATS`] receives [L_D, L_G, penalty, drift term, Wasserstein estimate].
 /// Nothing is read back.
 pub fn step<B: Backend>(
     bk: &B,

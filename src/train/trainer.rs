@@ -5,18 +5,16 @@
 use anyhow::{bail, ensure, Result};
 use serde::Serialize;
 
-use super::config::{Position, TrainConfig, MINIBATCH_REPEATS};
+use super::checkpoint::{groups, load_params, named, nonfinite_counts, Checkpoint};
+use super::config::{kimg, Position, TrainConfig, MINIBATCH_REPEATS};
 use super::dist::{check_share, share_rows, Replicas};
 use super::sample::generate;
-pub use super::state::{AdamSteps, TrainState};
+pub use super::state::{AdamSteps, HistoryPoint, TrainState};
 use super::step::{self, Grad, Model, StepInputs};
-use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Images};
-use crate::gpu::{Gpu, Precision, Tensor};
+use crate::gpu::{Gpu, Tensor};
 use crate::metrics::{self, Swd, SwdConfig};
-use crate::nn::arch::Layer;
-use crate::nn::net::Params;
-use crate::ops::reduce::{self, Term, View};
+use crate::ops::loss;
 use crate::rng::Rng;
 
 /// The last step's losses (`step::step`'s statistics).
@@ -72,17 +70,20 @@ impl Due {
 }
 
 pub struct Trainer {
-    pub gpu: Gpu,
-    pub cfg: TrainConfig,
-    pub model: Model<Tensor>,
-    pub state: TrainState,
-    pub data: Dataset,
+    gpu: Gpu,
+    cfg: TrainConfig,
+    model: Model<Tensor>,
+    state: TrainState,
+    data: Dataset,
     rng: Rng,
     stats: Tensor,
     /// The last tick ended (0 before the first).
     tick: u64,
     /// The other processes of a data-parallel run (`train::dist`); none in a single-process run.
     replicas: Option<Box<dyn Replicas>>,
+    /// Why the layers' precision is not what the device offered (its cooperative convolution failed
+    /// its check), for the caller to show.
+    precision_warning: Option<String>,
 }
 
 impl Trainer {
@@ -122,13 +123,17 @@ impl Trainer {
 
     /// The trainer, with the device's layers at the configuration's precision (`auto` resolved
     /// against the device; `mixed` refused without f16 arithmetic; natively, a cooperative
-    /// convolution is checked first, `conv::verify_coop`, and replaced with a warning if wrong).
+    /// convolution is checked first, `conv::verify_coop`, and replaced if wrong, with a warning:
+    /// [`Trainer::precision_warning`]).
     fn assemble(gpu: Gpu, cfg: TrainConfig, data: Dataset, model: Model<Tensor>, state: TrainState) -> Result<Trainer> {
-        gpu.set_layer_precision(Precision::parse(&cfg.precision, &gpu.precision)?)?;
+        gpu.set_layer_precision(cfg.precision.resolve(&gpu.precision)?)?;
         #[cfg(not(target_arch = "wasm32"))]
-        pollster::block_on(crate::ops::conv::verify_mixed_layers(&gpu))?;
+        let precision_warning = pollster::block_on(crate::ops::conv::verify_mixed_layers(&gpu))?;
+        #[cfg(target_arch = "wasm32")]
+        let precision_warning = None;
         Ok(Trainer {
-            stats: gpu.zeros(&[5])?,
+            precision_warning,
+            stats: gpu.zeros(&[loss::STATS])?,
             rng: Rng::new(state.rng),
             tick: state.images / cfg.tick_images(),
             replicas: None,
@@ -182,6 +187,48 @@ impl Trainer {
         Ok(())
     }
 
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    pub fn cfg(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    pub fn model(&self) -> &Model<Tensor> {
+        &self.model
+    }
+
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    pub fn data(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// Adds to the run's training time (the driver measures it; the model does not depend on it).
+    pub fn add_seconds(&mut self, seconds: f64) {
+        self.state.seconds += seconds;
+    }
+
+    /// Appends a point to the run's history ([`TrainState::record`] thins it).
+    pub fn record(&mut self, point: HistoryPoint) {
+        self.state.record(point);
+    }
+
+    /// Sets the SWD of the history's last point (measured after the point was recorded).
+    pub fn set_last_swd(&mut self, swd: Option<f64>) {
+        if let (Some(swd), Some(last)) = (swd, self.state.history.last_mut()) {
+            last.swd = Some(swd);
+        }
+    }
+
+    /// Why the layers do not run the kernel the device offered, where its check failed.
+    pub fn precision_warning(&self) -> Option<&str> {
+        self.precision_warning.as_deref()
+    }
+
     /// This process's rank and the number of processes (0 and 1 in a single-process run).
     pub fn rank(&self) -> (usize, usize) {
         self.replicas.as_ref().map_or((0, 1), |r| (r.rank(), r.size()))
@@ -220,7 +267,7 @@ impl Trainer {
             "the processes' models differ at kimg {:.3} (step {}): CRC-32 of the parameters, Adam \
              moments and EMA generator: {listed}. A process computed a different update (a faulty \
              GPU or a bug); stopping. Resume from the last checkpoint",
-            self.state.images as f64 / 1000.0,
+            kimg(self.state.images),
             self.state.steps,
         )
     }
@@ -312,13 +359,15 @@ impl Trainer {
 
     /// The last step's losses; waits for the GPU to finish the submitted steps.
     pub async fn stats(&self) -> Result<Stats> {
-        let s = self.gpu.download(&self.stats).await?;
+        let values = self.gpu.download(&self.stats).await?;
+        let [d_loss, g_loss, penalty, drift, wasserstein] = <[f32; loss::STATS]>::try_from(values)
+            .map_err(|v| anyhow::anyhow!("the step's statistics hold {} values, not {}", v.len(), loss::STATS))?;
         Ok(Stats {
-            d_loss: s[0],
-            g_loss: s[1],
-            penalty: s[2],
-            drift: s[3],
-            wasserstein: s[4],
+            d_loss,
+            g_loss,
+            penalty,
+            drift,
+            wasserstein,
         })
     }
 
@@ -409,7 +458,7 @@ impl Trainer {
     pub fn diverged(&self, what: &str) -> String {
         format!(
             "training diverged at kimg {:.3} (step {}): {what} is NaN or infinite",
-            self.state.images as f64 / 1000.0,
+            kimg(self.state.images),
             self.state.steps
         )
     }
@@ -432,7 +481,7 @@ impl Trainer {
             .map(|((name, t), v)| (name, (t.shape.clone(), v)))
             .collect();
         Ok(Checkpoint {
-            version: crate::checkpoint::VERSION,
+            version: super::checkpoint::VERSION,
             config: self.cfg.clone(),
             state: self.state.clone(),
             adam: AdamSteps {
@@ -444,7 +493,6 @@ impl Trainer {
     }
 }
 
-/// The dataset must match the networks and fill a minibatch.
 /// Every process's `crc` (collective): `None` when they are all equal, else each rank's, listed.
 fn differing(replicas: &mut dyn Replicas, crc: u32) -> Result<Option<String>> {
     let sums = replicas.all_gather(u64::from(crc))?;
@@ -459,6 +507,7 @@ fn differing(replicas: &mut dyn Replicas, crc: u32) -> Result<Option<String>> {
     Ok(Some(listed.join(", ")))
 }
 
+/// The dataset must match the networks and fill a minibatch.
 fn check_data(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
     ensure!(
         data.channels() == cfg.net.channels && data.max_res() == cfg.net.max_res,
@@ -480,72 +529,5 @@ fn check_data(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
         data.name,
         data.count()
     );
-    Ok(())
-}
-
-/// The checkpoint group of the EMA generator: all that sampling needs, and all an exported
-/// generator holds.
-pub const EMA_GROUP: &str = "g_ema";
-/// The checkpoint group of D's parameters, which only a checkpoint of a whole run holds.
-const D_GROUP: &str = "d";
-
-/// Whether `ck` holds a whole run that training can continue (not only an exported generator).
-pub fn holds_a_run(ck: &Checkpoint) -> bool {
-    ck.tensors.keys().any(|k| k.starts_with(&format!("{D_GROUP}/")))
-}
-
-/// `ck` reduced to its EMA generator: an exported generator.
-pub fn generator_only(mut ck: Checkpoint) -> Checkpoint {
-    ck.tensors.retain(|name, _| name.starts_with(&format!("{EMA_GROUP}/")));
-    ck
-}
-
-/// The tensor groups a checkpoint holds, with the layers they follow: the one mapping between the
-/// model and its tensors' names.
-fn groups(m: &Model<Tensor>) -> [(&'static str, &Params<Tensor>, &[Layer]); 7] {
-    [
-        ("g", &m.g.params, &m.g.layers),
-        (D_GROUP, &m.d.params, &m.d.layers),
-        (EMA_GROUP, &m.g_ema, &m.g.layers),
-        ("g_m", &m.g.adam.m, &m.g.layers),
-        ("g_v", &m.g.adam.v, &m.g.layers),
-        ("d_m", &m.d.adam.m, &m.d.layers),
-        ("d_v", &m.d.adam.v, &m.d.layers),
-    ]
-}
-
-/// Records counting the NaN and infinite values of each group of a checkpoint's tensors, one
-/// reduction per group; returns the counts ([1] each, in [`groups`] order).
-pub fn nonfinite_counts(gpu: &Gpu, model: &Model<Tensor>) -> Result<Vec<Tensor>> {
-    let mut counts = Vec::new();
-    for (_, params, _) in groups(model) {
-        let count = gpu.scratch(&[1])?;
-        let view = View::per_sample(&[1, params.all.len()]);
-        reduce::sum(gpu, &params.all, view, Term::NonFinite, false, &count)?;
-        counts.push(count);
-    }
-    Ok(counts)
-}
-
-/// A group's tensors with their checkpoint names (`d/8x8/conv0/w`, ...).
-fn named<'a>(group: &str, params: &'a Params<Tensor>, layers: &[Layer]) -> Vec<(String, &'a Tensor)> {
-    let mut out = Vec::new();
-    for (i, layer) in layers.iter().enumerate() {
-        for (suffix, t) in [("w", &params.w[i]), ("b", &params.b[i])] {
-            out.push((format!("{group}/{}/{suffix}", layer.name), t));
-        }
-    }
-    out
-}
-
-/// One group of a checkpoint's tensors into `params`, checked against the layers' shapes.
-pub fn load_params(gpu: &Gpu, ck: &Checkpoint, group: &str, layers: &[Layer], params: &Params<Tensor>) -> Result<()> {
-    for (i, l) in layers.iter().enumerate() {
-        gpu.write(
-            &params.w[i],
-            ck.tensor(&format!("{group}/{}/w", l.name), &l.weight_shape())?,
-        )?;
-        gpu.write(&params.b[i], ck.tensor(&format!("{group}/{}/b", l.name), &[l.bias])?)?;
-    }
     Ok(())
 }
