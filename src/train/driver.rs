@@ -182,7 +182,7 @@ impl Progress {
 }
 
 /// "3h05m", "12m30s", "40s".
-pub fn duration(secs: f64) -> String {
+fn duration(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
     match s {
         s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
