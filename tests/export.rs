@@ -1,7 +1,7 @@
 //! A trained generator taken elsewhere, as a user does it: `pggan export --onnx` run in onnxruntime
 //! against `pggan generate --format npy` and `--onnx-d` against D's forward pass (RGB and grayscale,
 //! at 4x4, in a fade-in and at alpha 1), the
-//! README's Python snippet, TensorBoard event files read back by TensorBoard's own readers, and
+//! Python snippet of docs/export.md, TensorBoard event files read back by TensorBoard's own readers, and
 //! `generate --seeds` / `--trunc` / `--latents` reproducing images.
 //!
 //! Two tiny runs to 16x16 (one RGB, one grayscale) are trained once and shared by the tests. The
@@ -360,17 +360,18 @@ fn onnx_discriminator_matches_d_forward() {
         .success());
 }
 
-/// The README's Python snippet (its only ```python block), run as written next to an exported model.
+/// docs/export.md's Python snippet (its only ```python block), run as written next to an exported
+/// model.
 #[test]
-fn readme_onnxruntime_snippet_runs() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let blocks: Vec<&str> = readme
+fn docs_onnxruntime_snippet_runs() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/export.md")).unwrap();
+    let blocks: Vec<&str> = doc
         .split("```python\n")
         .skip(1)
         .map(|b| b.split("```").next().unwrap())
         .collect();
-    assert_eq!(blocks.len(), 1, "the README has one Python snippet for onnxruntime");
-    let dir = temp_dir("readme");
+    assert_eq!(blocks.len(), 1, "docs/export.md has one Python snippet for onnxruntime");
+    let dir = temp_dir("docs-snippet");
     export(&rgb().stable, &dir, false);
     std::fs::write(dir.join("snippet.py"), blocks[0]).unwrap();
     let out = Command::new(python())

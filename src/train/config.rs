@@ -107,7 +107,7 @@ impl Default for Schedule {
 
 impl Default for TrainConfig {
     /// The default run: the embedded emoji set at 64x64 with networks small enough to show
-    /// recognisable shapes within minutes on a laptop GPU (README, "Defaults").
+    /// recognisable shapes within minutes on a laptop GPU (docs/training.md, "Defaults and why").
     fn default() -> Self {
         let sc = StepConfig::default();
         TrainConfig {
