@@ -302,7 +302,7 @@ fn a_run_without_a_terminal_prints_tick_lines() {
     let command = format!("command: {} {}", env!("CARGO_BIN_EXE_pggan"), args.join(" "));
     assert_eq!(lines[..2], [version.as_str(), command.as_str()], "{text}");
     assert!(
-        lines[2].starts_with("adapter: ") && lines[3].starts_with("new run ") && lines[4].starts_with("precision: "),
+        lines[2].starts_with("adapter: ") && lines[3] == "new run" && lines[4].starts_with("precision: "),
         "{text}"
     );
     assert_eq!(lines.iter().filter(|l| l.starts_with("tick ")).count(), 3, "{text}");

@@ -41,11 +41,7 @@ Examples:
     #[command(after_long_help = "Examples:\n  pggan bench quality --resolution 32 --phase-kimg 10")]
     Quality(QualityArgs),
     /// GFLOP/s of conv and dense passes beside a plain matmul of the same size.
-    #[command(after_long_help = "\
-Examples:
-  pggan bench kernels --json
-  # Every tile shape of the convolution passes, on a software adapter:
-  pggan bench kernels --max-channels 64 --tiles")]
+    #[command(after_long_help = "Examples:\n  pggan bench kernels --json")]
     Kernels(KernelsArgs),
     /// The adapter's reduced-precision features (shader-f16, cooperative-matrix configurations),
     /// what `auto` resolves to, and the kernels that need them against their f64 references: the
