@@ -500,7 +500,8 @@ fn negative_values_reach_their_checks() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// `--out` (or `--cache`) naming a file, where a folder is written, is refused by name.
+/// `--out` (or `--cache`) naming a file, where a folder is written, is refused by name; so is
+/// `runs` for `pggan` alone.
 #[test]
 fn out_naming_a_file_is_refused() {
     let root = temp_dir("out-file");
@@ -524,6 +525,11 @@ fn out_naming_a_file_is_refused() {
         assert_eq!(stderr, format!("error: {flag} {f} is a file; give a folder\n"));
         assert_eq!(out.status.code(), Some(1));
     }
+    // `pggan` alone is `pggan train`, into `runs` of the current folder.
+    std::fs::write(root.join("runs"), "").unwrap();
+    let out = pggan(&[]).current_dir(&root).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr, "error: --out runs is a file; give a folder\n");
     let _ = std::fs::remove_dir_all(&root);
 }
 

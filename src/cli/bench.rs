@@ -81,7 +81,9 @@ pub struct TrainArgs {
     /// Untimed steps before them.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Resolutions to time, comma-separated [default: every one up to --resolution].
+    /// Resolutions to time, comma-separated.
+    ///
+    /// [default: every one up to --resolution]
     #[arg(long, value_delimiter = ',')]
     levels: Vec<usize>,
     /// Also time every kernel over one more step at each resolution (needs timestamp queries).

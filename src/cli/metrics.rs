@@ -41,8 +41,9 @@ pub enum Metric {
     /// SWD x1e3 per Laplacian-pyramid level and their average, real against fake images.
     #[command(after_long_help = SWD_EXAMPLES)]
     Swd {
-        /// Real images: an image folder, or `emoji` (the embedded set) [default: with --checkpoint,
-        /// the data it was trained on; with --fake, none: give --real].
+        /// Real images: an image folder, or `emoji` (the embedded set).
+        ///
+        /// [default: with --checkpoint, the data it was trained on; with --fake, none: give --real]
         #[arg(long)]
         real: Option<String>,
         /// Fake images from a folder (or use --checkpoint).
@@ -96,8 +97,9 @@ pub struct Source {
     /// Generate the images with this checkpoint (a run folder or a file).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
-    /// Resolution of the dataset images, a power of two from 4 to 1024 as the networks' [default:
-    /// the checkpoint's, else 64].
+    /// Resolution of the dataset images, a power of two from 4 to 1024 as the networks'.
+    ///
+    /// [default: the checkpoint's, else 64]
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4..=1024))]
     pub res: Option<usize>,
     /// Seeds the latents and the choice of images and pairs.
