@@ -12,18 +12,36 @@ use serde_json::Value;
 
 use super::NetSize;
 
+pub const EXAMPLES: &str = "\
+Examples:
+  # The training step's images per second up to 128x128, at the official network sizes:
+  pggan bench train --resolution 128
+  # The conv and dense kernels, as JSON:
+  pggan bench kernels --json
+  # What the adapter offers for mixed precision, and whether its kernels pass:
+  pggan bench precision";
+
 /// The benchmarks of `pggan bench`.
 #[derive(Subcommand)]
 pub enum BenchWhat {
     /// The host's time to record and to submit one kernel launch (a small one, so the GPU's
     /// time does not enter): the per-launch overhead that bounds the small levels' steps.
+    #[command(after_long_help = "Examples:\n  pggan bench launches --launches 2000 --rounds 16")]
     Launches(LaunchesArgs),
     /// Images per second of the whole training step (D and G step, EMA) at each resolution.
+    #[command(after_long_help = "\
+Examples:
+  # Up to 128x128 at the official network sizes:
+  pggan bench train --resolution 128
+  # 256x256 alone, in mixed precision, with the time of each kernel:
+  pggan bench train --resolution 256 --levels 256 --precision mixed --profile")]
     Train(TrainArgs),
     /// Quality at a fixed budget: trains a fixed small configuration on the emoji set through
     /// its whole schedule, then prints the time and the SWD of its EMA generator.
+    #[command(after_long_help = "Examples:\n  pggan bench quality --resolution 32 --phase-kimg 10")]
     Quality(QualityArgs),
     /// GFLOP/s of conv and dense passes beside a plain matmul of the same size.
+    #[command(after_long_help = "Examples:\n  pggan bench kernels --json")]
     Kernels(KernelsArgs),
     /// The adapter's reduced-precision features (shader-f16, cooperative-matrix configurations),
     /// what `auto` resolves to, and the kernels that need them against their f64 references: the
@@ -31,6 +49,7 @@ pub enum BenchWhat {
     /// the convolution passes on cooperative matrices. A kernel the
     /// adapter cannot run is refused, saying what it lacks; the exit status is a failure unless
     /// every one ran and passed.
+    #[command(after_long_help = "Examples:\n  pggan bench precision")]
     Precision,
 }
 
@@ -53,6 +72,7 @@ pub struct TrainArgs {
     resolution: usize,
     #[command(flatten)]
     size: NetSize,
+    /// Images per step.
     #[arg(long, default_value_t = 16)]
     minibatch: usize,
     /// Timed steps per resolution.
@@ -61,7 +81,9 @@ pub struct TrainArgs {
     /// Untimed steps before them.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Resolutions to time, comma-separated (default: every one up to --resolution).
+    /// Resolutions to time, comma-separated.
+    ///
+    /// [default: every one up to --resolution]
     #[arg(long, value_delimiter = ',')]
     levels: Vec<usize>,
     /// Also time every kernel over one more step at each resolution (needs timestamp queries).
@@ -84,6 +106,7 @@ pub struct QualityArgs {
     /// Images per side for the SWD.
     #[arg(long, default_value_t = 2048)]
     swd_images: usize,
+    /// Seeds the weights, minibatches and latents.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Where the prepared emoji set is cached.
@@ -98,6 +121,7 @@ pub struct QualityArgs {
 /// The settings of `pggan bench kernels`.
 #[derive(Args)]
 pub struct KernelsArgs {
+    /// Images per pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
     /// Cap on every channel count (lower it on a software adapter).

@@ -11,6 +11,13 @@ use pggan::export::{discriminator_onnx, generator_onnx};
 
 use super::train::find_checkpoint;
 
+pub const EXAMPLES: &str = "\
+Examples:
+  # A run's EMA generator, latents [batch, latent] -> images [batch, C, R, R]:
+  pggan export --checkpoint runs/000-emoji-64 --onnx generator.onnx
+  # The discriminator too:
+  pggan export --checkpoint runs/000-emoji-64 --onnx generator.onnx --onnx-d discriminator.onnx";
+
 /// `pggan export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {

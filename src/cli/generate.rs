@@ -16,58 +16,88 @@ use pggan::train::sample::Sampler;
 use pollster::block_on;
 
 use super::train::find_checkpoint;
+use super::{ensure_folder, GpuArgs};
+
+pub const GENERATE_EXAMPLES: &str = "\
+Examples:
+  # 16 PNG files from a run's checkpoint, in generated/:
+  pggan generate --checkpoint runs/000-emoji-64
+  # The images of seeds 0 to 63 as one grid, latents truncated to |z| <= 2:
+  pggan generate --checkpoint runs/000-emoji-64 --seeds 0-63 --trunc 2 --grid --out grid";
+
+pub const INTERPOLATE_EXAMPLES: &str = "\
+Examples:
+  # A 5-second loop (120 frames at 24 fps) through 4 random latents:
+  pggan interpolate --checkpoint runs/000-emoji-64 --out walk.gif
+  # A walk through the images of seeds 3, 7 and 12:
+  pggan interpolate --checkpoint runs/000-emoji-64 --seeds 3,7,12 --frames 60";
 
 /// Settings of `pggan generate`.
 #[derive(Args)]
 pub struct GenerateArgs {
+    /// A checkpoint or snapshot file, or a run folder (its checkpoint).
     #[arg(long)]
     checkpoint: PathBuf,
+    /// Images of random latents (without --seeds or --latents).
     #[arg(long, default_value_t = 16)]
     count: usize,
+    /// Seeds the random latents of --count.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Latents from a NumPy file [N, latent] (float32 or float64) instead of random ones.
     #[arg(long)]
     latents: Option<PathBuf>,
+    /// The folder the images and `latents.npy` are written into (created if missing).
     #[arg(long, default_value = "generated")]
     out: PathBuf,
+    /// Write one square grid of the images, `grid.png`, instead of a file per image.
     #[arg(long)]
     grid: bool,
     #[command(flatten)]
     options: GenerateOptions,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 /// Settings of `pggan interpolate`.
 #[derive(Args)]
 pub struct InterpolateArgs {
+    /// A checkpoint or snapshot file, or a run folder (its checkpoint).
     #[arg(long)]
     checkpoint: PathBuf,
+    /// Seeds the random latents of --keys.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Frames of the whole loop.
     #[arg(long, default_value_t = 120)]
     frames: usize,
     /// Random latents the walk passes through before it loops (--seeds names them instead).
     #[arg(long, default_value_t = 4)]
     keys: usize,
+    /// Frames per second of the GIF.
     #[arg(long, default_value_t = 24)]
     fps: u32,
+    /// The GIF file to write.
     #[arg(long, default_value = "walk.gif")]
     out: PathBuf,
     #[command(flatten)]
     keys_from: SeedOptions,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 /// `pggan generate`.
-pub fn run_generate(a: &GenerateArgs, gpu: &GpuOptions) -> Result<ExitCode> {
-    let g = Generator::load(&a.checkpoint, gpu)?;
+pub fn run_generate(a: &GenerateArgs) -> Result<ExitCode> {
+    ensure_folder("--out", &a.out)?;
+    let g = Generator::load(&a.checkpoint, &a.gpu.options())?;
     let n = images(&g, a.count, a.seed, a.latents.as_deref(), &a.out, a.grid, &a.options)?;
     println!("wrote {n} images to {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
 /// `pggan interpolate`.
-pub fn run_interpolate(a: &InterpolateArgs, gpu: &GpuOptions) -> Result<ExitCode> {
-    let g = Generator::load(&a.checkpoint, gpu)?;
+pub fn run_interpolate(a: &InterpolateArgs) -> Result<ExitCode> {
+    let g = Generator::load(&a.checkpoint, &a.gpu.options())?;
     interpolate(&g, a.seed, a.frames, a.keys, a.fps, &a.out, &a.keys_from)?;
     println!("wrote {}", a.out.display());
     Ok(ExitCode::SUCCESS)
@@ -78,11 +108,11 @@ pub fn run_interpolate(a: &InterpolateArgs, gpu: &GpuOptions) -> Result<ExitCode
 pub struct Generator(Sampler);
 
 impl Generator {
+    /// The checkpoint is read first: a mistyped path is reported before the GPU's driver says
+    /// anything.
     pub fn load(path: &Path, gpu: &GpuOptions) -> Result<Generator> {
-        Ok(Generator(Sampler::new(
-            block_on(Gpu::new(gpu))?,
-            find_checkpoint(path)?,
-        )?))
+        let ck = find_checkpoint(path)?;
+        Ok(Generator(Sampler::new(block_on(Gpu::new(gpu))?, ck)?))
     }
 
     pub fn latent(&self) -> usize {
@@ -147,7 +177,8 @@ pub struct SeedOptions {
     /// (`seed0000.png`, ...); `interpolate`: the walk's keys, in order.
     #[arg(long)]
     pub seeds: Option<Seeds>,
-    /// Truncation: each latent component is drawn from N(0, 1) again until |z_i| <= T. Default: none.
+    /// Truncation: each latent component is drawn from N(0, 1) again until |z_i| <= T (without it,
+    /// none).
     #[arg(long)]
     pub trunc: Option<f64>,
 }
@@ -185,6 +216,7 @@ pub enum Format {
 pub struct GenerateOptions {
     #[command(flatten)]
     pub latents: SeedOptions,
+    /// What to write.
     #[arg(long, value_enum, default_value_t = Format::Png)]
     pub format: Format,
 }

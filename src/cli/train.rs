@@ -18,13 +18,26 @@ use pggan::train::run::{self, Outcome, RunOptions, CHECKPOINT, CONFIG};
 use pggan::train::trainer::Trainer;
 use pollster::block_on;
 
-/// Settings of `pggan train`; each overrides the config file, which overrides the defaults.
+use super::{ensure_folder, GpuArgs};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # The embedded emoji set to 64x64, in runs/000-emoji-64:
+  pggan train
+  # A folder of images (searched recursively) to 128x128, 8 images per step:
+  pggan train --data photos --max-res 128 --minibatch 8
+  # Continue a stopped run from its last checkpoint:
+  pggan train --resume runs/000-photos-128";
+
+/// Settings of `pggan train`; each overrides the config file, which overrides the defaults. The
+/// defaults are the configuration's (`TrainConfig::default`), not clap's, since a resumed run keeps
+/// its own settings; [`show_defaults`] writes them into the help.
 #[derive(Args, Debug, Default)]
 pub struct TrainArgs {
-    /// Image folder (PNG, JPEG, WebP, BMP; searched recursively). Default: the embedded emoji set.
+    /// Image folder (PNG, JPEG, WebP, BMP; searched recursively), or `emoji`, the embedded set.
     #[arg(long)]
     pub data: Option<String>,
-    /// Folder that holds the runs; each run gets `NNN-<data>-<res>` inside. Default: `runs`.
+    /// Folder that holds the runs; each run gets `NNN-<data>-<res>` inside.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue a run (its folder or a checkpoint file) where it stopped.
@@ -33,68 +46,67 @@ pub struct TrainArgs {
     /// A JSON file with any of the settings (see `config.json` in a run folder for every field).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Final resolution, a power of two from 4 to 1024. Default: 64.
+    /// Final resolution, a power of two from 4 to 1024.
     #[arg(long)]
     pub max_res: Option<usize>,
-    /// Feature maps at level l: min(fmap-base / 2^l, fmap-max). Default: 2048 (official: 8192).
+    /// Feature maps at level l: min(fmap-base / 2^l, fmap-max) (official: 8192).
     #[arg(long)]
     pub fmap_base: Option<usize>,
-    /// Default: 128 (official: 512).
+    /// The most feature maps of any layer (official: 512).
     #[arg(long)]
     pub fmap_max: Option<usize>,
-    /// Latent size. Default: 128 (official: 512).
+    /// Latent size, G's input (official: 512).
     #[arg(long)]
     pub latent: Option<usize>,
     /// Image channels: 3 (RGB) or 1 (grayscale).
     #[arg(long)]
     pub channels: Option<usize>,
-    /// Images per step (a multiple of 4, or under 4). Default: 16.
+    /// Images per step (a multiple of 4, or under 4).
     #[arg(long)]
     pub minibatch: Option<usize>,
     /// Minibatch per resolution, e.g. `64=8,128=4`.
     #[arg(long)]
     pub minibatch_res: Option<String>,
-    /// Adam learning rate. Default: 0.001.
+    /// Adam learning rate.
     #[arg(long)]
     pub lr: Option<f32>,
     /// Learning rate per resolution, e.g. `128=0.0015`.
     #[arg(long)]
     pub lr_res: Option<String>,
-    /// Thousands of real images per fade-in and per stabilisation phase (fractions allowed). Default: 20.
+    /// Thousands of real images per fade-in and per stabilisation phase (fractions allowed).
     #[arg(long)]
     pub phase_kimg: Option<f64>,
-    /// Stop after this many thousand images (default: the end of the last stabilisation).
+    /// Stop after this many thousand images.
     #[arg(long)]
     pub total_kimg: Option<f64>,
-    /// Thousands of images between log lines and sample grids. Default: 2.
+    /// Thousands of images between log lines and sample grids.
     #[arg(long)]
     pub tick_kimg: Option<f64>,
-    /// Ticks between checkpoints. Default: 5.
+    /// Ticks between checkpoints.
     #[arg(long)]
     pub checkpoint_ticks: Option<usize>,
     /// Ticks between snapshots, checkpoints kept as `snapshot-<images>.safetensors` (0: none).
-    /// Default: 10.
     #[arg(long)]
     pub snapshot_ticks: Option<usize>,
-    /// Snapshots kept, the newest (0: all). Default: 10.
+    /// Snapshots kept, the newest (0: all).
     #[arg(long)]
     pub snapshots: Option<usize>,
-    /// Ticks between sliced Wasserstein distances in the log (0: never). Default: 10.
+    /// Ticks between sliced Wasserstein distances in the log (0: never).
     #[arg(long)]
     pub swd_ticks: Option<usize>,
-    /// Images per side for those distances. Default: 1024.
+    /// Images per side for those distances.
     #[arg(long)]
     pub swd_images: Option<usize>,
-    /// Seeds weights, minibatches and latents. Default: 1.
+    /// Seeds weights, minibatches and latents.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Turn off random horizontal flips of the real images.
     #[arg(long)]
     pub no_mirror: bool,
-    /// Sample grids are N x N images, N from 1 to 32 (each is generated and held whole). Default: 8.
+    /// Sample grids are N x N images, N from 1 to 32 (each is generated and held whole).
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32))]
     pub grid: Option<usize>,
-    /// Where prepared datasets are cached (default: `<out>/cache`).
+    /// Where prepared datasets are cached.
     #[arg(long)]
     pub cache: Option<PathBuf>,
     /// Nothing on stderr while training: no progress bar, no tick lines (they still go to log.txt
@@ -106,16 +118,62 @@ pub struct TrainArgs {
     pub no_tensorboard: bool,
     /// The layers' matrix products: f32, mixed (f16 operands, f32 sums; needs shader-f16) or auto
     /// (mixed where the adapter has f16 arithmetic). Kept in config.json when not f32; a resumed
-    /// run keeps its own unless given. Default: f32.
+    /// run keeps its own unless given.
     #[arg(long)]
     pub precision: Option<String>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+}
+
+/// Where runs go without `--out`.
+const OUT: &str = "runs";
+/// The side of sample grids without `--grid`.
+const GRID: usize = 8;
+
+/// Writes `[default: X]` into the help of each flag that has a default: the configuration's, which
+/// a new run starts from (a resumed run keeps its own, so clap must not fill them in).
+pub fn show_defaults(cmd: clap::Command) -> clap::Command {
+    let c = TrainConfig::default();
+    let (net, s) = (&c.net, &c.schedule);
+    let defaults = [
+        ("data", c.data.clone()),
+        ("out", OUT.to_string()),
+        ("max_res", net.max_res.to_string()),
+        ("fmap_base", net.fmap_base.to_string()),
+        ("fmap_max", net.fmap_max.to_string()),
+        ("latent", net.latent.to_string()),
+        ("channels", net.channels.to_string()),
+        ("minibatch", s.minibatch.to_string()),
+        ("lr", s.lr.to_string()),
+        ("phase_kimg", s.phase_kimg.to_string()),
+        ("total_kimg", "the end of the last stabilisation".to_string()),
+        ("tick_kimg", c.tick_kimg.to_string()),
+        ("checkpoint_ticks", c.checkpoint_ticks.to_string()),
+        ("snapshot_ticks", c.snapshot_ticks.to_string()),
+        ("snapshots", c.snapshots.to_string()),
+        ("swd_ticks", c.swd_ticks.to_string()),
+        ("swd_images", c.swd_images.to_string()),
+        ("seed", c.seed.to_string()),
+        ("grid", GRID.to_string()),
+        ("cache", "<out>/cache".to_string()),
+        ("precision", c.precision.clone()),
+    ];
+    defaults.into_iter().fold(cmd, |cmd, (id, value)| {
+        cmd.mut_arg(id, |a| {
+            // As clap shows its own defaults: after the text in short help, a paragraph in long help.
+            let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+            let long = a.get_long_help().map_or(help.clone(), ToString::to_string);
+            a.help(format!("{help} [default: {value}]"))
+                .long_help(format!("{long}\n\n[default: {value}]"))
+        })
+    })
 }
 
 // Defaults live here rather than in clap attributes so that `TrainArgs::default()`, what `pggan`
 // without a command runs, has them too.
 impl TrainArgs {
     fn out(&self) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| "runs".into())
+        self.out.clone().unwrap_or_else(|| OUT.into())
     }
 
     fn apply(&self, cfg: &mut TrainConfig) -> Result<()> {
@@ -185,8 +243,9 @@ pub fn load_data(name: &str, c: usize, r: usize, cache: &Path) -> Result<Dataset
 
 /// `pggan train`: exit status 130 when stopped by a signal (with a checkpoint written). Under an
 /// MPI launcher (with the `mpi` feature), one rank of a data-parallel run.
-pub fn run(args: &TrainArgs, gpu: &GpuOptions) -> Result<ExitCode> {
+pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
+    let gpu = &args.gpu.options();
     #[cfg(feature = "mpi")]
     if pggan::train::mpi::launched() {
         return distributed(args, gpu, stop);
@@ -230,6 +289,8 @@ fn train(
     stop: Arc<AtomicBool>,
     mut replicas: Option<Box<dyn Replicas>>,
 ) -> Result<Outcome> {
+    ensure_folder("--out", &args.out())?;
+    ensure_folder("--cache", &cache_dir(args))?;
     let lead = replicas.as_ref().is_none_or(|r| r.rank() == 0);
     let (mut trainer, dir, origin) = match &args.resume {
         Some(path) => {
@@ -336,7 +397,7 @@ fn train(
     .context("cannot install the signal handler")?;
     let terminal = std::io::stderr().is_terminal();
     let opts = RunOptions {
-        grid: args.grid.unwrap_or(8),
+        grid: args.grid.unwrap_or(GRID),
         stop: &stop,
         progress: !args.quiet && terminal,
         tick_lines: !args.quiet && !terminal,

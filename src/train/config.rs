@@ -351,7 +351,9 @@ impl TrainConfig {
             "precision",
         ];
         let strip = |c: &TrainConfig| -> Result<serde_json::Value> {
-            let mut v = serde_json::to_value(c)?;
+            // Through JSON text, where each f32 is written as its shortest decimal: a setting then
+            // reads as it was given (0.001), not widened to f64 (0.0010000000474974513).
+            let mut v: serde_json::Value = serde_json::from_str(&serde_json::to_string(c)?)?;
             for key in free {
                 v.as_object_mut().map(|o| o.remove(key));
                 v["schedule"].as_object_mut().map(|o| o.remove(key));

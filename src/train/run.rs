@@ -4,7 +4,8 @@
 //! checkpoint.
 //!
 //! A run folder holds `config.json`, `log.jsonl` (one line per tick), `log.txt` (the same ticks and
-//! every event as plain text), `samples/reals.png`, `samples/fakes-<images>.png` (the EMA generator
+//! every event as plain text, each line after its UTC time, each run's first lines the version,
+//! command line and adapter), `samples/reals.png`, `samples/fakes-<images>.png` (the EMA generator
 //! on fixed latents), `checkpoint.safetensors`, `snapshot-<images>.safetensors` and, unless turned
 //! off, TensorBoard's `events.out.tfevents.*` ([`crate::tensorboard`]).
 //!
@@ -16,7 +17,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -157,10 +158,58 @@ impl TextLog {
         self.keep(text)
     }
 
-    /// A line for the log only (one the command has printed already).
+    /// A line for the log only (one the command has printed already), after the time.
     fn keep(&mut self, text: &str) -> Result<()> {
-        writeln!(self.file, "{text}").with_context(|| format!("cannot write {LOG_TEXT}"))
+        let now = utc_timestamp(SystemTime::now());
+        writeln!(self.file, "{now} {text}").with_context(|| format!("cannot write {LOG_TEXT}"))
     }
+}
+
+/// `2026-12-07T07:00:00Z`: the time in UTC to the second, as log.txt's lines begin.
+pub fn utc_timestamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, s) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`), in eras of 400
+    // years counted from 0000-03-01, so that the leap day ends each year.
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = era * 400 + yoe + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// "pggan 0.1.0 (commit 1a2b3c4)"; the commit where the binary was built from a git checkout.
+fn version() -> String {
+    let version = format!("pggan {}", env!("CARGO_PKG_VERSION"));
+    match option_env!("PGGAN_COMMIT") {
+        Some(commit) => format!("{version} (commit {commit})"),
+        None => version,
+    }
+}
+
+/// The process's command line, each argument quoted where a shell would need it.
+fn command_line() -> String {
+    let plain = |a: &str| {
+        !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    };
+    let quoted: Vec<String> = std::env::args()
+        .map(|a| match plain(&a) {
+            true => a,
+            false => format!("'{}'", a.replace('\'', r"'\''")),
+        })
+        .collect();
+    quoted.join(" ")
 }
 
 /// Trains until the schedule ends or `opts.stop` is set; a checkpoint is written in either case.
@@ -169,6 +218,10 @@ impl TextLog {
 pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions, origin: &str) -> Result<Outcome> {
     let bar = progress_bar(opts.progress);
     let mut text = TextLog::open(dir, opts.tick_lines)?;
+    // What ran, how and where, before anything else: what one needs to reproduce or compare a run.
+    text.keep(&version())?;
+    text.keep(&format!("command: {}", command_line()))?;
+    text.keep(&format!("adapter: {}", trainer.gpu.describe()))?;
     text.line(&bar, origin)?;
     // Which kernels trained, and why not the cooperative ones where they were refused.
     text.keep(&format!(
@@ -179,7 +232,7 @@ pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions, origin: &str)
     if let Err(e) = &result {
         bar.abandon();
         // The error itself is what the caller reports; a failure to log it adds nothing.
-        let _ = writeln!(text.file, "error: {e:#}");
+        let _ = text.keep(&format!("error: {e:#}"));
     }
     result
 }

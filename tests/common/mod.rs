@@ -55,6 +55,32 @@ pub const TINY: &[&str] = &[
     "--quiet",
 ];
 
+/// The flags of a tiny run through 16x16 (the sliced Wasserstein distance's smallest size): 8 feature
+/// maps, minibatch 4, one minibatch per phase, 20 images in all, one tick.
+pub const TINY_16: &[&str] = &[
+    "--max-res",
+    "16",
+    "--fmap-base",
+    "16",
+    "--fmap-max",
+    "8",
+    "--latent",
+    "8",
+    "--minibatch",
+    "4",
+    "--phase-kimg",
+    "0.004",
+    "--total-kimg",
+    "0.02",
+    "--tick-kimg",
+    "0.02",
+    "--swd-ticks",
+    "0",
+    "--grid",
+    "2",
+    "--quiet",
+];
+
 /// The `pggan` binary with `args`, not yet started.
 pub fn pggan(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pggan"));
