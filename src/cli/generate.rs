@@ -13,6 +13,7 @@ use pggan::gpu::{Gpu, GpuOptions};
 use pggan::rng::Rng;
 use pggan::samples::{self, grid, Picture};
 use pggan::train::sample::Sampler;
+use pggan::{files, outln};
 use pollster::block_on;
 
 use super::train::find_checkpoint;
@@ -22,7 +23,8 @@ use super::train::find_checkpoint;
 pub struct GenerateArgs {
     #[arg(long)]
     checkpoint: PathBuf,
-    #[arg(long, default_value_t = 16)]
+    /// Random images to make, 1 to 100000.
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_IMAGES as u64))]
     count: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -44,10 +46,12 @@ pub struct InterpolateArgs {
     checkpoint: PathBuf,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value_t = 120)]
+    /// Frames of the walk, 2 to 10000 (each is held in memory until the GIF is written).
+    #[arg(long, default_value_t = 120, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=MAX_FRAMES as u64))]
     frames: usize,
-    /// Random latents the walk passes through before it loops (--seeds names them instead).
-    #[arg(long, default_value_t = 4)]
+    /// Random latents the walk passes through before it loops, at most 10000 (--seeds names them
+    /// instead).
+    #[arg(long, default_value_t = 4, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_FRAMES as u64))]
     keys: usize,
     #[arg(long, default_value_t = 24)]
     fps: u32,
@@ -61,7 +65,7 @@ pub struct InterpolateArgs {
 pub fn run_generate(a: &GenerateArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     let g = Generator::load(&a.checkpoint, gpu)?;
     let n = images(&g, a.count, a.seed, a.latents.as_deref(), &a.out, a.grid, &a.options)?;
-    println!("wrote {n} images to {}", a.out.display());
+    outln!("wrote {n} images to {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -69,7 +73,7 @@ pub fn run_generate(a: &GenerateArgs, gpu: &GpuOptions) -> Result<ExitCode> {
 pub fn run_interpolate(a: &InterpolateArgs, gpu: &GpuOptions) -> Result<ExitCode> {
     let g = Generator::load(&a.checkpoint, gpu)?;
     interpolate(&g, a.seed, a.frames, a.keys, a.fps, &a.out, &a.keys_from)?;
-    println!("wrote {}", a.out.display());
+    outln!("wrote {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -109,6 +113,15 @@ pub const LATENTS: &str = "latents.npy";
 pub const IMAGES: &str = "images.npy";
 /// More seeds than anyone renders in one call: a typo such as `0-1000000000` is refused, not run.
 const MAX_SEEDS: usize = 1_000_000;
+/// The most images `--count` asks for: their latents, values and PNGs are held at once.
+const MAX_IMAGES: usize = 100_000;
+/// The most frames (and keys) of a walk: every frame is held until the GIF is written.
+const MAX_FRAMES: usize = 10_000;
+/// The smallest `--trunc`: each component is drawn again until it is within the bound, about
+/// 1 / (0.8 T) draws for a small T, so a smaller one would take longer than anyone waits.
+const MIN_TRUNC: f64 = 0.01;
+/// The largest `--latents` file read: [MAX_SEEDS, 512] float64 with its header.
+const MAX_LATENTS_BYTES: u64 = (MAX_SEEDS * 512 * 8 + 4096) as u64;
 
 /// A list of seeds: `0-35,100` is 0 to 35, then 100.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,19 +160,22 @@ pub struct SeedOptions {
     /// (`seed0000.png`, ...); `interpolate`: the walk's keys, in order.
     #[arg(long)]
     pub seeds: Option<Seeds>,
-    /// Truncation: each latent component is drawn from N(0, 1) again until |z_i| <= T. Default: none.
-    #[arg(long)]
+    /// Truncation: each latent component is drawn from N(0, 1) again until |z_i| <= T (T >= 0.01).
+    /// Default: none.
+    #[arg(long, value_parser = parse_trunc)]
     pub trunc: Option<f64>,
 }
 
-impl SeedOptions {
-    fn validate(&self) -> Result<()> {
-        if let Some(t) = self.trunc {
-            ensure!(t > 0.0 && t.is_finite(), "--trunc must be a positive number, not {t}");
-        }
-        Ok(())
+fn parse_trunc(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(t) if t >= MIN_TRUNC && t.is_finite() => Ok(t),
+        _ => Err(format!(
+            "--trunc must be a number of at least {MIN_TRUNC} (below that nearly every draw is redrawn)"
+        )),
     }
+}
 
+impl SeedOptions {
     /// The latent [latent] of each seed.
     fn latents(&self, seeds: &Seeds, latent: usize) -> Vec<Vec<f32>> {
         seeds
@@ -215,7 +231,6 @@ fn images(
     opts: &GenerateOptions,
 ) -> Result<usize> {
     let (drawn, latent) = (&opts.latents, g.latent());
-    drawn.validate()?;
     ensure!(
         !(as_grid && opts.format == Format::Npy),
         "--grid makes one PNG; leave it out with --format npy"
@@ -227,14 +242,11 @@ fn images(
                 drawn.trunc.is_none(),
                 "--trunc applies to drawn latents, not to --latents"
             );
-            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = files::read_regular(file, MAX_LATENTS_BYTES)?;
             samples::read_npy(&bytes, latent).with_context(|| format!("{}", file.display()))?
         }
         (None, Some(seeds)) => drawn.latents(seeds, latent).concat(),
-        (None, None) => {
-            ensure!(count > 0, "--count must be at least 1");
-            normals(&mut Rng::new(seed), count * latent, drawn.trunc)
-        }
+        (None, None) => normals(&mut Rng::new(seed), count * latent, drawn.trunc),
     };
     let sampler = g.sampler();
     let values = block_on(sampler.run_values(&z))?;
@@ -244,10 +256,7 @@ fn images(
         sampler.position().res(),
     );
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let write = |name: &str, bytes: &[u8]| {
-        let path = out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
-    };
+    let write = |name: &str, bytes: &[u8]| files::write_atomic(&out.join(name), bytes);
     write(LATENTS, &samples::npy(&[n, latent], &z))?;
     if opts.format == Format::Npy {
         write(IMAGES, &samples::npy(&[n, c, r, r], &values))?;
@@ -279,8 +288,6 @@ fn interpolate(
     out: &Path,
     drawn: &SeedOptions,
 ) -> Result<()> {
-    ensure!(frames >= 2, "--frames must be at least 2");
-    drawn.validate()?;
     let latent = g.latent();
     let keyframes = match (&drawn.seeds, drawn.trunc) {
         // As before --seeds and --trunc existed: keys drawn in f64.
@@ -303,5 +310,5 @@ fn interpolate(
     };
     let images = g.run(&z)?;
     let pictures: Vec<Picture> = (0..images.count).map(|i| images.picture(i)).collect();
-    std::fs::write(out, samples::gif(&pictures, fps)?).with_context(|| format!("cannot write {}", out.display()))
+    files::write_atomic(out, &samples::gif(&pictures, fps)?)
 }

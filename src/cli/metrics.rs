@@ -12,6 +12,7 @@ use serde::Serialize;
 use pggan::data::Images;
 use pggan::gpu::{Gpu, GpuOptions};
 use pggan::metrics::{ms_ssim_pairs, swd, Swd, SwdConfig};
+use pggan::outln;
 use pggan::rng::Rng;
 
 use super::generate::Generator;
@@ -134,17 +135,17 @@ fn swd_command(real: &str, fake: Option<&Path>, src: &Source, opts: &GpuOptions)
         swd: block_on(swd(gpu, &reals, &fakes, &SwdConfig::default(), src.seed))?,
     };
     if src.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("adapter: {}", report.adapter);
-        println!(
+        outln!("adapter: {}", report.adapter);
+        outln!(
             "sliced Wasserstein distance x1e3, {n} images per side, {r}x{r}:",
             r = report.res
         );
         for (res, d) in &report.swd.levels {
-            println!("  {:>9} {d:10.3}", format!("{res}x{res}"));
+            outln!("  {:>9} {d:10.3}", format!("{res}x{res}"));
         }
-        println!("  {:>9} {:10.3}", "average", report.swd.average);
+        outln!("  {:>9} {:10.3}", "average", report.swd.average);
     }
     Ok(())
 }
@@ -167,9 +168,9 @@ fn msssim_command(images: Option<&str>, pairs: usize, src: &Source, opts: &GpuOp
     if src.json {
         let report =
             serde_json::json!({"images": name, "count": set.count, "res": set.res, "pairs": pairs, "ms_ssim": value});
-        println!("{report}");
+        outln!("{report}");
     } else {
-        println!(
+        outln!(
             "MS-SSIM over {pairs} random pairs of {} images of {name} ({r}x{r}): {value:.4}",
             set.count,
             r = set.res

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use pggan::gpu::{Gpu, GpuOptions, ADAPTER_ENV};
 use pggan::nn::NetConfig;
+use pggan::{errln, out, outln};
 
 #[derive(Parser)]
 #[command(
@@ -132,7 +133,7 @@ pub fn main() -> ExitCode {
         } => {
             let cfg = size.net(resolution, channels);
             cfg.validate().map(|()| {
-                print!("{}", pggan::nn::arch::describe(&cfg));
+                out!("{}", pggan::nn::arch::describe(&cfg));
                 ExitCode::SUCCESS
             })
         }
@@ -147,7 +148,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -155,8 +156,8 @@ pub fn main() -> ExitCode {
 
 fn selftest(opts: GpuOptions) -> anyhow::Result<ExitCode> {
     let gpu = pollster::block_on(Gpu::new(&opts))?;
-    println!("adapter: {}", gpu.describe());
+    outln!("adapter: {}", gpu.describe());
     let (table, ok) = pollster::block_on(pggan::selftest::report(&gpu));
-    print!("{table}");
+    out!("{table}");
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
