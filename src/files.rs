@@ -48,17 +48,32 @@ fn temporary_name(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// open(2) flags, on unix: a symbolic link at the path is an error (ELOOP) instead of followed; a
+/// FIFO opens without waiting for a writer. Elsewhere none (0).
+#[cfg(unix)]
+const NO_FOLLOW: i32 = libc::O_NOFOLLOW;
+#[cfg(unix)]
+const NON_BLOCKING: i32 = libc::O_NONBLOCK;
+#[cfg(not(unix))]
+const NO_FOLLOW: i32 = 0;
+#[cfg(not(unix))]
+const NON_BLOCKING: i32 = 0;
+
+/// `options` with open(2) `flags` added (on unix; elsewhere the flags are all 0).
+fn with_flags(options: &mut OpenOptions, flags: i32) -> &mut OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(options, flags);
+    #[cfg(not(unix))]
+    let _ = flags;
+    options
+}
+
 /// Opens `path` for appending (created if missing); a symbolic link at `path` is refused rather
 /// than followed.
 pub fn open_append(path: &Path) -> Result<File> {
     let mut options = OpenOptions::new();
     options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW);
-    }
-    options.open(path).map_err(|e| {
+    with_flags(&mut options, NO_FOLLOW).open(path).map_err(|e| {
         #[cfg(unix)]
         if e.raw_os_error() == Some(libc::ELOOP) {
             return anyhow!(
@@ -75,12 +90,7 @@ pub fn open_append(path: &Path) -> Result<File> {
 pub fn open_regular(path: &Path) -> Result<File> {
     let mut options = OpenOptions::new();
     options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options
+    let file = with_flags(&mut options, NON_BLOCKING)
         .open(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let meta = file
@@ -158,12 +168,7 @@ impl Lock {
     fn open(path: &Path) -> Result<File> {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.custom_flags(libc::O_NOFOLLOW);
-        }
-        options
+        with_flags(&mut options, NO_FOLLOW)
             .open(path)
             .with_context(|| format!("cannot open the lock file {}", path.display()))
     }

@@ -241,12 +241,11 @@ fn train(
     // `_lock`, the run folder's, is held until the run ends: one process trains in a folder at a time.
     let (mut trainer, dir, origin, _lock) = match &args.resume {
         Some(path) => {
-            let (file, run_dir) = match lead {
+            let (file, run) = match lead {
                 true => resume_source(path)?,
                 false => (path.clone(), None),
             };
-            // Taken first, so that a second run of the folder is refused before it reads anything.
-            let lock = run_dir.as_deref().map(files::lock_run).transpose()?;
+            let (run_dir, lock) = run.unzip();
             let ck = read_checkpoint(&file, replicas.as_mut().map(|r| r.as_mut() as &mut dyn Replicas))?;
             let mut cfg = ck.config.clone();
             if let Some(file) = &args.config {
@@ -382,16 +381,19 @@ fn cache_dir(args: &TrainArgs, run_dir: Option<&Path>) -> PathBuf {
     }
 }
 
-/// The checkpoint file `--resume PATH` names, and the run folder to continue in: a run folder (its
-/// `config.json` and `checkpoint.safetensors`), given as the folder or as that checkpoint, continues
-/// in place; any other checkpoint file has none (the run starts a new folder).
-fn resume_source(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
+/// The checkpoint file `--resume PATH` names, and the run folder to continue in with its lock: a run
+/// folder (its `config.json` and `checkpoint.safetensors`), given as the folder or as that
+/// checkpoint, continues in place; any other checkpoint file has none (the run starts a new folder).
+/// The lock is taken first, so a second run of a folder is refused before it reads anything.
+fn resume_source(path: &Path) -> Result<(PathBuf, Option<(PathBuf, files::Lock)>)> {
     if path.is_dir() {
         ensure!(
             path.join(CONFIG).exists(),
             "{} is not a run folder (no {CONFIG}); give a run folder or a checkpoint file",
             path.display()
         );
+        // Before the checkpoint is looked for: a run in training may not have written it yet.
+        let lock = files::lock_run(path)?;
         let file = path.join(CHECKPOINT);
         ensure!(
             file.exists(),
@@ -400,13 +402,17 @@ fn resume_source(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
              a new run",
             path.display()
         );
-        return Ok((file, Some(path.to_path_buf())));
+        return Ok((file, Some((path.to_path_buf(), lock))));
     }
     ensure!(path.exists(), "no checkpoint at {}", path.display());
     let dir = path
         .parent()
         .filter(|d| path.file_name() == Some(CHECKPOINT.as_ref()) && d.join(CONFIG).exists());
-    Ok((path.to_path_buf(), dir.map(Path::to_path_buf)))
+    let run = match dir {
+        Some(dir) => Some((dir.to_path_buf(), files::lock_run(dir)?)),
+        None => None,
+    };
+    Ok((path.to_path_buf(), run))
 }
 
 /// A checkpoint given as a file or as a run folder (its `checkpoint.safetensors`).
