@@ -7,6 +7,8 @@ pub mod checkpoint;
 pub mod data;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod export;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod files;
 pub mod gpu;
 pub mod metrics;
 pub mod nn;

@@ -456,6 +456,22 @@ fn huge_grid_and_res_are_refused() {
         out.status.code() == Some(2) && stderr.contains("--res") && stderr.contains("4..=1024"),
         "{stderr}"
     );
+    // generate and interpolate: each once looped forever (a truncation no draw meets) or aborted
+    // on its allocation; refused as the flags are read, before the checkpoint is looked at.
+    let ck = root.join("no-such-checkpoint.safetensors");
+    for (command, flag, value, limit) in [
+        ("generate", "--count", "100000000", "1..=100000"),
+        ("generate", "--trunc", "1e-300", "at least 0.01"),
+        ("interpolate", "--frames", "100000000", "2..=10000"),
+        ("interpolate", "--keys", "100000000", "0..=10000"),
+    ] {
+        let out = run(&[command, "--checkpoint", ck.to_str().unwrap(), flag, value]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(2) && stderr.contains(flag) && stderr.contains(limit),
+            "{command} {flag} {value}: {stderr}"
+        );
+    }
     assert!(!runs.exists() && !cache.exists());
     assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
     let _ = std::fs::remove_dir_all(&root);
@@ -594,4 +610,21 @@ fn swd_compares_a_checkpoint_with_its_training_data() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A closed stdout (`pggan info | head -1` once `head` has exited) is no panic: `info` and
+/// `bench launches` print into it, do their work and exit with status 0.
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    for command in [
+        &["info", "--resolution", "64"][..],
+        &["bench", "launches", "--launches", "10", "--rounds", "2"],
+    ] {
+        let out = pggan(command).stdout(common::closed_pipe()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "{command:?}: {stderr}"
+        );
+    }
 }

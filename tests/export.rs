@@ -569,3 +569,39 @@ fn truncation_bounds_the_latents() {
         assert!(!run(&args).status.success(), "{bad:?} is refused");
     }
 }
+
+/// `--onnx-d` refuses a checkpoint of format version 1 (its D had the earlier block) with the
+/// message `train --resume` gives, and writes neither model; a closed stdout does not fail an
+/// export of a good checkpoint.
+#[test]
+fn a_format_1_discriminator_is_refused_and_stdout_may_be_closed() {
+    let trained = rgb();
+    let dir = temp_dir("format-1");
+    let old = dir.join("old.safetensors");
+    let bytes = common::as_version(&std::fs::read(&trained.stable).unwrap(), 1);
+    std::fs::write(&old, &bytes).unwrap();
+    let (g, d) = (dir.join("generator.onnx"), dir.join("discriminator.onnx"));
+    let out = run(&["export", "--onnx", s(&g), "--onnx-d", s(&d), "--checkpoint", s(&old)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The message of `train --resume` (Trainer::resume), word for word.
+    let resume = format!(
+        "{:#}",
+        Checkpoint::from_bytes(&bytes)
+            .unwrap()
+            .check_discriminator()
+            .unwrap_err()
+    );
+    assert!(
+        !out.status.success() && resume.contains("earlier discriminator block") && stderr.contains(&resume),
+        "{stderr}"
+    );
+    assert!(!g.exists() && !d.exists());
+
+    let out = common::pggan(&["export", "--onnx", s(&g), "--checkpoint", s(&trained.stable)])
+        .stdout(common::closed_pipe())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(g.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use pggan::bench;
 use pggan::gpu::{Gpu, GpuOptions, Precision};
 use pggan::train::dist::Replicas;
+use pggan::{errln, out, outln};
 use serde_json::Value;
 
 use super::NetSize;
@@ -161,7 +162,7 @@ fn bench(opts: &GpuOptions, what: BenchWhat, json: bool, mut replicas: Option<Bo
     let json_out = json || !lead;
     let adapter = bench::adapter(&gpu);
     if !json_out {
-        println!("adapter: {}", gpu.describe());
+        outln!("adapter: {}", gpu.describe());
     }
     // Only rank 0 prints: the others' figures are gathered into its report.
     let json = json_out;
@@ -173,7 +174,7 @@ fn bench(opts: &GpuOptions, what: BenchWhat, json: bool, mut replicas: Option<Bo
         BenchWhat::Precision => precision(gpu, adapter, json)?,
     };
     if json && lead {
-        println!("{report}");
+        outln!("{report}");
     }
     Ok(match report.get("ok") {
         Some(Value::Bool(false)) => ExitCode::FAILURE,
@@ -185,14 +186,14 @@ fn precision(gpu: Gpu, adapter: Value, json: bool) -> Result<Value> {
     let caps = &gpu.precision;
     let auto = Precision::parse("auto", caps)?;
     if !json {
-        print!("{}", caps.describe());
-        println!("precision auto: {auto:?}");
+        out!("{}", caps.describe());
+        outln!("precision auto: {auto:?}");
     }
     let (mut rows, mut refused, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     for c in pggan::ops::FEATURE_CHECKS {
         if let Err(e) = (c.available)(&gpu) {
             if !json {
-                println!("{}: refused: {e:#}", c.name);
+                outln!("{}: refused: {e:#}", c.name);
             }
             refused.push(serde_json::json!({ "check": c.name, "error": format!("{e:#}") }));
             continue;
@@ -202,13 +203,13 @@ fn precision(gpu: Gpu, adapter: Value, json: bool) -> Result<Value> {
         match pollster::block_on((c.check)(&gpu)) {
             Ok(r) => {
                 if !json {
-                    print!("{}", pggan::check::table(&r));
+                    out!("{}", pggan::check::table(&r));
                 }
                 rows.extend(r);
             }
             Err(e) => {
                 if !json {
-                    println!("{}: failed: {e:#}", c.name);
+                    outln!("{}: failed: {e:#}", c.name);
                 }
                 failed.push(serde_json::json!({ "check": c.name, "error": format!("{e:#}") }));
             }
@@ -252,7 +253,7 @@ fn launches(gpu: Gpu, adapter: Value, a: LaunchesArgs, json: bool) -> Result<Val
     let LaunchesArgs { launches, rounds } = a;
     let r = bench::launches(&gpu, launches, rounds)?;
     if !json {
-        println!(
+        outln!(
             "launches: {launches} per round, median of {} rounds: record {:.2} us, submit {:.2} us \
              per launch ({} compute passes and {} new bind groups per round)",
             rounds - 1,
@@ -290,19 +291,21 @@ fn train(gpu: Gpu, a: TrainArgs, json: bool, replicas: Option<&mut dyn Replicas>
     };
     let b = settings.bench()?;
     if !json {
-        println!(
+        outln!(
             "train: resolution {resolution}, fmap-base {}, fmap-max {}, latent {}, minibatch {minibatch}, \
              {steps} steps after {warmup} warm-up",
-            size.fmap_base, size.fmap_max, size.latent
+            size.fmap_base,
+            size.fmap_max,
+            size.latent
         );
     }
     let ranks = replicas.as_ref().map_or(1, |r| r.size());
     let rows = pollster::block_on(bench::train_on(&gpu, &b, replicas))?;
     if !json {
-        println!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
-        print!("{}", bench::train_table(&rows));
+        outln!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
+        out!("{}", bench::train_table(&rows));
         if ranks > 1 {
-            print!("{}", dist_table(ranks, minibatch, &rows));
+            out!("{}", dist_table(ranks, minibatch, &rows));
         }
     }
     let mut report = bench::train_report(&gpu, &settings, &rows);
@@ -350,19 +353,21 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
     let r = bench::quality(&mut trainer, swd_images)?;
     let layers = trainer.gpu.layer_precision();
     if !json {
-        println!(
+        outln!(
             "quality: emoji to {resolution}x{resolution}, {phase_kimg} kimg per phase ({} kimg), \
              precision {layers:?}: {:.1} s, {:.1} img/s",
-            r.kimg, r.seconds, r.images_per_second
+            r.kimg,
+            r.seconds,
+            r.images_per_second
         );
         match &r.swd {
             Some(swd) => {
                 for (res, d) in &swd.levels {
-                    println!("  SWD x1e3 {:>9} {d:10.3}", format!("{res}x{res}"));
+                    outln!("  SWD x1e3 {:>9} {d:10.3}", format!("{res}x{res}"));
                 }
-                println!("  SWD x1e3 {:>9} {:10.3}", "average", swd.average);
+                outln!("  SWD x1e3 {:>9} {:10.3}", "average", swd.average);
             }
-            None => println!("  no SWD below 16x16"),
+            None => outln!("  no SWD below 16x16"),
         }
     }
     Ok(serde_json::json!({
@@ -392,13 +397,13 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
     };
     let mut rows = Vec::new();
     for shape in bench::pggan_shapes(batch, max_channels) {
-        eprintln!("benchmarking {shape:?}");
+        errln!("benchmarking {shape:?}");
         rows.extend(bench::run(&gpu, shape, reps.max(1), &tiles)?);
     }
     let layers = gpu.layer_precision();
     if !json {
-        println!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
-        print!("{}", bench::table(&rows));
+        outln!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
+        out!("{}", bench::table(&rows));
     }
     Ok(serde_json::json!({
         "bench": "kernels",

@@ -13,6 +13,7 @@ use pggan::gpu::{Gpu, GpuOptions};
 use pggan::rng::Rng;
 use pggan::samples::{self, grid, Picture};
 use pggan::train::sample::Sampler;
+use pggan::{files, outln};
 use pollster::block_on;
 
 use super::train::find_checkpoint;
@@ -38,8 +39,8 @@ pub struct GenerateArgs {
     /// A checkpoint or snapshot file, or a run folder (its checkpoint).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Images of random latents (without --seeds or --latents).
-    #[arg(long, default_value_t = 16)]
+    /// Images of random latents (without --seeds or --latents), 1 to 100000.
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_IMAGES as u64))]
     count: usize,
     /// Seeds the random latents of --count.
     #[arg(long, default_value_t = 0)]
@@ -68,11 +69,12 @@ pub struct InterpolateArgs {
     /// Seeds the random latents of --keys.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Frames of the whole loop.
-    #[arg(long, default_value_t = 120)]
+    /// Frames of the whole loop, 2 to 10000 (each is held in memory until the GIF is written).
+    #[arg(long, default_value_t = 120, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=MAX_FRAMES as u64))]
     frames: usize,
-    /// Random latents the walk passes through before it loops (--seeds names them instead).
-    #[arg(long, default_value_t = 4)]
+    /// Random latents the walk passes through before it loops, at most 10000 (--seeds names them
+    /// instead).
+    #[arg(long, default_value_t = 4, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_FRAMES as u64))]
     keys: usize,
     /// Frames per second of the GIF.
     #[arg(long, default_value_t = 24)]
@@ -91,7 +93,7 @@ pub fn run_generate(a: &GenerateArgs) -> Result<ExitCode> {
     ensure_folder("--out", &a.out)?;
     let g = Generator::load(&a.checkpoint, &a.gpu.options())?;
     let n = images(&g, a.count, a.seed, a.latents.as_deref(), &a.out, a.grid, &a.options)?;
-    println!("wrote {n} images to {}", a.out.display());
+    outln!("wrote {n} images to {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -99,7 +101,7 @@ pub fn run_generate(a: &GenerateArgs) -> Result<ExitCode> {
 pub fn run_interpolate(a: &InterpolateArgs) -> Result<ExitCode> {
     let g = Generator::load(&a.checkpoint, &a.gpu.options())?;
     interpolate(&g, a.seed, a.frames, a.keys, a.fps, &a.out, &a.keys_from)?;
-    println!("wrote {}", a.out.display());
+    outln!("wrote {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -139,6 +141,15 @@ pub const LATENTS: &str = "latents.npy";
 pub const IMAGES: &str = "images.npy";
 /// More seeds than anyone renders in one call: a typo such as `0-1000000000` is refused, not run.
 const MAX_SEEDS: usize = 1_000_000;
+/// The most images `--count` asks for: their latents, values and PNGs are held at once.
+const MAX_IMAGES: usize = 100_000;
+/// The most frames (and keys) of a walk: every frame is held until the GIF is written.
+const MAX_FRAMES: usize = 10_000;
+/// The smallest `--trunc`: each component is drawn again until it is within the bound, about
+/// 1 / (0.8 T) draws for a small T, so a smaller one would take longer than anyone waits.
+const MIN_TRUNC: f64 = 0.01;
+/// The largest `--latents` file read: [MAX_SEEDS, 512] float64 with its header.
+const MAX_LATENTS_BYTES: u64 = (MAX_SEEDS * 512 * 8 + 4096) as u64;
 
 /// A list of seeds: `0-35,100` is 0 to 35, then 100.
 #[derive(Clone, Debug, PartialEq)]
@@ -177,20 +188,22 @@ pub struct SeedOptions {
     /// (`seed0000.png`, ...); `interpolate`: the walk's keys, in order.
     #[arg(long)]
     pub seeds: Option<Seeds>,
-    /// Truncation: each latent component is drawn from N(0, 1) again until |z_i| <= T (without it,
-    /// none).
-    #[arg(long)]
+    /// Truncation: each latent component is drawn from N(0, 1) again until |z_i| <= T, with
+    /// T >= 0.01 (without it, none).
+    #[arg(long, value_parser = parse_trunc)]
     pub trunc: Option<f64>,
 }
 
-impl SeedOptions {
-    fn validate(&self) -> Result<()> {
-        if let Some(t) = self.trunc {
-            ensure!(t > 0.0 && t.is_finite(), "--trunc must be a positive number, not {t}");
-        }
-        Ok(())
+fn parse_trunc(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(t) if t >= MIN_TRUNC && t.is_finite() => Ok(t),
+        _ => Err(format!(
+            "--trunc must be a number of at least {MIN_TRUNC} (below that nearly every draw is redrawn)"
+        )),
     }
+}
 
+impl SeedOptions {
     /// The latent [latent] of each seed.
     fn latents(&self, seeds: &Seeds, latent: usize) -> Vec<Vec<f32>> {
         seeds
@@ -247,7 +260,6 @@ fn images(
     opts: &GenerateOptions,
 ) -> Result<usize> {
     let (drawn, latent) = (&opts.latents, g.latent());
-    drawn.validate()?;
     ensure!(
         !(as_grid && opts.format == Format::Npy),
         "--grid makes one PNG; leave it out with --format npy"
@@ -259,14 +271,11 @@ fn images(
                 drawn.trunc.is_none(),
                 "--trunc applies to drawn latents, not to --latents"
             );
-            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = files::read_regular(file, MAX_LATENTS_BYTES)?;
             samples::read_npy(&bytes, latent).with_context(|| format!("{}", file.display()))?
         }
         (None, Some(seeds)) => drawn.latents(seeds, latent).concat(),
-        (None, None) => {
-            ensure!(count > 0, "--count must be at least 1");
-            normals(&mut Rng::new(seed), count * latent, drawn.trunc)
-        }
+        (None, None) => normals(&mut Rng::new(seed), count * latent, drawn.trunc),
     };
     let sampler = g.sampler();
     let values = block_on(sampler.run_values(&z))?;
@@ -276,10 +285,7 @@ fn images(
         sampler.position().res(),
     );
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let write = |name: &str, bytes: &[u8]| {
-        let path = out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
-    };
+    let write = |name: &str, bytes: &[u8]| files::write_atomic(&out.join(name), bytes);
     write(LATENTS, &samples::npy(&[n, latent], &z))?;
     if opts.format == Format::Npy {
         write(IMAGES, &samples::npy(&[n, c, r, r], &values))?;
@@ -311,8 +317,6 @@ fn interpolate(
     out: &Path,
     drawn: &SeedOptions,
 ) -> Result<()> {
-    ensure!(frames >= 2, "--frames must be at least 2");
-    drawn.validate()?;
     let latent = g.latent();
     let keyframes = match (&drawn.seeds, drawn.trunc) {
         // As before --seeds and --trunc existed: keys drawn in f64.
@@ -335,5 +339,5 @@ fn interpolate(
     };
     let images = g.run(&z)?;
     let pictures: Vec<Picture> = (0..images.count).map(|i| images.picture(i)).collect();
-    std::fs::write(out, samples::gif(&pictures, fps)?).with_context(|| format!("cannot write {}", out.display()))
+    files::write_atomic(out, &samples::gif(&pictures, fps)?)
 }

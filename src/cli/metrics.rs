@@ -12,6 +12,7 @@ use serde::Serialize;
 use pggan::data::Images;
 use pggan::gpu::{Gpu, GpuOptions};
 use pggan::metrics::{ms_ssim_pairs, swd, Swd, SwdConfig};
+use pggan::outln;
 use pggan::rng::Rng;
 
 use super::generate::Generator;
@@ -184,18 +185,18 @@ fn swd_command(real: Option<&str>, fake: Option<&Path>, count: usize, src: &Sour
         swd: block_on(swd(gpu, &reals, &fakes, &SwdConfig::default(), src.seed))?,
     };
     if src.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("adapter: {}", report.adapter);
-        println!(
+        outln!("adapter: {}", report.adapter);
+        outln!(
             "sliced Wasserstein distance x1e3 of {} against {real}, {n} images per side, {r}x{r}:",
             report.fake,
             r = report.res
         );
         for (res, d) in &report.swd.levels {
-            println!("  {:>9} {d:10.3}", format!("{res}x{res}"));
+            outln!("  {:>9} {d:10.3}", format!("{res}x{res}"));
         }
-        println!("  {:>9} {:10.3}", "average", report.swd.average);
+        outln!("  {:>9} {:10.3}", "average", report.swd.average);
     }
     Ok(())
 }
@@ -218,9 +219,9 @@ fn msssim_command(images: Option<&str>, count: usize, pairs: usize, src: &Source
     if src.json {
         let report =
             serde_json::json!({"images": name, "count": set.count, "res": set.res, "pairs": pairs, "ms_ssim": value});
-        println!("{report}");
+        outln!("{report}");
     } else {
-        println!(
+        outln!(
             "MS-SSIM over {pairs} random pairs of {} images of {name} ({r}x{r}): {value:.4}",
             set.count,
             r = set.res

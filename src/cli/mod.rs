@@ -15,6 +15,7 @@ use anyhow::{ensure, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use pggan::gpu::{Gpu, GpuOptions, ADAPTER_ENV};
 use pggan::nn::NetConfig;
+use pggan::{errln, out, outln};
 
 #[derive(Parser)]
 #[command(
@@ -220,7 +221,7 @@ pub fn main() -> ExitCode {
         } => {
             let cfg = size.net(resolution, channels);
             cfg.validate().map(|()| {
-                print!("{}", pggan::nn::arch::describe(&cfg));
+                out!("{}", pggan::nn::arch::describe(&cfg));
                 ExitCode::SUCCESS
             })
         }
@@ -238,7 +239,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -246,8 +247,8 @@ pub fn main() -> ExitCode {
 
 fn selftest(opts: GpuOptions) -> anyhow::Result<ExitCode> {
     let gpu = pollster::block_on(Gpu::new(&opts))?;
-    println!("adapter: {}", gpu.describe());
+    outln!("adapter: {}", gpu.describe());
     let (table, ok) = pollster::block_on(pggan::selftest::report(&gpu));
-    print!("{table}");
+    out!("{table}");
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -11,6 +11,8 @@ use anyhow::{ensure, Context, Result};
 use clap::Args;
 use pggan::checkpoint::{self, Checkpoint};
 use pggan::data::{self, Dataset};
+use pggan::errln;
+use pggan::files;
 use pggan::gpu::{Gpu, GpuOptions};
 use pggan::train::config::{parse_res_map, TrainConfig, EMOJI};
 use pggan::train::dist::Replicas;
@@ -106,7 +108,8 @@ pub struct TrainArgs {
     /// Sample grids are N x N images, N from 1 to 32 (each is generated and held whole).
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32))]
     pub grid: Option<usize>,
-    /// Where prepared datasets are cached.
+    /// Where prepared datasets are cached (resuming a run folder without --out: `cache` beside that
+    /// folder).
     #[arg(long)]
     pub cache: Option<PathBuf>,
     /// Nothing on stderr while training: no progress bar, no tick lines (they still go to log.txt
@@ -205,8 +208,12 @@ impl TrainArgs {
     }
 }
 
+/// Far above any configuration file (about 1 KiB): a device or a huge file given as one is refused.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 fn read_json_config(path: &Path) -> Result<TrainConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = files::read_regular(path, MAX_CONFIG_BYTES)?;
+    let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
     TrainConfig::from_json(&text).with_context(|| format!("{} is not a valid pggan configuration", path.display()))
 }
 
@@ -230,14 +237,14 @@ pub fn load_data(name: &str, c: usize, r: usize, cache: &Path) -> Result<Dataset
     };
     bar.finish_and_clear();
     if !data.skipped.is_empty() {
-        eprintln!(
+        errln!(
             "warning: skipped {} files that are not readable images, e.g. {}: {}",
             data.skipped.len(),
             data.skipped[0].path,
             data.skipped[0].reason
         );
     }
-    eprintln!("dataset {}: {} images, {r}x{r}, {c} channels", data.name, data.count());
+    errln!("dataset {}: {} images, {r}x{r}, {c} channels", data.name, data.count());
     Ok(data)
 }
 
@@ -290,14 +297,18 @@ fn train(
     mut replicas: Option<Box<dyn Replicas>>,
 ) -> Result<Outcome> {
     ensure_folder("--out", &args.out())?;
-    ensure_folder("--cache", &cache_dir(args))?;
+    if let Some(cache) = &args.cache {
+        ensure_folder("--cache", cache)?;
+    }
     let lead = replicas.as_ref().is_none_or(|r| r.rank() == 0);
-    let (mut trainer, dir, origin) = match &args.resume {
+    // `_lock`, the run folder's, is held until the run ends: one process trains in a folder at a time.
+    let (mut trainer, dir, origin, _lock) = match &args.resume {
         Some(path) => {
-            let (file, run_dir) = match lead {
+            let (file, run) = match lead {
                 true => resume_source(path)?,
                 false => (path.clone(), None),
             };
+            let (run_dir, lock) = run.unzip();
             let ck = read_checkpoint(&file, replicas.as_mut().map(|r| r.as_mut() as &mut dyn Replicas))?;
             let mut cfg = ck.config.clone();
             if let Some(file) = &args.config {
@@ -311,7 +322,7 @@ fn train(
                 None if lead => run::check_writable(&args.out())?,
                 None => {}
             }
-            let data = load_dataset(&cfg, &cache_dir(args))?;
+            let data = load_dataset(&cfg, &cache_dir(args, run_dir.as_deref()))?;
             let mut ck = ck;
             ck.config = cfg;
             let mut trainer = Trainer::resume(block_on(Gpu::new(gpu))?, &ck, data)?;
@@ -319,28 +330,30 @@ fn train(
                 block_on(trainer.distribute(r))?;
             }
             let kimg = trainer.state.images as f64 / 1000.0;
-            let (dir, origin) = match run_dir {
+            let (dir, origin, lock) = match run_dir {
                 Some(dir) => {
                     let origin = format!("resuming at kimg {kimg:.3} (step {})", trainer.state.steps);
-                    (dir, origin)
+                    (dir, origin, lock)
                 }
-                None if !lead => (PathBuf::new(), String::new()),
+                None if !lead => (PathBuf::new(), String::new(), None),
                 None => {
                     // Any other checkpoint file (a snapshot, a copy, the page's) leaves its run
                     // untouched: the continuation is a new run that records where it came from.
                     let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
+                    let lock = files::lock_run(&dir)?;
                     let from = file.canonicalize().unwrap_or(file.clone());
                     (
                         dir,
                         format!("new run resumed from {} at kimg {kimg:.3}", from.display()),
+                        Some(lock),
                     )
                 }
             };
             if lead {
-                eprintln!("{}: {origin}", dir.display());
-                eprintln!("precision: {}", pggan::ops::conv::describe_layers(&trainer.gpu));
+                errln!("{}: {origin}", dir.display());
+                errln!("precision: {}", pggan::ops::conv::describe_layers(&trainer.gpu));
             }
-            (trainer, dir, origin)
+            (trainer, dir, origin, lock)
         }
         None => {
             let mut cfg = match &args.config {
@@ -351,23 +364,24 @@ fn train(
             if lead {
                 run::check_writable(&args.out())?;
             }
-            let data = load_dataset(&cfg, &cache_dir(args))?;
+            let data = load_dataset(&cfg, &cache_dir(args, None))?;
             let mut trainer = Trainer::new(block_on(Gpu::new(gpu))?, cfg, data)?;
             if let Some(r) = replicas.take() {
                 block_on(trainer.distribute(r))?;
             }
             if !lead {
-                (trainer, PathBuf::new(), String::new())
+                (trainer, PathBuf::new(), String::new(), None)
             } else {
                 let dir = run::new_run_dir(&args.out(), &trainer.cfg)?;
-                eprintln!("new run {}", dir.display());
-                eprintln!("precision: {}", pggan::ops::conv::describe_layers(&trainer.gpu));
-                (trainer, dir, "new run".to_string())
+                let lock = files::lock_run(&dir)?;
+                errln!("new run {}", dir.display());
+                errln!("precision: {}", pggan::ops::conv::describe_layers(&trainer.gpu));
+                (trainer, dir, "new run".to_string(), Some(lock))
             }
         }
     };
     match trainer.rank() {
-        (_, 1) => eprintln!("adapter: {}", trainer.gpu.describe()),
+        (_, 1) => errln!("adapter: {}", trainer.gpu.describe()),
         // Each process resolves `auto` and checks the cooperative kernel on its own device. The
         // line is formatted first: stderr is unbuffered, and the processes share it.
         (rank, ranks) => {
@@ -376,11 +390,11 @@ fn train(
                 trainer.gpu.describe(),
                 pggan::ops::conv::describe_layers(&trainer.gpu)
             );
-            eprintln!("{line}");
+            errln!("{line}");
         }
     }
     if trainer.gpu.info.device_type == wgpu::DeviceType::Cpu {
-        eprintln!(
+        errln!(
             "warning: {} is a software adapter (the GPU is emulated on the CPU): training runs \
              hundreds of times slower than on a GPU; the ETA counts every resolution still to come",
             trainer.gpu.info.name
@@ -409,8 +423,8 @@ fn train(
     }
     let outcome = run::train(&mut trainer, &dir, &opts, &origin)?;
     match outcome {
-        Outcome::Finished => eprintln!("finished; checkpoint in {}", dir.join(CHECKPOINT).display()),
-        Outcome::Interrupted => eprintln!(
+        Outcome::Finished => errln!("finished; checkpoint in {}", dir.join(CHECKPOINT).display()),
+        Outcome::Interrupted => errln!(
             "interrupted; checkpoint written. Continue with: pggan train --resume {}",
             dir.display()
         ),
@@ -418,20 +432,31 @@ fn train(
     Ok(outcome)
 }
 
-fn cache_dir(args: &TrainArgs) -> PathBuf {
-    args.cache.clone().unwrap_or_else(|| args.out().join("cache"))
+/// Where prepared datasets are cached: `--cache`, or `cache` in the runs folder: `--out`, else the
+/// folder that holds the resumed run folder `run_dir`, else `runs`.
+fn cache_dir(args: &TrainArgs, run_dir: Option<&Path>) -> PathBuf {
+    if let Some(cache) = &args.cache {
+        return cache.clone();
+    }
+    match (&args.out, run_dir.and_then(Path::parent)) {
+        (None, Some(runs)) => runs.join("cache"),
+        _ => args.out().join("cache"),
+    }
 }
 
-/// The checkpoint file `--resume PATH` names, and the run folder to continue in: a run folder (its
-/// `config.json` and `checkpoint.safetensors`), given as the folder or as that checkpoint, continues
-/// in place; any other checkpoint file has none (the run starts a new folder).
-fn resume_source(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
+/// The checkpoint file `--resume PATH` names, and the run folder to continue in with its lock: a run
+/// folder (its `config.json` and `checkpoint.safetensors`), given as the folder or as that
+/// checkpoint, continues in place; any other checkpoint file has none (the run starts a new folder).
+/// The lock is taken first, so a second run of a folder is refused before it reads anything.
+fn resume_source(path: &Path) -> Result<(PathBuf, Option<(PathBuf, files::Lock)>)> {
     if path.is_dir() {
         ensure!(
             path.join(CONFIG).exists(),
             "{} is not a run folder (no {CONFIG}); give a run folder or a checkpoint file",
             path.display()
         );
+        // Before the checkpoint is looked for: a run in training may not have written it yet.
+        let lock = files::lock_run(path)?;
         let file = path.join(CHECKPOINT);
         ensure!(
             file.exists(),
@@ -440,13 +465,17 @@ fn resume_source(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
              a new run",
             path.display()
         );
-        return Ok((file, Some(path.to_path_buf())));
+        return Ok((file, Some((path.to_path_buf(), lock))));
     }
     ensure!(path.exists(), "no checkpoint at {}", path.display());
     let dir = path
         .parent()
         .filter(|d| path.file_name() == Some(CHECKPOINT.as_ref()) && d.join(CONFIG).exists());
-    Ok((path.to_path_buf(), dir.map(Path::to_path_buf)))
+    let run = match dir {
+        Some(dir) => Some((dir.to_path_buf(), files::lock_run(dir)?)),
+        None => None,
+    };
+    Ok((path.to_path_buf(), run))
 }
 
 /// A checkpoint given as a file or as a run folder (its `checkpoint.safetensors`).

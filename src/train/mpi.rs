@@ -26,6 +26,7 @@ use super::dist::Replicas;
 use super::run::Outcome;
 use super::step::Grad;
 use super::trainer::Trainer;
+use crate::errln;
 use crate::gpu::{Gpu, GpuOptions, Tensor};
 
 /// A fault for the tests, `drift:RANK` or `panic:RANK`: on the first step that rank perturbs its
@@ -133,7 +134,7 @@ pub fn run_rank<T>(
 /// Prints `e` as this rank's error and ends every rank of the job with MPI_Abort (exit status 1).
 pub fn abort(e: &anyhow::Error) -> ! {
     let world = SimpleCommunicator::world();
-    eprintln!("error: rank {} of {}: {e:#}", world.rank(), world.size());
+    errln!("error: rank {} of {}: {e:#}", world.rank(), world.size());
     world.abort(1)
 }
 
@@ -212,7 +213,7 @@ pub fn follow(trainer: &mut Trainer) -> Result<Outcome> {
         if trainer.stop_agreed() == Some(true) {
             let (rank, ranks) = trainer.rank();
             block_on(trainer.check_replicas())?;
-            eprintln!(
+            errln!(
                 "rank {rank} of {ranks}: stopped at kimg {:.3} (step {})",
                 trainer.state.images as f64 / 1000.0,
                 trainer.state.steps

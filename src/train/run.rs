@@ -29,8 +29,8 @@ use super::cost::Cost;
 use super::sample::sample_latents;
 use super::state::HistoryPoint;
 use super::trainer::{Stats, Trainer};
-use crate::checkpoint::write_atomic;
 use crate::data::Images;
+use crate::files::{open_append, write_atomic};
 use crate::metrics::Swd;
 use crate::samples::grid;
 use crate::tensorboard::EventWriter;
@@ -113,14 +113,23 @@ pub fn new_run_dir(out: &Path, cfg: &TrainConfig) -> Result<PathBuf> {
             .all(|b| b.is_ascii_digit())
             .then(|| digits.parse().ok())?
     };
-    let next = fs::read_dir(out)
-        .with_context(|| format!("cannot list the runs folder {}", out.display()))?
-        .filter_map(|e| number(e.ok()?.file_name().to_str()?))
-        .max()
-        .map_or(0, |n| n + 1);
-    let dir = out.join(format!("{next:03}-{data}-{}", cfg.net.max_res));
-    fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+    // Two runs started at once may pick the same number: the one whose folder already exists
+    // counts again (the other has made the highest number one more).
+    loop {
+        let next = fs::read_dir(out)
+            .with_context(|| format!("cannot list the runs folder {}", out.display()))?
+            .filter_map(|e| number(e.ok()?.file_name().to_str()?))
+            .max()
+            .map_or(0, |n| n + 1);
+        let dir = out.join(format!("{next:03}-{data}-{}", cfg.net.max_res));
+        match fs::create_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            created => {
+                created.with_context(|| format!("cannot create {}", dir.display()))?;
+                return Ok(dir);
+            }
+        }
+    }
 }
 
 /// Fails unless files can be created in `dir` (created if missing): checked before a run decodes
@@ -128,7 +137,12 @@ pub fn new_run_dir(out: &Path, cfg: &TrainConfig) -> Result<PathBuf> {
 pub fn check_writable(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let probe = dir.join(format!(".pggan-write-test-{}", std::process::id()));
-    fs::write(&probe, b"").with_context(|| format!("cannot write into {}", dir.display()))?;
+    // A new file: whatever holds the name already (a link) is neither followed nor removed.
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .with_context(|| format!("cannot write into {}", dir.display()))?;
     fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))
 }
 
@@ -140,18 +154,15 @@ struct TextLog {
 
 impl TextLog {
     fn open(dir: &Path, echo: bool) -> Result<TextLog> {
-        let path = dir.join(LOG_TEXT);
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(TextLog { file, echo })
+        Ok(TextLog {
+            file: open_append(&dir.join(LOG_TEXT))?,
+            echo,
+        })
     }
 
     fn line(&mut self, bar: &ProgressBar, text: &str) -> Result<()> {
         if self.echo {
-            eprintln!("{text}");
+            crate::errln!("{text}");
         } else if !bar.is_hidden() {
             bar.println(text);
         }
@@ -161,9 +172,21 @@ impl TextLog {
     /// A line for the log only (one the command has printed already), after the time.
     fn keep(&mut self, text: &str) -> Result<()> {
         let now = utc_timestamp(SystemTime::now());
-        writeln!(self.file, "{now} {text}").with_context(|| format!("cannot write {LOG_TEXT}"))
+        writeln!(self.file, "{now} {text}").map_err(|e| LogFailed(format!("cannot write {LOG_TEXT}: {e}")).into())
     }
 }
+
+/// A log that cannot be written (a full disk): the run stops, but writes its checkpoint first.
+#[derive(Debug)]
+struct LogFailed(String);
+
+impl std::fmt::Display for LogFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LogFailed {}
 
 /// `2026-12-07T07:00:00Z`: the time in UTC to the second, as log.txt's lines begin.
 pub fn utc_timestamp(t: SystemTime) -> String {
@@ -228,7 +251,14 @@ pub fn train(trainer: &mut Trainer, dir: &Path, opts: &RunOptions, origin: &str)
         "precision: {}",
         crate::ops::conv::describe_layers(&trainer.gpu)
     ))?;
-    let result = train_loop(trainer, dir, opts, &bar, &mut text);
+    let result = match train_loop(trainer, dir, opts, &bar, &mut text) {
+        // Only the log failed: the model is good, so it is saved before the run stops.
+        Err(e) if e.is::<LogFailed>() => Err(match save_checkpoint(trainer, dir) {
+            Ok(_) => anyhow!("{e}; the run stopped after writing its checkpoint"),
+            Err(ck) => anyhow!("{e}; the checkpoint could not be written either: {ck:#}"),
+        }),
+        result => result,
+    };
     if let Err(e) = &result {
         bar.abandon();
         // The error itself is what the caller reports; a failure to log it adds nothing.
@@ -264,11 +294,7 @@ fn train_loop(
             &grid(&first, opts.grid, reals.res)?.png()?,
         )?;
     }
-    let mut log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(LOG))
-        .with_context(|| format!("cannot open the log in {}", dir.display()))?;
+    let mut log = open_append(&dir.join(LOG))?;
     let mut events = match opts.tensorboard {
         true => Some(EventWriter::create(dir)?),
         false => None,
@@ -348,7 +374,8 @@ fn train_loop(
                 steps: trainer.state.steps,
                 swd,
             };
-            writeln!(log, "{}", serde_json::to_string(&line)?).with_context(|| format!("cannot write {LOG}"))?;
+            writeln!(log, "{}", serde_json::to_string(&line)?)
+                .map_err(|e| LogFailed(format!("cannot write {LOG}: {e}")))?;
             trainer.state.record(line.point());
             text.line(bar, &format!("tick {number} {status}"))?;
             // A sample grid that cannot be written (a full disk) is reported, and the checkpoint
@@ -494,9 +521,7 @@ impl Tick {
 /// Writes the checkpoint (and with `snapshot` a snapshot beside it, pruned to the newest
 /// `snapshots`); [`Trainer::checkpoint`] refuses a model with a NaN or an infinity.
 fn save(trainer: &Trainer, dir: &Path, snapshot: bool, text: &mut TextLog, bar: &ProgressBar) -> Result<()> {
-    let ck = block_on(trainer.checkpoint()).map_err(|e| anyhow!("{e:#}. {}", kept(dir)))?;
-    let bytes = ck.to_bytes()?;
-    write_atomic(&dir.join(CHECKPOINT), &bytes)?;
+    let bytes = save_checkpoint(trainer, dir)?;
     if snapshot {
         let name = format!("snapshot-{:09}.safetensors", trainer.state.images);
         write_atomic(&dir.join(&name), &bytes)?;
@@ -504,6 +529,14 @@ fn save(trainer: &Trainer, dir: &Path, snapshot: bool, text: &mut TextLog, bar: 
         prune_snapshots(dir, trainer.cfg.snapshots)?;
     }
     Ok(())
+}
+
+/// Writes the checkpoint and returns its bytes.
+fn save_checkpoint(trainer: &Trainer, dir: &Path) -> Result<Vec<u8>> {
+    let ck = block_on(trainer.checkpoint()).map_err(|e| anyhow!("{e:#}. {}", kept(dir)))?;
+    let bytes = ck.to_bytes()?;
+    write_atomic(&dir.join(CHECKPOINT), &bytes)?;
+    Ok(bytes)
 }
 
 /// Removes all but the newest `keep` snapshots (0 keeps all); their names sort by images seen.
