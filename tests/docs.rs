@@ -73,7 +73,10 @@ fn readme_command_table_names_every_command() {
             }
         }
     }
-    assert!(missing.is_empty(), "the README's command table has no row for: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "the README's command table has no row for: {missing:?}"
+    );
 }
 
 /// GitHub's anchor of a heading: lower case, punctuation other than `-` and `_` dropped, spaces as
@@ -113,7 +116,11 @@ fn links(text: &str) -> Vec<String> {
 }
 
 fn documents() -> Vec<PathBuf> {
-    let mut docs = vec![root().join("README.md"), root().join("DESIGN.md"), root().join("bench/README.md")];
+    let mut docs = vec![
+        root().join("README.md"),
+        root().join("DESIGN.md"),
+        root().join("bench/README.md"),
+    ];
     for entry in std::fs::read_dir(root().join("docs")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "md") {
@@ -156,6 +163,9 @@ fn every_relative_link_leads_somewhere() {
             }
         }
     }
-    assert!(checked >= 20, "too few links found ({checked}): is the link parser broken?");
+    assert!(
+        checked >= 20,
+        "too few links found ({checked}): is the link parser broken?"
+    );
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
