@@ -11,7 +11,7 @@
 //   node bench/browser_vs_native.mjs [--resolution 16] [--fmap-base 64] [--fmap-max 32] [--latent 32]
 //                                    [--minibatch 8] [--steps 5] [--warmup 2]
 // A benchmark, not a test: on a software GPU the figures say how the two hosts compare, not what a
-// real GPU does (README, "Performance: where it stands").
+// real GPU does (bench/README.md, "The browser against native on SwiftShader").
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";

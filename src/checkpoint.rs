@@ -152,26 +152,50 @@ impl Stored {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed, so a
-/// crash leaves either the old file or the new one, never half of one. A failed write (a full
-/// disk) removes its temporary file, leaves `path` as it was and names it.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    let written = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow!("cannot write {}: {e}", path.display())
-    })
-}
-
-/// The bytes of the checkpoint file `path`, unparsed (a data-parallel run sends them to its ranks).
+/// The bytes of the checkpoint file `path`, unparsed (a data-parallel run sends them to its ranks):
+/// read only from a regular file (not a device such as `/dev/zero`, not a FIFO), and only as many
+/// bytes as its safetensors header declares, which must be the file's length.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))
+    use std::io::{Read, Seek};
+    let refusing = || format!("refusing checkpoint {}", path.display());
+    let mut file = crate::files::open_regular(path).with_context(refusing)?;
+    let len = file.metadata().with_context(refusing)?.len();
+    let declared = declared_len(&mut file).with_context(refusing)?;
+    ensure!(
+        len == declared,
+        "refusing checkpoint {}: damaged or truncated: it is {len} bytes, its header declares {declared}",
+        path.display()
+    );
+    file.rewind().with_context(refusing)?;
+    crate::files::read_exactly(file.by_ref(), declared)
+        .with_context(|| format!("cannot read checkpoint {}", path.display()))
+}
+
+/// The length a safetensors file declares: its 8-byte header length, the header, and the tensor
+/// data up to the last tensor's end.
+#[cfg(not(target_arch = "wasm32"))]
+fn declared_len(file: &mut impl std::io::Read) -> Result<u64> {
+    // safetensors' own bound on a header.
+    const MAX_HEADER: u64 = 100_000_000;
+    let damaged = "not a pggan checkpoint or damaged";
+    let mut n = [0; 8];
+    file.read_exact(&mut n).context(damaged)?;
+    let n = u64::from_le_bytes(n);
+    ensure!(
+        n <= MAX_HEADER,
+        "{damaged}: its header claims {n} bytes, over the {MAX_HEADER} a safetensors header may have"
+    );
+    let header = crate::files::read_exactly(file, n).context(damaged)?;
+    let header: HashMap<String, serde_json::Value> = serde_json::from_slice(&header).context(damaged)?;
+    let end = header
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .map(|(name, t)| {
+            t["data_offsets"][1]
+                .as_u64()
+                .ok_or_else(|| anyhow!("{damaged}: tensor {name} has no data offsets"))
+        })
+        .try_fold(0, |end, e| e.map(|e| end.max(e)))?;
+    Ok(8 + n + end)
 }

@@ -94,6 +94,7 @@ pub fn generator_onnx(ck: &Checkpoint, source: &Path) -> Result<Vec<u8>> {
 /// [`Net::d_forward`](crate::nn::net::Net::d_forward) computes them with the whole batch as one
 /// minibatch for the minibatch stddev (group size min(4, batch); a batch above 4 a multiple of 4).
 pub fn discriminator_onnx(ck: &Checkpoint, source: &Path) -> Result<Vec<u8>> {
+    ck.check_discriminator()?;
     let net = &ck.config.net;
     net.validate()?;
     let pos = ck.state.position(&ck.config);

@@ -8,10 +8,13 @@ pub mod clock;
 pub mod data;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod export;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod files;
 pub mod gpu;
 pub mod metrics;
 pub mod nn;
 pub mod ops;
+pub mod print;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod proto;
 pub mod rng;

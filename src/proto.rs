@@ -1,5 +1,5 @@
 //! The few protobuf messages pggan writes, declared by hand for `prost` (no .proto files, no protoc,
-//! no build script): ONNX models (`pggan export`, [`crate::export`]) and TensorBoard event files
+//! no code generated at build time): ONNX models (`pggan export`, [`crate::export`]) and TensorBoard event files
 //! ([`crate::tensorboard`]). Field numbers are those of onnx/onnx.proto and of TensorFlow's
 //! event.proto and summary.proto; fields pggan never sets are left out, and a `oneof` is written as
 //! the optional field it is on the wire.

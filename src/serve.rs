@@ -4,7 +4,8 @@
 //! The server is hand-written (GET and HEAD, one request per connection) because each bound it needs
 //! is a few lines here: a fixed pool of workers started up front, each serving one connection at a
 //! time (further connections wait in the listen backlog), a request head of at most
-//! `MAX_HEAD` bytes read within `HEAD_DEADLINE`, files streamed from disk, and only requests for a
+//! `MAX_HEAD` bytes, every connection read for at most `DEADLINE` (its head, and the rest of a
+//! refused request drained for at most `DRAIN`), files streamed from disk, and only requests for a
 //! localhost `Host` answered. tiny_http 0.12, the obvious crate, starts a thread per busy connection
 //! and stops accepting for good on the first accept error (EMFILE).
 
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
+use crate::{errln, outln};
+
 /// The package `wasm-pack build --target web` writes, which `web/app.js` imports.
 pub const PACKAGE: &str = "pkg/pggan_bg.wasm";
 
@@ -29,8 +32,12 @@ const SOURCES: [&str; 4] = ["src", "shaders", "Cargo.toml", "Cargo.lock"];
 pub const WORKERS: usize = 16;
 /// The longest request head (request line and headers); a longer one gets 431 once this much is read.
 pub const MAX_HEAD: usize = 8 * 1024;
-/// A connection whose head has not arrived by then is closed, so idle clients cannot hold workers.
-pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+/// Every connection is read for at most this long, its head and whatever it drains after a refusal
+/// together, so idle or slow clients cannot hold workers.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+/// The longest a refusal drains the unread rest of a request (a body sent a byte at a time), so a
+/// worker is free again within about a second of answering it.
+pub const DRAIN: Duration = Duration::from_secs(1);
 /// A client that stops reading a response for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a worker waits after a failed accept (EMFILE: until some connection closes).
@@ -60,7 +67,7 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
     }
     if opts.build {
         if let Some(reason) = stale(&root)? {
-            eprintln!("building the WASM package ({reason}): wasm-pack build --target web --release --no-opt");
+            errln!("building the WASM package ({reason}): wasm-pack build --target web --release --no-opt");
             build(&root)?;
         }
     } else if !root.join(PACKAGE).exists() {
@@ -83,7 +90,7 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             .spawn(move || worker(&queue, &root))
             .context("cannot start the server's threads")?;
     }
-    println!("serving {} at http://{addr}/ (Ctrl-C stops)", root.display());
+    outln!("serving {} at http://{addr}/ (Ctrl-C stops)", root.display());
     // One thread accepts: a blocked accept holds a file descriptor, so more would starve the workers.
     let mut failing = false;
     loop {
@@ -95,7 +102,7 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
             // EMFILE and the like: wait for connections to close instead of spinning on the error.
             Err(e) => {
                 if !failing {
-                    eprintln!("cannot accept a connection ({e}); retrying every 100 ms");
+                    errln!("cannot accept a connection ({e}); retrying every 100 ms");
                 }
                 failing = true;
                 std::thread::sleep(ACCEPT_BACKOFF);
@@ -119,63 +126,100 @@ fn worker(queue: &Mutex<Receiver<TcpStream>>, root: &Path) {
 /// Answers one request; an error means the client went away or stalled.
 fn handle(stream: &TcpStream, root: &Path) -> io::Result<()> {
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let Some(head) = read_head(stream)? else {
+    let connection = Connection {
+        stream,
+        deadline: Instant::now() + DEADLINE,
+    };
+    let Some(head) = connection.read_head()? else {
         let why = format!("the request head is over {} KiB", MAX_HEAD / 1024);
-        return refuse(stream, "431 Request Header Fields Too Large", &why);
+        return connection.refuse("431 Request Header Fields Too Large", &why);
     };
     let Some((method, target, host)) = parse(&head) else {
-        return refuse(stream, "400 Bad Request", "malformed request");
+        return connection.refuse("400 Bad Request", "malformed request");
     };
     let Some(host) = host else {
-        return refuse(stream, "400 Bad Request", "one Host header is required");
+        return connection.refuse("400 Bad Request", "one Host header is required");
     };
     if !local_host(host) {
         // A page on another site that rebinds its name to 127.0.0.1 sends its own name here.
-        return refuse(stream, "403 Forbidden", "only requests for localhost are served");
+        return connection.refuse("403 Forbidden", "only requests for localhost are served");
     }
     if method != "GET" && method != "HEAD" {
-        return refuse(stream, "405 Method Not Allowed", "only GET and HEAD");
+        return connection.refuse("405 Method Not Allowed", "only GET and HEAD");
     }
     let path = target[1..].split(['?', '#']).next().unwrap_or_default();
     let Some(path) = percent_decode(path) else {
-        return refuse(stream, "400 Bad Request", "malformed percent-encoding");
+        return connection.refuse("400 Bad Request", "malformed percent-encoding");
     };
     let Some(file) = resolve(root, &path) else {
-        return refuse(stream, "404 Not Found", "not part of the page");
+        return connection.refuse("404 Not Found", "not part of the page");
     };
     match File::open(&file) {
         Ok(f) => send(stream, f, mime(&file), method == "HEAD"),
         // The file is there: out of file descriptors, most likely, which passes.
-        Err(e) => refuse(
-            stream,
-            "503 Service Unavailable",
-            &format!("cannot open the file now ({e})"),
-        ),
+        Err(e) => connection.refuse("503 Service Unavailable", &format!("cannot open the file now ({e})")),
     }
 }
 
-/// The request head without its final empty line, or `None` when it is longer than `MAX_HEAD`.
-fn read_head(mut stream: &TcpStream) -> io::Result<Option<Vec<u8>>> {
-    let deadline = Instant::now() + HEAD_DEADLINE;
-    let mut head = Vec::new();
-    let mut chunk = [0; 1024];
-    loop {
-        if let Some(end) = head_end(&head) {
-            head.truncate(end);
-            return Ok((end <= MAX_HEAD).then_some(head));
+/// A connection being served, and the time by which reading from it ends.
+struct Connection<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl Connection<'_> {
+    /// The request head without its final empty line, or `None` when it is longer than `MAX_HEAD`.
+    fn read_head(&self) -> io::Result<Option<Vec<u8>>> {
+        let mut head = Vec::new();
+        let mut chunk = [0; 1024];
+        loop {
+            if let Some(end) = head_end(&head) {
+                head.truncate(end);
+                return Ok((end <= MAX_HEAD).then_some(head));
+            }
+            if head.len() > MAX_HEAD {
+                return Ok(None);
+            }
+            match self.read(&mut chunk, self.deadline)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => head.extend_from_slice(&chunk[..n]),
+            }
         }
-        if head.len() > MAX_HEAD {
-            return Ok(None);
+    }
+
+    /// An error status with a one-line explanation, then a lingering close: the unread rest of the
+    /// request is drained (at most 1 MiB, for at most `DRAIN`) so that closing does not reset the
+    /// connection before the client has read the answer.
+    fn refuse(&self, status: &str, why: &str) -> io::Result<()> {
+        let body = format!("{status}: {why}\n");
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nAllow: GET, HEAD\r\n\
+             {COMMON}\r\n",
+            body.len()
+        );
+        let mut stream = self.stream;
+        stream.write_all(format!("{head}{body}").as_bytes())?;
+        stream.shutdown(std::net::Shutdown::Write)?;
+        let until = Instant::now() + DRAIN;
+        let (mut chunk, mut left) = ([0; 4096], 1usize << 20);
+        while left > 0 {
+            match self.read(&mut chunk, until)? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        Ok(())
+    }
+
+    /// One read, waiting at most until `until` and the connection's deadline (`TimedOut` after).
+    fn read(&self, buf: &mut [u8], until: Instant) -> io::Result<usize> {
+        let left = until.min(self.deadline).saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut chunk)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => head.extend_from_slice(&chunk[..n]),
-        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut stream = self.stream;
+        stream.read(buf)
     }
 }
 
@@ -271,23 +315,6 @@ fn send(mut stream: &TcpStream, file: File, mime: &str, head_only: bool) -> io::
         io::copy(&mut file.take(len), &mut stream)?;
     }
     stream.flush()
-}
-
-/// An error status with a one-line explanation, then a lingering close: the unread rest of the
-/// request is drained (at most 1 MiB for 1 s) so that closing does not reset the connection before
-/// the client has read the answer.
-fn refuse(mut stream: &TcpStream, status: &str, why: &str) -> io::Result<()> {
-    let body = format!("{status}: {why}\n");
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nAllow: GET, HEAD\r\n\
-         {COMMON}\r\n",
-        body.len()
-    );
-    stream.write_all(format!("{head}{body}").as_bytes())?;
-    stream.shutdown(std::net::Shutdown::Write)?;
-    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
-    io::copy(&mut stream.take(1 << 20), &mut io::sink())?;
-    Ok(())
 }
 
 /// Why the package must be built, or `None` when it is newer than every source.

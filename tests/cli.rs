@@ -7,9 +7,10 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{pggan, run_pggan as run, temp_dir, TINY};
+use common::{pggan, run_pggan as run, temp_dir, TINY, TINY_16};
+use pggan::train::run::utc_timestamp;
 
 /// 200 small images in nested folders (PNG and BMP), a truncated PNG and a text file.
 fn image_folder(dir: &Path) {
@@ -24,6 +25,13 @@ fn image_folder(dir: &Path) {
     let good = std::fs::read(dir.join("0.png")).unwrap();
     std::fs::write(dir.join("broken.png"), &good[..good.len() / 2]).unwrap();
     std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
+}
+
+/// log.txt's lines without the UTC time each begins with.
+fn untimed(log: &str) -> Vec<&str> {
+    log.lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, text)| text))
+        .collect()
 }
 
 fn log_lines(run: &Path) -> usize {
@@ -117,6 +125,13 @@ fn train_interrupt_resume_generate() {
         !other.status.success() && stderr.contains("net.fmap_max = 8"),
         "{stderr}"
     );
+    // The checkpoint's f32 settings read as they were given, not widened to f64.
+    let other = run(&["train", "--resume", run_dir.to_str().unwrap(), "--lr", "0.002"]);
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && stderr.contains("schedule.lr = 0.001; this run asks for 0.002:"),
+        "{stderr}"
+    );
 
     // Images and a latent walk from the checkpoint.
     let gen = root.join("gen");
@@ -202,7 +217,7 @@ fn precision_is_kept_in_config_json_and_on_resume() {
     let dir = out.join("000-emoji-8");
     let said = stderr.lines().find(|l| l.starts_with("precision: ")).unwrap();
     let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
-    assert!(log.lines().any(|l| l == said), "{said:?} not in log.txt:\n{log}");
+    assert!(untimed(&log).contains(&said), "{said:?} not in log.txt:\n{log}");
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["precision"], "mixed");
@@ -210,7 +225,7 @@ fn precision_is_kept_in_config_json_and_on_resume() {
     assert!(ok && stderr.contains("precision: Mixed"), "{stderr}");
     // The resumed run's line follows the first in the same log.
     let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
-    assert_eq!(log.lines().filter(|l| *l == said).count(), 2, "{log}");
+    assert_eq!(untimed(&log).iter().filter(|l| **l == said).count(), 2, "{log}");
     let (ok, stderr) = train(&[
         "--resume",
         dir.to_str().unwrap(),
@@ -229,9 +244,11 @@ fn precision_is_kept_in_config_json_and_on_resume() {
 }
 
 /// Without a terminal (a cluster job, nohup, a pipe) a run prints a line per tick, and every run
-/// keeps them in log.txt; a software adapter is named as one.
+/// keeps them in log.txt, after a header (version and commit, command line, adapter, origin,
+/// precision) and each line after its UTC time; a software adapter is named as one.
 #[test]
 fn a_run_without_a_terminal_prints_tick_lines() {
+    let started = SystemTime::now();
     let root = temp_dir("ticks");
     let out = root.join("runs");
     let mut args = vec![
@@ -259,11 +276,37 @@ fn a_run_without_a_terminal_prints_tick_lines() {
         "{stderr}"
     );
     let text = std::fs::read_to_string(out.join("000-emoji-8/log.txt")).unwrap();
-    assert_eq!(text.lines().filter(|l| l.starts_with("tick ")).count(), 3, "{text}");
+    let (first, last) = (utc_timestamp(started), utc_timestamp(SystemTime::now()));
+    for line in text.lines() {
+        let time = line.split(' ').next().unwrap();
+        assert!(
+            time.len() == first.len() && (first.as_str()..=last.as_str()).contains(&time),
+            "{line:?} is not after a time from {first} to {last}"
+        );
+    }
+    let lines = untimed(&text);
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    let version = match commit {
+        Some(o) => format!(
+            "pggan {} (commit {})",
+            env!("CARGO_PKG_VERSION"),
+            String::from_utf8_lossy(&o.stdout).trim()
+        ),
+        None => format!("pggan {}", env!("CARGO_PKG_VERSION")),
+    };
+    let command = format!("command: {} {}", env!("CARGO_BIN_EXE_pggan"), args.join(" "));
+    assert_eq!(lines[..2], [version.as_str(), command.as_str()], "{text}");
     assert!(
-        text.starts_with("new run") && text.contains("finished at kimg 0.024"),
+        lines[2].starts_with("adapter: ") && lines[3] == "new run" && lines[4].starts_with("precision: "),
         "{text}"
     );
+    assert_eq!(lines.iter().filter(|l| l.starts_with("tick ")).count(), 3, "{text}");
+    assert!(text.contains("finished at kimg 0.024"), "{text}");
     if stderr.contains(", Cpu)") {
         assert!(stderr.contains("is a software adapter"), "{stderr}");
     }
@@ -413,7 +456,175 @@ fn huge_grid_and_res_are_refused() {
         out.status.code() == Some(2) && stderr.contains("--res") && stderr.contains("4..=1024"),
         "{stderr}"
     );
+    // generate and interpolate: each once looped forever (a truncation no draw meets) or aborted
+    // on its allocation; refused as the flags are read, before the checkpoint is looked at.
+    let ck = root.join("no-such-checkpoint.safetensors");
+    for (command, flag, value, limit) in [
+        ("generate", "--count", "100000000", "1..=100000"),
+        ("generate", "--trunc", "1e-300", "at least 0.01"),
+        ("interpolate", "--frames", "100000000", "2..=10000"),
+        ("interpolate", "--keys", "100000000", "0..=10000"),
+    ] {
+        let out = run(&[command, "--checkpoint", ck.to_str().unwrap(), flag, value]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(2) && stderr.contains(flag) && stderr.contains(limit),
+            "{command} {flag} {value}: {stderr}"
+        );
+    }
     assert!(!runs.exists() && !cache.exists());
     assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// log.txt's times: UTC dates, leap days and the end of a century included.
+#[test]
+fn utc_timestamps_are_civil_dates() {
+    for (secs, text) in [
+        (0, "1970-01-01T00:00:00Z"),
+        (951_782_400, "2000-02-29T00:00:00Z"),
+        (1_796_626_800, "2026-12-07T07:00:00Z"),
+        (4_102_444_799, "2099-12-31T23:59:59Z"),
+    ] {
+        assert_eq!(utc_timestamp(UNIX_EPOCH + Duration::from_secs(secs)), text);
+    }
+}
+
+/// A negative number is a value (`--lr -1`, not only `--lr=-1`): it reaches the setting's check
+/// and its message, before any dataset or GPU; a negative count is an invalid count.
+#[test]
+fn negative_values_reach_their_checks() {
+    let root = temp_dir("negative");
+    let runs = root.join("runs");
+    let train = |flag: &str| {
+        let out = run(&["train", "--out", runs.to_str().unwrap(), flag, "-1", "--quiet"]);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for (flag, message) in [
+        ("--lr", "error: the learning rate at 4x4 must be positive, not -1\n"),
+        ("--phase-kimg", "error: phase-kimg must be positive, not -1\n"),
+        ("--total-kimg", "error: total-kimg must be positive, not -1\n"),
+    ] {
+        assert_eq!(train(flag), (Some(1), message.to_string()));
+    }
+    let (code, stderr) = train("--minibatch");
+    assert!(
+        code == Some(2) && stderr.contains("invalid value '-1' for '--minibatch <MINIBATCH>'"),
+        "{stderr}"
+    );
+    assert!(!runs.exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `--out` (or `--cache`) naming a file, where a folder is written, is refused by name; so is
+/// `runs` for `pggan` alone.
+#[test]
+fn out_naming_a_file_is_refused() {
+    let root = temp_dir("out-file");
+    let file = root.join("notes.txt");
+    std::fs::write(&file, "").unwrap();
+    let f = file.to_str().unwrap();
+    let runs = root.join("runs");
+    for (flag, args) in [
+        ("--out", vec!["train", "--out", f, "--quiet"]),
+        (
+            "--cache",
+            vec!["train", "--out", runs.to_str().unwrap(), "--cache", f, "--quiet"],
+        ),
+        (
+            "--out",
+            vec!["generate", "--checkpoint", "runs/000-emoji-64", "--out", f],
+        ),
+    ] {
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr, format!("error: {flag} {f} is a file; give a folder\n"));
+        assert_eq!(out.status.code(), Some(1));
+    }
+    // `pggan` alone is `pggan train`, into `runs` of the current folder.
+    std::fs::write(root.join("runs"), "").unwrap();
+    let out = pggan(&[]).current_dir(&root).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr, "error: --out runs is a file; give a folder\n");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A mistyped checkpoint is the only thing said: it is looked for before the GPU is opened (whose
+/// driver may print its own lines first).
+#[test]
+fn a_mistyped_checkpoint_is_reported_before_the_gpu_is_opened() {
+    let root = temp_dir("no-checkpoint");
+    let missing = root.join("runs/000-emoji-46");
+    let (m, onnx) = (missing.to_str().unwrap(), root.join("g.onnx"));
+    for command in [
+        vec!["generate"],
+        vec!["interpolate"],
+        vec!["metrics", "swd"],
+        vec!["metrics", "msssim"],
+        vec!["export", "--onnx", onnx.to_str().unwrap()],
+    ] {
+        let out = run(&[command.as_slice(), &["--checkpoint", m]].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(1)
+                && stderr.lines().count() == 1
+                && stderr.starts_with(&format!("error: no checkpoint at {m} ")),
+            "{command:?}: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `metrics swd --checkpoint C` compares C's images with the data C was trained on unless `--real`
+/// names others; with `--fake` there is no such default, and `--real` is asked for.
+#[test]
+fn swd_compares_a_checkpoint_with_its_training_data() {
+    let root = temp_dir("swd-real");
+    let (data, runs, cache) = (root.join("data"), root.join("runs"), root.join("cache"));
+    image_folder(&data);
+    let d = data.to_str().unwrap();
+    let mut args = vec!["train", "--data", d, "--out", runs.to_str().unwrap()];
+    args.extend(["--cache", cache.to_str().unwrap()]);
+    args.extend(TINY_16);
+    assert!(run(&args).status.success());
+    let ck = runs.join("000-data-16");
+    let swd = |extra: &[&str]| {
+        let mut args = vec!["metrics", "swd", "--count", "16", "--cache", cache.to_str().unwrap()];
+        args.extend(extra);
+        run(&args)
+    };
+    let out = swd(&["--checkpoint", ck.to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["real"].as_str(), v["res"].as_u64()), (Some(d), Some(16)), "{v}");
+    let out = swd(&["--checkpoint", ck.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(" against {d}, 16 images per side, 16x16:")),
+        "{text}"
+    );
+    let out = swd(&["--fake", d, "--res", "16"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("give the real images with --real DIR|emoji"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A closed stdout (`pggan info | head -1` once `head` has exited) is no panic: `info` and
+/// `bench launches` print into it, do their work and exit with status 0.
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    for command in [
+        &["info", "--resolution", "64"][..],
+        &["bench", "launches", "--launches", "10", "--rounds", "2"],
+    ] {
+        let out = pggan(command).stdout(common::closed_pipe()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "{command:?}: {stderr}"
+        );
+    }
 }

@@ -360,10 +360,12 @@ fn folders_load_skip_and_cache() {
     assert_eq!(d.at(8).unwrap().pixels, want);
 
     // The cache file holds the set; a reload returns it, reporting one finished progress step.
+    // (Beside it is the lock file taken while it was prepared.)
     let cache_files = || {
         fs::read_dir(&cache)
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.extension() != Some("lock".as_ref()))
             .collect::<Vec<_>>()
     };
     let files = cache_files();
@@ -646,4 +648,86 @@ fn loader_in_chunks() {
     assert_eq!(loader.finish().unwrap(), emoji(3, 8).unwrap());
     assert!(Loader::emoji(3, 128).err().unwrap().to_string().contains("folder"));
     assert!(Loader::emoji(2, 8).is_err());
+}
+
+/// One process (here: one thread) prepares a cached dataset at a time: a second that asks for the
+/// same key meanwhile waits on the key's lock, then reads what the first stored instead of
+/// decoding it again.
+#[test]
+fn a_dataset_is_prepared_once_while_another_waits() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = temp_dir("cache-lock");
+    let builds = AtomicUsize::new(0);
+    let build = || {
+        builds.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+        Dataset::from_images("slow", random_images(4, 3, 8, 1), vec![])
+    };
+    let sets: Vec<Dataset> = std::thread::scope(|s| {
+        let both: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| cached(Some(&dir), "slow-8", build).unwrap()))
+            .collect();
+        both.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(builds.load(Ordering::SeqCst), 1, "the dataset was prepared twice");
+    assert_eq!(sets[0].at(8).unwrap().pixels, sets[1].at(8).unwrap().pixels);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// Several cores decoding decompression bombs at once hold one image's decoding limit between
+/// them, not one each: `pggan train` reading a folder of four PNGs that decode to 363 MB each
+/// (about 360 KB on disk, each cut short so that it is refused once decoded) peaks at the memory
+/// of about one of them, not of one per core.
+#[test]
+fn decompression_bombs_are_decoded_within_one_limit() {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::ImageEncoder;
+    let dir = temp_dir("bombs");
+    let side = 11_000u32;
+    let mut png = Vec::new();
+    PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::NoFilter)
+        .write_image(
+            &vec![0; (side * side * 3) as usize],
+            side,
+            side,
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+    png.truncate(png.len() * 9 / 10);
+    for i in 0..4 {
+        write(&dir, &format!("data/bomb{i}.png"), &png);
+    }
+    // Reaped by wait4 below, which also gives its peak memory; `Child::wait` would not.
+    #[allow(clippy::zombie_processes)]
+    let child = common::pggan(&[
+        "train",
+        "--data",
+        dir.join("data").to_str().unwrap(),
+        "--out",
+        dir.join("runs").to_str().unwrap(),
+        "--cache",
+        dir.join("cache").to_str().unwrap(),
+        "--max-res",
+        "8",
+        "--quiet",
+    ])
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    // wait4 reaps the child with its resource usage: the peak resident memory, in KiB.
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    let peak_mb = usage.ru_maxrss as f64 * 1024.0 / 1e6;
+    eprintln!("peak {peak_mb:.0} MB decoding 4 bombs of 363 MB");
+    // Every file is refused: the command fails (status 1) after decoding them all.
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 1,
+        "status {status}"
+    );
+    assert!(
+        peak_mb < 550.0,
+        "peak {peak_mb:.0} MB: more than one bomb decoded at once"
+    );
+    fs::remove_dir_all(dir).unwrap();
 }

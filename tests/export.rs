@@ -1,7 +1,7 @@
 //! A trained generator taken elsewhere, as a user does it: `pggan export --onnx` run in onnxruntime
 //! against `pggan generate --format npy` and `--onnx-d` against D's forward pass (RGB and grayscale,
 //! at 4x4, in a fade-in and at alpha 1), the
-//! README's Python snippet, TensorBoard event files read back by TensorBoard's own readers, and
+//! Python snippet of docs/export.md, TensorBoard event files read back by TensorBoard's own readers, and
 //! `generate --seeds` / `--trunc` / `--latents` reproducing images.
 //!
 //! Two tiny runs to 16x16 (one RGB, one grayscale) are trained once and shared by the tests. The
@@ -359,17 +359,18 @@ fn onnx_discriminator_matches_d_forward() {
         .success());
 }
 
-/// The README's Python snippet (its only ```python block), run as written next to an exported model.
+/// docs/export.md's Python snippet (its only ```python block), run as written next to an exported
+/// model.
 #[test]
-fn readme_onnxruntime_snippet_runs() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let blocks: Vec<&str> = readme
+fn docs_onnxruntime_snippet_runs() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/export.md")).unwrap();
+    let blocks: Vec<&str> = doc
         .split("```python\n")
         .skip(1)
         .map(|b| b.split("```").next().unwrap())
         .collect();
-    assert_eq!(blocks.len(), 1, "the README has one Python snippet for onnxruntime");
-    let dir = temp_dir("readme");
+    assert_eq!(blocks.len(), 1, "docs/export.md has one Python snippet for onnxruntime");
+    let dir = temp_dir("docs-snippet");
     export(&rgb().stable, &dir, false);
     std::fs::write(dir.join("snippet.py"), blocks[0]).unwrap();
     let out = Command::new(python())
@@ -566,4 +567,40 @@ fn truncation_bounds_the_latents() {
         args.extend(bad.iter());
         assert!(!run(&args).status.success(), "{bad:?} is refused");
     }
+}
+
+/// `--onnx-d` refuses a checkpoint of format version 1 (its D had the earlier block) with the
+/// message `train --resume` gives, and writes neither model; a closed stdout does not fail an
+/// export of a good checkpoint.
+#[test]
+fn a_format_1_discriminator_is_refused_and_stdout_may_be_closed() {
+    let trained = rgb();
+    let dir = temp_dir("format-1");
+    let old = dir.join("old.safetensors");
+    let bytes = common::as_version(&std::fs::read(&trained.stable).unwrap(), 1);
+    std::fs::write(&old, &bytes).unwrap();
+    let (g, d) = (dir.join("generator.onnx"), dir.join("discriminator.onnx"));
+    let out = run(&["export", "--onnx", s(&g), "--onnx-d", s(&d), "--checkpoint", s(&old)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The message of `train --resume` (Trainer::resume), word for word.
+    let resume = format!(
+        "{:#}",
+        Checkpoint::from_bytes(&bytes)
+            .unwrap()
+            .check_discriminator()
+            .unwrap_err()
+    );
+    assert!(
+        !out.status.success() && resume.contains("earlier discriminator block") && stderr.contains(&resume),
+        "{stderr}"
+    );
+    assert!(!g.exists() && !d.exists());
+
+    let out = common::pggan(&["export", "--onnx", s(&g), "--checkpoint", s(&trained.stable)])
+        .stdout(common::closed_pipe())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(g.exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }

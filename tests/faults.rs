@@ -1,6 +1,8 @@
 //! What a run survives, as a user meets it: SIGTERM and SIGHUP, kill -9 at random moments, a run
-//! that diverges, a full disk, resuming a copy of a checkpoint, run folder numbering and an `--out`
-//! that cannot be written. Tiny networks on the emoji set at 8x8 (a tick is two steps).
+//! that diverges, a full disk (at a checkpoint, a sample grid, a log), resuming a copy of a
+//! checkpoint, run folder numbering, an `--out` that cannot be written, a second run of one
+//! folder, symbolic links planted at temporary and log names, a closed stderr, and checkpoints
+//! that are no regular files. Tiny networks on the emoji set at 8x8 (a tick is two steps).
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -10,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{pggan, run_pggan as run, temp_dir, TINY};
+use pggan::files::write_atomic;
 use pggan::rng::Rng;
 use pggan::train::checkpoint::{self, Checkpoint};
 use pggan::train::config::TrainConfig;
@@ -253,8 +256,11 @@ fn resuming_a_copy_starts_a_new_run_and_leaves_the_original() {
     let ck = checkpoint::load(&new_run.join("checkpoint.safetensors")).unwrap();
     assert_eq!(ck.state.images, 32);
     let text = std::fs::read_to_string(new_run.join("log.txt")).unwrap();
+    // The fourth line, after the version, command line and adapter, says where the run came from
+    // (each line after its time).
+    let origin = text.lines().nth(3).and_then(|l| l.split_once(' '));
     assert!(
-        text.starts_with("new run resumed from") && text.contains("backup.safetensors"),
+        origin.is_some_and(|(_, o)| o.starts_with("new run resumed from") && o.contains("backup.safetensors")),
         "{text}"
     );
 
@@ -390,14 +396,13 @@ fn an_unwritable_out_is_refused_before_the_data_and_the_gpu() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// A file that cannot be written: its temporary file is a link to /dev/full (every write fails
-/// with "no space left on device").
-fn full_disk_at(path: &Path) -> PathBuf {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
-    tmp
+/// The temporary files left in `dir` (none should be).
+fn temporary_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
 }
 
 #[test]
@@ -408,19 +413,14 @@ fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
         run_dir,
         tiny,
     } = setup("full");
+    // A write that fails (here: a folder holds the name, so the rename fails) names the file and
+    // leaves no temporary file.
     let target = root.join("checkpoint.safetensors");
-    std::fs::write(&target, b"the previous checkpoint").unwrap();
-    let tmp = full_disk_at(&target);
-    let e = format!(
-        "{:#}",
-        pggan::checkpoint::write_atomic(&target, &[7u8; 4096]).unwrap_err()
-    );
-    assert!(
-        e.contains("checkpoint.safetensors") && e.contains("No space left"),
-        "{e}"
-    );
-    assert!(!tmp.exists() && !tmp.is_symlink(), "the temporary file was left behind");
-    assert_eq!(std::fs::read(&target).unwrap(), b"the previous checkpoint");
+    std::fs::create_dir(&target).unwrap();
+    let e = format!("{:#}", write_atomic(&target, &[7u8; 4096]).unwrap_err());
+    assert!(e.contains("checkpoint.safetensors"), "{e}");
+    assert!(temporary_files(&root).is_empty(), "{:?}", temporary_files(&root));
+    assert!(target.is_dir());
 
     // In a run: a sample grid that cannot be written is named in the log, and the tick's
     // checkpoint is still written.
@@ -430,7 +430,8 @@ fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
     ))
     .status
     .success());
-    full_disk_at(&run_dir.join("samples/fakes-000000016.png"));
+    let grid = run_dir.join("samples/fakes-000000016.png");
+    std::fs::create_dir(&grid).unwrap();
     let resumed = run(&[
         "train",
         "--resume",
@@ -445,7 +446,7 @@ fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
         text.contains("no sample grid this tick") && text.contains("fakes-000000016.png"),
         "{text}"
     );
-    assert!(!run_dir.join("samples/fakes-000000016.png").exists());
+    assert!(grid.is_dir() && temporary_files(&run_dir.join("samples")).is_empty());
     assert_eq!(
         checkpoint::load(&run_dir.join("checkpoint.safetensors"))
             .unwrap()
@@ -468,7 +469,7 @@ fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
         !result.status.success() && err.contains("checkpoint.safetensors"),
         "{err}"
     );
-    assert!(!run_dir.join("checkpoint.safetensors.tmp").exists());
+    assert!(temporary_files(&run_dir).is_empty(), "{:?}", temporary_files(&run_dir));
     assert!(run_dir.join("samples/fakes-000000024.png").exists());
     assert_eq!(
         checkpoint::load(&run_dir.join("checkpoint.safetensors"))
@@ -476,6 +477,34 @@ fn a_full_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary_file() {
             .state
             .images,
         16
+    );
+
+    // A log that cannot be written (log.jsonl already over the file size limit) stops the run at
+    // its next tick, after writing the checkpoint: the run is not lost with its log.
+    let log = run_dir.join("log.jsonl");
+    let mut padded = std::fs::read(&log).unwrap();
+    padded.resize(4 << 20, b'\n');
+    std::fs::write(&log, padded).unwrap();
+    let limited = format!(
+        "trap '' XFSZ; ulimit -f 2048; exec {} train --resume {} --total-kimg 0.04 --quiet",
+        env!("CARGO_BIN_EXE_pggan"),
+        run_dir.display()
+    );
+    let result = Command::new("bash").args(["-c", &limited]).output().unwrap();
+    let err = String::from_utf8_lossy(&result.stderr);
+    eprintln!("{err}");
+    assert!(
+        !result.status.success()
+            && err.contains("cannot write log.jsonl")
+            && err.contains("after writing its checkpoint"),
+        "{err}"
+    );
+    assert_eq!(
+        checkpoint::load(&run_dir.join("checkpoint.safetensors"))
+            .unwrap()
+            .state
+            .images,
+        24
     );
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -495,5 +524,275 @@ fn a_checkpoint_with_a_nan_is_refused_by_name() {
     ck.tensors.get_mut("d/4x4/dense1/w").unwrap().1[0] = f32::NAN;
     let e = format!("{:#}", Checkpoint::from_bytes(&ck.to_bytes().unwrap()).unwrap_err());
     assert!(e.contains("d/4x4/dense1/w") && e.contains("NaN"), "{e}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The kimg of every line of `run`'s log, in order.
+fn logged_kimg(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kimg"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// One run per folder: a second `train --resume` of a folder in training is refused at once,
+/// naming the first's process id, and the first trains on undisturbed (its log's ticks strictly
+/// increase). After kill -9 the folder resumes at once (the kernel released the lock), and a
+/// temporary file the kill left is removed. Two new runs started together into one `--out`, both
+/// preparing the dataset, get different folders.
+#[test]
+fn one_run_at_a_time_per_folder() {
+    let Setup {
+        root,
+        out,
+        run_dir,
+        tiny,
+    } = setup("lock");
+    let mut first = pggan(&args(
+        &["train", "--out", out.to_str().unwrap(), "--total-kimg", "10"],
+        &tiny,
+    ))
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_log(&mut first, &run_dir, 0);
+    let second = run(&["train", "--resume", run_dir.to_str().unwrap(), "--quiet"]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success() && err.contains("is in use") && err.contains(&format!("process {}", first.id())),
+        "{err}"
+    );
+    wait_for_log(&mut first, &run_dir, log_lines(&run_dir) + 1);
+    signal(&first, "-KILL");
+    first.wait().unwrap();
+    let kimg = logged_kimg(&run_dir);
+    assert!(kimg.windows(2).all(|w| w[0] < w[1]), "ticks out of order: {kimg:?}");
+
+    // What a write cut short by kill -9 leaves behind is removed by the next run of the folder.
+    let stale = run_dir.join("checkpoint.safetensors.99999-0.tmp");
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
+    let images = checkpoint::load(&run_dir.join("checkpoint.safetensors"))
+        .unwrap()
+        .state
+        .images;
+    let total = format!("{}", (images + 8) as f64 / 1000.0);
+    let resumed = run(&[
+        "train",
+        "--resume",
+        run_dir.to_str().unwrap(),
+        "--total-kimg",
+        &total,
+        "--quiet",
+    ]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(!stale.exists(), "a stale temporary file was left");
+
+    let (together, cache) = (root.join("together"), root.join("fresh-cache"));
+    let mut both = tiny.clone();
+    let at = both.iter().position(|a| a == "--cache").unwrap();
+    both[at + 1] = cache.to_str().unwrap().to_string();
+    let runs: Vec<Child> = (0..2)
+        .map(|_| {
+            pggan(&args(
+                &["train", "--out", together.to_str().unwrap(), "--total-kimg", "0.008"],
+                &both,
+            ))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in runs {
+        let (code, err) = stderr_of(child);
+        assert_eq!(code, Some(0), "{err}");
+    }
+    for n in ["000", "001"] {
+        let ck = together.join(format!("{n}-emoji-8/checkpoint.safetensors"));
+        assert_eq!(checkpoint::load(&ck).unwrap().state.images, 8, "{}", ck.display());
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// No write follows a symbolic link planted at a temporary name, neither the fixed name earlier
+/// builds used nor the names this process's next writes take; the atomic writes succeed beside
+/// them. A log (log.txt, log.jsonl) that is a link is refused, not appended through.
+#[test]
+fn no_write_follows_a_planted_link() {
+    use std::os::unix::fs::symlink;
+    let Setup {
+        root,
+        out,
+        run_dir,
+        tiny,
+    } = setup("links");
+    let victim = root.join("victim");
+    std::fs::write(&victim, b"victim").unwrap();
+    let target = root.join("file.bin");
+    let mut links = vec![root.join("file.bin.tmp")];
+    links.extend((0..64).map(|n| root.join(format!("file.bin.{}-{n}.tmp", std::process::id()))));
+    for link in &links {
+        symlink(&victim, link).unwrap();
+    }
+    for round in 0..3 {
+        write_atomic(&target, format!("round {round}").as_bytes()).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), format!("round {round}"));
+    }
+    for link in &links {
+        assert_eq!(std::fs::read_link(link).unwrap(), victim);
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
+
+    // A run with links at the fixed temporary names of its checkpoint, configuration and grid.
+    assert!(run(&args(
+        &["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.008"],
+        &tiny
+    ))
+    .status
+    .success());
+    let planted = [
+        "checkpoint.safetensors.tmp",
+        "config.json.tmp",
+        "samples/fakes-000000016.png.tmp",
+    ];
+    for name in planted {
+        symlink(&victim, run_dir.join(name)).unwrap();
+    }
+    let resume = |total: &str| {
+        run(&[
+            "train",
+            "--resume",
+            run_dir.to_str().unwrap(),
+            "--total-kimg",
+            total,
+            "--quiet",
+        ])
+    };
+    assert!(resume("0.016").status.success());
+    assert_eq!(
+        checkpoint::load(&run_dir.join("checkpoint.safetensors"))
+            .unwrap()
+            .state
+            .images,
+        16
+    );
+    for name in planted {
+        assert_eq!(std::fs::read_link(run_dir.join(name)).unwrap(), victim, "{name}");
+    }
+    for log in ["log.txt", "log.jsonl"] {
+        let kept = run_dir.join(format!("{log}.kept"));
+        std::fs::rename(run_dir.join(log), &kept).unwrap();
+        symlink(&victim, run_dir.join(log)).unwrap();
+        let refused = resume("0.024");
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success() && err.contains(log), "{log}: {err}");
+        std::fs::remove_file(run_dir.join(log)).unwrap();
+        std::fs::rename(&kept, run_dir.join(log)).unwrap();
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A closed stderr (a `tee` or log shipper that died) does not stop a run that prints a line per
+/// tick there: it trains to its end, writes its checkpoint and exits with status 0, no panic.
+#[test]
+fn a_closed_stderr_does_not_stop_the_run() {
+    let Setup {
+        root,
+        out,
+        run_dir,
+        tiny,
+    } = setup("stderr");
+    let loud: Vec<String> = tiny.into_iter().filter(|a| a != "--quiet").collect();
+    let status = pggan(&args(
+        &["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.016"],
+        &loud,
+    ))
+    .stderr(common::closed_pipe())
+    .status()
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert_eq!(
+        checkpoint::load(&run_dir.join("checkpoint.safetensors"))
+            .unwrap()
+            .state
+            .images,
+        16
+    );
+    assert_eq!(log_lines(&run_dir), 2);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `train --resume RUN` without `--out` caches its dataset beside the run folder (in the folder
+/// that holds it), not under `runs/` of wherever it was started.
+#[test]
+fn a_resumed_run_caches_its_dataset_beside_it() {
+    let Setup {
+        root,
+        out,
+        run_dir,
+        tiny,
+    } = setup("cache");
+    let mut no_cache = tiny.clone();
+    let at = no_cache.iter().position(|a| a == "--cache").unwrap();
+    no_cache.drain(at..at + 2);
+    assert!(run(&args(
+        &["train", "--out", out.to_str().unwrap(), "--total-kimg", "0.008"],
+        &no_cache
+    ))
+    .status
+    .success());
+    std::fs::remove_dir_all(out.join("cache")).unwrap();
+    let elsewhere = root.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let resumed = pggan(&[
+        "train",
+        "--resume",
+        run_dir.to_str().unwrap(),
+        "--total-kimg",
+        "0.016",
+        "--quiet",
+    ])
+    .current_dir(&elsewhere)
+    .output()
+    .unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(out.join("cache").is_dir(), "no cache beside the run");
+    assert!(!elsewhere.join("runs").exists(), "a cache in the current folder");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A checkpoint that is not a regular file is refused at once, unread, by `train --resume` and
+/// `generate --checkpoint`: `/dev/zero` (read whole, it never ends) and a FIFO (opening it waits
+/// for a writer). Each command is killed if it has not ended after 20 s.
+#[test]
+fn a_checkpoint_that_is_no_regular_file_is_refused() {
+    let root = temp_dir("fifo");
+    let fifo = root.join("checkpoint.safetensors");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = root.join("generated");
+    for path in [Path::new("/dev/zero"), &fifo] {
+        let path = path.to_str().unwrap();
+        for command in [
+            vec!["train", "--resume", path, "--quiet"],
+            vec!["generate", "--checkpoint", path, "--out", out.to_str().unwrap()],
+        ] {
+            let mut child = pggan(&command).stderr(Stdio::piped()).spawn().unwrap();
+            let start = Instant::now();
+            while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let (code, err) = stderr_of(child);
+            assert!(
+                code == Some(1) && err.contains("not a regular file"),
+                "{command:?}: {code:?} {err}"
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

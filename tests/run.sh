@@ -58,10 +58,13 @@ if ! cmp -s tests/requirements.txt "$PYENV/requirements.txt"; then
   cp tests/requirements.txt "$PYENV/requirements.txt"
 fi
 
-echo "== formatting and lints (rustfmt, clippy natively without and with the mpi feature, and for wasm32)"
+echo "== formatting, the README's size and lints (rustfmt, clippy natively without and with the mpi feature, and for wasm32)"
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 cargo fmt --check
+# The README is read in five minutes: at most 25,000 bytes (tests/docs.rs checks it too, with its links).
+readme_bytes=$(wc -c < README.md)
+[ "$readme_bytes" -lt 25000 ] || { echo "README.md is $readme_bytes bytes, over 25,000: move details to docs/" >&2; exit 1; }
 cargo clippy --release --all-targets -- -D warnings
 # The mpi feature's code (src/train/mpi.rs, tests/mpi.rs).
 cargo clippy --release --all-targets --features mpi -- -D warnings

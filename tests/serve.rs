@@ -1,8 +1,9 @@
 //! `pggan serve` as a user runs it (`--port 0 --no-build`), spoken to over raw TCP on 127.0.0.1: it
 //! serves the page and nothing else (no dotfile, no symlink out of it, no traversal), only to a
 //! localhost Host, answers malformed requests with 400 and other methods with 405, bounds the
-//! request head, streams files, serves with a fixed pool of threads, backs off at the file-descriptor
-//! limit, and serves the current folder unless told otherwise, refusing one without a page.
+//! request head, streams files, serves with a fixed pool of threads that slow senders cannot hold,
+//! backs off at the file-descriptor limit, and serves the current folder unless told otherwise,
+//! refusing one without a page.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -14,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{pggan, temp_dir};
-use pggan::serve::{HEAD_DEADLINE, MAX_HEAD, WORKERS};
+use pggan::serve::{DEADLINE, MAX_HEAD, WORKERS};
 
 /// Every socket of these tests gives up after this long.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -477,17 +478,48 @@ fn a_fixed_pool_serves_every_connection() {
 fn idle_connections_are_closed_at_the_deadline() {
     let server = Server::at(&checkout());
     let mut idle = idle_connections(&server, 1).pop().unwrap();
-    idle.set_read_timeout(Some(HEAD_DEADLINE + TIMEOUT)).unwrap();
+    idle.set_read_timeout(Some(DEADLINE + TIMEOUT)).unwrap();
     let started = Instant::now();
     let n = idle
         .read(&mut [0; 64])
         .expect("the server kept an idle connection open");
     assert_eq!(n, 0, "an idle connection got an answer");
     let waited = started.elapsed();
-    assert!(
-        waited > HEAD_DEADLINE - Duration::from_secs(1),
-        "closed after {waited:?}"
-    );
+    assert!(waited > DEADLINE - Duration::from_secs(1), "closed after {waited:?}");
+}
+
+/// Slow senders cannot hold the pool: as many connections as workers, each a POST that announces
+/// 100 MB of body and then sends a byte every 0.5 s, are answered 405 and closed after at most
+/// `DRAIN` of draining, so a GET sent while they hold every worker is answered within 2 s; none
+/// is kept past `DEADLINE`.
+#[test]
+fn slow_senders_do_not_hold_the_pool() {
+    let server = Server::at(&checkout());
+    let senders: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000000\r\n\r\n")
+                .unwrap();
+            // How long the server kept the connection: until a byte can no longer be sent.
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                while s.write_all(b"x").is_ok() && start.elapsed() < DEADLINE + TIMEOUT {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                start.elapsed()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let r = server.get("/index.html");
+    let waited = started.elapsed();
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert!(waited < Duration::from_secs(2), "the GET waited {waited:?}");
+    for sender in senders {
+        let kept = sender.join().unwrap();
+        assert!(kept < DEADLINE, "a slow sender was kept {kept:?}");
+    }
 }
 
 #[test]

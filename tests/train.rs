@@ -7,6 +7,7 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
+use common::as_version;
 use pggan::data::{Dataset, Images};
 use pggan::gpu::{Gpu, Tensor};
 use pggan::rng::Rng;
@@ -309,30 +310,6 @@ fn a_nonfinite_tensor_is_found_by_name() {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// `bytes` rewritten as an older format `version` wrote them: no history, and a CRC of the tensors
-/// (version 1) or of the tensors, the configuration and the state (version 2).
-fn as_version(bytes: &[u8], version: u32) -> Vec<u8> {
-    use safetensors::SafeTensors;
-    let file = SafeTensors::deserialize(bytes).unwrap();
-    let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
-    let mut meta = header.metadata().clone().unwrap();
-    let mut tensors = file.tensors();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut crc = crc32fast::Hasher::new();
-    for (name, view) in &tensors {
-        crc.update(name.as_bytes());
-        crc.update(view.data());
-    }
-    if version == 2 {
-        crc.update(meta["config"].as_bytes());
-        crc.update(meta["state"].as_bytes());
-    }
-    meta.remove("history");
-    meta.insert("version".into(), version.to_string());
-    meta.insert("crc32".into(), format!("{:08x}", crc.finalize()));
-    safetensors::serialize(tensors, Some(meta)).unwrap()
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use crate::errln;
 use crate::gpu::{Gpu, RecordStats};
 use crate::metrics::Swd;
 use crate::ops::conv::{self, Pass, Tile};
@@ -296,7 +297,7 @@ pub fn quality(trainer: &mut Trainer, swd_images: usize) -> Result<QualityReport
         let pos = trainer.position();
         if pos.phase != phase {
             phase = pos.phase;
-            eprintln!(
+            errln!(
                 "{:7.1} kimg  {r}x{r} {}  ({:.0} s)",
                 kimg(trainer.state().images),
                 pos.phase_name(),

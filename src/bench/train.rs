@@ -191,7 +191,7 @@ pub async fn train_on(gpu: &Gpu, b: &TrainBench, mut replicas: Option<&mut dyn R
     b.validate()?;
     gpu.set_layer_precision(Precision::parse(&b.precision, &gpu.precision)?)?;
     if let Some(warning) = crate::ops::conv::verify_mixed_layers(gpu).await? {
-        eprintln!("warning: {warning}");
+        crate::errln!("warning: {warning}");
     }
     let n = local_minibatch(b.minibatch, replicas.as_ref().map_or(1, |r| r.size()))?;
     let mut rng = Rng::new(1);

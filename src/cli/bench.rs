@@ -8,22 +8,41 @@ use clap::{Args, Subcommand};
 use pggan::bench;
 use pggan::gpu::{Gpu, GpuOptions, Precision};
 use pggan::train::dist::Replicas;
+use pggan::{errln, out, outln};
 use serde_json::Value;
 
 use super::NetSize;
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # The training step's images per second up to 128x128, at the official network sizes:
+  pggan bench train --resolution 128
+  # The conv and dense kernels, as JSON:
+  pggan bench kernels --json
+  # What the adapter offers for mixed precision, and whether its kernels pass:
+  pggan bench precision";
 
 /// The benchmarks of `pggan bench`.
 #[derive(Subcommand)]
 pub enum BenchWhat {
     /// The host's time to record and to submit one kernel launch (a small one, so the GPU's
     /// time does not enter): the per-launch overhead that bounds the small levels' steps.
+    #[command(after_long_help = "Examples:\n  pggan bench launches --launches 2000 --rounds 16")]
     Launches(LaunchesArgs),
     /// Images per second of the whole training step (D and G step, EMA) at each resolution.
+    #[command(after_long_help = "\
+Examples:
+  # Up to 128x128 at the official network sizes:
+  pggan bench train --resolution 128
+  # 256x256 alone, in mixed precision, with the time of each kernel:
+  pggan bench train --resolution 256 --levels 256 --precision mixed --profile")]
     Train(TrainArgs),
     /// Quality at a fixed budget: trains a fixed small configuration on the emoji set through
     /// its whole schedule, then prints the time and the SWD of its EMA generator.
+    #[command(after_long_help = "Examples:\n  pggan bench quality --resolution 32 --phase-kimg 10")]
     Quality(QualityArgs),
     /// GFLOP/s of conv and dense passes beside a plain matmul of the same size.
+    #[command(after_long_help = "Examples:\n  pggan bench kernels --json")]
     Kernels(KernelsArgs),
     /// The adapter's reduced-precision features (shader-f16, cooperative-matrix configurations),
     /// what `auto` resolves to, and the kernels that need them against their f64 references: the
@@ -31,6 +50,7 @@ pub enum BenchWhat {
     /// the convolution passes on cooperative matrices. A kernel the
     /// adapter cannot run is refused, saying what it lacks; the exit status is a failure unless
     /// every one ran and passed.
+    #[command(after_long_help = "Examples:\n  pggan bench precision")]
     Precision,
 }
 
@@ -53,6 +73,7 @@ pub struct TrainArgs {
     resolution: usize,
     #[command(flatten)]
     size: NetSize,
+    /// Images per step.
     #[arg(long, default_value_t = 16)]
     minibatch: usize,
     /// Timed steps per resolution.
@@ -61,7 +82,9 @@ pub struct TrainArgs {
     /// Untimed steps before them.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Resolutions to time, comma-separated (default: every one up to --resolution).
+    /// Resolutions to time, comma-separated.
+    ///
+    /// [default: every one up to --resolution]
     #[arg(long, value_delimiter = ',')]
     levels: Vec<usize>,
     /// Also time every kernel over one more step at each resolution (needs timestamp queries).
@@ -84,6 +107,7 @@ pub struct QualityArgs {
     /// Images per side for the SWD.
     #[arg(long, default_value_t = 2048)]
     swd_images: usize,
+    /// Seeds the weights, minibatches and latents.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Where the prepared emoji set is cached.
@@ -98,6 +122,7 @@ pub struct QualityArgs {
 /// The settings of `pggan bench kernels`.
 #[derive(Args)]
 pub struct KernelsArgs {
+    /// Images per pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
     /// Cap on every channel count (lower it on a software adapter).
@@ -137,7 +162,7 @@ fn bench(opts: &GpuOptions, what: BenchWhat, json: bool, mut replicas: Option<Bo
     let json_out = json || !lead;
     let adapter = bench::adapter(&gpu);
     if !json_out {
-        println!("adapter: {}", gpu.describe());
+        outln!("adapter: {}", gpu.describe());
     }
     // Only rank 0 prints: the others' figures are gathered into its report.
     let json = json_out;
@@ -149,7 +174,7 @@ fn bench(opts: &GpuOptions, what: BenchWhat, json: bool, mut replicas: Option<Bo
         BenchWhat::Precision => precision(gpu, adapter, json)?,
     };
     if json && lead {
-        println!("{report}");
+        outln!("{report}");
     }
     Ok(match report.get("ok") {
         Some(Value::Bool(false)) => ExitCode::FAILURE,
@@ -161,14 +186,14 @@ fn precision(gpu: Gpu, adapter: Value, json: bool) -> Result<Value> {
     let caps = &gpu.precision;
     let auto = Precision::parse("auto", caps)?;
     if !json {
-        print!("{}", caps.describe());
-        println!("precision auto: {auto:?}");
+        out!("{}", caps.describe());
+        outln!("precision auto: {auto:?}");
     }
     let (mut rows, mut refused, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     for c in pggan::ops::FEATURE_CHECKS {
         if let Err(e) = (c.available)(&gpu) {
             if !json {
-                println!("{}: refused: {e:#}", c.name);
+                outln!("{}: refused: {e:#}", c.name);
             }
             refused.push(serde_json::json!({ "check": c.name, "error": format!("{e:#}") }));
             continue;
@@ -178,13 +203,13 @@ fn precision(gpu: Gpu, adapter: Value, json: bool) -> Result<Value> {
         match pollster::block_on((c.check)(&gpu)) {
             Ok(r) => {
                 if !json {
-                    print!("{}", pggan::check::table(&r));
+                    out!("{}", pggan::check::table(&r));
                 }
                 rows.extend(r);
             }
             Err(e) => {
                 if !json {
-                    println!("{}: failed: {e:#}", c.name);
+                    outln!("{}: failed: {e:#}", c.name);
                 }
                 failed.push(serde_json::json!({ "check": c.name, "error": format!("{e:#}") }));
             }
@@ -228,7 +253,7 @@ fn launches(gpu: Gpu, adapter: Value, a: LaunchesArgs, json: bool) -> Result<Val
     let LaunchesArgs { launches, rounds } = a;
     let r = bench::launches(&gpu, launches, rounds)?;
     if !json {
-        println!(
+        outln!(
             "launches: {launches} per round, median of {} rounds: record {:.2} us, submit {:.2} us \
              per launch ({} compute passes and {} new bind groups per round)",
             rounds - 1,
@@ -266,19 +291,21 @@ fn train(gpu: Gpu, a: TrainArgs, json: bool, replicas: Option<&mut dyn Replicas>
     };
     let b = settings.bench()?;
     if !json {
-        println!(
+        outln!(
             "train: resolution {resolution}, fmap-base {}, fmap-max {}, latent {}, minibatch {minibatch}, \
              {steps} steps after {warmup} warm-up",
-            size.fmap_base, size.fmap_max, size.latent
+            size.fmap_base,
+            size.fmap_max,
+            size.latent
         );
     }
     let ranks = replicas.as_ref().map_or(1, |r| r.size());
     let rows = pollster::block_on(bench::train_on(&gpu, &b, replicas))?;
     if !json {
-        println!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
-        print!("{}", bench::train_table(&rows));
+        outln!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
+        out!("{}", bench::train_table(&rows));
         if ranks > 1 {
-            print!("{}", dist_table(ranks, minibatch, &rows));
+            out!("{}", dist_table(ranks, minibatch, &rows));
         }
     }
     let mut report = bench::train_report(&gpu, &settings, &rows);
@@ -324,24 +351,26 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
     let data = super::train::load_data("emoji", 3, resolution, &cache)?;
     let mut trainer = pggan::train::trainer::Trainer::new(gpu, cfg, data)?;
     if let Some(warning) = trainer.precision_warning() {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     let r = bench::quality(&mut trainer, swd_images)?;
     let layers = trainer.gpu().layer_precision();
     if !json {
-        println!(
+        outln!(
             "quality: emoji to {resolution}x{resolution}, {phase_kimg} kimg per phase ({} kimg), \
              precision {layers:?}: {:.1} s, {:.1} img/s",
-            r.kimg, r.seconds, r.images_per_second
+            r.kimg,
+            r.seconds,
+            r.images_per_second
         );
         match &r.swd {
             Some(swd) => {
                 for (res, d) in &swd.levels {
-                    println!("  SWD x1e3 {:>9} {d:10.3}", format!("{res}x{res}"));
+                    outln!("  SWD x1e3 {:>9} {d:10.3}", format!("{res}x{res}"));
                 }
-                println!("  SWD x1e3 {:>9} {:10.3}", "average", swd.average);
+                outln!("  SWD x1e3 {:>9} {:10.3}", "average", swd.average);
             }
-            None => println!("  no SWD below 16x16"),
+            None => outln!("  no SWD below 16x16"),
         }
     }
     Ok(serde_json::json!({
@@ -364,7 +393,7 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
     } = a;
     gpu.set_layer_precision(Precision::parse(&precision, &gpu.precision)?)?;
     if let Some(warning) = pollster::block_on(pggan::ops::conv::verify_mixed_layers(&gpu))? {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     let tiles = match tiles {
         None => Vec::new(),
@@ -373,13 +402,13 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
     };
     let mut rows = Vec::new();
     for shape in bench::pggan_shapes(batch, max_channels) {
-        eprintln!("benchmarking {shape:?}");
+        errln!("benchmarking {shape:?}");
         rows.extend(bench::run(&gpu, shape, reps.max(1), &tiles)?);
     }
     let layers = gpu.layer_precision();
     if !json {
-        println!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
-        print!("{}", bench::table(&rows));
+        outln!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
+        out!("{}", bench::table(&rows));
     }
     Ok(serde_json::json!({
         "bench": "kernels",

@@ -6,10 +6,18 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use pggan::checkpoint::write_atomic;
 use pggan::export::{discriminator_onnx, generator_onnx};
+use pggan::files::write_atomic;
+use pggan::outln;
 
 use super::train::find_checkpoint;
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # A run's EMA generator, latents [batch, latent] -> images [batch, C, R, R]:
+  pggan export --checkpoint runs/000-emoji-64 --onnx generator.onnx
+  # The discriminator too:
+  pggan export --checkpoint runs/000-emoji-64 --onnx generator.onnx --onnx-d discriminator.onnx";
 
 /// `pggan export`.
 #[derive(Args, Debug)]
@@ -31,6 +39,8 @@ pub fn run(args: &ExportArgs) -> Result<ExitCode> {
     // Built before anything is written: a checkpoint without D (an exported generator) writes nothing.
     let d = match &args.onnx_d {
         Some(path) => {
+            // A D of an older format is refused for what it is, before the missing-D reading below.
+            ck.check_discriminator()?;
             let model = discriminator_onnx(&ck, &args.checkpoint)
                 .context("this checkpoint holds no discriminator (an exported generator?)")?;
             Some((path, model))
@@ -40,7 +50,7 @@ pub fn run(args: &ExportArgs) -> Result<ExitCode> {
     write_atomic(&args.onnx, &generator_onnx(&ck, &args.checkpoint)?)?;
     let (pos, net) = (ck.state.position(&ck.config), &ck.config.net);
     let (c, r) = (net.channels, pos.res());
-    println!(
+    outln!(
         "wrote {}: latents [batch, {}] -> images [batch, {c}, {r}, {r}] (alpha {})",
         args.onnx.display(),
         net.latent,
@@ -48,7 +58,7 @@ pub fn run(args: &ExportArgs) -> Result<ExitCode> {
     );
     if let Some((path, model)) = d {
         write_atomic(path, &model)?;
-        println!(
+        outln!(
             "wrote {}: images [batch, {c}, {r}, {r}] -> scores [batch, 1]",
             path.display()
         );

@@ -13,63 +13,95 @@ use pggan::gpu::{Gpu, GpuOptions};
 use pggan::rng::Rng;
 use pggan::samples::{self, grid, Picture};
 use pggan::train::sample::Sampler;
+use pggan::{files, outln};
 use pollster::block_on;
 
 use super::train::find_checkpoint;
+use super::{ensure_folder, GpuArgs};
+
+pub const GENERATE_EXAMPLES: &str = "\
+Examples:
+  # 16 PNG files from a run's checkpoint, in generated/:
+  pggan generate --checkpoint runs/000-emoji-64
+  # The images of seeds 0 to 63 as one grid, latents truncated to |z| <= 2:
+  pggan generate --checkpoint runs/000-emoji-64 --seeds 0-63 --trunc 2 --grid --out grid";
+
+pub const INTERPOLATE_EXAMPLES: &str = "\
+Examples:
+  # A 5-second loop (120 frames at 24 fps) through 4 random latents:
+  pggan interpolate --checkpoint runs/000-emoji-64 --out walk.gif
+  # A walk through the images of seeds 3, 7 and 12:
+  pggan interpolate --checkpoint runs/000-emoji-64 --seeds 3,7,12 --frames 60";
 
 /// Settings of `pggan generate`.
 #[derive(Args)]
 pub struct GenerateArgs {
+    /// A checkpoint or snapshot file, or a run folder (its checkpoint).
     #[arg(long)]
     checkpoint: PathBuf,
-    #[arg(long, default_value_t = 16)]
+    /// Images of random latents (without --seeds or --latents), 1 to 100000.
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_IMAGES as u64))]
     count: usize,
+    /// Seeds the random latents of --count.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Latents from a NumPy file [N, latent] (float32 or float64) instead of random ones.
     #[arg(long)]
     latents: Option<PathBuf>,
+    /// The folder the images and `latents.npy` are written into (created if missing).
     #[arg(long, default_value = "generated")]
     out: PathBuf,
+    /// Write one square grid of the images, `grid.png`, instead of a file per image.
     #[arg(long)]
     grid: bool,
     #[command(flatten)]
     options: GenerateOptions,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 /// Settings of `pggan interpolate`.
 #[derive(Args)]
 pub struct InterpolateArgs {
+    /// A checkpoint or snapshot file, or a run folder (its checkpoint).
     #[arg(long)]
     checkpoint: PathBuf,
+    /// Seeds the random latents of --keys.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value_t = 120)]
+    /// Frames of the whole loop, 2 to 10000 (each is held in memory until the GIF is written).
+    #[arg(long, default_value_t = 120, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=MAX_FRAMES as u64))]
     frames: usize,
-    /// Random latents the walk passes through before it loops (--seeds names them instead).
-    #[arg(long, default_value_t = 4)]
+    /// Random latents the walk passes through before it loops, at most 10000 (--seeds names them
+    /// instead).
+    #[arg(long, default_value_t = 4, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_FRAMES as u64))]
     keys: usize,
+    /// Frames per second of the GIF.
     #[arg(long, default_value_t = 24)]
     fps: u32,
+    /// The GIF file to write.
     #[arg(long, default_value = "walk.gif")]
     out: PathBuf,
     #[command(flatten)]
     keys_from: SeedOptions,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 /// `pggan generate`.
-pub fn run_generate(a: &GenerateArgs, gpu: &GpuOptions) -> Result<ExitCode> {
-    let g = Generator::load(&a.checkpoint, gpu)?;
+pub fn run_generate(a: &GenerateArgs) -> Result<ExitCode> {
+    ensure_folder("--out", &a.out)?;
+    let g = Generator::load(&a.checkpoint, &a.gpu.options())?;
     let n = images(&g, a.count, a.seed, a.latents.as_deref(), &a.out, a.grid, &a.options)?;
-    println!("wrote {n} images to {}", a.out.display());
+    outln!("wrote {n} images to {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
 /// `pggan interpolate`.
-pub fn run_interpolate(a: &InterpolateArgs, gpu: &GpuOptions) -> Result<ExitCode> {
-    let g = Generator::load(&a.checkpoint, gpu)?;
+pub fn run_interpolate(a: &InterpolateArgs) -> Result<ExitCode> {
+    let g = Generator::load(&a.checkpoint, &a.gpu.options())?;
     interpolate(&g, a.seed, a.frames, a.keys, a.fps, &a.out, &a.keys_from)?;
-    println!("wrote {}", a.out.display());
+    outln!("wrote {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -78,11 +110,11 @@ pub fn run_interpolate(a: &InterpolateArgs, gpu: &GpuOptions) -> Result<ExitCode
 pub struct Generator(Sampler);
 
 impl Generator {
+    /// The checkpoint is read first: a mistyped path is reported before the GPU's driver says
+    /// anything.
     pub fn load(path: &Path, gpu: &GpuOptions) -> Result<Generator> {
-        Ok(Generator(Sampler::new(
-            block_on(Gpu::new(gpu))?,
-            find_checkpoint(path)?,
-        )?))
+        let ck = find_checkpoint(path)?;
+        Ok(Generator(Sampler::new(block_on(Gpu::new(gpu))?, ck)?))
     }
 
     pub fn latent(&self) -> usize {
@@ -109,6 +141,15 @@ pub const LATENTS: &str = "latents.npy";
 pub const IMAGES: &str = "images.npy";
 /// More seeds than anyone renders in one call: a typo such as `0-1000000000` is refused, not run.
 const MAX_SEEDS: usize = 1_000_000;
+/// The most images `--count` asks for: their latents, values and PNGs are held at once.
+const MAX_IMAGES: usize = 100_000;
+/// The most frames (and keys) of a walk: every frame is held until the GIF is written.
+const MAX_FRAMES: usize = 10_000;
+/// The smallest `--trunc`: each component is drawn again until it is within the bound, about
+/// 1 / (0.8 T) draws for a small T, so a smaller one would take longer than anyone waits.
+const MIN_TRUNC: f64 = 0.01;
+/// The largest `--latents` file read: [MAX_SEEDS, 512] float64 with its header.
+const MAX_LATENTS_BYTES: u64 = (MAX_SEEDS * 512 * 8 + 4096) as u64;
 
 /// A list of seeds: `0-35,100` is 0 to 35, then 100.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,19 +188,22 @@ pub struct SeedOptions {
     /// (`seed0000.png`, ...); `interpolate`: the walk's keys, in order.
     #[arg(long)]
     pub seeds: Option<Seeds>,
-    /// Truncation: each latent component is drawn from N(0, 1) again until |z_i| <= T. Default: none.
-    #[arg(long)]
+    /// Truncation: each latent component is drawn from N(0, 1) again until |z_i| <= T, with
+    /// T >= 0.01 (without it, none).
+    #[arg(long, value_parser = parse_trunc)]
     pub trunc: Option<f64>,
 }
 
-impl SeedOptions {
-    fn validate(&self) -> Result<()> {
-        if let Some(t) = self.trunc {
-            ensure!(t > 0.0 && t.is_finite(), "--trunc must be a positive number, not {t}");
-        }
-        Ok(())
+fn parse_trunc(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(t) if t >= MIN_TRUNC && t.is_finite() => Ok(t),
+        _ => Err(format!(
+            "--trunc must be a number of at least {MIN_TRUNC} (below that nearly every draw is redrawn)"
+        )),
     }
+}
 
+impl SeedOptions {
     /// The latent [latent] of each seed.
     fn latents(&self, seeds: &Seeds, latent: usize) -> Vec<Vec<f32>> {
         seeds
@@ -185,6 +229,7 @@ pub enum Format {
 pub struct GenerateOptions {
     #[command(flatten)]
     pub latents: SeedOptions,
+    /// What to write.
     #[arg(long, value_enum, default_value_t = Format::Png)]
     pub format: Format,
 }
@@ -215,7 +260,6 @@ fn images(
     opts: &GenerateOptions,
 ) -> Result<usize> {
     let (drawn, latent) = (&opts.latents, g.latent());
-    drawn.validate()?;
     ensure!(
         !(as_grid && opts.format == Format::Npy),
         "--grid makes one PNG; leave it out with --format npy"
@@ -227,14 +271,11 @@ fn images(
                 drawn.trunc.is_none(),
                 "--trunc applies to drawn latents, not to --latents"
             );
-            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = files::read_regular(file, MAX_LATENTS_BYTES)?;
             samples::read_npy(&bytes, latent).with_context(|| format!("{}", file.display()))?
         }
         (None, Some(seeds)) => drawn.latents(seeds, latent).concat(),
-        (None, None) => {
-            ensure!(count > 0, "--count must be at least 1");
-            normals(&mut Rng::new(seed), count * latent, drawn.trunc)
-        }
+        (None, None) => normals(&mut Rng::new(seed), count * latent, drawn.trunc),
     };
     let sampler = g.sampler();
     let values = block_on(sampler.run_values(&z))?;
@@ -244,10 +285,7 @@ fn images(
         sampler.position().res(),
     );
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let write = |name: &str, bytes: &[u8]| {
-        let path = out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
-    };
+    let write = |name: &str, bytes: &[u8]| files::write_atomic(&out.join(name), bytes);
     write(LATENTS, &samples::npy(&[n, latent], &z))?;
     if opts.format == Format::Npy {
         write(IMAGES, &samples::npy(&[n, c, r, r], &values))?;
@@ -279,8 +317,6 @@ fn interpolate(
     out: &Path,
     drawn: &SeedOptions,
 ) -> Result<()> {
-    ensure!(frames >= 2, "--frames must be at least 2");
-    drawn.validate()?;
     let latent = g.latent();
     let keyframes = match (&drawn.seeds, drawn.trunc) {
         // As before --seeds and --trunc existed: keys drawn in f64.
@@ -303,5 +339,5 @@ fn interpolate(
     };
     let images = g.run(&z)?;
     let pictures: Vec<Picture> = (0..images.count).map(|i| images.picture(i)).collect();
-    std::fs::write(out, samples::gif(&pictures, fps)?).with_context(|| format!("cannot write {}", out.display()))
+    files::write_atomic(out, &samples::gif(&pictures, fps)?)
 }

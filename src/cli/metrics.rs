@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand};
 use pollster::block_on;
 use serde::Serialize;
@@ -12,30 +12,60 @@ use serde::Serialize;
 use pggan::data::Images;
 use pggan::gpu::{Gpu, GpuOptions};
 use pggan::metrics::{ms_ssim_pairs, swd, Swd, SwdConfig};
+use pggan::outln;
 use pggan::rng::Rng;
 
 use super::generate::Generator;
 use super::train::load_data;
 
+const SWD_EXAMPLES: &str = "\
+Examples:
+  # A checkpoint's images against the images it was trained on:
+  pggan metrics swd --checkpoint runs/000-emoji-64
+  # Two folders of images, at 128x128:
+  pggan metrics swd --real photos --fake generated --res 128";
+
+const MSSSIM_EXAMPLES: &str = "\
+Examples:
+  # The diversity of a checkpoint's images (lower: more varied):
+  pggan metrics msssim --checkpoint runs/000-emoji-64";
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # How close a checkpoint's images come to its training data, and how varied they are:
+  pggan metrics swd --checkpoint runs/000-emoji-64
+  pggan metrics msssim --checkpoint runs/000-emoji-64";
+
 /// The metrics of `pggan metrics`.
 #[derive(Subcommand)]
 pub enum Metric {
     /// SWD x1e3 per Laplacian-pyramid level and their average, real against fake images.
+    #[command(after_long_help = SWD_EXAMPLES)]
     Swd {
         /// Real images: an image folder, or `emoji` (the embedded set).
-        #[arg(long, default_value = "emoji")]
-        real: String,
+        ///
+        /// [default: with --checkpoint, the data it was trained on; with --fake, none: give --real]
+        #[arg(long)]
+        real: Option<String>,
         /// Fake images from a folder (or use --checkpoint).
         #[arg(long)]
         fake: Option<PathBuf>,
+        /// Images per side (the paper uses 16384).
+        #[arg(long, default_value_t = 4096)]
+        count: usize,
         #[command(flatten)]
         source: Source,
     },
     /// Mean MS-SSIM of random pairs of images (generated with --checkpoint, or --images).
+    #[command(after_long_help = MSSSIM_EXAMPLES)]
     Msssim {
         /// A folder, or `emoji`, instead of a checkpoint's images.
         #[arg(long)]
         images: Option<String>,
+        /// Images generated (or drawn from --images); the pairs are drawn among them.
+        #[arg(long, default_value_t = 4096)]
+        count: usize,
+        /// Random pairs whose MS-SSIM is averaged.
         #[arg(long, default_value_t = 10000)]
         pairs: usize,
         #[command(flatten)]
@@ -46,8 +76,18 @@ pub enum Metric {
 /// `pggan metrics`.
 pub fn run(metric: &Metric, gpu: &GpuOptions) -> Result<ExitCode> {
     match metric {
-        Metric::Swd { real, fake, source } => swd_command(real, fake.as_deref(), source, gpu)?,
-        Metric::Msssim { images, pairs, source } => msssim_command(images.as_deref(), *pairs, source, gpu)?,
+        Metric::Swd {
+            real,
+            fake,
+            count,
+            source,
+        } => swd_command(real.as_deref(), fake.as_deref(), *count, source, gpu)?,
+        Metric::Msssim {
+            images,
+            count,
+            pairs,
+            source,
+        } => msssim_command(images.as_deref(), *count, *pairs, source, gpu)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -58,13 +98,12 @@ pub struct Source {
     /// Generate the images with this checkpoint (a run folder or a file).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
-    /// Images per side (the paper uses 16384 for SWD).
-    #[arg(long, default_value_t = 4096)]
-    pub count: usize,
-    /// Resolution for datasets, a power of two from 4 to 1024 as the networks' (default: the
-    /// checkpoint's, else 64).
+    /// Resolution of the dataset images, a power of two from 4 to 1024 as the networks'.
+    ///
+    /// [default: the checkpoint's, else 64]
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4..=1024))]
     pub res: Option<usize>,
+    /// Seeds the latents and the choice of images and pairs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Where prepared datasets are cached.
@@ -89,39 +128,51 @@ fn generated(g: &Generator, count: usize, seed: u64) -> Result<Images> {
 }
 
 #[derive(Serialize)]
-struct SwdReport<'a> {
+struct SwdReport {
     adapter: String,
     images: usize,
     res: usize,
-    real: &'a str,
+    real: String,
     fake: String,
     swd: Swd,
 }
 
-/// `pggan metrics swd`: the sliced Wasserstein distance between real and fake images.
-fn swd_command(real: &str, fake: Option<&Path>, src: &Source, opts: &GpuOptions) -> Result<()> {
+/// `pggan metrics swd`: the sliced Wasserstein distance between real and fake images; the real ones
+/// are `--real`, else the data the checkpoint was trained on.
+fn swd_command(real: Option<&str>, fake: Option<&Path>, count: usize, src: &Source, opts: &GpuOptions) -> Result<()> {
     let (generator, own_gpu);
-    let (fakes, fake_name, gpu) = match (&src.checkpoint, fake) {
+    let (fakes, fake_name, real, gpu) = match (&src.checkpoint, fake) {
         (Some(ck), None) => {
             generator = Generator::load(ck, opts)?;
-            let fakes = generated(&generator, src.count, src.seed)?;
-            (fakes, ck.display().to_string(), generator.gpu())
+            let trained_on = &generator.sampler().ck.config.data;
+            let fakes = generated(&generator, count, src.seed)?;
+            (
+                fakes,
+                ck.display().to_string(),
+                real.unwrap_or(trained_on),
+                generator.gpu(),
+            )
         }
         (None, Some(dir)) => {
+            let real = real.context(
+                "give the real images with --real DIR|emoji (only --checkpoint has a default: the data \
+                 it was trained on)",
+            )?;
             let fakes = dataset_images(
                 &dir.to_string_lossy(),
                 3,
                 src.res.unwrap_or(64),
-                src.count,
+                count,
                 src,
                 src.seed ^ 1,
             )?;
             own_gpu = block_on(Gpu::new(opts))?;
-            (fakes, dir.display().to_string(), &own_gpu)
+            (fakes, dir.display().to_string(), real, &own_gpu)
         }
         _ => bail!("give the fake side as --fake DIR or as --checkpoint C, one of them"),
     };
-    let reals = dataset_images(real, fakes.channels, fakes.res, fakes.count, src, src.seed ^ 2)?;
+    let reals = dataset_images(real, fakes.channels, fakes.res, fakes.count, src, src.seed ^ 2)
+        .with_context(|| format!("the real images, {real}"))?;
     let n = reals.count.min(fakes.count);
     let first: Vec<usize> = (0..n).collect();
     let (reals, fakes) = (reals.pick(&first), fakes.pick(&first));
@@ -129,36 +180,37 @@ fn swd_command(real: &str, fake: Option<&Path>, src: &Source, opts: &GpuOptions)
         adapter: gpu.describe(),
         images: n,
         res: reals.res,
-        real,
+        real: real.to_string(),
         fake: fake_name,
         swd: block_on(swd(gpu, &reals, &fakes, &SwdConfig::default(), src.seed))?,
     };
     if src.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("adapter: {}", report.adapter);
-        println!(
-            "sliced Wasserstein distance x1e3, {n} images per side, {r}x{r}:",
+        outln!("adapter: {}", report.adapter);
+        outln!(
+            "sliced Wasserstein distance x1e3 of {} against {real}, {n} images per side, {r}x{r}:",
+            report.fake,
             r = report.res
         );
         for (res, d) in &report.swd.levels {
-            println!("  {:>9} {d:10.3}", format!("{res}x{res}"));
+            outln!("  {:>9} {d:10.3}", format!("{res}x{res}"));
         }
-        println!("  {:>9} {:10.3}", "average", report.swd.average);
+        outln!("  {:>9} {:10.3}", "average", report.swd.average);
     }
     Ok(())
 }
 
 /// `pggan metrics msssim`: mean MS-SSIM over random pairs of generated (or dataset) images; lower
 /// means more varied images.
-fn msssim_command(images: Option<&str>, pairs: usize, src: &Source, opts: &GpuOptions) -> Result<()> {
+fn msssim_command(images: Option<&str>, count: usize, pairs: usize, src: &Source, opts: &GpuOptions) -> Result<()> {
     let (set, name) = match (&src.checkpoint, images) {
         (Some(ck), None) => (
-            generated(&Generator::load(ck, opts)?, src.count, src.seed)?,
+            generated(&Generator::load(ck, opts)?, count, src.seed)?,
             ck.display().to_string(),
         ),
         (None, Some(data)) => (
-            dataset_images(data, 3, src.res.unwrap_or(64), src.count, src, src.seed)?,
+            dataset_images(data, 3, src.res.unwrap_or(64), count, src, src.seed)?,
             data.to_string(),
         ),
         _ => bail!("give the images as --checkpoint C or as --images DIR|emoji, one of them"),
@@ -167,9 +219,9 @@ fn msssim_command(images: Option<&str>, pairs: usize, src: &Source, opts: &GpuOp
     if src.json {
         let report =
             serde_json::json!({"images": name, "count": set.count, "res": set.res, "pairs": pairs, "ms_ssim": value});
-        println!("{report}");
+        outln!("{report}");
     } else {
-        println!(
+        outln!(
             "MS-SSIM over {pairs} random pairs of {} images of {name} ({r}x{r}): {value:.4}",
             set.count,
             r = set.res

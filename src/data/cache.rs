@@ -2,7 +2,8 @@
 //! list, checked by a CRC-32 so a damaged or foreign file is rebuilt instead of trusted.
 
 use super::{Dataset, Images, Skipped, FORMAT_VERSION};
-use anyhow::{ensure, Context, Result};
+use crate::files::{read_regular, write_atomic, Lock};
+use anyhow::{anyhow, ensure, Context, Result};
 use std::fs;
 use std::path::Path;
 
@@ -10,8 +11,9 @@ const MAGIC: &[u8; 8] = b"PGGANDS\0";
 
 /// Returns the dataset cached under `key` in `cache_dir` when that file is intact and was written for
 /// this key and format version; otherwise runs `build` and stores its result there (atomically:
-/// a temporary file renamed into place). A cache that cannot be written is reported on stderr and
-/// the built dataset is returned. With no `cache_dir`, just runs `build`. `key` becomes the file
+/// a temporary file renamed into place). One process builds a key at a time: another that needs
+/// it meanwhile waits on the key's lock file, then reads what the first stored. A cache that cannot
+/// be written is reported on stderr and the built dataset is returned. With no `cache_dir`, just runs `build`. `key` becomes the file
 /// name `<key>.bin`, so it may hold only ASCII letters, digits, '-', '_' and '.'.
 pub fn cached(cache_dir: Option<&Path>, key: &str, build: impl FnOnce() -> Result<Dataset>) -> Result<Dataset> {
     let Some(dir) = cache_dir else {
@@ -22,28 +24,36 @@ pub fn cached(cache_dir: Option<&Path>, key: &str, build: impl FnOnce() -> Resul
         "the dataset cache key {key:?} must be a plain file name (ASCII letters, digits, '-', '_', '.')"
     );
     let path = dir.join(format!("{key}.bin"));
-    if let Some(dataset) = fs::read(&path).ok().and_then(|bytes| decode(&bytes, key)) {
+    let load = || read_regular(&path, u64::MAX).ok().and_then(|bytes| decode(&bytes, key));
+    if let Some(dataset) = load() {
+        return Ok(dataset);
+    }
+    // Without the lock (a cache folder that cannot be written) the dataset is built all the same.
+    let lock = fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+        .and_then(|()| {
+            Lock::wait(&dir.join(format!("{key}.lock")), |holder| {
+                crate::errln!(
+                    "waiting for {holder}, which is preparing the dataset {}",
+                    path.display()
+                )
+            })
+        });
+    if let Some(dataset) = lock.is_ok().then(load).flatten() {
         return Ok(dataset);
     }
     let dataset = build()?;
-    if let Err(e) = store(dir, key, &encode(&dataset, key)) {
-        eprintln!(
+    let stored = lock
+        .as_ref()
+        .map_err(|e| anyhow!("{e:#}"))
+        .and_then(|_| write_atomic(&path, &encode(&dataset, key)));
+    if let Err(e) = stored {
+        crate::errln!(
             "warning: the dataset cache {} could not be written: {e:#}",
             path.display()
         );
     }
     Ok(dataset)
-}
-
-fn store(dir: &Path, key: &str, bytes: &[u8]) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // A per-process temporary name, so two runs filling the same cache never mix their bytes.
-    let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
-    let written = fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, dir.join(format!("{key}.bin"))));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    Ok(written?)
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

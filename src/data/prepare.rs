@@ -4,9 +4,10 @@
 use super::resize::{resize_rows, square_window};
 use super::{check_shape, par_map, Dataset, Images, Skipped};
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use image::{DynamicImage, ImageError, ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits};
 use std::borrow::Cow;
 use std::io::{self, BufRead, Cursor, Read, Seek};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 /// ITU-R BT.601 luma weights of R, G and B.
 const LUMA: [f64; 3] = [0.299, 0.587, 0.114];
@@ -46,7 +47,8 @@ pub(crate) fn prepare_from(input: impl BufRead + Seek, size: u64, channels: usiz
         size >> 20,
         MAX_FILE_BYTES >> 20
     );
-    let image = decode(input)?;
+    // The decoded image's share of the budget is held until its pixels are resampled.
+    let (image, _held) = decode(input)?;
     let (w, h) = (image.width() as usize, image.height() as usize);
     ensure!(w > 0 && h > 0, "the image has no pixels ({w}x{h})");
     // 8-bit images are read in place; deeper ones (16-bit, float) through one f32 RGBA copy.
@@ -60,8 +62,9 @@ pub(crate) fn prepare_from(input: impl BufRead + Seek, size: u64, channels: usiz
     Ok(values.into_iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect())
 }
 
-/// Decodes an image of any supported format, recognised by its content, within the limits above.
-fn decode(mut input: impl BufRead + Seek) -> Result<DynamicImage> {
+/// Decodes an image of any supported format, recognised by its content, within the limits above;
+/// the image comes with its share of [`DECODING`], to be dropped when it is.
+fn decode(mut input: impl BufRead + Seek) -> Result<(DynamicImage, Held<'static>)> {
     let mut reader = ImageReader::new(&mut input)
         .with_guessed_format()
         .context("unsupported or corrupt image")?;
@@ -70,14 +73,22 @@ fn decode(mut input: impl BufRead + Seek) -> Result<DynamicImage> {
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_ALLOC);
-    reader.limits(limits);
-    let image = reader.decode().map_err(|e| match e {
+    reader.limits(limits.clone());
+    let why = |e| match e {
         ImageError::Limits(e) => anyhow!(
             "too large to decode ({e}): images may have at most {MAX_SIDE} pixels a side and take {} MiB",
             MAX_ALLOC >> 20
         ),
         e => anyhow!("unsupported or corrupt image: {e}"),
-    })?;
+    };
+    // As `ImageReader::decode`, with the decoded size known, and held, before it is allocated: the
+    // decoder may allocate what the image leaves of the limit.
+    let mut decoder = reader.into_decoder().map_err(why)?;
+    let bytes = decoder.total_bytes();
+    limits.reserve(bytes).map_err(why)?;
+    decoder.set_limits(limits).map_err(why)?;
+    let held = DECODING.hold(bytes);
+    let image = DynamicImage::from_decoder(decoder).map_err(why)?;
     if format == Some(ImageFormat::Jpeg) {
         input.rewind().context("cannot read the file")?;
         ensure!(
@@ -85,7 +96,48 @@ fn decode(mut input: impl BufRead + Seek) -> Result<DynamicImage> {
             "truncated JPEG: the data ends before the end-of-image marker"
         );
     }
-    Ok(image)
+    Ok((image, held))
+}
+
+/// The decoded bytes all threads together may hold at once: one image's limit, so that several
+/// cores decoding huge images (decompression bombs) wait for each other instead of each taking
+/// `MAX_ALLOC`.
+static DECODING: Budget = Budget {
+    free: Mutex::new(MAX_ALLOC),
+    freed: Condvar::new(),
+};
+
+/// Bytes shared by threads: each holds some while it works, waiting until they are free.
+struct Budget {
+    free: Mutex<u64>,
+    freed: Condvar,
+}
+
+impl Budget {
+    /// Holds `bytes` (at most the whole budget) until the returned value is dropped, waiting while
+    /// other threads hold too much of it. (Without threads, as on wasm, nothing is ever waited for.)
+    fn hold(&self, bytes: u64) -> Held<'_> {
+        let bytes = bytes.min(MAX_ALLOC);
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free < bytes {
+            free = self.freed.wait(free).unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= bytes;
+        Held { budget: self, bytes }
+    }
+}
+
+/// A share of a [`Budget`], given back when dropped.
+struct Held<'a> {
+    budget: &'a Budget,
+    bytes: u64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        *self.budget.free.lock().unwrap_or_else(PoisonError::into_inner) += self.bytes;
+        self.budget.freed.notify_all();
+    }
 }
 
 /// Whether a JPEG stream reaches its end-of-image marker (0xFF 0xD9): the decoder fills in what a

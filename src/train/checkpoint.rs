@@ -74,6 +74,20 @@ impl Checkpoint {
         })
     }
 
+    /// Refuses a checkpoint of format version 1: its D applied the bias and leaky ReLU before the
+    /// downsampling, so it can neither continue training nor be exported as today's D.
+    pub fn check_discriminator(&self) -> Result<()> {
+        anyhow::ensure!(
+            self.version >= 2,
+            "this checkpoint (format version {}) was trained with an earlier discriminator block, which \
+             applied the bias and leaky ReLU before the downsampling; its D cannot continue with the \
+             official block. Its generator still works with generate, interpolate and export --onnx; \
+             start a new run to train",
+            self.version
+        );
+        Ok(())
+    }
+
     /// The values of tensor `name`, which must have exactly `shape`.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<&[f32]> {
         let (have, values) = self
@@ -90,7 +104,7 @@ impl Checkpoint {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn save(path: &std::path::Path, ck: &Checkpoint) -> Result<()> {
-    crate::checkpoint::write_atomic(path, &ck.to_bytes()?)
+    crate::files::write_atomic(path, &ck.to_bytes()?)
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -98,7 +98,7 @@ impl Default for Schedule {
 
 impl Default for TrainConfig {
     /// The default run: the embedded emoji set at 64x64 with networks small enough to show
-    /// recognisable shapes within minutes on a laptop GPU (README, "Defaults").
+    /// recognisable shapes within minutes on a laptop GPU (docs/training.md, "Defaults and why").
     fn default() -> Self {
         let sc = StepConfig::default();
         TrainConfig {
@@ -369,7 +369,9 @@ impl TrainConfig {
             "precision",
         ];
         let strip = |c: &TrainConfig| -> Result<serde_json::Value> {
-            let mut v = serde_json::to_value(c)?;
+            // Through JSON text, where each f32 is written as its shortest decimal: a setting then
+            // reads as it was given (0.001), not widened to f64 (0.0010000000474974513).
+            let mut v: serde_json::Value = serde_json::from_str(&serde_json::to_string(c)?)?;
             for key in free {
                 v.as_object_mut().map(|o| o.remove(key));
                 v["schedule"].as_object_mut().map(|o| o.remove(key));

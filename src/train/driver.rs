@@ -94,15 +94,17 @@ pub trait Sink {
 }
 
 /// The sink of the ranks other than 0: nothing but the line saying where a stop happened.
+#[cfg(not(target_arch = "wasm32"))]
 pub struct Follower {
     pub rank: usize,
     pub ranks: usize,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Sink for Follower {
     fn ended(&mut self, outcome: &Outcome, at: &str) -> Result<()> {
         if *outcome == Outcome::Interrupted {
-            eprintln!("rank {} of {}: stopped at {at}", self.rank, self.ranks);
+            crate::errln!("rank {} of {}: stopped at {at}", self.rank, self.ranks);
         }
         Ok(())
     }

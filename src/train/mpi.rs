@@ -26,6 +26,7 @@ use super::dist::Replicas;
 use super::driver::{Cadence, Driver, Follower, Outcome};
 use super::step::Grad;
 use super::trainer::Trainer;
+use crate::errln;
 use crate::gpu::{Gpu, GpuOptions, Tensor};
 
 /// A fault for the tests, `drift:RANK` or `panic:RANK`: on the first step that rank perturbs its
@@ -133,7 +134,7 @@ pub fn run_rank<T>(
 /// Prints `e` as this rank's error and ends every rank of the job with MPI_Abort (exit status 1).
 pub fn abort(e: &anyhow::Error) -> ! {
     let world = SimpleCommunicator::world();
-    eprintln!("error: rank {} of {}: {e:#}", world.rank(), world.size());
+    errln!("error: rank {} of {}: {e:#}", world.rank(), world.size());
     world.abort(1)
 }
 

@@ -4,7 +4,8 @@
 //! [`RunFolder`] is the driver's [`Sink`] here.
 //!
 //! A run folder holds `config.json`, `log.jsonl` (one line per tick), `log.txt` (the same ticks and
-//! every event as plain text), `samples/reals.png`, `samples/fakes-<images>.png` (the EMA generator
+//! every event as plain text, each line after its UTC time, each run's first lines the version,
+//! command line and adapter), `samples/reals.png`, `samples/fakes-<images>.png` (the EMA generator
 //! on fixed latents), `checkpoint.safetensors`, `snapshot-<images>.safetensors` and, unless turned
 //! off, TensorBoard's `events.out.tfevents.*` ([`crate::tensorboard`]).
 //!
@@ -16,6 +17,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -24,8 +26,8 @@ use pollster::block_on;
 use super::config::TrainConfig;
 use super::driver::{Driver, Outcome, Progress, Save, Sink, TickLine};
 use super::trainer::Trainer;
-use crate::checkpoint::write_atomic;
 use crate::data::Images;
+use crate::files::{open_append, write_atomic};
 use crate::samples::grid;
 use crate::tensorboard::EventWriter;
 
@@ -65,14 +67,23 @@ pub fn new_run_dir(out: &Path, cfg: &TrainConfig) -> Result<PathBuf> {
             .all(|b| b.is_ascii_digit())
             .then(|| digits.parse().ok())?
     };
-    let next = fs::read_dir(out)
-        .with_context(|| format!("cannot list the runs folder {}", out.display()))?
-        .filter_map(|e| number(e.ok()?.file_name().to_str()?))
-        .max()
-        .map_or(0, |n| n + 1);
-    let dir = out.join(format!("{next:03}-{data}-{}", cfg.net.max_res));
-    fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+    // Two runs started at once may pick the same number: the one whose folder already exists
+    // counts again (the other has made the highest number one more).
+    loop {
+        let next = fs::read_dir(out)
+            .with_context(|| format!("cannot list the runs folder {}", out.display()))?
+            .filter_map(|e| number(e.ok()?.file_name().to_str()?))
+            .max()
+            .map_or(0, |n| n + 1);
+        let dir = out.join(format!("{next:03}-{data}-{}", cfg.net.max_res));
+        match fs::create_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            created => {
+                created.with_context(|| format!("cannot create {}", dir.display()))?;
+                return Ok(dir);
+            }
+        }
+    }
 }
 
 /// Fails unless files can be created in `dir` (created if missing): checked before a run decodes
@@ -80,7 +91,12 @@ pub fn new_run_dir(out: &Path, cfg: &TrainConfig) -> Result<PathBuf> {
 pub fn check_writable(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let probe = dir.join(format!(".pggan-write-test-{}", std::process::id()));
-    fs::write(&probe, b"").with_context(|| format!("cannot write into {}", dir.display()))?;
+    // A new file: whatever holds the name already (a link) is neither followed nor removed.
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .with_context(|| format!("cannot write into {}", dir.display()))?;
     fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))
 }
 
@@ -92,28 +108,85 @@ struct TextLog {
 
 impl TextLog {
     fn open(dir: &Path, echo: bool) -> Result<TextLog> {
-        let path = dir.join(LOG_TEXT);
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(TextLog { file, echo })
+        Ok(TextLog {
+            file: open_append(&dir.join(LOG_TEXT))?,
+            echo,
+        })
     }
 
     fn line(&mut self, bar: &ProgressBar, text: &str) -> Result<()> {
         if self.echo {
-            eprintln!("{text}");
+            crate::errln!("{text}");
         } else if !bar.is_hidden() {
             bar.println(text);
         }
         self.keep(text)
     }
 
-    /// A line for the log only (one the command has printed already).
+    /// A line for the log only (one the command has printed already), after the time.
     fn keep(&mut self, text: &str) -> Result<()> {
-        writeln!(self.file, "{text}").with_context(|| format!("cannot write {LOG_TEXT}"))
+        let now = utc_timestamp(SystemTime::now());
+        writeln!(self.file, "{now} {text}").map_err(|e| LogFailed(format!("cannot write {LOG_TEXT}: {e}")).into())
     }
+}
+
+/// A log that cannot be written (a full disk): the run stops, but writes its checkpoint first.
+#[derive(Debug)]
+struct LogFailed(String);
+
+impl std::fmt::Display for LogFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LogFailed {}
+
+/// `2026-12-07T07:00:00Z`: the time in UTC to the second, as log.txt's lines begin.
+pub fn utc_timestamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, s) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`), in eras of 400
+    // years counted from 0000-03-01, so that the leap day ends each year.
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = era * 400 + yoe + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// "pggan 0.1.0 (commit 1a2b3c4)"; the commit where the binary was built from a git checkout.
+fn version() -> String {
+    let version = format!("pggan {}", env!("CARGO_PKG_VERSION"));
+    match option_env!("PGGAN_COMMIT") {
+        Some(commit) => format!("{version} (commit {commit})"),
+        None => version,
+    }
+}
+
+/// The process's command line, each argument quoted where a shell would need it.
+fn command_line() -> String {
+    let plain = |a: &str| {
+        !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    };
+    let quoted: Vec<String> = std::env::args()
+        .map(|a| match plain(&a) {
+            true => a,
+            false => format!("'{}'", a.replace('\'', r"'\''")),
+        })
+        .collect();
+    quoted.join(" ")
 }
 
 /// Trains until the schedule ends or `opts.stop` is set; a checkpoint is written in either case.
@@ -122,6 +195,10 @@ impl TextLog {
 pub fn train(driver: &mut Driver, dir: &Path, opts: &RunOptions, origin: &str) -> Result<Outcome> {
     let bar = progress_bar(opts.progress);
     let mut text = TextLog::open(dir, opts.tick_lines)?;
+    // What ran, how and where, before anything else: what one needs to reproduce or compare a run.
+    text.keep(&version())?;
+    text.keep(&format!("command: {}", command_line()))?;
+    text.keep(&format!("adapter: {}", driver.trainer().gpu().describe()))?;
     text.line(&bar, origin)?;
     // Which kernels trained, and why not the cooperative ones where they were refused.
     text.keep(&format!(
@@ -131,10 +208,18 @@ pub fn train(driver: &mut Driver, dir: &Path, opts: &RunOptions, origin: &str) -
     let stop = || opts.stop.load(Ordering::SeqCst);
     let result = RunFolder::create(driver.trainer(), dir, opts, &bar, &mut text)
         .and_then(|mut folder| block_on(driver.run(&mut folder, &stop)));
+    let result = match result {
+        // Only the log failed: the model is good, so it is saved before the run stops.
+        Err(e) if e.is::<LogFailed>() => Err(match save_checkpoint(driver.trainer(), dir) {
+            Ok(()) => anyhow!("{e}; the run stopped after writing its checkpoint"),
+            Err(ck) => anyhow!("{e}; the checkpoint could not be written either: {ck:#}"),
+        }),
+        result => result,
+    };
     if let Err(e) = &result {
         bar.abandon();
         // The error itself is what the caller reports; a failure to log it adds nothing.
-        let _ = writeln!(text.file, "error: {e:#}");
+        let _ = text.keep(&format!("error: {e:#}"));
     }
     result
 }
@@ -180,11 +265,7 @@ impl<'a> RunFolder<'a> {
                 &grid(&first, opts.grid, reals.res)?.png()?,
             )?;
         }
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(LOG))
-            .with_context(|| format!("cannot open the log in {}", dir.display()))?;
+        let log = open_append(&dir.join(LOG))?;
         let events = match opts.tensorboard {
             true => Some(EventWriter::create(dir)?),
             false => None,
@@ -234,7 +315,8 @@ impl Sink for RunFolder<'_> {
     }
 
     fn tick(&mut self, line: &TickLine, samples: Option<&Images>) -> Result<()> {
-        writeln!(self.log, "{}", serde_json::to_string(line)?).with_context(|| format!("cannot write {LOG}"))?;
+        writeln!(self.log, "{}", serde_json::to_string(line)?)
+            .map_err(|e| LogFailed(format!("cannot write {LOG}: {e}")))?;
         self.line(&format!("tick {} {}", line.number, line.status))?;
         // A sample grid that cannot be written (a full disk) is reported, and the checkpoint is
         // still attempted: it matters more.
@@ -286,6 +368,12 @@ impl Sink for RunFolder<'_> {
         }
         Ok(())
     }
+}
+
+/// Writes the checkpoint of the model as it is: after a log failed, the model is still good.
+fn save_checkpoint(trainer: &Trainer, dir: &Path) -> Result<()> {
+    let ck = block_on(trainer.checkpoint()).map_err(|e| anyhow!("{e:#}. {}", kept(dir)))?;
+    write_atomic(&dir.join(CHECKPOINT), &ck.to_bytes()?)
 }
 
 /// What a run that stops on an error leaves: nothing saved after it, the last checkpoint as it was.

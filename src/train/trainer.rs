@@ -103,13 +103,7 @@ impl Trainer {
     /// Continues a checkpoint exactly where it stopped: parameters, Adam moments and counts,
     /// schedule position and RNG.
     pub fn resume(gpu: Gpu, ck: &Checkpoint, data: Dataset) -> Result<Trainer> {
-        ensure!(
-            ck.version >= 2,
-            "this checkpoint (format version {}) was trained with an earlier discriminator block, which \
-             applied the bias and leaky ReLU before the downsampling; its D cannot continue with the \
-             official block. Its generator still works with generate and interpolate; start a new run to train",
-            ck.version
-        );
+        ck.check_discriminator()?;
         ck.config.validate()?;
         check_data(&ck.config, &data)?;
         let mut model = Model::zeros(&gpu, &ck.config.net)?;

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pggan::check::{table, Check};
@@ -50,6 +50,32 @@ pub const TINY: &[&str] = &[
     "0.008",
     "--checkpoint-ticks",
     "1",
+    "--grid",
+    "2",
+    "--quiet",
+];
+
+/// The flags of a tiny run through 16x16 (the sliced Wasserstein distance's smallest size): 8 feature
+/// maps, minibatch 4, one minibatch per phase, 20 images in all, one tick.
+pub const TINY_16: &[&str] = &[
+    "--max-res",
+    "16",
+    "--fmap-base",
+    "16",
+    "--fmap-max",
+    "8",
+    "--latent",
+    "8",
+    "--minibatch",
+    "4",
+    "--phase-kimg",
+    "0.004",
+    "--total-kimg",
+    "0.02",
+    "--tick-kimg",
+    "0.02",
+    "--swd-ticks",
+    "0",
     "--grid",
     "2",
     "--quiet",
@@ -107,4 +133,36 @@ pub fn python_json(script: &str, args: &[&Path]) -> serde_json::Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// A pipe whose reading end is already closed, for a child's stdout or stderr: every write to it
+/// fails (EPIPE), as under `| head -1` once `head` has exited, or a `tee` that died.
+pub fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer.into()
+}
+
+/// `bytes`, a checkpoint, rewritten as an older format `version` wrote it: no history, and a CRC of
+/// the tensors (version 1) or of the tensors, the configuration and the state (version 2).
+pub fn as_version(bytes: &[u8], version: u32) -> Vec<u8> {
+    use safetensors::SafeTensors;
+    let file = SafeTensors::deserialize(bytes).unwrap();
+    let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    let mut tensors = file.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut crc = crc32fast::Hasher::new();
+    for (name, view) in &tensors {
+        crc.update(name.as_bytes());
+        crc.update(view.data());
+    }
+    if version == 2 {
+        crc.update(meta["config"].as_bytes());
+        crc.update(meta["state"].as_bytes());
+    }
+    meta.remove("history");
+    meta.insert("version".into(), version.to_string());
+    meta.insert("crc32".into(), format!("{:08x}", crc.finalize()));
+    safetensors::serialize(tensors, Some(meta)).unwrap()
 }
