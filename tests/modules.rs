@@ -10,6 +10,8 @@ use std::path::Path;
 /// module here; the binary is `cli/` and `main.rs`.
 const LAYERS: &[&str] = &[
     "clock",
+    "print",
+    "files",
     "rng",
     "gpu",
     "check",
