@@ -435,7 +435,7 @@ impl Driver {
 
     /// Writes the checkpoint where the sink saves; [`Trainer::checkpoint`] refuses a model with a
     /// NaN or an infinity.
-    async fn save(&mut self, sink: &mut dyn Sink, save: Save) -> Result<()> {
+    pub async fn save(&mut self, sink: &mut dyn Sink, save: Save) -> Result<()> {
         if !sink.saves() {
             return Ok(());
         }

@@ -206,16 +206,16 @@ pub fn train(driver: &mut Driver, dir: &Path, opts: &RunOptions, origin: &str) -
         crate::ops::conv::describe_layers(driver.trainer().gpu())
     ))?;
     let stop = || opts.stop.load(Ordering::SeqCst);
-    let result = RunFolder::create(driver.trainer(), dir, opts, &bar, &mut text)
-        .and_then(|mut folder| block_on(driver.run(&mut folder, &stop)));
-    let result = match result {
-        // Only the log failed: the model is good, so it is saved before the run stops.
-        Err(e) if e.is::<LogFailed>() => Err(match save_checkpoint(driver.trainer(), dir) {
-            Ok(()) => anyhow!("{e}; the run stopped after writing its checkpoint"),
-            Err(ck) => anyhow!("{e}; the checkpoint could not be written either: {ck:#}"),
-        }),
-        result => result,
-    };
+    let result = RunFolder::create(driver.trainer(), dir, opts, &bar, &mut text).and_then(|mut folder| {
+        match block_on(driver.run(&mut folder, &stop)) {
+            // Only the log failed: the model is good, so it is saved before the run stops.
+            Err(e) if e.is::<LogFailed>() => Err(match block_on(driver.save(&mut folder, Save::Checkpoint)) {
+                Ok(()) => anyhow!("{e}; the run stopped after writing its checkpoint"),
+                Err(ck) => anyhow!("{e}; the checkpoint could not be written either: {ck:#}"),
+            }),
+            result => result,
+        }
+    });
     if let Err(e) = &result {
         bar.abandon();
         // The error itself is what the caller reports; a failure to log it adds nothing.
@@ -368,12 +368,6 @@ impl Sink for RunFolder<'_> {
         }
         Ok(())
     }
-}
-
-/// Writes the checkpoint of the model as it is: after a log failed, the model is still good.
-fn save_checkpoint(trainer: &Trainer, dir: &Path) -> Result<()> {
-    let ck = block_on(trainer.checkpoint()).map_err(|e| anyhow!("{e:#}. {}", kept(dir)))?;
-    write_atomic(&dir.join(CHECKPOINT), &ck.to_bytes()?)
 }
 
 /// What a run that stops on an error leaves: nothing saved after it, the last checkpoint as it was.
