@@ -49,8 +49,8 @@ pub async fn bench_train(settings_json: String) -> Result<JsValue, JsValue> {
             serde_json::from_str(&settings_json).map_err(|e| anyhow!("the benchmark's settings: {e}"))?;
         let b = settings.bench()?;
         let gpu = Gpu::new(&GpuOptions::default()).await?;
-        let rows = crate::bench::train(&gpu, &b).await?;
-        to_js(&crate::bench::train_report(&gpu, &settings, &rows))
+        let (layers, rows) = crate::bench::train(&gpu, &b).await?;
+        to_js(&crate::bench::train_report(&gpu, &layers, &settings, &rows))
     }
     .await
     .map_err(js_error)

@@ -129,7 +129,7 @@ fn train_interrupt_resume_generate() {
     let other = run(&["train", "--resume", run_dir.to_str().unwrap(), "--lr", "0.002"]);
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert!(
-        !other.status.success() && stderr.contains("schedule.lr = 0.001; this run asks for 0.002:"),
+        !other.status.success() && stderr.contains("adam.lr = 0.001; this run asks for 0.002:"),
         "{stderr}"
     );
 

@@ -5,7 +5,7 @@
 mod common;
 
 use pggan::check::{self, f64s, finite_difference_error};
-use pggan::ops::conv::{self, plan, ConvShape, Plan, TILES};
+use pggan::ops::conv::{self, plan, ConvShape, Kernel::F32, Plan, TILES};
 use pggan::rng::Rng;
 
 /// The forward is linear, so central differences in f64 are exact up to rounding (about 1e-9 here).
@@ -50,41 +50,47 @@ fn launchers_refuse_bad_shapes() {
         assert!(e.contains(says), "{e:?} does not say {says:?}");
     };
     // Kernel sizes other than 1 and 3, and non-square kernels.
-    expect(conv::forward(&gpu, &x, &t(&[5, 3, 5, 5]), &y, 1.0), "K = 1 or 3");
-    expect(conv::forward(&gpu, &x, &t(&[5, 3, 3, 1]), &y, 1.0), "K = 1 or 3");
+    expect(conv::forward(&gpu, F32, &x, &t(&[5, 3, 5, 5]), &y, 1.0), "K = 1 or 3");
+    expect(conv::forward(&gpu, F32, &x, &t(&[5, 3, 3, 1]), &y, 1.0), "K = 1 or 3");
     // Weights that expect another number of input channels.
     let w4 = t(&[5, 4, 3, 3]);
-    expect(conv::forward(&gpu, &x, &w4, &y, 1.0), "channels");
-    expect(conv::backward_data(&gpu, &y, &w4, &x, 1.0), "channels");
-    expect(conv::backward_weight(&gpu, &x, &y, &w4, 1.0, false), "channels");
+    expect(conv::forward(&gpu, F32, &x, &w4, &y, 1.0), "channels");
+    expect(conv::backward_data(&gpu, F32, &y, &w4, &x, 1.0), "channels");
+    expect(conv::backward_weight(&gpu, F32, &x, &y, &w4, 1.0, false), "channels");
     // Outputs of the wrong batch, channel count or size; tensors that are not 4-D.
     let w = t(&[5, 3, 3, 3]);
     expect(
-        conv::forward(&gpu, &x, &w, &t(&[1, 5, 4, 4]), 1.0),
+        conv::forward(&gpu, F32, &x, &w, &t(&[1, 5, 4, 4]), 1.0),
         "should be [2, 5, 4, 4]",
     );
-    expect(conv::forward(&gpu, &x, &w, &t(&[2, 5, 4, 8]), 1.0), "should be");
-    expect(conv::backward_data(&gpu, &t(&[2, 3, 4, 4]), &w, &x, 1.0), "should be");
+    expect(conv::forward(&gpu, F32, &x, &w, &t(&[2, 5, 4, 8]), 1.0), "should be");
     expect(
-        conv::backward_weight(&gpu, &x, &t(&[2, 4, 4, 4]), &w, 1.0, true),
+        conv::backward_data(&gpu, F32, &t(&[2, 3, 4, 4]), &w, &x, 1.0),
         "should be",
     );
-    expect(conv::forward(&gpu, &t(&[2, 3, 16]), &w, &y, 1.0), "not 4-D");
-    expect(conv::backward_weight(&gpu, &x, &y, &t(&[5, 27]), 1.0, false), "not 4-D");
+    expect(
+        conv::backward_weight(&gpu, F32, &x, &t(&[2, 4, 4, 4]), &w, 1.0, true),
+        "should be",
+    );
+    expect(conv::forward(&gpu, F32, &t(&[2, 3, 16]), &w, &y, 1.0), "not 4-D");
+    expect(
+        conv::backward_weight(&gpu, F32, &x, &y, &t(&[5, 27]), 1.0, false),
+        "not 4-D",
+    );
     // A bias of another length than the output channels.
     expect(
-        conv::forward_act(&gpu, &x, &w, &t(&[3]), &y, 1.0, 0.2),
+        conv::forward_act(&gpu, F32, &x, &w, &t(&[3]), &y, 1.0, 0.2),
         "bias [3] should be [5]",
     );
     expect(
-        conv::forward_act(&gpu, &x, &t(&[5, 3, 5, 5]), &t(&[5]), &y, 1.0, 0.2),
+        conv::forward_act(&gpu, F32, &x, &t(&[5, 3, 5, 5]), &t(&[5]), &y, 1.0, 0.2),
         "K = 1 or 3",
     );
     // The right shapes pass.
-    conv::forward(&gpu, &x, &w, &y, 1.0).unwrap();
-    conv::forward_act(&gpu, &x, &w, &t(&[5]), &y, 1.0, 0.2).unwrap();
-    conv::backward_data(&gpu, &y, &w, &x, 1.0).unwrap();
-    conv::backward_weight(&gpu, &x, &y, &w, 1.0, true).unwrap();
+    conv::forward(&gpu, F32, &x, &w, &y, 1.0).unwrap();
+    conv::forward_act(&gpu, F32, &x, &w, &t(&[5]), &y, 1.0, 0.2).unwrap();
+    conv::backward_data(&gpu, F32, &y, &w, &x, 1.0).unwrap();
+    conv::backward_weight(&gpu, F32, &x, &y, &w, 1.0, true).unwrap();
 }
 
 #[test]
@@ -98,7 +104,7 @@ fn forward_refuses_a_grid_over_the_limit() {
         gpu.zeros(&[cout, 1, 1, 1]).unwrap(),
         gpu.zeros(&[1, cout, 1, 1]).unwrap(),
     );
-    let e = conv::forward(&gpu, &x, &w, &y, 1.0).unwrap_err().to_string();
+    let e = conv::forward(&gpu, F32, &x, &w, &y, 1.0).unwrap_err().to_string();
     assert!(e.contains("over this device's limit"), "{e}");
 }
 
@@ -186,7 +192,7 @@ fn split_slices_are_written_in_full() {
             .unwrap(),
     );
     let created = gpu.pool_stats().created;
-    conv::forward(&gpu, &x, &w, &y, 1.0).unwrap();
+    conv::forward(&gpu, F32, &x, &w, &y, 1.0).unwrap();
     assert_eq!(
         gpu.pool_stats().created,
         created,

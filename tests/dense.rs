@@ -5,6 +5,7 @@
 mod common;
 
 use pggan::check::{f64s, finite_difference_error};
+use pggan::gpu::Precision::F32;
 use pggan::ops::dense::{self, DenseShape};
 use pggan::rng::Rng;
 
@@ -37,11 +38,11 @@ fn launchers_refuse_mismatched_shapes() {
     let t = |shape: &[usize]| gpu.zeros(shape).unwrap();
     let (x, w, y) = (t(&[3, 5]), t(&[17, 5]), t(&[3, 17]));
     let message = |r: anyhow::Result<()>| r.unwrap_err().to_string();
-    assert!(message(dense::forward(&gpu, &x, &t(&[17, 4]), &y, 1.0)).contains("weight"));
-    assert!(message(dense::forward(&gpu, &x, &w, &t(&[4, 17]), 1.0)).contains("batch size"));
-    assert!(message(dense::backward_data(&gpu, &y, &w, &t(&[3, 6]), 1.0)).contains("weight"));
-    assert!(message(dense::backward_weight(&gpu, &x, &y, &t(&[5, 16]), 1.0, true)).contains("weight"));
-    assert!(message(dense::backward_weight(&gpu, &x, &t(&[2, 17]), &w, 1.0, false)).contains("batch size"));
+    assert!(message(dense::forward(&gpu, F32, &x, &t(&[17, 4]), &y, 1.0)).contains("weight"));
+    assert!(message(dense::forward(&gpu, F32, &x, &w, &t(&[4, 17]), 1.0)).contains("batch size"));
+    assert!(message(dense::backward_data(&gpu, F32, &y, &w, &t(&[3, 6]), 1.0)).contains("weight"));
+    assert!(message(dense::backward_weight(&gpu, F32, &x, &y, &t(&[5, 16]), 1.0, true)).contains("weight"));
+    assert!(message(dense::backward_weight(&gpu, F32, &x, &t(&[2, 17]), &w, 1.0, false)).contains("batch size"));
     assert!(message(dense::matmul(&gpu, &x, &t(&[6, 2]), &t(&[3, 2]))).contains("columns"));
     assert!(message(dense::matmul(&gpu, &x, &t(&[5, 2]), &t(&[3, 3]))).contains("is not [3, 2]"));
 }
@@ -54,6 +55,6 @@ fn launchers_refuse_a_grid_over_the_limit() {
     let x = gpu.zeros(&[n, 1]).unwrap();
     let w = gpu.zeros(&[1, 1]).unwrap();
     let y = gpu.zeros(&[n, 1]).unwrap();
-    let err = dense::forward(&gpu, &x, &w, &y, 1.0).unwrap_err().to_string();
+    let err = dense::forward(&gpu, F32, &x, &w, &y, 1.0).unwrap_err().to_string();
     assert!(err.contains("dense.gemm") && err.contains("exceeds"), "{err}");
 }

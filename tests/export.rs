@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use common::{python, python_json, run_pggan as run, temp_dir};
 use pggan::gpu::Gpu;
 use pggan::nn::arch;
+use pggan::nn::backend::GpuBackend;
 use pggan::nn::net::{Net, Params};
 use pggan::rng::Rng;
 use pggan::samples;
@@ -286,11 +287,12 @@ fn onnx_export_matches_generate_in_onnxruntime() {
 /// pggan's D scores [n] for `images` [n, C, R, R] as one minibatch, on the GPU.
 fn d_scores(gpu: &Gpu, ck: &Checkpoint, images: &[f32], n: usize) -> Vec<f32> {
     let layers = arch::discriminator(&ck.config.net);
-    let params = Params::zeros(gpu, &layers).unwrap();
+    let bk = GpuBackend::f32(gpu);
+    let params = Params::zeros(&bk, &layers).unwrap();
     load_params(gpu, ck, "d", &layers, &params).unwrap();
     let pos = ck.state.position(&ck.config);
     let d = Net {
-        bk: gpu,
+        bk: &bk,
         cfg: &ck.config.net,
         layers: &layers,
         params: &params,

@@ -151,12 +151,12 @@ fn train_help_shows_the_configurations_defaults() {
         ("max-res", c.net.max_res.to_string()),
         ("channels", c.net.channels.to_string()),
         ("fmap-base", c.net.fmap_base.to_string()),
-        ("lr", c.schedule.lr.to_string()),
+        ("lr", c.adam.lr.to_string()),
         ("phase-kimg", c.schedule.phase_kimg.to_string()),
         ("swd-images", c.swd_images.to_string()),
         ("precision", c.precision.name().to_string()),
         ("data", c.data.clone()),
-        ("beta2", c.beta2.to_string()),
+        ("beta2", c.adam.beta2.to_string()),
         ("ema-beta", c.ema_beta.to_string()),
     ] {
         assert!(

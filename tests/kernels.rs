@@ -4,8 +4,9 @@
 
 mod common;
 
-use pggan::gpu::{Dispatch, Gpu, GpuOptions, Precision, PrecisionCaps};
+use pggan::gpu::{Dispatch, Gpu, GpuOptions, Precision, PrecisionChoice};
 use pggan::ops;
+use pggan::ops::precision::LayerPrecision;
 
 /// A test per registered op, named after it, and the list of their names.
 macro_rules! op_checks {
@@ -218,9 +219,14 @@ fn precision_auto_is_mixed_on_an_adapter_with_shader_f16() {
     let gpu = common::gpu();
     eprint!("{}", gpu.precision.describe());
     assert!(gpu.precision.shader_f16, "{} has no SHADER_F16", gpu.describe());
-    assert_eq!(Precision::parse("auto", &gpu.precision).unwrap(), Precision::Mixed);
-    assert_eq!(Precision::parse("mixed", &gpu.precision).unwrap(), Precision::Mixed);
-    assert_eq!(Precision::parse("f32", &gpu.precision).unwrap(), Precision::F32);
+    for (choice, precision) in [
+        ("auto", Precision::Mixed),
+        ("mixed", Precision::Mixed),
+        ("f32", Precision::F32),
+    ] {
+        let choice: PrecisionChoice = choice.parse().unwrap();
+        assert_eq!(choice.resolve(&gpu.precision).unwrap(), precision);
+    }
 }
 
 /// A device opened without SHADER_F16 (what a browser without `shader-f16` gives): `auto` is f32,
@@ -257,12 +263,8 @@ fn precision_falls_back_to_f32_on_a_device_without_shader_f16() {
 
 #[test]
 fn precision_parse_refuses_other_strings() {
-    let caps = PrecisionCaps {
-        shader_f16: true,
-        ..Default::default()
-    };
     for bad in ["f16", "F32", "", "mixed "] {
-        let err = Precision::parse(bad, &caps).unwrap_err().to_string();
+        let err = bad.parse::<PrecisionChoice>().unwrap_err().to_string();
         assert!(err.contains("is not one of f32, mixed, auto"), "{bad:?}: {err}");
     }
 }
@@ -280,7 +282,7 @@ fn cooperative_kernels_run_where_the_adapter_lists_them_else_refuse() {
         common::run_check_on(&gpu, ops::coop_gemm::check);
         common::run_check_on(&gpu, ops::conv::check_coop);
         assert!(matches!(
-            ops::conv::Kernel::of(&gpu, Precision::Mixed).unwrap(),
+            LayerPrecision::of(&gpu, Precision::Mixed).unwrap().conv,
             ops::conv::Kernel::Coop { .. }
         ));
         return;
@@ -331,47 +333,39 @@ fn expect_no_coop(gpu: &Gpu) {
     );
 }
 
-/// A cooperative convolution that fails its check before training (`conv::verify_coop`; made to
-/// fail here by shrinking the accumulator's roundoff to nothing) is replaced: the warning names it,
-/// mixed precision on that device runs the f16 kernel from then on, and a run reports why. On an
-/// adapter without cooperative matrices there is nothing to check (PGGAN_EXPECT_COOP, as for the
-/// test above, makes that a failure).
+/// A cooperative convolution that fails its check before training (`LayerPrecision::verified`;
+/// made to fail here by shrinking the accumulator's roundoff to nothing) is replaced: the warning
+/// names it, the run's convolutions take the f16 kernel, and the run reports why. On an adapter
+/// without cooperative matrices mixed precision is f16 arithmetic with nothing to check
+/// (PGGAN_EXPECT_COOP, as for the test above, makes that a failure).
 #[test]
 fn cooperative_convolution_that_fails_its_check_gives_way_to_f16() {
     let gpu = common::gpu();
-    if ops::conv::coop(&gpu).is_err() {
+    let mixed = LayerPrecision::of(&gpu, Precision::Mixed).unwrap();
+    let (checked, warning) = pollster::block_on(mixed.clone().verified(&gpu)).unwrap();
+    assert_eq!((&checked, warning), (&mixed, None));
+    let ops::conv::Kernel::Coop { .. } = mixed.conv else {
         expect_no_coop(&gpu);
-        assert_eq!(pollster::block_on(ops::conv::verify_coop(&gpu)).unwrap(), None);
+        assert_eq!(mixed.conv, ops::conv::Kernel::F16);
         return;
-    }
-    assert_eq!(pollster::block_on(ops::conv::verify_coop(&gpu)).unwrap(), None);
-    let kernel = ops::conv::Kernel::of(&gpu, Precision::Mixed).unwrap();
-    assert!(matches!(kernel, ops::conv::Kernel::Coop { .. }));
-    gpu.set_layer_precision(Precision::Mixed).unwrap();
+    };
     assert_eq!(
-        ops::conv::describe_layers(&gpu),
-        format!("Mixed, convolutions on {}", kernel.name())
+        mixed.describe(),
+        format!("Mixed, convolutions on {}", mixed.conv.name())
     );
-    let warning = pollster::block_on(ops::conv::verify_coop_within(&gpu, 0.0))
-        .unwrap()
-        .expect("a check with no room for rounding passed");
+    let (f16, warning) = pollster::block_on(mixed.clone().verified_within(&gpu, 0.0)).unwrap();
+    let warning = warning.expect("a check with no room for rounding passed");
     assert!(
         warning.starts_with("the convolution on cooperative matrices (conv+coop")
-            && warning.contains("failed its check"),
+            && warning.contains("failed its check on this device (conv3x3 coop"),
         "{warning}"
     );
-    assert_eq!(
-        ops::conv::Kernel::of(&gpu, Precision::Mixed).unwrap(),
-        ops::conv::Kernel::F16
-    );
-    let why = gpu.coop_refusal().unwrap();
-    assert!(
-        why.starts_with("failed its check on this device (conv3x3 coop"),
-        "{why}"
-    );
+    assert_eq!((f16.precision, f16.conv), (Precision::Mixed, ops::conv::Kernel::F16));
     // What a run prints and keeps in log.txt.
-    assert_eq!(
-        ops::conv::describe_layers(&gpu),
-        format!("Mixed, convolutions on conv+f16 (conv coop: {why})")
+    let described = f16.describe();
+    assert!(
+        described
+            .starts_with("Mixed, convolutions on conv+f16 (conv coop: failed its check on this device (conv3x3 coop"),
+        "{described}"
     );
 }

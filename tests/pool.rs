@@ -6,6 +6,7 @@
 mod common;
 
 use pggan::gpu::Gpu;
+use pggan::nn::backend::GpuBackend;
 use pggan::ops::blas;
 use pggan::train::check::{models, tiny};
 use pggan::train::step::{self, StepConfig};
@@ -71,11 +72,12 @@ fn a_warm_training_step_creates_no_buffers() {
     let (mut model, inputs, _, _) = models(&gpu, 3).unwrap();
     let (_, _, level, alpha) = tiny();
     let (sc, stats) = (StepConfig::default(), gpu.zeros(&[5]).unwrap());
-    step::step(&gpu, &mut model, &inputs, level, alpha, &sc, &stats).unwrap();
+    let bk = GpuBackend::f32(&gpu);
+    step::step(&bk, &mut model, &inputs, level, alpha, &sc, &stats).unwrap();
     gpu.wait().unwrap();
     let warm = gpu.pool_stats();
     for _ in 0..2 {
-        step::step(&gpu, &mut model, &inputs, level, alpha, &sc, &stats).unwrap();
+        step::step(&bk, &mut model, &inputs, level, alpha, &sc, &stats).unwrap();
     }
     gpu.wait().unwrap();
     let after = gpu.pool_stats();

@@ -9,7 +9,7 @@ mod common;
 use pggan::train::config::TrainConfig;
 use serde_json::Value;
 
-/// The configuration's fields as dotted paths (`net.max_res`, `schedule.lr`, `seed`, ...), with
+/// The configuration's fields as dotted paths (`net.max_res`, `adam.lr`, `seed`, ...), with
 /// their defaults; `precision`, which config.json leaves out at its default, included.
 fn fields() -> Vec<(String, Value)> {
     fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use pggan::nn::backend::{Cpu, CpuTensor};
+use pggan::nn::backend::{Cpu, CpuTensor, GpuBackend};
 use pggan::nn::NetConfig;
 use pggan::train::check::{models, tiny};
 use pggan::train::step::{self, Model, StepConfig, StepInputs};
@@ -107,7 +107,6 @@ fn gpu_step_matches_the_reference_step() {
 fn gpu_step_in_mixed_precision_matches_the_reference_step() {
     let gpu = common::gpu();
     common::run_check_on(&gpu, pggan::train::check::check_mixed);
-    assert_eq!(gpu.layer_precision(), pggan::gpu::Precision::F32);
 }
 
 /// The step's op outputs are scratch tensors, not cleared: with every scratch tensor starting as NaN,
@@ -129,7 +128,16 @@ fn a_step_records_its_launches_in_three_passes_with_cached_bind_groups() {
     let stats = gpu.zeros(&[5]).unwrap();
     let mut step = || {
         let before = gpu.record_stats();
-        step::step(&gpu, &mut model, &inputs, level, alpha, &StepConfig::default(), &stats).unwrap();
+        step::step(
+            &GpuBackend::f32(&gpu),
+            &mut model,
+            &inputs,
+            level,
+            alpha,
+            &StepConfig::default(),
+            &stats,
+        )
+        .unwrap();
         gpu.flush();
         gpu.record_stats().since(before)
     };
@@ -178,7 +186,9 @@ fn bad_configurations_are_refused_naming_the_setting() {
             "fmap-base",
         ),
     ] {
-        let err = Model::new(&gpu, &cfg, |s| gpu.zeros(s)).err().expect("refused");
+        let err = Model::new(&GpuBackend::f32(&gpu), &cfg, |s| gpu.zeros(s))
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains(needle), "{err}");
     }
     let err = step::check_batch(6).unwrap_err();
@@ -193,7 +203,9 @@ fn networks_over_one_storage_binding_are_refused_when_built() {
     let mut gpu = common::gpu();
     gpu.limits.max_storage_buffer_binding_size = 1024;
     let (cfg, _, _, _) = tiny();
-    let err = Model::new(&gpu, &cfg, |s| gpu.zeros(s)).err().expect("refused");
+    let err = Model::new(&GpuBackend::f32(&gpu), &cfg, |s| gpu.zeros(s))
+        .err()
+        .expect("refused");
     let msg = format!("{err:#}");
     assert!(
         msg.contains("parameters are kept in one buffer") && msg.contains("storage binding limit"),
@@ -293,7 +305,8 @@ fn d_downsampling_layer_pools_before_the_bias_and_activation_as_the_official_cod
 
     // The GPU kernels (f32).
     let gpu = common::gpu();
-    let params = Params::zeros(&gpu, &layers).unwrap();
+    let bk = GpuBackend::f32(&gpu);
+    let params = Params::zeros(&bk, &layers).unwrap();
     for (i, l) in layers.iter().enumerate() {
         let w: Vec<f32> = weights(l, effective(&l.name)).iter().map(|&v| v as f32).collect();
         gpu.write(&params.w[i], &w).unwrap();
@@ -302,7 +315,7 @@ fn d_downsampling_layer_pools_before_the_bias_and_activation_as_the_official_cod
         }
     }
     let net = Net {
-        bk: &gpu,
+        bk: &bk,
         cfg: &cfg,
         layers: &layers,
         params: &params,

@@ -93,12 +93,12 @@ fn settings_are_validated_by_name() {
     // Every loss and optimizer setting is checked by name, so that a saved configuration (where an
     // infinity would be written as null) always loads back.
     for (json, field) in [
-        (r#"{"beta1": 1e39}"#, "beta1"),
-        (r#"{"beta2": 1.0}"#, "beta2"),
+        (r#"{"adam": {"beta1": 1e39}}"#, "beta1"),
+        (r#"{"adam": {"beta2": 1.0}}"#, "beta2"),
         (r#"{"lambda": -1}"#, "lambda"),
         (r#"{"gamma": 0}"#, "gamma"),
         (r#"{"drift": -0.5}"#, "drift"),
-        (r#"{"epsilon": 0}"#, "epsilon"),
+        (r#"{"adam": {"epsilon": 0}}"#, "epsilon"),
         (r#"{"ema_beta": 1.5}"#, "ema_beta"),
     ] {
         let e = format!("{:#}", TrainConfig::from_json(json).unwrap().validate().unwrap_err());
@@ -111,6 +111,13 @@ fn settings_are_validated_by_name() {
     want.net.max_res = 32;
     want.schedule.minibatch = 8;
     assert_eq!(partial, want);
+    // The layout before Adam's settings were one group, given in part, reads into the group.
+    let old = r#"{"beta1": 0.5, "epsilon": 1e-6, "schedule": {"lr": 0.002, "lr_res": {"16": 0.003}, "minibatch": 8}}"#;
+    let mut want = TrainConfig::default();
+    (want.adam.beta1, want.adam.epsilon, want.adam.lr) = (0.5, 1e-6, 0.002);
+    want.adam.lr_res.insert(16, 0.003);
+    want.schedule.minibatch = 8;
+    assert_eq!(TrainConfig::from_json(old).unwrap(), want);
 }
 
 #[test]
@@ -383,7 +390,7 @@ fn learns_two_flat_colours_at(precision: &str) {
     cfg.net.latent = 8;
     cfg.schedule.minibatch = 8;
     cfg.schedule.phase_kimg = 1.6;
-    cfg.schedule.lr = 0.002;
+    cfg.adam.lr = 0.002;
     cfg.ema_beta = 0.9;
     cfg.precision = precision.parse().unwrap();
     let mut t = Trainer::new(common::gpu(), cfg, flat(64, 4, &colours)).unwrap();
@@ -519,15 +526,31 @@ fn every_rank_makes_the_same_collective_calls() {
 }
 
 /// A run folder written by pggan before the run driver and the typed precision (`pggan train` on
-/// the emoji set at 8x8 with `--precision auto`, 2 steps): its config.json reads back and is
-/// written again byte for byte, and its checkpoint loads and resumes.
+/// the emoji set at 8x8 with `--precision auto`, 2 steps, before Adam's settings were one group):
+/// its config.json reads back and is written again in today's layout, and its checkpoint loads and
+/// resumes.
 #[test]
 fn a_run_saved_before_the_driver_loads_and_resumes() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/before-driver");
     let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
     let cfg = TrainConfig::from_json(&text).unwrap();
     assert_eq!(cfg.precision, pggan::gpu::PrecisionChoice::Auto);
-    assert_eq!(serde_json::to_string_pretty(&cfg).unwrap(), text);
+    // Adam's settings, then at the top and in `schedule`, are read into their group; the rest
+    // is written back as it was.
+    let written = serde_json::to_string_pretty(&cfg).unwrap();
+    let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).unwrap();
+    let (mut old, mut new) = (parse(&text), parse(&written));
+    for k in ["beta1", "beta2", "epsilon"] {
+        old.as_object_mut().unwrap().remove(k);
+    }
+    for k in ["lr", "lr_res"] {
+        old["schedule"].as_object_mut().unwrap().remove(k);
+    }
+    let adam = new.as_object_mut().unwrap().remove("adam").unwrap();
+    assert_eq!(new, old);
+    let expected = serde_json::json!({"lr": 0.001, "lr_res": {}, "beta1": 0.0, "beta2": 0.99, "epsilon": 1e-8});
+    assert_eq!(adam, expected);
+    assert_eq!(TrainConfig::from_json(&written).unwrap(), cfg);
     let ck = pggan::train::checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
     assert_eq!((ck.config.clone(), ck.state.steps, ck.state.history.len()), (cfg, 2, 1));
     let mut t = Trainer::resume(common::gpu(), &ck, random_data(16, 8, 3)).unwrap();

@@ -62,12 +62,12 @@ fn every_op_has_a_browser_test() {
 /// refused; a browser with `shader-f16` runs the f16 kernel's check instead.
 #[wasm_bindgen_test]
 async fn precision_auto_follows_shader_f16_and_is_f32_without_it() {
-    use pggan::gpu::Precision;
+    use pggan::gpu::{Precision, PrecisionChoice};
     let gpu = browser_gpu(false).await;
     web_sys::console::log_1(&format!("adapter: {}\n{}", gpu.describe(), gpu.precision.describe()).into());
     // Cooperative matrices are native only.
     assert!(gpu.precision.cooperative_matrix.is_empty());
-    let auto = Precision::parse("auto", &gpu.precision).unwrap();
+    let auto = PrecisionChoice::Auto.resolve(&gpu.precision).unwrap();
     if gpu.precision.shader_f16 {
         assert_eq!(auto, Precision::Mixed);
         run_check(ops::dense::check_mixed).await;

@@ -13,6 +13,7 @@ use crate::errln;
 use crate::gpu::{Gpu, RecordStats};
 use crate::metrics::Swd;
 use crate::ops::conv::{self, Pass, Tile};
+use crate::ops::precision::LayerPrecision;
 use crate::ops::{act, blas, dense};
 use crate::train::config::{kimg, TrainConfig};
 use crate::train::trainer::Trainer;
@@ -84,12 +85,10 @@ pub struct Row {
 
 /// Benchmarks every pass of `s` (a convolution's also with its bias + leaky ReLU epilogue); each GEMM
 /// is (M, K, N) with 2 M K N flops. A convolution runs with the planned tile, or with each of `tiles`.
-/// Every pass, and the plain matmul beside it, runs at the device's `Gpu::layer_precision` (`Mixed`:
-/// the f16-operand kernels, `dense+f16` and the convolution's `conv::Kernel::of`, on cooperative
-/// matrices where the device has them).
-pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>> {
-    let precision = gpu.layer_precision();
-    let kernel = conv::Kernel::of(gpu, precision)?;
+/// Every pass, and the plain matmul beside it, runs at `layers` (`Mixed`: the f16-operand kernels,
+/// `dense+f16` and the convolutions' kernel, on cooperative matrices where the device has them).
+pub fn run(gpu: &Gpu, layers: &LayerPrecision, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>> {
+    let (precision, kernel) = (layers.precision, layers.conv);
     let dense_kernel = dense::shader(precision).name;
     let hw = s.res * s.res;
     let taps = s.k.max(1) * s.k.max(1);
@@ -117,19 +116,19 @@ pub fn run(gpu: &Gpu, s: Shape, reps: usize, tiles: &[Tile]) -> Result<Vec<Row>>
             "forward",
             [m_out, red, cols],
             None,
-            Box::new(|| dense::forward(gpu, &x, &w, &y, 1.0)),
+            Box::new(|| dense::forward(gpu, precision, &x, &w, &y, 1.0)),
         ));
         passes.push((
             "backward-data",
             [s.cin, s.cout, cols],
             None,
-            Box::new(|| dense::backward_data(gpu, &y, &w, &x, 1.0)),
+            Box::new(|| dense::backward_data(gpu, precision, &y, &w, &x, 1.0)),
         ));
         passes.push((
             "backward-weight",
             [m_out, cols, red],
             None,
-            Box::new(|| dense::backward_weight(gpu, &x, &y, &w, 1.0, false)),
+            Box::new(|| dense::backward_weight(gpu, precision, &x, &y, &w, 1.0, false)),
         ));
     } else {
         let conv_passes = [

@@ -6,10 +6,12 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now;
-use crate::gpu::{Gpu, Precision, Profile, RecordStats, Tensor};
+use crate::gpu::{Gpu, PrecisionChoice, Profile, RecordStats, Tensor};
+use crate::nn::backend::GpuBackend;
 use crate::nn::config::res_of;
 use crate::nn::NetConfig;
 use crate::ops::loss::STATS;
+use crate::ops::precision::LayerPrecision;
 use crate::rng::Rng;
 use crate::train::checkpoint::nonfinite_counts;
 use crate::train::dist::{local_minibatch, Replicas, StepTimes};
@@ -31,8 +33,8 @@ pub struct TrainSettings {
     /// The resolutions to time (empty: every one up to `resolution`).
     pub levels: Vec<usize>,
     pub profile: bool,
-    /// The layers' matrix products: `f32`, `mixed` or `auto` (`Precision::parse`).
-    pub precision: String,
+    /// The layers' matrix products: `f32`, `mixed` or `auto`.
+    pub precision: PrecisionChoice,
 }
 
 impl Default for TrainSettings {
@@ -47,7 +49,7 @@ impl Default for TrainSettings {
             warmup: 2,
             levels: Vec::new(),
             profile: false,
-            precision: "f32".into(),
+            precision: PrecisionChoice::F32,
         }
     }
 }
@@ -74,7 +76,7 @@ impl TrainSettings {
             warmup: self.warmup,
             resolutions,
             profile: self.profile,
-            precision: self.precision.clone(),
+            precision: self.precision,
         };
         b.validate()?;
         Ok(b)
@@ -82,15 +84,20 @@ impl TrainSettings {
 }
 
 /// `pggan bench train --json`'s object, which the page's `bench_train` returns too: the adapter, the
-/// settings and a row per resolution.
-pub fn train_report(gpu: &Gpu, settings: &TrainSettings, rows: &[TrainRow]) -> serde_json::Value {
+/// settings, the layers' precision (`train`'s) and a row per resolution.
+pub fn train_report(
+    gpu: &Gpu,
+    layers: &LayerPrecision,
+    settings: &TrainSettings,
+    rows: &[TrainRow],
+) -> serde_json::Value {
     serde_json::json!({
         "bench": "train",
         "adapter": adapter(gpu),
         "config": settings,
-        "precision": format!("{:?}", gpu.layer_precision()),
+        "precision": format!("{:?}", layers.precision),
         // With the convolutions' kernel: whether mixed ran on cooperative matrices.
-        "layers": crate::ops::conv::describe_layers(gpu),
+        "layers": layers.describe(),
         "rows": rows,
     })
 }
@@ -117,7 +124,7 @@ pub struct TrainBench {
     /// Also time each kernel over one more step (timestamp queries).
     pub profile: bool,
     /// The layers' matrix products, resolved against the device when the timing starts.
-    pub precision: String,
+    pub precision: PrecisionChoice,
 }
 
 /// One resolution's figures.
@@ -180,22 +187,27 @@ impl TrainBench {
 /// inputs (reals uniform in [-1, 1], latents N(0,1), penalty mix uniform) are uploaded once per
 /// resolution, so the figure is the step alone. Each step is submitted as it is recorded, as a trainer
 /// does; the clock stops when the last step's statistics are read back. Natively and in the browser
-/// alike: nothing blocks, the read-backs are awaited.
-pub async fn train(gpu: &Gpu, b: &TrainBench) -> Result<Vec<TrainRow>> {
+/// alike: nothing blocks, the read-backs are awaited. With the rows, the layers' precision they ran at.
+pub async fn train(gpu: &Gpu, b: &TrainBench) -> Result<(LayerPrecision, Vec<TrainRow>)> {
     train_on(gpu, b, None).await
 }
 
 /// [`train`] as one rank of a data-parallel run when `replicas` holds the others: each rank steps
 /// on its share of the minibatch and averages the gradients (`train::dist`).
-pub async fn train_on(gpu: &Gpu, b: &TrainBench, mut replicas: Option<&mut dyn Replicas>) -> Result<Vec<TrainRow>> {
+pub async fn train_on(
+    gpu: &Gpu,
+    b: &TrainBench,
+    mut replicas: Option<&mut dyn Replicas>,
+) -> Result<(LayerPrecision, Vec<TrainRow>)> {
     b.validate()?;
-    gpu.set_layer_precision(Precision::parse(&b.precision, &gpu.precision)?)?;
-    if let Some(warning) = crate::ops::conv::verify_mixed_layers(gpu).await? {
+    let (layers, warning) = LayerPrecision::choose(gpu, b.precision).await?;
+    if let Some(warning) = warning {
         crate::errln!("warning: {warning}");
     }
+    let bk = GpuBackend::new(gpu, &layers);
     let n = local_minibatch(b.minibatch, replicas.as_ref().map_or(1, |r| r.size()))?;
     let mut rng = Rng::new(1);
-    let mut model = Model::new(gpu, &b.net, |s| gpu.upload(&rng.normals(s.iter().product()), s))?;
+    let mut model = Model::new(&bk, &b.net, |s| gpu.upload(&rng.normals(s.iter().product()), s))?;
     let (sc, stats) = (StepConfig::default(), gpu.zeros(&[STATS])?);
     let mut rows = Vec::new();
     for &res in &b.resolutions {
@@ -214,7 +226,7 @@ pub async fn train_on(gpu: &Gpu, b: &TrainBench, mut replicas: Option<&mut dyn R
             mix: gpu.upload(&mix, &[n])?,
         };
         let mut run = Steps {
-            gpu,
+            bk: &bk,
             model: &mut model,
             inputs: &inputs,
             level,
@@ -235,7 +247,7 @@ pub async fn train_on(gpu: &Gpu, b: &TrainBench, mut replicas: Option<&mut dyn R
         };
         let (profile, check_ms) = if b.profile {
             gpu.profile_start()?;
-            step::step(gpu, &mut model, &inputs, level, alpha, &sc, &stats)?;
+            step::step(&bk, &mut model, &inputs, level, alpha, &sc, &stats)?;
             let step_profile = gpu.profile_finish().await?;
             gpu.profile_start()?;
             nonfinite_counts(gpu, &model)?;
@@ -263,12 +275,12 @@ pub async fn train_on(gpu: &Gpu, b: &TrainBench, mut replicas: Option<&mut dyn R
         drop(inputs);
         gpu.trim_pool();
     }
-    Ok(rows)
+    Ok((layers, rows))
 }
 
 /// One resolution's step, ready to be timed.
 struct Steps<'a, 'r> {
-    gpu: &'a Gpu,
+    bk: &'a GpuBackend<'a>,
     model: &'a mut Model<Tensor>,
     inputs: &'a StepInputs<Tensor>,
     level: usize,
@@ -298,7 +310,7 @@ impl Steps<'_, '_> {
     /// Runs `steps` steps after the GPU has finished everything before them; the clock stops when
     /// the last one's statistics are read back.
     async fn time(&mut self, steps: usize) -> Result<Timed> {
-        let gpu = self.gpu;
+        let gpu = self.bk.gpu;
         gpu.download(self.stats).await?;
         let created = gpu.pool_stats().created;
         let recorded = gpu.record_stats();
@@ -307,12 +319,12 @@ impl Steps<'_, '_> {
         for _ in 0..steps {
             let t = now();
             let replicas = &mut self.replicas;
-            let mut sync = |gpu: &Gpu, grad: &Tensor, which| match replicas.as_deref_mut() {
-                Some(r) => r.average(gpu, grad, which),
+            let mut sync = |bk: &GpuBackend, grad: &Tensor, which| match replicas.as_deref_mut() {
+                Some(r) => r.average(bk.gpu, grad, which),
                 None => Ok(()),
             };
             step::step_synced(
-                gpu,
+                self.bk,
                 self.model,
                 self.inputs,
                 self.level,

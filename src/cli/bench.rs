@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use pggan::bench;
-use pggan::gpu::{Gpu, GpuOptions, Precision};
+use pggan::gpu::{Gpu, GpuOptions, PrecisionChoice};
+use pggan::ops::precision::LayerPrecision;
 use pggan::train::dist::Replicas;
 use pggan::{errln, out, outln};
 use serde_json::Value;
@@ -92,7 +93,7 @@ pub struct TrainArgs {
     profile: bool,
     /// The layers' matrix products: f32, mixed (f16 operands, f32 sums) or auto.
     #[arg(long, default_value = "f32")]
-    precision: String,
+    precision: PrecisionChoice,
 }
 
 /// The settings of `pggan bench quality`.
@@ -116,7 +117,7 @@ pub struct QualityArgs {
     /// The layers' matrix products, as `train --precision`: f32, mixed (f16 operands, f32 sums) or
     /// auto.
     #[arg(long, default_value = "f32")]
-    precision: String,
+    precision: PrecisionChoice,
 }
 
 /// The settings of `pggan bench kernels`.
@@ -138,7 +139,7 @@ pub struct KernelsArgs {
     /// The passes' arithmetic, and the plain matmul's beside them: f32, mixed (f16 operands, f32
     /// sums) or auto.
     #[arg(long, default_value = "f32")]
-    precision: String,
+    precision: PrecisionChoice,
 }
 
 /// `pggan bench`; under an MPI launcher (with the `mpi` feature), `bench train` as one rank of a
@@ -184,7 +185,7 @@ fn bench(opts: &GpuOptions, what: BenchWhat, json: bool, mut replicas: Option<Bo
 
 fn precision(gpu: Gpu, adapter: Value, json: bool) -> Result<Value> {
     let caps = &gpu.precision;
-    let auto = Precision::parse("auto", caps)?;
+    let auto = PrecisionChoice::Auto.resolve(caps)?;
     if !json {
         out!("{}", caps.describe());
         outln!("precision auto: {auto:?}");
@@ -300,15 +301,15 @@ fn train(gpu: Gpu, a: TrainArgs, json: bool, replicas: Option<&mut dyn Replicas>
         );
     }
     let ranks = replicas.as_ref().map_or(1, |r| r.size());
-    let rows = pollster::block_on(bench::train_on(&gpu, &b, replicas))?;
+    let (layers, rows) = pollster::block_on(bench::train_on(&gpu, &b, replicas))?;
     if !json {
-        outln!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
+        outln!("precision: {}", layers.describe());
         out!("{}", bench::train_table(&rows));
         if ranks > 1 {
             out!("{}", dist_table(ranks, minibatch, &rows));
         }
     }
-    let mut report = bench::train_report(&gpu, &settings, &rows);
+    let mut report = bench::train_report(&gpu, &layers, &settings, &rows);
     report["config"]["processes"] = ranks.into();
     Ok(report)
 }
@@ -344,7 +345,7 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
         precision,
     } = a;
     let mut cfg = bench::quality_config(resolution, phase_kimg, seed);
-    cfg.precision = precision.parse()?;
+    cfg.precision = precision;
     cfg.validate()?;
     // Refused here, before the data set is prepared, where the adapter cannot run it.
     cfg.precision.resolve(&gpu.precision)?;
@@ -354,12 +355,13 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
         errln!("warning: {warning}");
     }
     let r = bench::quality(&mut trainer, swd_images)?;
-    let layers = trainer.gpu().layer_precision();
+    let layers = trainer.layers();
     if !json {
         outln!(
             "quality: emoji to {resolution}x{resolution}, {phase_kimg} kimg per phase ({} kimg), \
-             precision {layers:?}: {:.1} s, {:.1} img/s",
+             precision {:?}: {:.1} s, {:.1} img/s",
             r.kimg,
+            layers.precision,
             r.seconds,
             r.images_per_second
         );
@@ -377,8 +379,8 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
         "bench": "quality",
         "adapter": adapter,
         "config": trainer.cfg(),
-        "precision": format!("{layers:?}"),
-        "layers": pggan::ops::conv::describe_layers(trainer.gpu()),
+        "precision": format!("{:?}", layers.precision),
+        "layers": layers.describe(),
         "result": r,
     }))
 }
@@ -391,23 +393,22 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
         tiles,
         precision,
     } = a;
-    gpu.set_layer_precision(Precision::parse(&precision, &gpu.precision)?)?;
-    if let Some(warning) = pollster::block_on(pggan::ops::conv::verify_mixed_layers(&gpu))? {
+    let (layers, warning) = pollster::block_on(LayerPrecision::choose(&gpu, precision))?;
+    if let Some(warning) = warning {
         errln!("warning: {warning}");
     }
     let tiles = match tiles {
         None => Vec::new(),
-        Some(names) if names.is_empty() => pggan::ops::conv::Kernel::of(&gpu, gpu.layer_precision())?.tiles(),
+        Some(names) if names.is_empty() => layers.conv.tiles(),
         Some(names) => names.iter().map(|n| n.parse()).collect::<Result<_>>()?,
     };
     let mut rows = Vec::new();
     for shape in bench::pggan_shapes(batch, max_channels) {
         errln!("benchmarking {shape:?}");
-        rows.extend(bench::run(&gpu, shape, reps.max(1), &tiles)?);
+        rows.extend(bench::run(&gpu, &layers, shape, reps.max(1), &tiles)?);
     }
-    let layers = gpu.layer_precision();
     if !json {
-        outln!("precision: {}", pggan::ops::conv::describe_layers(&gpu));
+        outln!("precision: {}", layers.describe());
         out!("{}", bench::table(&rows));
     }
     Ok(serde_json::json!({
@@ -417,8 +418,8 @@ fn kernels(gpu: Gpu, adapter: Value, a: KernelsArgs, json: bool) -> Result<Value
             "batch": batch, "max_channels": max_channels, "reps": reps, "tiles": !tiles.is_empty(),
             "precision": precision,
         },
-        "precision": format!("{layers:?}"),
-        "layers": pggan::ops::conv::describe_layers(&gpu),
+        "precision": format!("{:?}", layers.precision),
+        "layers": layers.describe(),
         "rows": rows,
     }))
 }

@@ -169,7 +169,7 @@ pub fn show_defaults(cmd: clap::Command) -> clap::Command {
         ("latent", net.latent.to_string()),
         ("channels", net.channels.to_string()),
         ("minibatch", s.minibatch.to_string()),
-        ("lr", s.lr.to_string()),
+        ("lr", c.adam.lr.to_string()),
         ("phase_kimg", s.phase_kimg.to_string()),
         ("total_kimg", "the end of the last stabilisation".to_string()),
         ("tick_kimg", c.tick_kimg.to_string()),
@@ -182,9 +182,9 @@ pub fn show_defaults(cmd: clap::Command) -> clap::Command {
         ("grid", GRID.to_string()),
         ("cache", "<out>/cache".to_string()),
         ("precision", c.precision.name().to_string()),
-        ("beta1", c.beta1.to_string()),
-        ("beta2", c.beta2.to_string()),
-        ("epsilon", c.epsilon.to_string()),
+        ("beta1", c.adam.beta1.to_string()),
+        ("beta2", c.adam.beta2.to_string()),
+        ("epsilon", c.adam.epsilon.to_string()),
         ("lambda", c.lambda.to_string()),
         ("gamma", c.gamma.to_string()),
         ("drift", c.drift.to_string()),
@@ -216,12 +216,12 @@ impl TrainArgs {
         }
         set!(net.max_res => self.max_res, net.fmap_base => self.fmap_base, net.fmap_max => self.fmap_max,
              net.latent => self.latent, net.channels => self.channels, s.minibatch => self.minibatch,
-             s.lr => self.lr, s.phase_kimg => self.phase_kimg, cfg.tick_kimg => self.tick_kimg,
+             cfg.adam.lr => self.lr, s.phase_kimg => self.phase_kimg, cfg.tick_kimg => self.tick_kimg,
              cfg.checkpoint_ticks => self.checkpoint_ticks, cfg.seed => self.seed, cfg.data => self.data,
              cfg.swd_ticks => self.swd_ticks, cfg.swd_images => self.swd_images,
              cfg.snapshot_ticks => self.snapshot_ticks, cfg.snapshots => self.snapshots,
-             cfg.precision => self.precision, cfg.beta1 => self.beta1, cfg.beta2 => self.beta2,
-             cfg.epsilon => self.epsilon, cfg.lambda => self.lambda, cfg.gamma => self.gamma,
+             cfg.precision => self.precision, cfg.adam.beta1 => self.beta1,
+             cfg.adam.beta2 => self.beta2, cfg.adam.epsilon => self.epsilon, cfg.lambda => self.lambda, cfg.gamma => self.gamma,
              cfg.drift => self.drift, cfg.ema_beta => self.ema_beta);
         if self.total_kimg.is_some() {
             s.total_kimg = self.total_kimg;
@@ -230,7 +230,7 @@ impl TrainArgs {
             s.minibatch_res = parse_res_map(m).context("--minibatch-res")?;
         }
         if let Some(m) = &self.lr_res {
-            s.lr_res = parse_res_map(m).context("--lr-res")?;
+            cfg.adam.lr_res = parse_res_map(m).context("--lr-res")?;
         }
         if self.no_mirror {
             cfg.mirror = false;
@@ -371,7 +371,7 @@ fn train(
         errln!("warning: {warning}");
     }
     if lead {
-        errln!("precision: {}", pggan::ops::conv::describe_layers(trainer.gpu()));
+        errln!("precision: {}", trainer.layers().describe());
     }
     describe_adapter(&trainer);
     let flag = stop.clone();
@@ -504,7 +504,7 @@ fn describe_adapter(trainer: &Trainer) {
             let line = format!(
                 "rank {rank} of {ranks}: adapter {}, precision {}",
                 gpu.describe(),
-                pggan::ops::conv::describe_layers(gpu)
+                trainer.layers().describe()
             );
             errln!("{line}");
         }

@@ -72,10 +72,6 @@ pub struct Gpu {
     uniforms: Mutex<uniforms::Uniforms>,
     /// `poison_scratch`.
     poison: AtomicBool,
-    /// `set_layer_precision`: the layers' GEMMs run mixed.
-    mixed_layers: AtomicBool,
-    /// `coop_refusal`: why the cooperative kernels are not to be used on this device, if they are not.
-    coop_refusal: Mutex<Option<String>>,
 }
 
 impl Gpu {
@@ -142,12 +138,6 @@ impl Gpu {
             profile: Mutex::default(),
             uniforms: Mutex::default(),
             poison: AtomicBool::new(false),
-            mixed_layers: AtomicBool::new(false),
-            coop_refusal: Mutex::new(
-                std::env::var("PGGAN_MIXED_CONV")
-                    .is_ok_and(|v| v == "f16")
-                    .then(|| "turned off by PGGAN_MIXED_CONV=f16".to_string()),
-            ),
         })
     }
 

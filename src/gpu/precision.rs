@@ -1,8 +1,6 @@
 //! What the device offers below f32 (half-precision arithmetic, cooperative matrices) and the
 //! precision a run asks for: `f32`, `mixed` (f16 operands, f32 accumulation) or `auto`.
 
-use std::sync::atomic::Ordering;
-
 use anyhow::{bail, Result};
 
 /// The reduced-precision features the device was opened with (each requested only where the adapter
@@ -76,14 +74,6 @@ pub enum Precision {
     Mixed,
 }
 
-impl Precision {
-    /// Resolves `f32`, `mixed` or `auto` on a device with `caps` ([`PrecisionChoice::resolve`]);
-    /// any other string is an error.
-    pub fn parse(choice: &str, caps: &PrecisionCaps) -> Result<Precision> {
-        choice.parse::<PrecisionChoice>()?.resolve(caps)
-    }
-}
-
 /// The precision a run asks for (a run's `precision` setting, `--precision`), written `f32`,
 /// `mixed` or `auto`; the device decides what it becomes ([`PrecisionChoice::resolve`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -151,38 +141,6 @@ impl From<PrecisionChoice> for String {
 }
 
 impl super::Gpu {
-    /// The precision of the layers' matrix products: the convolution and dense passes the networks
-    /// and the training step launch (forward, both backward passes, the penalty's tangent run).
-    /// F32 unless set; everything else (Adam, EMA, losses, norms, reductions) is always f32.
-    pub fn layer_precision(&self) -> Precision {
-        match self.mixed_layers.load(Ordering::Relaxed) {
-            true => Precision::Mixed,
-            false => Precision::F32,
-        }
-    }
-
-    /// Sets `layer_precision`; `Mixed` is refused on a device without f16 arithmetic.
-    pub fn set_layer_precision(&self, precision: Precision) -> Result<()> {
-        if precision == Precision::Mixed {
-            self.require_f16("precision mixed")?;
-        }
-        self.mixed_layers
-            .store(precision == Precision::Mixed, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Why mixed precision is not to run on the cooperative kernels here, if it is not: the
-    /// environment variable PGGAN_MIXED_CONV=f16 (to compare the f16 kernel with them on one
-    /// device), or their check having failed on this device (`conv::verify_coop`).
-    pub fn coop_refusal(&self) -> Option<String> {
-        self.coop_refusal.lock().unwrap().clone()
-    }
-
-    /// Keeps mixed precision off the cooperative kernels from now on, for `why`.
-    pub fn refuse_coop(&self, why: String) {
-        *self.coop_refusal.lock().unwrap() = Some(why);
-    }
-
     /// Whether the device has f16 arithmetic, which `what` (a mixed-precision kernel) needs: an
     /// error saying what it lacks otherwise.
     pub fn require_f16(&self, what: &str) -> Result<()> {

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use anyhow::{ensure, Result};
 
 use crate::gpu::{check_slice, Gpu, Tensor};
+use crate::ops::precision::LayerPrecision;
 use crate::ops::{act, adam, blas, conv, dense, ema, gp, lerp, loss, mbstd, pixelnorm, reduce, resample};
 
 pub trait Backend {
@@ -81,98 +82,122 @@ pub trait Backend {
     fn ema(&self, avg: &Self::T, src: &Self::T, beta: f32) -> Result<()>;
 }
 
-impl Backend for Gpu {
+/// The GPU as a [`Backend`]: its kernels, the layers' matrix products at the run's precision.
+#[derive(Clone)]
+pub struct GpuBackend<'a> {
+    pub gpu: &'a Gpu,
+    pub layers: LayerPrecision,
+}
+
+impl GpuBackend<'_> {
+    pub fn new<'a>(gpu: &'a Gpu, layers: &LayerPrecision) -> GpuBackend<'a> {
+        GpuBackend {
+            gpu,
+            layers: layers.clone(),
+        }
+    }
+
+    /// Every layer in f32 (anything but a training run or a benchmark at another precision).
+    pub fn f32(gpu: &Gpu) -> GpuBackend<'_> {
+        GpuBackend {
+            gpu,
+            layers: LayerPrecision::F32,
+        }
+    }
+}
+
+impl Backend for GpuBackend<'_> {
     type T = Tensor;
     fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
-        Gpu::zeros(self, shape)
+        Gpu::zeros(self.gpu, shape)
     }
     fn scratch(&self, shape: &[usize]) -> Result<Tensor> {
-        Gpu::scratch(self, shape)
+        Gpu::scratch(self.gpu, shape)
     }
     fn shape<'a>(&self, t: &'a Tensor) -> &'a [usize] {
         &t.shape
     }
     fn slice(&self, t: &Tensor, offset: usize, shape: &[usize]) -> Result<Tensor> {
-        Gpu::slice(self, t, offset, shape)
+        Gpu::slice(self.gpu, t, offset, shape)
     }
     fn conv(&self, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
-        conv::forward(self, x, w, y, gain)
+        conv::forward(self.gpu, self.layers.conv, x, w, y, gain)
     }
     fn conv_act(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, gain: f32, slope: f32) -> Result<()> {
-        conv::forward_act(self, x, w, bias, y, gain, slope)
+        conv::forward_act(self.gpu, self.layers.conv, x, w, bias, y, gain, slope)
     }
     fn conv_backward_data(&self, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
-        conv::backward_data(self, dy, w, dx, gain)
+        conv::backward_data(self.gpu, self.layers.conv, dy, w, dx, gain)
     }
     fn conv_backward_weight(&self, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f32) -> Result<()> {
-        conv::backward_weight(self, x, dy, dw, gain, true)
+        conv::backward_weight(self.gpu, self.layers.conv, x, dy, dw, gain, true)
     }
     fn dense(&self, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
-        dense::forward(self, x, w, y, gain)
+        dense::forward(self.gpu, self.layers.precision, x, w, y, gain)
     }
     fn dense_backward_data(&self, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
-        dense::backward_data(self, dy, w, dx, gain)
+        dense::backward_data(self.gpu, self.layers.precision, dy, w, dx, gain)
     }
     fn dense_backward_weight(&self, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f32) -> Result<()> {
-        dense::backward_weight(self, x, dy, dw, gain, true)
+        dense::backward_weight(self.gpu, self.layers.precision, x, dy, dw, gain, true)
     }
     fn act(&self, x: &Tensor, bias: &Tensor, y: &Tensor, slope: f32) -> Result<()> {
-        act::forward(self, x, bias, y, slope)
+        act::forward(self.gpu, x, bias, y, slope)
     }
     fn act_mask(&self, y: &Tensor, v: &Tensor, out: &Tensor, slope: f32) -> Result<()> {
-        act::mask(self, y, v, out, slope)
+        act::mask(self.gpu, y, v, out, slope)
     }
     fn act_mask_bias_grad(&self, y: &Tensor, v: &Tensor, out: &Tensor, db: &Tensor, slope: f32) -> Result<()> {
-        act::mask_bias_grad(self, y, v, out, db, slope)
+        act::mask_bias_grad(self.gpu, y, v, out, db, slope)
     }
     fn upsample(&self, x: &Tensor, y: &Tensor) -> Result<()> {
-        resample::upsample(self, x, y)
+        resample::upsample(self.gpu, x, y)
     }
     fn upsample_backward(&self, dy: &Tensor, dx: &Tensor) -> Result<()> {
-        resample::upsample_backward(self, dy, dx)
+        resample::upsample_backward(self.gpu, dy, dx)
     }
     fn downsample(&self, x: &Tensor, y: &Tensor) -> Result<()> {
-        resample::downsample(self, x, y)
+        resample::downsample(self.gpu, x, y)
     }
     fn downsample_backward(&self, dy: &Tensor, dx: &Tensor) -> Result<()> {
-        resample::downsample_backward(self, dy, dx)
+        resample::downsample_backward(self.gpu, dy, dx)
     }
     fn pixelnorm(&self, x: &Tensor, y: &Tensor) -> Result<()> {
-        pixelnorm::forward(self, x, y)
+        pixelnorm::forward(self.gpu, x, y)
     }
     fn pixelnorm_backward(&self, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
-        pixelnorm::backward(self, x, dy, dx)
+        pixelnorm::backward(self.gpu, x, dy, dx)
     }
     fn lerp(&self, a: &Tensor, b: &Tensor, out: &Tensor, alpha: f32) -> Result<()> {
-        lerp::forward(self, a, b, out, alpha)
+        lerp::forward(self.gpu, a, b, out, alpha)
     }
     fn lerp_backward(&self, dout: &Tensor, da: &Tensor, db: &Tensor, alpha: f32) -> Result<()> {
-        lerp::backward(self, dout, da, db, alpha)
+        lerp::backward(self.gpu, dout, da, db, alpha)
     }
     fn mbstd(&self, x: &Tensor, y: &Tensor, batches: usize) -> Result<()> {
-        mbstd::forward(self, x, y, batches)
+        mbstd::forward(self.gpu, x, y, batches)
     }
     fn mbstd_backward(&self, x: &Tensor, dy: &Tensor, dx: &Tensor, batches: usize) -> Result<()> {
-        mbstd::backward(self, x, dy, dx, batches)
+        mbstd::backward(self.gpu, x, dy, dx, batches)
     }
     fn mbstd_jvp(&self, x: &Tensor, tx: &Tensor, ty: &Tensor, batches: usize) -> Result<()> {
-        mbstd::jvp(self, x, tx, ty, batches)
+        mbstd::jvp(self.gpu, x, tx, ty, batches)
     }
     fn mbstd_jvp_backward(&self, x: &Tensor, tx: &Tensor, dty: &Tensor, dx2: &Tensor, batches: usize) -> Result<()> {
-        mbstd::jvp_backward(self, x, tx, dty, dx2, batches)
+        mbstd::jvp_backward(self.gpu, x, tx, dty, dx2, batches)
     }
     fn fill(&self, x: &Tensor, value: f32) -> Result<()> {
-        blas::fill(self, x, value)
+        blas::fill(self.gpu, x, value)
     }
     fn concat(&self, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<()> {
-        self.copy_into(&[a, b], out)
+        self.gpu.copy_into(&[a, b], out)
     }
     fn axpy(&self, a: f32, x: &Tensor, y: &Tensor) -> Result<()> {
-        blas::axpy(self, a, x, y)
+        blas::axpy(self.gpu, a, x, y)
     }
     fn sum_squares(&self, x: &Tensor, out: &Tensor) -> Result<()> {
         reduce::sum(
-            self,
+            self.gpu,
             x,
             reduce::View::per_sample(&x.shape),
             reduce::Term::Square,
@@ -181,16 +206,16 @@ impl Backend for Gpu {
         )
     }
     fn gp_mix(&self, real: &Tensor, fake: &Tensor, u: &Tensor, xhat: &Tensor) -> Result<()> {
-        gp::mix(self, real, fake, u, xhat)
+        gp::mix(self.gpu, real, fake, u, xhat)
     }
     fn gp_tangent(&self, g: &Tensor, sumsq: &Tensor, t: &Tensor, lambda: f32, gamma: f32) -> Result<()> {
-        gp::tangent(self, g, sumsq, t, lambda, gamma)
+        gp::tangent(self.gpu, g, sumsq, t, lambda, gamma)
     }
     fn d_score_grads(&self, scores: &Tensor, d_scores: &Tensor, drift: f32) -> Result<()> {
-        loss::d_score_grads(self, scores, d_scores, drift)
+        loss::d_score_grads(self.gpu, scores, d_scores, drift)
     }
     fn g_score_grad(&self, d_fake: &Tensor) -> Result<()> {
-        loss::g_score_grad(self, d_fake)
+        loss::g_score_grad(self.gpu, d_fake)
     }
     fn loss_stats(
         &self,
@@ -202,13 +227,13 @@ impl Backend for Gpu {
         gamma: f32,
         drift: f32,
     ) -> Result<()> {
-        loss::stats(self, scores, sumsq, g_fake, stats, lambda, gamma, drift)
+        loss::stats(self.gpu, scores, sumsq, g_fake, stats, lambda, gamma, drift)
     }
     fn adam(&self, p: &Tensor, g: &Tensor, m: &Tensor, v: &Tensor, hp: adam::AdamParams, t: u32) -> Result<()> {
-        adam::step(self, p, g, m, v, hp, t)
+        adam::step(self.gpu, p, g, m, v, hp, t)
     }
     fn ema(&self, avg: &Tensor, src: &Tensor, beta: f32) -> Result<()> {
-        ema::update(self, avg, src, beta)
+        ema::update(self.gpu, avg, src, beta)
     }
 }
 

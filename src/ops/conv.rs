@@ -10,7 +10,7 @@ use std::pin::Pin;
 use anyhow::{ensure, Result};
 
 use crate::check::{compare, f64s, mixed_product_rows, Row, F32_UNIT_ROUNDOFF};
-use crate::gpu::{Dispatch, Gpu, Precision, Shader, Tensor};
+use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
 use crate::ops::{act, reduce};
 use crate::rng::Rng;
 
@@ -50,20 +50,6 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The kernel of `precision` on this device: mixed precision runs on cooperative matrices where
-    /// the device has them (`coop`), else on f16 arithmetic (refused without it).
-    pub fn of(gpu: &Gpu, precision: Precision) -> Result<Kernel> {
-        match precision {
-            Precision::F32 => Ok(Kernel::F32),
-            // Every mixed pass asks: on the many devices without cooperative matrices, `coop`'s
-            // error, which is built to be read, is not built at all.
-            Precision::Mixed => match gpu.precision.coop_size().and_then(|_| coop(gpu).ok()) {
-                Some(kernel) => Ok(kernel),
-                None => available_mixed(gpu).map(|()| Kernel::F16),
-            },
-        }
-    }
-
     /// The kernel for a GEMM of `m` rows: the cooperative one only where m fills at least one row of
     /// blocks (a pass with fewer output rows, such as toRGB's 3, wastes less of an 8-row tile of the
     /// f16 kernel than of an N x N block), else this one.
@@ -125,11 +111,11 @@ const COOP_WORKGROUP_BYTES: u32 = (1152 + 2176) * 2 + 2176 * 4 + 64 * 4;
 
 /// The cooperative kernel of this device: an error saying what it lacks where it has none (f16
 /// arithmetic and an f16 x f16 + f32 cooperative product, as `coop_gemm` needs; one subgroup size;
-/// the workgroup memory; a tile that divides among the subgroups), or why it is refused on this
-/// device (`Gpu::coop_refusal`: PGGAN_MIXED_CONV=f16, or a failed `verify_coop`).
+/// the workgroup memory; a tile that divides among the subgroups), or that the environment variable
+/// PGGAN_MIXED_CONV=f16 turns it off (to compare the f16 kernel with it on one device).
 pub fn coop(gpu: &Gpu) -> Result<Kernel> {
-    if let Some(why) = gpu.coop_refusal() {
-        anyhow::bail!("conv coop: {why}");
+    if std::env::var("PGGAN_MIXED_CONV").is_ok_and(|v| v == "f16") {
+        anyhow::bail!("conv coop: turned off by PGGAN_MIXED_CONV=f16");
     }
     let (n, _) = crate::ops::coop_gemm::available(gpu).map_err(|e| anyhow::anyhow!("conv coop: {e}"))?;
     let subgroup = gpu.precision.subgroup_size.ok_or_else(|| {
@@ -270,45 +256,49 @@ impl ConvShape {
 }
 
 /// x [N, Cin, H, W], w [Cout, Cin, K, K], y [N, Cout, H, W]; y = scale * conv(x, w). This and the
-/// other layer passes below run at the device's `Gpu::layer_precision`.
-pub fn forward(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
-    let precision = gpu.layer_precision();
-    run(gpu, Pass::Forward { act: None }, [x, w, y], gain, precision, None)
+/// other layer passes below run on `kernel`, the run's (`ops::precision::LayerPrecision::conv`).
+pub fn forward(gpu: &Gpu, kernel: Kernel, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
+    run(gpu, kernel, Pass::Forward { act: None }, [x, w, y], gain, None)
 }
 
 /// `forward` followed by `act::forward` in one pass: y = lrelu(scale * conv(x, w) + bias[co], slope),
 /// bias [Cout]. The GEMM applies it as it stores y, or, when its reduction is split, the pass that sums
 /// the splits does.
-pub fn forward_act(gpu: &Gpu, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, gain: f32, slope: f32) -> Result<()> {
-    run(
-        gpu,
-        Pass::Forward {
-            act: Some((bias, slope)),
-        },
-        [x, w, y],
-        gain,
-        gpu.layer_precision(),
-        None,
-    )
+#[allow(clippy::too_many_arguments)]
+pub fn forward_act(
+    gpu: &Gpu,
+    kernel: Kernel,
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    y: &Tensor,
+    gain: f32,
+    slope: f32,
+) -> Result<()> {
+    let pass = Pass::Forward {
+        act: Some((bias, slope)),
+    };
+    run(gpu, kernel, pass, [x, w, y], gain, None)
 }
 
 /// dx [N, Cin, H, W] = scale * conv_transpose(dy, w)  (overwritten).
-pub fn backward_data(gpu: &Gpu, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
-    let precision = gpu.layer_precision();
-    run(gpu, Pass::BackwardData, [dx, w, dy], gain, precision, None)
+pub fn backward_data(gpu: &Gpu, kernel: Kernel, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
+    run(gpu, kernel, Pass::BackwardData, [dx, w, dy], gain, None)
 }
 
 /// dw [Cout, Cin, K, K] = scale * sum_{n,h,w} dy * x-patch; `accumulate` adds to dw instead of overwriting
 /// (the exact gradient penalty sums a primal and a tangent weight gradient).
-pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f32, accumulate: bool) -> Result<()> {
-    run(
-        gpu,
-        Pass::BackwardWeight { accumulate },
-        [x, dw, dy],
-        gain,
-        gpu.layer_precision(),
-        None,
-    )
+#[allow(clippy::too_many_arguments)]
+pub fn backward_weight(
+    gpu: &Gpu,
+    kernel: Kernel,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    gain: f32,
+    accumulate: bool,
+) -> Result<()> {
+    run(gpu, kernel, Pass::BackwardWeight { accumulate }, [x, dw, dy], gain, None)
 }
 
 /// A pass; the forward with its epilogue's bias and slope, if any.
@@ -331,20 +321,15 @@ impl Pass<'_> {
 }
 
 /// Records one pass on the tensors shaped as the input [N, Cin, H, W], weights [Cout, Cin, K, K] and
-/// output [N, Cout, H, W] (the pass writes the gradient among them), at `precision` (`Mixed`: the
-/// device's kernel, `Kernel::of`, fitted to the pass, `Kernel::fit`; refused on a device without
-/// SHADER_F16), with `tile` or the planned one (`pggan bench kernels --tiles` times every tile).
-pub fn run(
-    gpu: &Gpu,
-    pass: Pass,
-    tensors: [&Tensor; 3],
-    gain: f32,
-    precision: Precision,
-    tile: Option<Tile>,
-) -> Result<()> {
+/// output [N, Cout, H, W] (the pass writes the gradient among them), on `kernel` fitted to the pass
+/// (`Kernel::fit`; a reduced-precision kernel is refused on a device without SHADER_F16), with
+/// `tile` or the planned one (`pggan bench kernels --tiles` times every tile).
+pub fn run(gpu: &Gpu, kernel: Kernel, pass: Pass, tensors: [&Tensor; 3], gain: f32, tile: Option<Tile>) -> Result<()> {
+    if kernel != Kernel::F32 {
+        available_mixed(gpu)?;
+    }
     let s = pass_shape(pass, tensors)?;
-    let kernel = Kernel::of(gpu, precision)?.fit(dims(pass, s)[0]);
-    record(gpu, kernel, pass, s, tensors, gain, tile)
+    record(gpu, kernel.fit(dims(pass, s)[0]), pass, s, tensors, gain, tile)
 }
 
 /// `run` on a given kernel (the checks test each one the device has).
@@ -657,7 +642,7 @@ pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> 
                     ),
                 ];
                 for ((pass, tensors, out), r) in passes.into_iter().zip(&expected) {
-                    run(gpu, pass, tensors, gain as f32, Precision::F32, tile)?;
+                    run(gpu, Kernel::F32, pass, tensors, gain as f32, tile)?;
                     let [m, ncol, kdim] = dims(pass, s);
                     let Plan { tile: t, splits, .. } = plan(m, ncol, kdim, tile);
                     let (entry, accumulate) = pass.entry();
@@ -750,68 +735,24 @@ pub fn check_coop(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + 
     })
 }
 
-/// Before mixed precision trains on the cooperative kernel of a device (where `coop` finds one):
-/// its three passes on one case (3x3, 67 -> 70 channels, split and unsplit) against f64, as in
-/// `check_coop`. Where they fail, which no device tested so far does (a device might form subgroups
-/// other than as conv_coop.wgsl assumes, or compile the experimental operations wrongly), the
-/// device's mixed precision keeps to the f16 kernel (`Gpu::refuse_coop`) and the returned warning
-/// says why; None where they pass or there is no cooperative kernel. About a second on lavapipe.
-pub async fn verify_coop(gpu: &Gpu) -> Result<Option<String>> {
-    verify_coop_within(gpu, crate::ops::coop_gemm::ACC_UNIT).await
-}
-
-/// `verify_coop` where the device's layers run mixed (`Gpu::layer_precision`): what the trainer
-/// and the benchmarks call once their precision is set; its warning, if any, is theirs to show.
-pub async fn verify_mixed_layers(gpu: &Gpu) -> Result<Option<String>> {
-    match gpu.layer_precision() {
-        Precision::Mixed => verify_coop(gpu).await,
-        Precision::F32 => Ok(None),
-    }
-}
-
-/// The device's layer precision as a run reports it: `F32`, or `Mixed` with the convolutions'
-/// kernel (passes with fewer output rows than one cooperative block, toRGB, run `conv+f16`:
-/// `Kernel::fit`) and, where the device lists cooperative matrices and that kernel is still
-/// `conv+f16`, why (`coop`'s error: refused, failed its check, or what the device lacks).
-pub fn describe_layers(gpu: &Gpu) -> String {
-    let precision = gpu.layer_precision();
-    let kernel = match Kernel::of(gpu, precision) {
-        Ok(Kernel::F32) => return format!("{precision:?}"),
-        Ok(kernel) => kernel,
-        // Not reached where `set_layer_precision` accepted Mixed; the error says what is missing.
-        Err(e) => return format!("{precision:?} ({e:#})"),
-    };
-    let line = format!("{precision:?}, convolutions on {}", kernel.name());
-    match gpu.precision.coop_size().and_then(|_| coop(gpu).err()) {
-        Some(why) if kernel == Kernel::F16 => format!("{line} ({why:#})"),
-        _ => line,
-    }
-}
-
-/// `verify_coop` with the accumulator's unit roundoff `acc_unit` (the tests shrink it to make the
-/// check fail).
-pub async fn verify_coop_within(gpu: &Gpu, acc_unit: f64) -> Result<Option<String>> {
-    let Ok(kernel) = coop(gpu) else {
-        return Ok(None);
-    };
+/// Before mixed precision trains on the cooperative kernel `kernel` of a device: its three passes on
+/// one case (3x3, 67 -> 70 channels, split and unsplit) against f64, as in `check_coop`, with the
+/// accumulator's unit roundoff `acc_unit` (`coop_gemm::ACC_UNIT`; the tests shrink it to make the check
+/// fail). None where they pass; else what failed, "failed its check on this device (...)". About a
+/// second on lavapipe. `ops::precision::LayerPrecision::verified` decides what follows.
+pub async fn verify_coop(gpu: &Gpu, kernel: Kernel, acc_unit: f64) -> Result<Option<String>> {
     // Against f64 only: the question is whether the kernel is right, not whether it rounds to f16.
     let scope = Scope {
         force_tiles: false,
         against_f32: false,
     };
     let rows = check_reduced(gpu, kernel, "coop", acc_unit, &CASES[2..], scope).await?;
-    let Some(bad) = rows.iter().find(|r| !r.pass) else {
-        return Ok(None);
-    };
-    let why = format!(
-        "failed its check on this device ({}: {:.2e} against a tolerance of {:.0e})",
-        bad.name, bad.max_rel, bad.tol
-    );
-    gpu.refuse_coop(why.clone());
-    Ok(Some(format!(
-        "the convolution on cooperative matrices ({}) {why}; mixed precision uses f16 arithmetic instead (conv+f16)",
-        kernel.name()
-    )))
+    Ok(rows.iter().find(|r| !r.pass).map(|bad| {
+        format!(
+            "failed its check on this device ({}: {:.2e} against a tolerance of {:.0e})",
+            bad.name, bad.max_rel, bad.tol
+        )
+    }))
 }
 
 /// Whether the device can run the cooperative kernel: an error saying what it lacks otherwise.

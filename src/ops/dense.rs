@@ -149,9 +149,9 @@ fn layer(pass: &str, x: &Tensor, w: &Tensor, y: &Tensor) -> Result<DenseShape> {
     Ok(DenseShape { n, inputs, outputs })
 }
 
-/// y = s x w^T with s = gain / sqrt(In). This and the two backward passes run at the device's
-/// `Gpu::layer_precision`.
-pub fn forward(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
+/// y = s x w^T with s = gain / sqrt(In). This and the two backward passes run at `precision`, the
+/// run's (`ops::precision::LayerPrecision::precision`).
+pub fn forward(gpu: &Gpu, precision: Precision, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Result<()> {
     let s = layer("forward", x, w, y)?;
     let g = Gemm {
         m: s.n,
@@ -161,13 +161,13 @@ pub fn forward(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, gain: f32) -> Resu
         trans_b: true,
         accumulate: false,
         alpha: scale(gain as f64, s.inputs) as f32,
-        precision: gpu.layer_precision(),
+        precision,
     };
     gemm(gpu, x, w, y, g)
 }
 
 /// dx = s dy w: the gradient of the inputs.
-pub fn backward_data(gpu: &Gpu, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
+pub fn backward_data(gpu: &Gpu, precision: Precision, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32) -> Result<()> {
     let s = layer("backward_data", dx, w, dy)?;
     let g = Gemm {
         m: s.n,
@@ -177,13 +177,22 @@ pub fn backward_data(gpu: &Gpu, dy: &Tensor, w: &Tensor, dx: &Tensor, gain: f32)
         trans_b: false,
         accumulate: false,
         alpha: scale(gain as f64, s.inputs) as f32,
-        precision: gpu.layer_precision(),
+        precision,
     };
     gemm(gpu, dy, w, dx, g)
 }
 
 /// dw = s dy^T x, or dw += s dy^T x when `accumulate`: the gradient of the weights.
-pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f32, accumulate: bool) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+pub fn backward_weight(
+    gpu: &Gpu,
+    precision: Precision,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    gain: f32,
+    accumulate: bool,
+) -> Result<()> {
     let s = layer("backward_weight", x, dw, dy)?;
     let g = Gemm {
         m: s.outputs,
@@ -193,7 +202,7 @@ pub fn backward_weight(gpu: &Gpu, x: &Tensor, dy: &Tensor, dw: &Tensor, gain: f3
         trans_b: false,
         accumulate,
         alpha: scale(gain as f64, s.inputs) as f32,
-        precision: gpu.layer_precision(),
+        precision,
     };
     gemm(gpu, dy, x, dw, g)
 }
@@ -319,10 +328,10 @@ pub fn check(gpu: &Gpu) -> std::pin::Pin<Box<dyn std::future::Future<Output = Re
             let dy = gpu.upload(&dys, &y_shape)?;
             let dw_acc = gpu.upload(&dw0, &w_shape)?;
             let (y, dx, dw) = (gpu.zeros(&y_shape)?, gpu.zeros(&x_shape)?, gpu.zeros(&w_shape)?);
-            forward(gpu, &x, &w, &y, gain)?;
-            backward_data(gpu, &dy, &w, &dx, gain)?;
-            backward_weight(gpu, &x, &dy, &dw, gain, false)?;
-            backward_weight(gpu, &x, &dy, &dw_acc, gain, true)?;
+            forward(gpu, Precision::F32, &x, &w, &y, gain)?;
+            backward_data(gpu, Precision::F32, &dy, &w, &dx, gain)?;
+            backward_weight(gpu, Precision::F32, &x, &dy, &dw, gain, false)?;
+            backward_weight(gpu, Precision::F32, &x, &dy, &dw_acc, gain, true)?;
             let (x64, w64, dy64, g) = (f64s(&xs), f64s(&ws), f64s(&dys), gain as f64);
             let dw_ref = backward_weight_ref(&x64, &dy64, s, g);
             let dw_acc_ref: Vec<f64> = dw_ref.iter().zip(&dw0).map(|(d, &a)| d + a as f64).collect();

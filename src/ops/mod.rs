@@ -33,6 +33,7 @@ macro_rules! register {
 for_each_op!(register);
 
 pub mod coop_gemm;
+pub mod precision;
 
 /// The shaders that need a device feature (`Shader::needs`: f16 arithmetic, cooperative matrices),
 /// variants of a file (`conv+f16`, `dense+f16`) or files of their own. The naga test validates each one with
@@ -82,14 +83,14 @@ pub const FEATURE_CHECKS: &[FeatureCheck] = &[
 /// cooperative kernels are refused naming the missing feature, and the f32 product still runs. An
 /// error says which of these failed. The native and the browser tests both run it.
 pub async fn check_f32_fallback(gpu: &Gpu) -> Result<()> {
-    use crate::gpu::Precision;
+    use crate::gpu::{Precision, PrecisionChoice};
     ensure!(
         !gpu.precision.shader_f16 && gpu.precision.cooperative_matrix.is_empty(),
         "the device has f16 features: {}",
         gpu.precision.describe()
     );
     ensure!(
-        Precision::parse("auto", &gpu.precision)? == Precision::F32,
+        PrecisionChoice::Auto.resolve(&gpu.precision)? == Precision::F32,
         "auto is not f32"
     );
     let refusal = |r: Result<()>, start: &str| -> Result<()> {
@@ -99,18 +100,24 @@ pub async fn check_f32_fallback(gpu: &Gpu) -> Result<()> {
             Err(e) => anyhow::bail!("refused with {e:#}, not {start}..."),
         }
     };
-    let mixed = Precision::parse("mixed", &gpu.precision).map(|_| ());
+    let mixed = PrecisionChoice::Mixed.resolve(&gpu.precision).map(drop);
     refusal(mixed, "precision mixed needs f16 arithmetic (the shader-f16 feature)")?;
-    let layers = gpu.set_layer_precision(Precision::Mixed);
+    let layers = precision::LayerPrecision::of(gpu, Precision::Mixed).map(drop);
     refusal(layers, "precision mixed needs f16 arithmetic (SHADER_F16")?;
-    ensure!(gpu.layer_precision() == Precision::F32, "the layers are not f32");
     let a = gpu.upload(&[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
     let c = gpu.zeros(&[2, 2])?;
     let dense = dense::matmul_in(gpu, Precision::Mixed, &a, &a, &c);
     refusal(dense, "dense mixed needs f16 arithmetic (SHADER_F16")?;
     let x = gpu.zeros(&[1, 1, 2, 2])?;
     let w = gpu.zeros(&[1, 1, 1, 1])?;
-    let conv = conv::run(gpu, conv::Pass::BackwardData, [&x, &w, &x], 1.0, Precision::Mixed, None);
+    let conv = conv::run(
+        gpu,
+        conv::Kernel::F16,
+        conv::Pass::BackwardData,
+        [&x, &w, &x],
+        1.0,
+        None,
+    );
     refusal(conv, "conv mixed needs f16 arithmetic (SHADER_F16")?;
     let t = gpu.zeros(&[16, 16])?;
     let coop = coop_gemm::gemm(gpu, &t, &t, &t);

@@ -9,11 +9,12 @@ use anyhow::Result;
 use super::step::{self, Model, StepConfig, StepInputs};
 use crate::check::{compare, f64s, Row};
 use crate::gpu::{Gpu, Precision, Tensor};
-use crate::nn::backend::{Backend, Cpu, CpuTensor};
+use crate::nn::backend::{Backend, Cpu, CpuTensor, GpuBackend};
 use crate::nn::net::Params;
 use crate::nn::NetConfig;
 use crate::ops::adam;
 use crate::ops::loss::STATS;
+use crate::ops::precision::LayerPrecision;
 use crate::rng::Rng;
 
 /// 8x8 images, 8 and 4 feature maps, latent 6, batch 4, fading in 8x8 at alpha 0.6.
@@ -51,7 +52,7 @@ pub fn models(gpu: &Gpu, seed: u64) -> Result<Both> {
         values.push(v.clone());
         v
     };
-    let gm = Model::new(gpu, &cfg, |s| gpu.upload(&draw(s), s))?;
+    let gm = Model::new(&GpuBackend::f32(gpu), &cfg, |s| gpu.upload(&draw(s), s))?;
     let mut it = values.into_iter();
     let cm = Model::new(&Cpu, &cfg, |s| Ok(CpuTensor::new(f64s(&it.next().unwrap()), s)))?;
     let mut rng = Rng::new(seed + 1);
@@ -129,7 +130,7 @@ enum GradTol {
 
 /// D and G gradients (penalty included), and the Adam update of a full step, GPU vs reference.
 pub fn check(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
-    Box::pin(step_rows(gpu, F32_TOL))
+    Box::pin(async move { step_rows(&GpuBackend::f32(gpu), F32_TOL).await })
 }
 
 /// The bounds of one step's outputs relative to their largest magnitude: the gradients, then the
@@ -162,41 +163,35 @@ const MIXED_TOL: Tolerances = Tolerances {
     losses: 2e-2,
 };
 
-/// `check` with the layers' GEMMs in mixed precision (`Gpu::set_layer_precision`, needs
-/// SHADER_F16), within `MIXED_TOL` of the f64 reference; and a row that fails unless the mixed
-/// step's D gradients differ from the f32 step's by more than 1e-5 of their scale (the f32
-/// step's own error against f64 is about 1e-6), so a step that silently stayed f32 fails. The
-/// device is left at f32.
+/// `check` with the layers' GEMMs in mixed precision (`LayerPrecision::of`, needs SHADER_F16),
+/// within `MIXED_TOL` of the f64 reference; and a row that fails unless the mixed step's D
+/// gradients differ from the f32 step's by more than 1e-5 of their scale (the f32 step's own error
+/// against f64 is about 1e-6), so a step that silently stayed f32 fails.
 pub fn check_mixed(gpu: &Gpu) -> Pin<Box<dyn Future<Output = Result<Vec<Row>>> + '_>> {
     Box::pin(async move {
         let (_, _, level, alpha) = tiny();
         let sc = StepConfig::default();
         let (gm, gi, _, _) = models(gpu, 7)?;
-        step::d_gradients(gpu, &gm, &gi, level, alpha, &sc)?;
+        step::d_gradients(&GpuBackend::f32(gpu), &gm, &gi, level, alpha, &sc)?;
         let single = download_params(gpu, &gm.d.grad).await?;
-        gpu.set_layer_precision(Precision::Mixed)?;
-        let rows = async {
-            step::d_gradients(gpu, &gm, &gi, level, alpha, &sc)?;
-            let mixed = download_params(gpu, &gm.d.grad).await?;
-            let mut rows = step_rows(gpu, MIXED_TOL).await?;
-            let scale = single.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
-            let diff = mixed
-                .iter()
-                .zip(&single)
-                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
-            rows.push(Row {
-                name: "step: mixed dL_D/d != f32 (> tol)".into(),
-                shape: format!("[{}]", single.len()),
-                max_abs: diff,
-                max_rel: diff / scale,
-                tol: 1e-5,
-                pass: diff / scale > 1e-5,
-            });
-            Ok::<_, anyhow::Error>(rows)
-        }
-        .await;
-        gpu.set_layer_precision(Precision::F32)?;
-        rows
+        let bk = GpuBackend::new(gpu, &LayerPrecision::of(gpu, Precision::Mixed)?);
+        step::d_gradients(&bk, &gm, &gi, level, alpha, &sc)?;
+        let mixed = download_params(gpu, &gm.d.grad).await?;
+        let mut rows = step_rows(&bk, MIXED_TOL).await?;
+        let scale = single.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+        let diff = mixed
+            .iter()
+            .zip(&single)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+        rows.push(Row {
+            name: "step: mixed dL_D/d != f32 (> tol)".into(),
+            shape: format!("[{}]", single.len()),
+            max_abs: diff,
+            max_rel: diff / scale,
+            tol: 1e-5,
+            pass: diff / scale > 1e-5,
+        });
+        Ok(rows)
     })
 }
 
@@ -209,8 +204,9 @@ async fn download_params(gpu: &Gpu, p: &Params<Tensor>) -> Result<Vec<f32>> {
     Ok(all)
 }
 
-/// The rows of `check`, at `tol`.
-async fn step_rows(gpu: &Gpu, tol: Tolerances) -> Result<Vec<Row>> {
+/// The rows of `check` on `bk`, at `tol`.
+async fn step_rows(bk: &GpuBackend<'_>, tol: Tolerances) -> Result<Vec<Row>> {
+    let gpu = bk.gpu;
     {
         let (_, _, level, alpha) = tiny();
         let sc = StepConfig::default();
@@ -219,16 +215,16 @@ async fn step_rows(gpu: &Gpu, tol: Tolerances) -> Result<Vec<Row>> {
         let d_names: Vec<String> = gm.d.layers.iter().map(|l| l.name.clone()).collect();
         let g_names: Vec<String> = gm.g.layers.iter().map(|l| l.name.clone()).collect();
 
-        let gd = step::d_gradients(gpu, &gm, &gi, level, alpha, &sc)?;
+        let gd = step::d_gradients(bk, &gm, &gi, level, alpha, &sc)?;
         let cd = step::d_gradients(&Cpu, &cm, &ci, level, alpha, &sc)?;
         compare_params(gpu, "dL_D/d", &d_names, &gm.d.grad, &cm.d.grad, tol.d_grads, &mut rows).await?;
-        let g_scores = step::g_gradients(gpu, &gm, &gi.z_g, level, alpha)?;
+        let g_scores = step::g_gradients(bk, &gm, &gi.z_g, level, alpha)?;
         let c_scores = step::g_gradients(&Cpu, &cm, &ci.z_g, level, alpha)?;
         compare_params(gpu, "dL_G/d", &g_names, &gm.g.grad, &cm.g.grad, tol.g_grads, &mut rows).await?;
         // The losses: [L_D, L_G, penalty, drift term, Wasserstein estimate].
         let (gs, cs) = (gpu.zeros(&[STATS])?, Cpu.zeros(&[STATS])?);
         let (l, g, dr) = (sc.lambda, sc.gamma, sc.drift);
-        gpu.loss_stats(&gd.scores, &gd.grad_sumsq, &g_scores, &gs, l, g, dr)?;
+        bk.loss_stats(&gd.scores, &gd.grad_sumsq, &g_scores, &gs, l, g, dr)?;
         Cpu.loss_stats(&cd.scores, &cd.grad_sumsq, &c_scores, &cs, l, g, dr)?;
         rows.push(compare(
             "losses and penalty",
@@ -248,7 +244,7 @@ async fn step_rows(gpu: &Gpu, tol: Tolerances) -> Result<Vec<Row>> {
             v
         };
         let stats = gpu.zeros(&[STATS])?;
-        step::step(gpu, &mut gm, &gi, level, alpha, &sc, &stats)?;
+        step::step(bk, &mut gm, &gi, level, alpha, &sc, &stats)?;
         let triples = [&gm.d, &gm.g].into_iter().flat_map(|n| {
             n.params
                 .tensors()

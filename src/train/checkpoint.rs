@@ -67,7 +67,7 @@ impl Checkpoint {
         }
         Ok(Checkpoint {
             version: stored.version,
-            config: serde_json::from_str(&stored.config).context("the checkpoint's configuration is unreadable")?,
+            config: TrainConfig::from_json(&stored.config).context("the checkpoint's configuration is unreadable")?,
             state,
             adam,
             tensors: stored.tensors,

@@ -21,13 +21,11 @@ pub const EMOJI: &str = "emoji";
 pub struct TrainConfig {
     pub net: NetConfig,
     pub schedule: Schedule,
+    pub adam: Adam,
     /// WGAN-GP weight lambda, target norm gamma and drift epsilon (official loss.py `D_wgangp_acgan`).
     pub lambda: f32,
     pub gamma: f32,
     pub drift: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub epsilon: f32,
     pub ema_beta: f32,
     /// Random horizontal flips of the real images.
     pub mirror: bool,
@@ -78,9 +76,6 @@ pub struct Schedule {
     pub minibatch: usize,
     /// Minibatch per resolution where it differs from `minibatch`.
     pub minibatch_res: BTreeMap<usize, usize>,
-    pub lr: f32,
-    /// Learning rate per resolution where it differs from `lr`.
-    pub lr_res: BTreeMap<usize, f32>,
 }
 
 impl Default for Schedule {
@@ -90,8 +85,32 @@ impl Default for Schedule {
             total_kimg: None,
             minibatch: 16,
             minibatch_res: BTreeMap::new(),
-            lr: AdamParams::default().lr,
+        }
+    }
+}
+
+/// Adam's settings, the same for G and D (official `G_opt` and `D_opt`, and the schedule's
+/// learning rates `G_lrate_dict` and `D_lrate_dict`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adam {
+    pub lr: f32,
+    /// Learning rate per resolution where it differs from `lr`.
+    pub lr_res: BTreeMap<usize, f32>,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub epsilon: f32,
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        let hp = AdamParams::default();
+        Adam {
+            lr: hp.lr,
             lr_res: BTreeMap::new(),
+            beta1: hp.beta1,
+            beta2: hp.beta2,
+            epsilon: hp.eps,
         }
     }
 }
@@ -110,12 +129,10 @@ impl Default for TrainConfig {
                 channels: 3,
             },
             schedule: Schedule::default(),
+            adam: Adam::default(),
             lambda: sc.lambda,
             gamma: sc.gamma,
             drift: sc.drift,
-            beta1: sc.adam.beta1,
-            beta2: sc.adam.beta2,
-            epsilon: sc.adam.eps,
             ema_beta: sc.ema_beta,
             mirror: true,
             seed: 1,
@@ -170,11 +187,13 @@ impl Position {
 }
 
 impl TrainConfig {
-    /// A configuration from JSON in which every field left out, at any depth, keeps its default.
+    /// A configuration from JSON (a config.json, a checkpoint's, the page's) in which every field
+    /// left out, at any depth, keeps its default. One written before Adam's settings were a group
+    /// reads as it did then (`upgrade`).
     pub fn from_json(text: &str) -> Result<TrainConfig> {
         let given: serde_json::Value = serde_json::from_str(text)?;
         let mut merged = serde_json::to_value(TrainConfig::default())?;
-        merge(&mut merged, given);
+        merge(&mut merged, upgrade(given));
         Ok(serde_json::from_value(merged)?)
     }
 
@@ -203,7 +222,7 @@ impl TrainConfig {
         for &r in s.minibatch_res.keys() {
             self.check_res(r, "minibatch")?;
         }
-        for &r in s.lr_res.keys() {
+        for &r in self.adam.lr_res.keys() {
             self.check_res(r, "learning rate")?;
         }
         for level in 1..=self.net.levels() {
@@ -221,9 +240,15 @@ impl TrainConfig {
             ("lambda", self.lambda, 0.0, f32::INFINITY, "at least 0"),
             ("gamma", self.gamma, f32::MIN_POSITIVE, f32::INFINITY, "positive"),
             ("drift", self.drift, 0.0, f32::INFINITY, "at least 0"),
-            ("beta1", self.beta1, 0.0, 1.0, "in [0, 1)"),
-            ("beta2", self.beta2, 0.0, 1.0, "in [0, 1)"),
-            ("epsilon", self.epsilon, f32::MIN_POSITIVE, f32::INFINITY, "positive"),
+            ("beta1", self.adam.beta1, 0.0, 1.0, "in [0, 1)"),
+            ("beta2", self.adam.beta2, 0.0, 1.0, "in [0, 1)"),
+            (
+                "epsilon",
+                self.adam.epsilon,
+                f32::MIN_POSITIVE,
+                f32::INFINITY,
+                "positive",
+            ),
             ("ema_beta", self.ema_beta, 0.0, 1.0, "in [0, 1)"),
         ];
         for (name, value, low, high, range) in settings {
@@ -254,7 +279,7 @@ impl TrainConfig {
     }
 
     pub fn lr(&self, res: usize) -> f32 {
-        *self.schedule.lr_res.get(&res).unwrap_or(&self.schedule.lr)
+        *self.adam.lr_res.get(&res).unwrap_or(&self.adam.lr)
     }
 
     /// Real images per tick (at least 1).
@@ -299,9 +324,9 @@ impl TrainConfig {
             drift: self.drift,
             adam: AdamParams {
                 lr: self.lr(res),
-                beta1: self.beta1,
-                beta2: self.beta2,
-                eps: self.epsilon,
+                beta1: self.adam.beta1,
+                beta2: self.adam.beta2,
+                eps: self.adam.epsilon,
             },
             ema_beta: self.ema_beta,
         }
@@ -386,6 +411,35 @@ impl TrainConfig {
             None => Ok(()),
         }
     }
+}
+
+/// A configuration as JSON written before Adam's settings were one group (`beta1`, `beta2` and
+/// `epsilon` at the top, `lr` and `lr_res` in `schedule`), with them moved into `adam`; any other
+/// value as it is.
+fn upgrade(mut config: serde_json::Value) -> serde_json::Value {
+    let Some(top) = config.as_object_mut() else {
+        return config;
+    };
+    let mut moved: Vec<(&str, serde_json::Value)> = ["beta1", "beta2", "epsilon"]
+        .into_iter()
+        .filter_map(|k| Some((k, top.remove(k)?)))
+        .collect();
+    if let Some(schedule) = top.get_mut("schedule").and_then(|s| s.as_object_mut()) {
+        moved.extend(
+            ["lr", "lr_res"]
+                .into_iter()
+                .filter_map(|k| Some((k, schedule.remove(k)?))),
+        );
+    }
+    if !moved.is_empty() {
+        let adam = top.entry("adam").or_insert_with(|| serde_json::json!({}));
+        if let Some(adam) = adam.as_object_mut() {
+            for (k, v) in moved {
+                adam.entry(k).or_insert(v);
+            }
+        }
+    }
+    config
 }
 
 /// Overwrites `base` with `given`, object by object.

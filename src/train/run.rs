@@ -201,10 +201,7 @@ pub fn train(driver: &mut Driver, dir: &Path, opts: &RunOptions, origin: &str) -
     text.keep(&format!("adapter: {}", driver.trainer().gpu().describe()))?;
     text.line(&bar, origin)?;
     // Which kernels trained, and why not the cooperative ones where they were refused.
-    text.keep(&format!(
-        "precision: {}",
-        crate::ops::conv::describe_layers(driver.trainer().gpu())
-    ))?;
+    text.keep(&format!("precision: {}", driver.trainer().layers().describe()))?;
     let stop = || opts.stop.load(Ordering::SeqCst);
     let result = RunFolder::create(driver.trainer(), dir, opts, &bar, &mut text).and_then(|mut folder| {
         match block_on(driver.run(&mut folder, &stop)) {

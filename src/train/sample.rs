@@ -8,6 +8,7 @@ use super::config::{Position, TrainConfig};
 use crate::data::Images;
 use crate::gpu::{Gpu, Tensor};
 use crate::nn::arch::Layer;
+use crate::nn::backend::GpuBackend;
 use crate::nn::net::{Net, Params};
 use crate::nn::NetConfig;
 use crate::rng::Rng;
@@ -30,9 +31,14 @@ impl Sampler {
     pub fn new(gpu: Gpu, ck: Checkpoint) -> Result<Sampler> {
         ck.config.validate()?;
         let layers = crate::nn::arch::generator(&ck.config.net);
-        let g_ema = Params::zeros(&gpu, &layers)?;
+        let g_ema = Params::zeros(&GpuBackend::f32(&gpu), &layers)?;
         load_params(&gpu, &ck, EMA_GROUP, &layers, &g_ema)?;
         Ok(Sampler { gpu, ck, layers, g_ema })
+    }
+
+    /// The GPU for G: checkpoints are sampled with every layer in f32.
+    fn backend(&self) -> GpuBackend<'_> {
+        GpuBackend::f32(&self.gpu)
     }
 
     pub fn position(&self) -> Position {
@@ -43,20 +49,38 @@ impl Sampler {
     pub async fn run(&self, latents: &[f32]) -> Result<Images> {
         let pos = self.position();
         let net = &self.ck.config.net;
-        generate(&self.gpu, net, &self.layers, &self.g_ema, latents, pos.level, pos.alpha).await
+        generate(
+            &self.backend(),
+            net,
+            &self.layers,
+            &self.g_ema,
+            latents,
+            pos.level,
+            pos.alpha,
+        )
+        .await
     }
 
     /// The same images as floats [N, C, R, R], unclipped.
     pub async fn run_values(&self, latents: &[f32]) -> Result<Vec<f32>> {
         let pos = self.position();
         let net = &self.ck.config.net;
-        generate_values(&self.gpu, net, &self.layers, &self.g_ema, latents, pos.level, pos.alpha).await
+        generate_values(
+            &self.backend(),
+            net,
+            &self.layers,
+            &self.g_ema,
+            latents,
+            pos.level,
+            pos.alpha,
+        )
+        .await
     }
 }
 
 /// Runs G with `params` on `latents` [N, latent] in chunks and returns the images as bytes.
 pub async fn generate(
-    gpu: &Gpu,
+    bk: &GpuBackend<'_>,
     net: &NetConfig,
     layers: &[Layer],
     params: &Params<Tensor>,
@@ -64,14 +88,14 @@ pub async fn generate(
     level: usize,
     alpha: f32,
 ) -> Result<Images> {
-    let values = generate_values(gpu, net, layers, params, latents, level, alpha).await?;
+    let values = generate_values(bk, net, layers, params, latents, level, alpha).await?;
     let res = crate::nn::config::res_of(level);
     Images::from_f32(latents.len() / net.latent, net.channels, res, &values)
 }
 
 /// [`generate`]'s images as G computes them: floats [N, C, R, R], unclipped.
 pub async fn generate_values(
-    gpu: &Gpu,
+    bk: &GpuBackend<'_>,
     net: &NetConfig,
     layers: &[Layer],
     params: &Params<Tensor>,
@@ -88,15 +112,15 @@ pub async fn generate_values(
         latents.len()
     );
     let g = Net {
-        bk: gpu,
+        bk,
         cfg: net,
         layers,
         params,
     };
     let mut values = Vec::new();
     for chunk in latents.chunks(CHUNK * net.latent) {
-        let z = gpu.upload(chunk, &[chunk.len() / net.latent, net.latent])?;
-        values.extend(gpu.download(&g.g_forward(&z, level, alpha)?.images).await?);
+        let z = bk.gpu.upload(chunk, &[chunk.len() / net.latent, net.latent])?;
+        values.extend(bk.gpu.download(&g.g_forward(&z, level, alpha)?.images).await?);
     }
     Ok(values)
 }

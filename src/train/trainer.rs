@@ -14,7 +14,9 @@ use super::step::{self, Grad, Model, StepInputs};
 use crate::data::{Dataset, Images};
 use crate::gpu::{Gpu, Tensor};
 use crate::metrics::{self, Swd, SwdConfig};
+use crate::nn::backend::GpuBackend;
 use crate::ops::loss;
+use crate::ops::precision::LayerPrecision;
 use crate::rng::Rng;
 
 /// The last step's losses (`step::step`'s statistics).
@@ -71,6 +73,8 @@ impl Due {
 
 pub struct Trainer {
     gpu: Gpu,
+    /// The layers' precision for the whole run.
+    layers: LayerPrecision,
     cfg: TrainConfig,
     model: Model<Tensor>,
     state: TrainState,
@@ -92,7 +96,8 @@ impl Trainer {
         cfg.validate()?;
         check_data(&cfg, &data)?;
         let mut rng = Rng::new(cfg.seed);
-        let model = Model::new(&gpu, &cfg.net, |s| gpu.upload(&rng.normals(s.iter().product()), s))?;
+        let bk = GpuBackend::f32(&gpu);
+        let model = Model::new(&bk, &cfg.net, |s| gpu.upload(&rng.normals(s.iter().product()), s))?;
         let state = TrainState {
             rng: rng.state(),
             ..TrainState::default()
@@ -106,7 +111,7 @@ impl Trainer {
         ck.check_discriminator()?;
         ck.config.validate()?;
         check_data(&ck.config, &data)?;
-        let mut model = Model::zeros(&gpu, &ck.config.net)?;
+        let mut model = Model::zeros(&GpuBackend::f32(&gpu), &ck.config.net)?;
         for (group, params, layers) in groups(&model) {
             load_params(&gpu, ck, group, layers, params)?;
         }
@@ -115,17 +120,18 @@ impl Trainer {
         Trainer::assemble(gpu, ck.config.clone(), data, model, ck.state.clone())
     }
 
-    /// The trainer, with the device's layers at the configuration's precision (`auto` resolved
-    /// against the device; `mixed` refused without f16 arithmetic; natively, a cooperative
-    /// convolution is checked first, `conv::verify_coop`, and replaced if wrong, with a warning:
-    /// [`Trainer::precision_warning`]).
+    /// The trainer, with the layers at the configuration's precision, chosen here once for the run
+    /// (`auto` resolved against the device; `mixed` refused without f16 arithmetic; natively, a
+    /// cooperative convolution is checked first, `LayerPrecision::verified`, and replaced if wrong,
+    /// with a warning: [`Trainer::precision_warning`]).
     fn assemble(gpu: Gpu, cfg: TrainConfig, data: Dataset, model: Model<Tensor>, state: TrainState) -> Result<Trainer> {
-        gpu.set_layer_precision(cfg.precision.resolve(&gpu.precision)?)?;
+        let layers = LayerPrecision::of(&gpu, cfg.precision.resolve(&gpu.precision)?)?;
         #[cfg(not(target_arch = "wasm32"))]
-        let precision_warning = pollster::block_on(crate::ops::conv::verify_mixed_layers(&gpu))?;
+        let (layers, precision_warning) = pollster::block_on(layers.verified(&gpu))?;
         #[cfg(target_arch = "wasm32")]
         let precision_warning = None;
         Ok(Trainer {
+            layers,
             precision_warning,
             stats: gpu.zeros(&[loss::STATS])?,
             rng: Rng::new(state.rng),
@@ -183,6 +189,15 @@ impl Trainer {
 
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+
+    /// The GPU with the run's layer precision: what the networks and the step run on.
+    pub fn backend(&self) -> GpuBackend<'_> {
+        GpuBackend::new(&self.gpu, &self.layers)
+    }
+
+    pub fn layers(&self) -> &LayerPrecision {
+        &self.layers
     }
 
     pub fn cfg(&self) -> &TrainConfig {
@@ -284,7 +299,7 @@ impl Trainer {
         let pos = self.position();
         if pos.phase != self.state.phase {
             // A new fade-in or stabilisation phase: Adam starts over (official train.py, `reset_opt_for_new_lod`).
-            self.model.reset_adam(&self.gpu)?;
+            self.model.reset_adam(&GpuBackend::new(&self.gpu, &self.layers))?;
             self.state.phase = pos.phase;
         }
         let (res, latent) = (pos.res(), self.cfg.net.latent);
@@ -306,7 +321,9 @@ impl Trainer {
             pos.alpha,
         )?;
         let local = n / ranks;
-        let gpu = &self.gpu;
+        // Not `self.backend()`: the step borrows the model mutably.
+        let bk = GpuBackend::new(&self.gpu, &self.layers);
+        let gpu = bk.gpu;
         let inputs = StepInputs {
             reals: gpu.upload(&reals, &[local, self.cfg.net.channels, res, res])?,
             z_d: gpu.upload(&share(&z_d, latent), &[local, latent])?,
@@ -314,12 +331,12 @@ impl Trainer {
             mix: gpu.upload(&share(&mix, 1), &[local])?,
         };
         let replicas = &mut self.replicas;
-        let mut sync = |gpu: &Gpu, grad: &Tensor, which: Grad| match replicas {
-            Some(r) => r.average(gpu, grad, which),
+        let mut sync = |bk: &GpuBackend, grad: &Tensor, which: Grad| match replicas {
+            Some(r) => r.average(bk.gpu, grad, which),
             None => Ok(()),
         };
         step::step_synced(
-            gpu,
+            &bk,
             &mut self.model,
             &inputs,
             pos.level,
@@ -391,7 +408,7 @@ impl Trainer {
     pub async fn samples(&self, latents: &[f32]) -> Result<Images> {
         let pos = self.position();
         generate(
-            &self.gpu,
+            &self.backend(),
             &self.cfg.net,
             &self.model.g.layers,
             &self.model.g_ema,
