@@ -99,18 +99,30 @@ impl Gpu {
         }
         let (t, reused) = self.alloc(shape)?;
         // Only a reused buffer can have commands recorded with it (its previous owner's).
-        self.queue_write(&t, data, reused);
+        self.queue_write(&t, bytemuck::cast_slice(data), reused);
         Ok(t)
     }
 
-    /// Writes `data` at `t` with a queue write, which runs before the next submission's commands:
+    /// A tensor of `bytes` packed four to a 32-bit element, little-endian, the last one padded with
+    /// zeros: for shaders that read them as `array<u32>` (`ops::reals`), a quarter of the upload of
+    /// the same values as f32.
+    pub fn upload_bytes(&self, bytes: &[u8]) -> Result<Tensor> {
+        let words = bytes.len().div_ceil(4).max(1);
+        let (t, reused) = self.alloc(&[words])?;
+        let mut padded = bytes.to_vec();
+        padded.resize(4 * words, 0);
+        self.queue_write(&t, &padded, reused);
+        Ok(t)
+    }
+
+    /// Writes `bytes` at `t` with a queue write, which runs before the next submission's commands:
     /// with `after_recorded`, the commands recorded so far are submitted first, so that they run
     /// before it.
-    fn queue_write(&self, t: &Tensor, data: &[f32], after_recorded: bool) {
+    fn queue_write(&self, t: &Tensor, bytes: &[u8], after_recorded: bool) {
         if after_recorded && self.pending.lock().unwrap().encoder.is_some() {
             self.flush();
         }
-        self.queue.write_buffer(&t.buf, t.offset, bytemuck::cast_slice(data));
+        self.queue.write_buffer(&t.buf, t.offset, bytes);
     }
 
     /// A zero-filled tensor: a new buffer (wgpu zero-initialises those) or a reused one cleared in
@@ -169,7 +181,7 @@ impl Gpu {
             bail!("{} values do not fill a tensor of shape {:?}", data.len(), t.shape);
         }
         // Commands recorded so far (a clear of this buffer, say) may use it.
-        self.queue_write(t, data, true);
+        self.queue_write(t, bytemuck::cast_slice(data), true);
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use crate::gpu::{Gpu, Shader};
 #[macro_export]
 macro_rules! for_each_op {
     ($m:ident) => {
-        $m!(act, reduce, conv, dense, resample, pixelnorm, lerp, mbstd, gp, loss, adam, ema, blas, sort);
+        $m!(act, reduce, conv, dense, resample, pixelnorm, lerp, reals, mbstd, gp, loss, adam, ema, blas, sort);
     };
 }
 
