@@ -49,32 +49,16 @@ impl Sampler {
     pub async fn run(&self, latents: &[f32]) -> Result<Images> {
         let pos = self.position();
         let net = &self.ck.config.net;
-        generate(
-            &self.backend(),
-            net,
-            &self.layers,
-            &self.g_ema,
-            latents,
-            pos.level,
-            pos.alpha,
-        )
-        .await
+        let bk = self.backend();
+        generate(&bk, net, &self.layers, &self.g_ema, latents, pos.level, pos.alpha).await
     }
 
     /// The same images as floats [N, C, R, R], unclipped.
     pub async fn run_values(&self, latents: &[f32]) -> Result<Vec<f32>> {
         let pos = self.position();
         let net = &self.ck.config.net;
-        generate_values(
-            &self.backend(),
-            net,
-            &self.layers,
-            &self.g_ema,
-            latents,
-            pos.level,
-            pos.alpha,
-        )
-        .await
+        let bk = self.backend();
+        generate_values(&bk, net, &self.layers, &self.g_ema, latents, pos.level, pos.alpha).await
     }
 }
 
