@@ -163,12 +163,25 @@ impl Dataset {
         })
     }
 
+    /// The images at `indices`, in that order, at resolution `res`.
+    pub fn images(&self, res: usize, indices: &[usize]) -> Result<Images> {
+        let level = self.at(res)?;
+        if let Some(&bad) = indices.iter().find(|&&i| i >= level.count) {
+            bail!(
+                "image index {bad} is out of range: dataset {} has {} images",
+                self.name,
+                level.count
+            );
+        }
+        Ok(level.pick(indices))
+    }
+
     /// A minibatch at resolution `res` as f32 NCHW in [-1, 1] (x / 127.5 - 1): image `indices[i]`,
     /// mirrored left-right where `mirror[i]`, faded as G's output is during a fade-in:
     /// x = lerp(upsample2x_nearest(avgpool2x2(x)), x, alpha), so alpha = 1 leaves x unchanged (and
-    /// 4x4 images are never faded).
+    /// 4x4 images are never faded). Computed on the host in f64 (`ops::reals::forward_ref`); training
+    /// uploads the bytes and runs `ops::reals` on the GPU instead.
     pub fn batch(&self, indices: &[usize], mirror: &[bool], res: usize, alpha: f32) -> Result<Vec<f32>> {
-        let level = self.at(res)?;
         ensure!(
             indices.len() == mirror.len(),
             "a batch of {} images needs {} mirror flags, got {}",
@@ -180,43 +193,9 @@ impl Dataset {
             (0.0..=1.0).contains(&alpha),
             "the fade-in alpha must be within [0, 1], got {alpha}"
         );
-        if let Some(&bad) = indices.iter().find(|&&i| i >= level.count) {
-            bail!(
-                "image index {bad} is out of range: dataset {} has {} images",
-                self.name,
-                level.count
-            );
-        }
-        let (c, r) = (level.channels, res);
-        let alpha = if r == 4 { 1.0 } else { alpha as f64 };
-        let mut out = Vec::with_capacity(indices.len() * c * r * r);
-        let mut x = vec![0f64; r * r];
-        for (&index, &flip) in indices.iter().zip(mirror) {
-            for plane in level.image(index).chunks_exact(r * r) {
-                for (row, src) in x.chunks_exact_mut(r).zip(plane.chunks_exact(r)) {
-                    for (col, v) in row.iter_mut().enumerate() {
-                        let s = if flip { src[r - 1 - col] } else { src[col] };
-                        *v = s as f64 / 127.5 - 1.0;
-                    }
-                }
-                for y in 0..r {
-                    for col in 0..r {
-                        let v = x[y * r + col];
-                        let faded = if alpha == 1.0 {
-                            v
-                        } else {
-                            let (y0, x0) = (y & !1, col & !1);
-                            let low =
-                                (x[y0 * r + x0] + x[y0 * r + x0 + 1] + x[(y0 + 1) * r + x0] + x[(y0 + 1) * r + x0 + 1])
-                                    / 4.0;
-                            low + (v - low) * alpha
-                        };
-                        out.push(faded as f32);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        let images = self.images(res, indices)?;
+        let values = crate::ops::reals::forward_ref(&images.pixels, mirror, images.channels, res, alpha as f64);
+        Ok(values.into_iter().map(|v| v as f32).collect())
     }
 }
 

@@ -2,6 +2,8 @@
 //! browser. It only records GPU work and reads back when asked (statistics, samples, checkpoints),
 //! so the caller decides when to wait: the CLI blocks, the page awaits.
 
+use std::sync::Arc;
+
 use anyhow::{bail, ensure, Result};
 use serde::Serialize;
 
@@ -15,8 +17,8 @@ use crate::data::{Dataset, Images};
 use crate::gpu::{Gpu, Tensor};
 use crate::metrics::{self, Swd, SwdConfig};
 use crate::nn::backend::GpuBackend;
-use crate::ops::loss;
 use crate::ops::precision::LayerPrecision;
+use crate::ops::{loss, reals};
 use crate::rng::Rng;
 
 /// The last step's losses (`step::step`'s statistics).
@@ -78,7 +80,11 @@ pub struct Trainer {
     cfg: TrainConfig,
     model: Model<Tensor>,
     state: TrainState,
-    data: Dataset,
+    /// Shared with the thread that reads the next minibatch.
+    data: Arc<Dataset>,
+    /// The next step's minibatch, being read (natively).
+    #[cfg(not(target_arch = "wasm32"))]
+    next: Option<Prefetch>,
     rng: Rng,
     stats: Tensor,
     /// The last tick ended (0 before the first).
@@ -141,7 +147,9 @@ impl Trainer {
             cfg,
             model,
             state,
-            data,
+            data: Arc::new(data),
+            #[cfg(not(target_arch = "wasm32"))]
+            next: None,
         })
     }
 
@@ -293,9 +301,7 @@ impl Trainer {
     /// tick clock says is due after it.
     pub fn step(&mut self) -> Result<Due> {
         let before = self.state.images;
-        if self.state.steps.is_multiple_of(MINIBATCH_REPEATS) {
-            self.state.schedule_images = self.state.images;
-        }
+        self.state.schedule_images = self.next_schedule_images();
         let pos = self.position();
         if pos.phase != self.state.phase {
             // A new fade-in or stabilisation phase: Adam starts over (official train.py, `reset_opt_for_new_lod`).
@@ -304,9 +310,8 @@ impl Trainer {
         }
         let (res, latent) = (pos.res(), self.cfg.net.latent);
         let n = self.cfg.minibatch(res);
-        let count = self.data.count() as u64;
         let rng = &mut self.rng;
-        let indices: Vec<usize> = (0..n).map(|_| (rng.next_u64() % count) as usize).collect();
+        let indices = draw_indices(rng, n, self.data.count());
         let mirror: Vec<bool> = (0..n).map(|_| self.cfg.mirror && rng.next_u64() & 1 == 1).collect();
         let (z_d, z_g) = (rng.normals(n * latent), rng.normals(n * latent));
         let mix: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
@@ -314,18 +319,23 @@ impl Trainer {
         // (`dist::share`): the draws are those of a single-process run, whatever the process count.
         let (rank, ranks) = self.rank();
         let share = |v: &[f32], width| share_rows(v, width, rank, ranks);
-        let reals = self.data.batch(
-            &share_rows(&indices, 1, rank, ranks),
-            &share_rows(&mirror, 1, rank, ranks),
-            res,
-            pos.alpha,
-        )?;
+        let bytes = self.reals_bytes(res, share_rows(&indices, 1, rank, ranks))?;
         let local = n / ranks;
         // Not `self.backend()`: the step borrows the model mutably.
         let bk = GpuBackend::new(&self.gpu, &self.layers);
         let gpu = bk.gpu;
+        // The images go up as bytes; the GPU scales, mirrors and fades them.
+        let reals = gpu.scratch(&[local, self.cfg.net.channels, res, res])?;
+        let mirror = reals::flags(&share_rows(&mirror, 1, rank, ranks));
+        reals::forward(
+            gpu,
+            &gpu.upload_bytes(&bytes)?,
+            &gpu.upload_bytes(&mirror)?,
+            &reals,
+            pos.alpha,
+        )?;
         let inputs = StepInputs {
-            reals: gpu.upload(&reals, &[local, self.cfg.net.channels, res, res])?,
+            reals,
             z_d: gpu.upload(&share(&z_d, latent), &[local, latent])?,
             z_g: gpu.upload(&share(&z_g, latent), &[local, latent])?,
             mix: gpu.upload(&share(&mix, 1), &[local])?,
@@ -349,7 +359,50 @@ impl Trainer {
         self.state.images += n as u64;
         self.state.steps += 1;
         self.state.rng = self.rng.state();
+        #[cfg(not(target_arch = "wasm32"))]
+        self.read_ahead();
         Ok(self.due(before))
+    }
+
+    /// The images whose schedule the next step follows: the official loop evaluates it once every
+    /// `MINIBATCH_REPEATS` minibatches.
+    fn next_schedule_images(&self) -> u64 {
+        match self.state.steps.is_multiple_of(MINIBATCH_REPEATS) {
+            true => self.state.images,
+            false => self.state.schedule_images,
+        }
+    }
+
+    /// The bytes of this process's `indices` at `res`: those read ahead where they are these
+    /// (`read_ahead`), else read now.
+    fn reals_bytes(&mut self, res: usize, indices: Vec<usize>) -> Result<Vec<u8>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(next) = self.next.take() {
+            if (next.res, &next.indices) == (res, &indices) {
+                return next
+                    .bytes
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the thread reading the minibatch panicked"))?;
+            }
+        }
+        Ok(self.data.images(res, &indices)?.pixels)
+    }
+
+    /// Starts reading the next step's minibatch on a thread of its own while the GPU runs this one.
+    /// Its indices are the run's next draws, taken from a copy of the generator: the step draws
+    /// them again, from the one stream, in the same order.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn read_ahead(&mut self) {
+        if self.finished() {
+            return;
+        }
+        let res = self.cfg.position(self.next_schedule_images()).res();
+        let (rank, ranks) = self.rank();
+        let all = draw_indices(&mut self.rng.clone(), self.cfg.minibatch(res), self.data.count());
+        let indices = share_rows(&all, 1, rank, ranks);
+        let (data, wanted) = (Arc::clone(&self.data), indices.clone());
+        let bytes = std::thread::spawn(move || Ok(data.images(res, &wanted)?.pixels));
+        self.next = Some(Prefetch { res, indices, bytes });
     }
 
     /// The tick clock after a step from `before` images to the current count.
@@ -516,6 +569,19 @@ fn differing(replicas: &mut dyn Replicas, crc: u32) -> Result<Option<String>> {
         .map(|(r, s)| format!("rank {r} {s:08x}"))
         .collect();
     Ok(Some(listed.join(", ")))
+}
+
+/// `n` image indices of a dataset of `count`, the first draws of a step.
+fn draw_indices(rng: &mut Rng, n: usize, count: usize) -> Vec<usize> {
+    (0..n).map(|_| (rng.next_u64() % count as u64) as usize).collect()
+}
+
+/// A minibatch being read on a thread of its own: this process's images `indices` at `res`.
+#[cfg(not(target_arch = "wasm32"))]
+struct Prefetch {
+    res: usize,
+    indices: Vec<usize>,
+    bytes: std::thread::JoinHandle<Result<Vec<u8>>>,
 }
 
 /// The dataset must match the networks and fill a minibatch.
