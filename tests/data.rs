@@ -46,17 +46,18 @@ fn pyramid_levels_are_box_averages() {
     assert_eq!(d.levels.iter().map(|l| l.res).collect::<Vec<_>>(), [4, 8, 16, 32]);
     assert_eq!((d.count(), d.channels(), d.max_res()), (3, 3, 32));
     assert_eq!(d.at(32).unwrap(), &full);
-    for pair in d.levels.windows(2) {
-        let (low, high) = (&pair[0], &pair[1]);
-        let r = low.res;
+    // Each level is the mean of its pixel's block of the full image (the unrounded chain of 2x2
+    // means), rounded half to even.
+    for level in &d.levels {
+        let (r, k) = (level.res, 32 / level.res);
         for p in 0..3 * 3 {
             for y in 0..r {
                 for x in 0..r {
-                    let at = |yy: usize, xx: usize| high.pixels[(p * 2 * r + yy) * 2 * r + xx] as f64;
-                    let mean =
-                        (at(2 * y, 2 * x) + at(2 * y, 2 * x + 1) + at(2 * y + 1, 2 * x) + at(2 * y + 1, 2 * x + 1))
-                            / 4.0;
-                    assert_eq!(low.pixels[(p * r + y) * r + x], mean.round() as u8);
+                    let block: f64 = (0..k * k)
+                        .map(|i| full.pixels[(p * 32 + y * k + i / k) * 32 + x * k + i % k] as f64)
+                        .sum();
+                    let want = (block / (k * k) as f64).round_ties_even() as u8;
+                    assert_eq!(level.pixels[(p * r + y) * r + x], want, "{r}x{r} plane {p} ({y}, {x})");
                 }
             }
         }
@@ -67,6 +68,53 @@ fn pyramid_levels_are_box_averages() {
     let e = Dataset::from_images("none", Images::new(0, 3, 8, vec![]).unwrap(), vec![]).unwrap_err();
     assert!(e.to_string().contains("no images"), "{e}");
     assert!(d.at(64).is_err() && d.at(6).is_err());
+}
+
+/// A case derived by hand where the official pyramid (unrounded chain, halves to even) differs from
+/// halving rounded levels with halves away from zero. A 16x16 plane whose 2x2 blocks have the 8x8
+/// means below, tiled in 2x2 cells of four kinds:
+/// - kind 0: means 1.75, 1.75, 1.75, 0.25 -> 8x8 rounds to 2, 2, 2, 0; 4x4 is rint(1.375) = 1
+///   (from the rounded 8x8 it would be mean(2, 2, 2, 0) = 1.5 -> 2);
+/// - kind 1: 2.5 everywhere -> 2 and 2 (away from zero: 3 and 3);
+/// - kind 2: 0.5 everywhere -> 0 and 0 (away from zero: 1 and 1);
+/// - kind 3: 3.5 everywhere -> 4 and 4 (halves to even round up too).
+#[test]
+fn pyramid_matches_a_case_derived_by_hand() {
+    // Each 8x8 mean m as a 2x2 block of bytes summing to 4m.
+    let block = |m4: u8| -> [u8; 4] {
+        match m4 {
+            7 => [2, 2, 2, 1],
+            1 => [1, 0, 0, 0],
+            10 => [3, 2, 2, 3],
+            2 => [1, 0, 0, 1],
+            14 => [4, 3, 3, 4],
+            _ => unreachable!(),
+        }
+    };
+    // 4 x the 8x8 means of each kind's cell, in the cell's order (top left, top right, ...).
+    let kinds: [[u8; 4]; 4] = [[7, 7, 7, 1], [10; 4], [2; 4], [14; 4]];
+    let (want8, want4): ([[u8; 4]; 4], [u8; 4]) = ([[2, 2, 2, 0], [2; 4], [0; 4], [4; 4]], [1, 2, 0, 4]);
+    let kind = |cy: usize, cx: usize| (cy + cx) % 4;
+    let mut plane = vec![0u8; 16 * 16];
+    for y in 0..16 {
+        for x in 0..16 {
+            let (cell, within) = ((y / 4, x / 4), (y / 2 % 2) * 2 + x / 2 % 2);
+            plane[y * 16 + x] = block(kinds[kind(cell.0, cell.1)][within])[(y % 2) * 2 + x % 2];
+        }
+    }
+    let d = Dataset::from_images("hand", Images::new(1, 1, 16, plane).unwrap(), vec![]).unwrap();
+    let (l8, l4) = (d.at(8).unwrap(), d.at(4).unwrap());
+    for y in 0..8 {
+        for x in 0..8 {
+            let want = want8[kind(y / 2, x / 2)][(y % 2) * 2 + x % 2];
+            assert_eq!(l8.pixels[y * 8 + x], want, "8x8 ({y}, {x})");
+        }
+    }
+    for y in 0..4 {
+        for x in 0..4 {
+            assert_eq!(l4.pixels[y * 4 + x], want4[kind(y, x)], "4x4 ({y}, {x})");
+        }
+    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ pub use prepare::{from_files, prepare, Loader};
 
 /// Version of the prepared images (decoding, resampling, pyramid) and of the cache file layout: a
 /// cache written under another version is rebuilt.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Same-size images as bytes, image-major then channel, row, column (NCHW), 0..=255.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,8 +81,8 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// A training set at every resolution from 4x4 up to its largest: `levels[0]` is 4x4, each level the
-/// 2x2 box average of the next one up (computed in f64 and rounded), the last the full resolution.
+/// A training set at every resolution from 4x4 up to its largest: `levels[0]` is 4x4, the last the
+/// full resolution, each built as [`pyramid`] does.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     pub name: String,
@@ -103,20 +103,36 @@ pub(crate) fn check_shape(channels: usize, res: usize) -> Result<()> {
     Ok(())
 }
 
-/// 2x2 box average of one level in f64, rounded to the nearest byte.
-fn halve(images: &Images) -> Images {
-    let (c, r) = (images.channels, images.res);
-    let h = r / 2;
-    let mut pixels = Vec::with_capacity(images.count * c * h * h);
-    for plane in images.pixels.chunks_exact(r * r) {
-        for y in 0..h {
-            for x in 0..h {
-                let at = |dy: usize, dx: usize| plane[(2 * y + dy) * r + 2 * x + dx] as f64;
-                pixels.push(((at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0).round() as u8);
+/// Every level of an image set from 4x4 up to `res` (the full-resolution `planes`, `res` x `res`
+/// bytes each, returned last), built as the official `dataset_tool.py` does: each level is the 2x2
+/// box average of the previous level *before* its rounding (an unrounded f64 chain, exact here: every
+/// value is a multiple of 4^-8 at most), and each is rounded half to even (`np.rint`). Plane by plane,
+/// so only one plane is held in f64.
+pub(crate) fn pyramid(planes: &[u8], res: usize) -> Vec<Vec<u8>> {
+    let count = res.trailing_zeros() as usize - 1;
+    let mut levels: Vec<Vec<u8>> = (0..count)
+        .map(|l| Vec::with_capacity(planes.len() >> (2 * (count - 1 - l))))
+        .collect();
+    let mut chain = vec![0f64; res * res];
+    for plane in planes.chunks_exact(res * res) {
+        chain.iter_mut().zip(plane).for_each(|(c, &p)| *c = p as f64);
+        let mut r = res;
+        for level in levels.iter_mut().rev() {
+            if r < res {
+                // In place: output pixel (y, x) is written after every input it reads from.
+                for y in 0..r {
+                    for x in 0..r {
+                        let at = |dy: usize, dx: usize| chain[(2 * y + dy) * 2 * r + 2 * x + dx];
+                        let mean = (at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0;
+                        chain[y * r + x] = mean;
+                    }
+                }
             }
+            level.extend(chain[..r * r].iter().map(|v| v.round_ties_even() as u8));
+            r /= 2;
         }
     }
-    Images::new(images.count, c, h, pixels).expect("a halved level has the size it was built with")
+    levels
 }
 
 impl Dataset {
@@ -129,10 +145,12 @@ impl Dataset {
         );
         ensure!(full.count > 0, "dataset {name} has no images");
         ensure!(full.channels > 0, "dataset {name}: images have no channels");
-        let mut levels = vec![full];
-        while levels[0].res > 4 {
-            levels.insert(0, halve(&levels[0]));
-        }
+        let (count, channels) = (full.count, full.channels);
+        let levels = pyramid(&full.pixels, full.res)
+            .into_iter()
+            .enumerate()
+            .map(|(l, pixels)| Images::new(count, channels, 4 << l, pixels))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Dataset {
             name: name.to_string(),
             levels,
