@@ -7,7 +7,7 @@ mod common;
 use common::temp_dir;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use pggan::data::resize::{center_crop, resize};
-use pggan::data::{cached, emoji, emoji_cache_key, folder, from_files, prepare, Dataset, Images, Loader};
+use pggan::data::{cached, emoji, emoji_cache_key, folder, from_files, prepare, Damaged, Dataset, Images, Loader};
 use pggan::rng::Rng;
 use std::fs;
 use std::io::Cursor;
@@ -43,13 +43,13 @@ fn gradient(w: u32, h: u32, seed: u32) -> DynamicImage {
 fn pyramid_levels_are_box_averages() {
     let full = random_images(3, 3, 32, 1);
     let d = Dataset::from_images("random", full.clone(), vec![]).unwrap();
-    assert_eq!(d.levels.iter().map(|l| l.res).collect::<Vec<_>>(), [4, 8, 16, 32]);
+    assert_eq!(d.resolutions().collect::<Vec<_>>(), [4, 8, 16, 32]);
     assert_eq!((d.count(), d.channels(), d.max_res()), (3, 3, 32));
-    assert_eq!(d.at(32).unwrap(), &full);
+    assert_eq!(d.at(32).unwrap(), full);
     // Each level is the mean of its pixel's block of the full image (the unrounded chain of 2x2
     // means), rounded half to even.
-    for level in &d.levels {
-        let (r, k) = (level.res, 32 / level.res);
+    for r in d.resolutions() {
+        let (level, k) = (d.at(r).unwrap(), 32 / r);
         for p in 0..3 * 3 {
             for y in 0..r {
                 for x in 0..r {
@@ -167,10 +167,10 @@ fn batch_mirrors_and_fades_like_the_reference() {
     for (a, b) in plain.chunks(16).zip(flipped.chunks(16)) {
         assert_eq!(a.iter().rev().collect::<Vec<_>>(), b.iter().collect::<Vec<_>>());
     }
-    let image = d.at(16).unwrap().image(1);
+    let level = d.at(16).unwrap();
     assert!(plain
         .iter()
-        .zip(image)
+        .zip(level.image(1))
         .all(|(&v, &p)| v == (p as f64 / 127.5 - 1.0) as f32));
 
     for (indices, mirror, res, alpha, msg) in [
@@ -428,16 +428,37 @@ fn folders_load_skip_and_cache() {
     eprintln!("folder: cached reload {:?}", start.elapsed());
     assert_eq!(calls, [(7, 7)]);
 
-    // A damaged cache file (flipped byte, then truncated) is rebuilt without an error.
+    // A cache file whose header or length is damaged (a flipped byte, then cut short) is rebuilt
+    // when it is opened, without an error.
     let mut bytes = fs::read(&files[0]).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x55;
+    bytes[20] ^= 0x55;
     fs::write(&files[0], &bytes).unwrap();
-    assert_eq!(folder(&dir, 3, 8, Some(&cache), &mut |_, _| {}).unwrap(), d);
+    let mut calls = 0;
+    assert_eq!(folder(&dir, 3, 8, Some(&cache), &mut |_, _| calls += 1).unwrap(), d);
+    assert_eq!(calls, 7, "a damaged header must be rebuilt by decoding");
+    let bytes = fs::read(&files[0]).unwrap();
+    let mid = bytes.len() / 2;
     fs::write(&files[0], &bytes[..mid]).unwrap();
     let mut calls = 0;
     assert_eq!(folder(&dir, 3, 8, Some(&cache), &mut |_, _| calls += 1).unwrap(), d);
     assert_eq!(calls, 7, "a truncated cache must be rebuilt by decoding");
+    // A flipped byte among the images is found when its chunk is first read (opening reads only the
+    // header and the lists): refused with the images it damages, and the entry removed, so that the
+    // next load prepares the folder again. The 5 images at 8x8 (192 bytes each) are one chunk; the
+    // byte is the 4x4 level's last.
+    let mut bytes = fs::read(&files[0]).unwrap();
+    bytes[64 + 5 * 48 - 1] ^= 1;
+    fs::write(&files[0], &bytes).unwrap();
+    let damaged = folder(&dir, 3, 8, Some(&cache), &mut |_, _| {}).unwrap();
+    assert_eq!(damaged.images(8, &[4]).unwrap(), d.images(8, &[4]).unwrap());
+    let e = damaged.images(4, &[1]).unwrap_err();
+    let damage = e.downcast_ref::<Damaged>().expect("a Damaged error");
+    assert_eq!((damage.res, damage.first, damage.last, damage.removed), (4, 0, 4, true));
+    assert!(e.to_string().contains("images 0 to 4 at 4x4"), "{e}");
+    assert!(!files[0].exists());
+    let mut calls = 0;
+    assert_eq!(folder(&dir, 3, 8, Some(&cache), &mut |_, _| calls += 1).unwrap(), d);
+    assert_eq!(calls, 7, "a damaged entry must be prepared again");
 
     // The cache is what is read: a file changed in place with its size and time kept is not seen...
     let a = dir.join("a.png");
@@ -457,7 +478,8 @@ fn folders_load_skip_and_cache() {
     // Other shapes are other cache entries; no cache folder means no cache.
     assert_eq!(folder(&dir, 1, 4, Some(&cache), &mut |_, _| {}).unwrap().channels(), 1);
     assert_eq!(folder(&dir, 3, 8, None, &mut |_, _| {}).unwrap(), added);
-    assert_eq!(cache_files().len(), 4, "{:?}", cache_files());
+    // The folder's changes replaced its entry each time; the other shape has its own.
+    assert_eq!(cache_files().len(), 2, "{:?}", cache_files());
 
     // Errors name the folder and why.
     let empty = temp_dir("empty");

@@ -8,6 +8,8 @@ mod cache;
 mod emoji;
 #[cfg(not(target_arch = "wasm32"))]
 mod folder;
+#[cfg(not(target_arch = "wasm32"))]
+mod pack;
 mod prepare;
 pub mod resize;
 
@@ -15,8 +17,10 @@ pub mod resize;
 pub use cache::cached;
 pub use emoji::{emoji, emoji_cache_key};
 #[cfg(not(target_arch = "wasm32"))]
-pub use folder::folder;
-pub use prepare::{from_files, prepare, Loader};
+pub use folder::{folder, prepare_folder};
+#[cfg(not(target_arch = "wasm32"))]
+pub use pack::{Damaged, PackInfo};
+pub use prepare::{from_files, prepare, Loader, Transform};
 
 /// Version of the prepared images (decoding, resampling, pyramid) and of the cache file layout: a
 /// cache written under another version is rebuilt.
@@ -81,13 +85,50 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// A training set at every resolution from 4x4 up to its largest: `levels[0]` is 4x4, the last the
-/// full resolution, each built as [`pyramid`] does.
-#[derive(Clone, Debug, PartialEq)]
+/// A training set at every resolution from 4x4 up to its largest, each level built as [`pyramid`]
+/// does, held in memory (the page, the emoji set without a cache, tests) or in a prepared file
+/// (natively: read an image at a time, so memory does not grow with the set).
+#[derive(Clone)]
 pub struct Dataset {
     pub name: String,
-    pub levels: Vec<Images>,
     pub skipped: Vec<Skipped>,
+    /// How many images were smaller than the resolution, so upscaled to it.
+    pub upscaled: usize,
+    store: Store,
+}
+
+#[derive(Clone)]
+enum Store {
+    /// Every level, 4x4 first.
+    Memory(Vec<Images>),
+    #[cfg(not(target_arch = "wasm32"))]
+    File(std::sync::Arc<pack::Pack>),
+}
+
+impl std::fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let r = self.max_res();
+        write!(
+            f,
+            "dataset {} ({} images, {r}x{r}, {} channels, {} skipped)",
+            self.name,
+            self.count(),
+            self.channels(),
+            self.skipped.len()
+        )
+    }
+}
+
+/// Equal when everything but where the images are kept is: the name, the lists, every image at every
+/// level (read whole: for tests and small sets).
+impl PartialEq for Dataset {
+    fn eq(&self, other: &Dataset) -> bool {
+        let shape = |d: &Dataset| (d.count(), d.channels(), d.max_res());
+        let levels = |d: &Dataset| d.resolutions().map(|r| d.at(r).ok()).collect::<Vec<_>>();
+        (&self.name, &self.skipped, self.upscaled, shape(self))
+            == (&other.name, &other.skipped, other.upscaled, shape(other))
+            && levels(self) == levels(other)
+    }
 }
 
 /// Checks a requested image shape before any work is done.
@@ -135,50 +176,220 @@ pub(crate) fn pyramid(planes: &[u8], res: usize) -> Vec<Vec<u8>> {
     levels
 }
 
+/// Where prepared images go, one at a time in the dataset's order: memory ([`Levels`]) or, natively,
+/// a prepared file being written.
+pub(crate) trait Sink {
+    /// Adds one image (CHW bytes at full resolution) and the levels [`pyramid`] builds from it.
+    fn push(&mut self, image: &[u8]) -> Result<()>;
+}
+
+/// Every level of a set built in memory.
+pub(crate) struct Levels {
+    channels: usize,
+    res: usize,
+    count: usize,
+    levels: Vec<Vec<u8>>,
+}
+
+impl Levels {
+    pub(crate) fn new(channels: usize, res: usize) -> Levels {
+        Levels {
+            channels,
+            res,
+            count: 0,
+            levels: vec![Vec::new(); res.trailing_zeros() as usize - 1],
+        }
+    }
+
+    pub(crate) fn finish(self, name: &str, tally: Tally) -> Result<Dataset> {
+        let levels = self
+            .levels
+            .into_iter()
+            .enumerate()
+            .map(|(l, pixels)| Images::new(self.count, self.channels, 4 << l, pixels))
+            .collect::<Result<Vec<_>>>()?;
+        Dataset::new(name, tally, Store::Memory(levels))
+    }
+}
+
+impl Sink for Levels {
+    fn push(&mut self, image: &[u8]) -> Result<()> {
+        ensure!(
+            image.len() == self.channels * self.res * self.res,
+            "an image of {}x{}x{} has {} bytes, not {}",
+            self.channels,
+            self.res,
+            self.res,
+            self.channels * self.res * self.res,
+            image.len()
+        );
+        for (level, pixels) in self.levels.iter_mut().zip(pyramid(image, self.res)) {
+            level.extend_from_slice(&pixels);
+        }
+        self.count += 1;
+        Ok(())
+    }
+}
+
+/// One prepared image, or why its file could not be used.
+pub(crate) struct Prepared {
+    pub pixels: Vec<u8>,
+    /// The source was smaller than the resolution.
+    pub upscaled: bool,
+}
+
+/// What was made of a set's files: the skipped ones and how many were used and upscaled.
+#[derive(Default)]
+pub(crate) struct Tally {
+    pub used: usize,
+    pub upscaled: usize,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Tally {
+    /// Adds the file `path`'s image to `sink`, or lists it as skipped with why.
+    pub(crate) fn add(&mut self, sink: &mut dyn Sink, path: String, result: Result<Prepared>) -> Result<()> {
+        match result {
+            Ok(p) => {
+                sink.push(&p.pixels)?;
+                self.used += 1;
+                self.upscaled += p.upscaled as usize;
+            }
+            Err(e) => self.skipped.push(Skipped {
+                path,
+                reason: format!("{e:#}"),
+            }),
+        }
+        Ok(())
+    }
+
+    /// Refuses a set of no usable image; `source` names where the files came from.
+    pub(crate) fn check(&self, source: &str) -> Result<()> {
+        if self.used > 0 {
+            return Ok(());
+        }
+        ensure!(!self.skipped.is_empty(), "there are no files in {source}");
+        let reasons: Vec<String> = self
+            .skipped
+            .iter()
+            .take(3)
+            .map(|s| format!("{}: {}", s.path, s.reason))
+            .collect();
+        bail!(
+            "no image in {source} could be used: all {} files were skipped ({}{})",
+            self.skipped.len(),
+            reasons.join("; "),
+            if self.skipped.len() > 3 { "; ..." } else { "" }
+        )
+    }
+}
+
 impl Dataset {
-    /// Builds the pyramid down to 4x4 from the full-resolution images.
+    fn new(name: &str, tally: Tally, store: Store) -> Result<Dataset> {
+        let d = Dataset {
+            name: name.to_string(),
+            skipped: tally.skipped,
+            upscaled: tally.upscaled,
+            store,
+        };
+        ensure!(d.count() > 0, "dataset {name} has no images");
+        Ok(d)
+    }
+
+    /// Builds the pyramid down to 4x4 from the full-resolution images, in memory.
     pub fn from_images(name: &str, full: Images, skipped: Vec<Skipped>) -> Result<Dataset> {
         ensure!(
             full.res >= 4 && full.res.is_power_of_two(),
             "dataset {name}: the resolution must be a power of two of at least 4, not {}",
             full.res
         );
-        ensure!(full.count > 0, "dataset {name} has no images");
         ensure!(full.channels > 0, "dataset {name}: images have no channels");
-        let (count, channels) = (full.count, full.channels);
-        let levels = pyramid(&full.pixels, full.res)
-            .into_iter()
-            .enumerate()
-            .map(|(l, pixels)| Images::new(count, channels, 4 << l, pixels))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Dataset {
-            name: name.to_string(),
-            levels,
+        let mut levels = Levels::new(full.channels, full.res);
+        for i in 0..full.count {
+            levels.push(full.image(i))?;
+        }
+        let tally = Tally {
+            used: full.count,
+            upscaled: 0,
             skipped,
-        })
+        };
+        levels.finish(name, tally)
+    }
+
+    /// Opens a prepared file (`pggan dataset prepare`): only its header and lists are read; an image
+    /// is read when asked for, and a chunk's CRC is checked on its first read.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open(path: &std::path::Path) -> Result<Dataset> {
+        pack::open(path, false)
+    }
+
+    /// The prepared file the images are read from, if any.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn file(&self) -> Option<&PackInfo> {
+        match &self.store {
+            Store::Memory(_) => None,
+            Store::File(pack) => Some(&pack.info),
+        }
     }
 
     pub fn count(&self) -> usize {
-        self.levels[0].count
+        match &self.store {
+            Store::Memory(levels) => levels[0].count,
+            #[cfg(not(target_arch = "wasm32"))]
+            Store::File(pack) => pack.count,
+        }
     }
 
     pub fn channels(&self) -> usize {
-        self.levels[0].channels
+        match &self.store {
+            Store::Memory(levels) => levels[0].channels,
+            #[cfg(not(target_arch = "wasm32"))]
+            Store::File(pack) => pack.channels(),
+        }
     }
 
     pub fn max_res(&self) -> usize {
-        self.levels[self.levels.len() - 1].res
+        match &self.store {
+            Store::Memory(levels) => levels[levels.len() - 1].res,
+            #[cfg(not(target_arch = "wasm32"))]
+            Store::File(pack) => pack.max_res(),
+        }
     }
 
-    /// The images at resolution `res` (a power of two from 4 to `max_res()`).
-    pub fn at(&self, res: usize) -> Result<&Images> {
-        self.levels.iter().find(|l| l.res == res).ok_or_else(|| {
+    /// 4, 8, ... up to `max_res()`.
+    pub fn resolutions(&self) -> impl Iterator<Item = usize> {
+        let levels = self.max_res().trailing_zeros() - 1;
+        (0..levels).map(|l| 4 << l)
+    }
+
+    /// The images at `indices`, in that order, at resolution `res` (a power of two from 4 to
+    /// `max_res()`). From a prepared file each image is read on its own; the first read of a chunk
+    /// checks its CRC, and a damaged one is refused with the images it holds ([`Damaged`]).
+    pub fn images(&self, res: usize, indices: &[usize]) -> Result<Images> {
+        let level = self.resolutions().position(|r| r == res).ok_or_else(|| {
             anyhow::anyhow!(
                 "dataset {} has resolutions 4 to {}, not {res}",
                 self.name,
                 self.max_res()
             )
-        })
+        })?;
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.count()) {
+            bail!(
+                "image index {bad} is out of range: dataset {} has {} images",
+                self.name,
+                self.count()
+            );
+        }
+        match &self.store {
+            Store::Memory(levels) => Ok(levels[level].pick(indices)),
+            #[cfg(not(target_arch = "wasm32"))]
+            Store::File(pack) => Images::new(indices.len(), pack.channels(), res, pack.read(level, indices)?),
+        }
+    }
+
+    /// Every image at resolution `res`: a whole level, for small sets and tests.
+    pub fn at(&self, res: usize) -> Result<Images> {
+        self.images(res, &(0..self.count()).collect::<Vec<_>>())
     }
 
     /// A minibatch at resolution `res` as f32 NCHW in [-1, 1] (x / 127.5 - 1): image `indices[i]`,
@@ -186,7 +397,6 @@ impl Dataset {
     /// x = lerp(upsample2x_nearest(avgpool2x2(x)), x, alpha), so alpha = 1 leaves x unchanged (and
     /// 4x4 images are never faded).
     pub fn batch(&self, indices: &[usize], mirror: &[bool], res: usize, alpha: f32) -> Result<Vec<f32>> {
-        let level = self.at(res)?;
         ensure!(
             indices.len() == mirror.len(),
             "a batch of {} images needs {} mirror flags, got {}",
@@ -198,19 +408,13 @@ impl Dataset {
             (0.0..=1.0).contains(&alpha),
             "the fade-in alpha must be within [0, 1], got {alpha}"
         );
-        if let Some(&bad) = indices.iter().find(|&&i| i >= level.count) {
-            bail!(
-                "image index {bad} is out of range: dataset {} has {} images",
-                self.name,
-                level.count
-            );
-        }
-        let (c, r) = (level.channels, res);
+        let images = self.images(res, indices)?;
+        let (c, r) = (images.channels, res);
         let alpha = if r == 4 { 1.0 } else { alpha as f64 };
         let mut out = Vec::with_capacity(indices.len() * c * r * r);
         let mut x = vec![0f64; r * r];
-        for (&index, &flip) in indices.iter().zip(mirror) {
-            for plane in level.image(index).chunks_exact(r * r) {
+        for (n, &flip) in mirror.iter().enumerate() {
+            for plane in images.image(n).chunks_exact(r * r) {
                 for (row, src) in x.chunks_exact_mut(r).zip(plane.chunks_exact(r)) {
                     for (col, v) in row.iter_mut().enumerate() {
                         let s = if flip { src[r - 1 - col] } else { src[col] };

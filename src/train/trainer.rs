@@ -153,9 +153,13 @@ impl Trainer {
         // The configuration and the images, at 4x4 (every image, and cheap to hash).
         let mut crc = crc32fast::Hasher::new();
         crc.update(serde_json::to_string(&self.cfg)?.as_bytes());
-        let smallest = &self.data.levels[0];
-        crc.update(&(smallest.count as u64).to_le_bytes());
-        crc.update(&smallest.pixels);
+        let count = self.data.count();
+        crc.update(&(count as u64).to_le_bytes());
+        // A few thousand images at a time, so that a prepared file is never read whole.
+        for first in (0..count).step_by(4096) {
+            let indices: Vec<usize> = (first..(first + 4096).min(count)).collect();
+            crc.update(&self.data.images(4, &indices)?.pixels);
+        }
         if let Some(listed) = differing(replicas.as_mut(), crc.finalize())? {
             bail!(
                 "the processes' configurations or datasets differ (CRC-32 of the configuration and \
@@ -282,11 +286,6 @@ impl Trainer {
             self.state.schedule_images = self.state.images;
         }
         let pos = self.position();
-        if pos.phase != self.state.phase {
-            // A new fade-in or stabilisation phase: Adam starts over (official train.py, `reset_opt_for_new_lod`).
-            self.model.reset_adam(&self.gpu)?;
-            self.state.phase = pos.phase;
-        }
         let (res, latent) = (pos.res(), self.cfg.net.latent);
         let n = self.cfg.minibatch(res);
         let count = self.data.count() as u64;
@@ -299,12 +298,19 @@ impl Trainer {
         // (`dist::share`): the draws are those of a single-process run, whatever the process count.
         let (rank, ranks) = self.rank();
         let share = |v: &[f32], width| share_rows(v, width, rank, ranks);
+        // Read before anything of the model changes: a damaged dataset file stops the run with
+        // the model as the last step left it, to be saved (the RNG's saved state is the step's).
         let reals = self.data.batch(
             &share_rows(&indices, 1, rank, ranks),
             &share_rows(&mirror, 1, rank, ranks),
             res,
             pos.alpha,
         )?;
+        if pos.phase != self.state.phase {
+            // A new fade-in or stabilisation phase: Adam starts over (official train.py, `reset_opt_for_new_lod`).
+            self.model.reset_adam(&self.gpu)?;
+            self.state.phase = pos.phase;
+        }
         let local = n / ranks;
         let gpu = &self.gpu;
         let inputs = StepInputs {
@@ -418,13 +424,13 @@ impl Trainer {
         if res < cfg.min_res {
             return Ok(None);
         }
-        let reals = self.data.at(res)?;
         let mut rng = Rng::new(seed);
         // Distinct reals, as `pggan metrics swd` draws them.
-        let indices = rng.sample(reals.count, count);
+        let indices = rng.sample(self.data.count(), count);
+        let reals = self.data.images(res, &indices)?;
         let fakes = self.samples(&rng.normals(indices.len() * self.cfg.net.latent)).await?;
         Ok(Some(
-            metrics::swd(&self.gpu, &reals.pick(&indices), &fakes, &cfg, rng.next_u64()).await?,
+            metrics::swd(&self.gpu, &reals, &fakes, &cfg, rng.next_u64()).await?,
         ))
     }
 
