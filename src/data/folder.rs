@@ -135,8 +135,8 @@ impl Listing {
     ) -> Result<Tally> {
         let total = self.files.len();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // About 32 MiB of prepared images, and work for every core.
-        let window = ((32 << 20) / (channels * res * res)).clamp(2 * cores, 4096);
+        // About 8 MiB of prepared images (a few at the largest sizes), and work for every core.
+        let window = ((8 << 20) / (channels * res * res)).clamp(2 * cores, 4096);
         let mut tally = Tally::default();
         for (i, files) in self.files.chunks(window).enumerate() {
             let prepared = par_map(
