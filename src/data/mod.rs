@@ -366,6 +366,16 @@ impl Dataset {
     /// `max_res()`). From a prepared file each image is read on its own; the first read of a chunk
     /// checks its CRC, and a damaged one is refused with the images it holds ([`Damaged`]).
     pub fn images(&self, res: usize, indices: &[usize]) -> Result<Images> {
+        let level = self.level(res, indices)?;
+        match &self.store {
+            Store::Memory(levels) => Ok(levels[level].pick(indices)),
+            #[cfg(not(target_arch = "wasm32"))]
+            Store::File(pack) => Images::new(indices.len(), pack.channels(), res, pack.read(level, indices)?),
+        }
+    }
+
+    /// The level of resolution `res`, once `indices` are checked against the count.
+    fn level(&self, res: usize, indices: &[usize]) -> Result<usize> {
         let level = self.resolutions().position(|r| r == res).ok_or_else(|| {
             anyhow::anyhow!(
                 "dataset {} has resolutions 4 to {}, not {res}",
@@ -380,11 +390,7 @@ impl Dataset {
                 self.count()
             );
         }
-        match &self.store {
-            Store::Memory(levels) => Ok(levels[level].pick(indices)),
-            #[cfg(not(target_arch = "wasm32"))]
-            Store::File(pack) => Images::new(indices.len(), pack.channels(), res, pack.read(level, indices)?),
-        }
+        Ok(level)
     }
 
     /// Every image at resolution `res`: a whole level, for small sets and tests.
@@ -392,54 +398,95 @@ impl Dataset {
         self.images(res, &(0..self.count()).collect::<Vec<_>>())
     }
 
-    /// A minibatch at resolution `res` as f32 NCHW in [-1, 1] (x / 127.5 - 1): image `indices[i]`,
-    /// mirrored left-right where `mirror[i]`, faded as G's output is during a fade-in:
-    /// x = lerp(upsample2x_nearest(avgpool2x2(x)), x, alpha), so alpha = 1 leaves x unchanged (and
-    /// 4x4 images are never faded).
+    /// A minibatch at resolution `res` as f32 NCHW in [-1, 1]: image `indices[i]` as [`reals`] makes
+    /// it.
     pub fn batch(&self, indices: &[usize], mirror: &[bool], res: usize, alpha: f32) -> Result<Vec<f32>> {
-        ensure!(
-            indices.len() == mirror.len(),
-            "a batch of {} images needs {} mirror flags, got {}",
-            indices.len(),
-            indices.len(),
-            mirror.len()
-        );
-        ensure!(
-            (0.0..=1.0).contains(&alpha),
-            "the fade-in alpha must be within [0, 1], got {alpha}"
-        );
-        let images = self.images(res, indices)?;
-        let (c, r) = (images.channels, res);
-        let alpha = if r == 4 { 1.0 } else { alpha as f64 };
-        let mut out = Vec::with_capacity(indices.len() * c * r * r);
-        let mut x = vec![0f64; r * r];
-        for (n, &flip) in mirror.iter().enumerate() {
-            for plane in images.image(n).chunks_exact(r * r) {
-                for (row, src) in x.chunks_exact_mut(r).zip(plane.chunks_exact(r)) {
-                    for (col, v) in row.iter_mut().enumerate() {
-                        let s = if flip { src[r - 1 - col] } else { src[col] };
-                        *v = s as f64 / 127.5 - 1.0;
-                    }
+        reals(&self.images(res, indices)?, mirror, alpha)
+    }
+
+    /// [`Dataset::images`], read natively on a thread of its own from a prepared file, so that the
+    /// caller can work meanwhile; what it read (or why it could not) is [`Fetch::wait`]ed for.
+    pub fn fetch(&self, res: usize, indices: Vec<usize>) -> Fetch {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Store::File(pack) = &self.store {
+            let level = match self.level(res, &indices) {
+                Ok(level) => level,
+                Err(e) => return Fetch::Ready(Err(e)),
+            };
+            let pack = pack.clone();
+            return Fetch::Reading(std::thread::spawn(move || {
+                Images::new(indices.len(), pack.channels(), res, pack.read(level, &indices)?)
+            }));
+        }
+        Fetch::Ready(self.images(res, &indices))
+    }
+}
+
+/// Images being read ([`Dataset::fetch`]).
+pub enum Fetch {
+    Ready(Result<Images>),
+    #[cfg(not(target_arch = "wasm32"))]
+    Reading(std::thread::JoinHandle<Result<Images>>),
+}
+
+impl Fetch {
+    pub fn wait(self) -> Result<Images> {
+        match self {
+            Fetch::Ready(images) => images,
+            #[cfg(not(target_arch = "wasm32"))]
+            Fetch::Reading(thread) => thread
+                .join()
+                .unwrap_or_else(|_| bail!("the thread reading the dataset panicked")),
+        }
+    }
+}
+
+/// `images` as a minibatch of f32 NCHW in [-1, 1] (x / 127.5 - 1), image `i` mirrored left-right
+/// where `mirror[i]`, faded as G's output is during a fade-in:
+/// x = lerp(upsample2x_nearest(avgpool2x2(x)), x, alpha), so alpha = 1 leaves x unchanged (and 4x4
+/// images are never faded).
+pub fn reals(images: &Images, mirror: &[bool], alpha: f32) -> Result<Vec<f32>> {
+    ensure!(
+        images.count == mirror.len(),
+        "a batch of {} images needs {} mirror flags, got {}",
+        images.count,
+        images.count,
+        mirror.len()
+    );
+    ensure!(
+        (0.0..=1.0).contains(&alpha),
+        "the fade-in alpha must be within [0, 1], got {alpha}"
+    );
+    let (c, r) = (images.channels, images.res);
+    let alpha = if r == 4 { 1.0 } else { alpha as f64 };
+    let mut out = Vec::with_capacity(images.count * c * r * r);
+    let mut x = vec![0f64; r * r];
+    for (n, &flip) in mirror.iter().enumerate() {
+        for plane in images.image(n).chunks_exact(r * r) {
+            for (row, src) in x.chunks_exact_mut(r).zip(plane.chunks_exact(r)) {
+                for (col, v) in row.iter_mut().enumerate() {
+                    let s = if flip { src[r - 1 - col] } else { src[col] };
+                    *v = s as f64 / 127.5 - 1.0;
                 }
-                for y in 0..r {
-                    for col in 0..r {
-                        let v = x[y * r + col];
-                        let faded = if alpha == 1.0 {
-                            v
-                        } else {
-                            let (y0, x0) = (y & !1, col & !1);
-                            let low =
-                                (x[y0 * r + x0] + x[y0 * r + x0 + 1] + x[(y0 + 1) * r + x0] + x[(y0 + 1) * r + x0 + 1])
-                                    / 4.0;
-                            low + (v - low) * alpha
-                        };
-                        out.push(faded as f32);
-                    }
+            }
+            for y in 0..r {
+                for col in 0..r {
+                    let v = x[y * r + col];
+                    let faded = if alpha == 1.0 {
+                        v
+                    } else {
+                        let (y0, x0) = (y & !1, col & !1);
+                        let low =
+                            (x[y0 * r + x0] + x[y0 * r + x0 + 1] + x[(y0 + 1) * r + x0] + x[(y0 + 1) * r + x0 + 1])
+                                / 4.0;
+                        low + (v - low) * alpha
+                    };
+                    out.push(faded as f32);
                 }
             }
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 /// Maps `f` over `items` on every core (in order on wasm, which has no threads here), calling

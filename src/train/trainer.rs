@@ -11,7 +11,7 @@ use super::dist::{check_share, share_rows, Replicas};
 use super::sample::generate;
 pub use super::state::{AdamSteps, HistoryPoint, TrainState};
 use super::step::{self, Grad, Model, StepInputs};
-use crate::data::{Dataset, Images};
+use crate::data::{reals, Dataset, Fetch, Images};
 use crate::gpu::{Gpu, Tensor};
 use crate::metrics::{self, Swd, SwdConfig};
 use crate::ops::loss;
@@ -69,6 +69,17 @@ impl Due {
     }
 }
 
+/// A step's minibatch, this process's share of it: its images being read.
+struct Minibatch {
+    /// The whole minibatch's size, every process's share together.
+    n: usize,
+    images: Fetch,
+    mirror: Vec<bool>,
+    z_d: Vec<f32>,
+    z_g: Vec<f32>,
+    mix: Vec<f32>,
+}
+
 pub struct Trainer {
     gpu: Gpu,
     cfg: TrainConfig,
@@ -76,6 +87,8 @@ pub struct Trainer {
     state: TrainState,
     data: Dataset,
     rng: Rng,
+    /// The next step's minibatch, drawn ahead.
+    ahead: Option<Minibatch>,
     stats: Tensor,
     /// The last tick ended (0 before the first).
     tick: u64,
@@ -129,6 +142,7 @@ impl Trainer {
             precision_warning,
             stats: gpu.zeros(&[loss::STATS])?,
             rng: Rng::new(state.rng),
+            ahead: None,
             tick: state.images / cfg.tick_images(),
             replicas: None,
             gpu,
@@ -282,42 +296,27 @@ impl Trainer {
     /// tick clock says is due after it.
     pub fn step(&mut self) -> Result<Due> {
         let before = self.state.images;
-        if self.state.steps.is_multiple_of(MINIBATCH_REPEATS) {
-            self.state.schedule_images = self.state.images;
-        }
+        self.state.schedule_images = self.schedule_images();
         let pos = self.position();
-        let (res, latent) = (pos.res(), self.cfg.net.latent);
-        let n = self.cfg.minibatch(res);
-        let count = self.data.count() as u64;
-        let rng = &mut self.rng;
-        let indices: Vec<usize> = (0..n).map(|_| (rng.next_u64() % count) as usize).collect();
-        let mirror: Vec<bool> = (0..n).map(|_| self.cfg.mirror && rng.next_u64() & 1 == 1).collect();
-        let (z_d, z_g) = (rng.normals(n * latent), rng.normals(n * latent));
-        let mix: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
-        // Every process draws the whole minibatch from the run's one stream and trains on its share
-        // (`dist::share`): the draws are those of a single-process run, whatever the process count.
-        let (rank, ranks) = self.rank();
-        let share = |v: &[f32], width| share_rows(v, width, rank, ranks);
+        let batch = match self.ahead.take() {
+            Some(batch) => batch,
+            None => self.draw(pos),
+        };
         // Read before anything of the model changes: a damaged dataset file stops the run with
         // the model as the last step left it, to be saved (the RNG's saved state is the step's).
-        let reals = self.data.batch(
-            &share_rows(&indices, 1, rank, ranks),
-            &share_rows(&mirror, 1, rank, ranks),
-            res,
-            pos.alpha,
-        )?;
+        let reals = reals(&batch.images.wait()?, &batch.mirror, pos.alpha)?;
         if pos.phase != self.state.phase {
             // A new fade-in or stabilisation phase: Adam starts over (official train.py, `reset_opt_for_new_lod`).
             self.model.reset_adam(&self.gpu)?;
             self.state.phase = pos.phase;
         }
-        let local = n / ranks;
+        let (res, latent, local) = (pos.res(), self.cfg.net.latent, batch.mirror.len());
         let gpu = &self.gpu;
         let inputs = StepInputs {
             reals: gpu.upload(&reals, &[local, self.cfg.net.channels, res, res])?,
-            z_d: gpu.upload(&share(&z_d, latent), &[local, latent])?,
-            z_g: gpu.upload(&share(&z_g, latent), &[local, latent])?,
-            mix: gpu.upload(&share(&mix, 1), &[local])?,
+            z_d: gpu.upload(&batch.z_d, &[local, latent])?,
+            z_g: gpu.upload(&batch.z_g, &[local, latent])?,
+            mix: gpu.upload(&batch.mix, &[local])?,
         };
         let replicas = &mut self.replicas;
         let mut sync = |gpu: &Gpu, grad: &Tensor, which: Grad| match replicas {
@@ -335,10 +334,49 @@ impl Trainer {
             &mut sync,
         )?;
         gpu.flush();
-        self.state.images += n as u64;
+        self.state.images += batch.n as u64;
         self.state.steps += 1;
         self.state.rng = self.rng.state();
+        // The next step's minibatch is drawn now (the stream's saved state stays this step's, so a
+        // resumed run draws the same) and its images read while the GPU runs this step.
+        if !self.finished() {
+            let next = self.cfg.position(self.schedule_images());
+            self.ahead = Some(self.draw(next));
+        }
         Ok(self.due(before))
+    }
+
+    /// The image count the next step's schedule is evaluated at: it is evaluated once every
+    /// `MINIBATCH_REPEATS` steps.
+    fn schedule_images(&self) -> u64 {
+        match self.state.steps.is_multiple_of(MINIBATCH_REPEATS) {
+            true => self.state.images,
+            false => self.state.schedule_images,
+        }
+    }
+
+    /// The minibatch of a step at `pos`, drawn from the run's one stream: image indices, mirror
+    /// flags, the latents of D's and G's steps, the penalty's mixing factors. Every process draws the
+    /// whole minibatch and keeps its share (`dist::share`): the draws are those of a
+    /// single-process run, whatever the process count. Its images are read from then on.
+    fn draw(&mut self, pos: Position) -> Minibatch {
+        let (res, latent) = (pos.res(), self.cfg.net.latent);
+        let n = self.cfg.minibatch(res);
+        let count = self.data.count() as u64;
+        let rng = &mut self.rng;
+        let indices: Vec<usize> = (0..n).map(|_| (rng.next_u64() % count) as usize).collect();
+        let mirror: Vec<bool> = (0..n).map(|_| self.cfg.mirror && rng.next_u64() & 1 == 1).collect();
+        let (z_d, z_g) = (rng.normals(n * latent), rng.normals(n * latent));
+        let mix: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+        let (rank, ranks) = self.rank();
+        Minibatch {
+            n,
+            images: self.data.fetch(res, share_rows(&indices, 1, rank, ranks)),
+            mirror: share_rows(&mirror, 1, rank, ranks),
+            z_d: share_rows(&z_d, latent, rank, ranks),
+            z_g: share_rows(&z_g, latent, rank, ranks),
+            mix: share_rows(&mix, 1, rank, ranks),
+        }
     }
 
     /// The tick clock after a step from `before` images to the current count.
