@@ -7,7 +7,10 @@ mod common;
 use common::temp_dir;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use pggan::data::resize::{center_crop, resize};
-use pggan::data::{cached, emoji, emoji_cache_key, folder, from_files, prepare, Damaged, Dataset, Images, Loader};
+use pggan::data::{
+    cached, emoji, emoji_cache_key, folder, from_files, prepare, prepare_folder, Damaged, Dataset, Images, Loader,
+    Transform,
+};
 use pggan::rng::Rng;
 use std::fs;
 use std::io::Cursor;
@@ -508,6 +511,44 @@ fn folders_load_skip_and_cache() {
     for d in [dir, cache, empty, text] {
         fs::remove_dir_all(d).unwrap();
     }
+}
+
+/// How a non-square image becomes square, into prepared files: its centered square, the whole image
+/// centered on black, or the whole image resized; an image smaller than the resolution is upscaled
+/// and counted.
+#[test]
+fn transforms_make_images_square() {
+    let dir = temp_dir("transforms");
+    let flat = |w, h, v| {
+        encode(
+            DynamicImage::ImageRgb8(ImageBuffer::from_pixel(w, h, Rgb([v; 3]))),
+            ImageFormat::Png,
+        )
+    };
+    write(&dir, "images/small.png", &flat(2, 2, 100));
+    write(&dir, "images/wide.png", &flat(8, 4, 255));
+    // The wide image at 4x4: on an 8x8 black square when padded, rows 0-1 and 6-7 black.
+    let padded = [[0; 4], [255; 4], [255; 4], [0; 4]].concat();
+    for (transform, wide) in [
+        (Transform::CenterCrop, vec![255; 16]),
+        (Transform::Pad, padded),
+        (Transform::Stretch, vec![255; 16]),
+    ] {
+        let file = dir.join(format!("{}.pggan", transform.name()));
+        let d = prepare_folder(&dir.join("images"), &file, 1, 4, transform, &mut |_, _| {}).unwrap();
+        assert_eq!(d.file().unwrap().transform, transform.name());
+        assert_eq!((d.count(), d.upscaled), (2, 1));
+        let level = d.at(4).unwrap();
+        assert_eq!(
+            (level.image(0), level.image(1)),
+            (&[100; 16][..], &wide[..]),
+            "{transform:?}"
+        );
+        assert_eq!(Dataset::open(&file).unwrap(), d);
+    }
+    let e = "crop".parse::<Transform>().unwrap_err().to_string();
+    assert!(e.contains("center-crop, pad, stretch"), "{e}");
+    fs::remove_dir_all(dir).unwrap();
 }
 
 /// The first offset of JPEG marker `code` (0xFF, code) in `jpeg`.

@@ -292,6 +292,24 @@ fn cut_and_flipped_files_are_refused() {
         "a run folder was made"
     );
 
+    // A file of another format version, or not a prepared file at all, is refused by what it is.
+    let mut older = whole.clone();
+    older[8..12].copy_from_slice(&1u32.to_le_bytes());
+    fs::write(&file, &older).unwrap();
+    let out = run_pggan(&["dataset", "info", &s(&file)]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && e.contains("was prepared in format version 1"),
+        "{e}"
+    );
+    fs::copy(photos.join("00001.png"), &file).unwrap();
+    let out = train();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && e.contains("is not a prepared dataset"),
+        "{e}"
+    );
+
     // After the 64-byte header, the levels' sections: 8 images of 48 bytes at 4x4, of 192 at 8x8,
     // of 768 at 16x16; each level's 8 images are one chunk. `info` alone reads no image; its grid
     // reads the 16x16 ones.
