@@ -184,8 +184,8 @@ fn private_memory_does_not_grow_with_the_dataset() {
     fs::remove_dir_all(root).unwrap();
 }
 
-/// `dataset prepare` then `dataset info`: the summary (images, skipped by reason with their paths,
-/// upscaled images), the grid, and a file of another shape refused by `train` with both shapes.
+/// `dataset prepare` then `dataset info`: progress lines, the summary (images, skipped by reason
+/// with their paths, upscaled images), the grid, and a file of another shape refused by `train` with both shapes.
 #[test]
 fn prepare_info_and_a_shape_mismatch() {
     let root = temp_dir("prepare");
@@ -205,7 +205,9 @@ fn prepare_info_and_a_shape_mismatch() {
     let out = run_pggan(&["dataset", "prepare", &s(&photos), &s(&file), "--res", "8"]);
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
+    // Without a terminal, progress is a line (the first image's, then one every 5 s).
     for want in [
+        "of 9 images (",
         "dataset photos: 7 images, 8x8, 3 channels",
         "1 images were smaller than 8x8 and upscaled",
         "skipped 2 files:",

@@ -159,12 +159,13 @@ pub fn summary(data: &Dataset) -> String {
 }
 
 /// Progress while preparing: on a terminal a bar with the rate and the time left; otherwise (a log,
-/// a batch system) a line every few seconds.
+/// a batch system) a line when the first image is done, then every few seconds.
 pub struct Progress {
     label: String,
     bar: Option<indicatif::ProgressBar>,
     start: Instant,
-    shown: Instant,
+    /// When the last line was written.
+    shown: Option<Instant>,
 }
 
 /// Seconds between progress lines without a terminal.
@@ -185,7 +186,7 @@ impl Progress {
             label: label.to_string(),
             bar,
             start: Instant::now(),
-            shown: Instant::now(),
+            shown: None,
         }
     }
 
@@ -195,10 +196,10 @@ impl Progress {
             bar.set_position(done as u64);
             return;
         }
-        if self.shown.elapsed() < EVERY || done == total {
+        if self.shown.is_some_and(|t| t.elapsed() < EVERY) || done == total {
             return;
         }
-        self.shown = Instant::now();
+        self.shown = Some(Instant::now());
         let seconds = self.start.elapsed().as_secs_f64();
         let rate = done as f64 / seconds;
         errln!(
