@@ -18,14 +18,7 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 /// removes its temporary file, leaves `path` as it was and names it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let failed = |e: io::Error| anyhow!("cannot write {}: {e}", path.display());
-    let (tmp, mut file) = loop {
-        let tmp = temporary_name(path);
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(file) => break (tmp, file),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(failed(e)),
-        }
-    };
+    let (tmp, mut file) = create_temporary(path)?;
     let written = file
         .write_all(bytes)
         .and_then(|_| file.sync_all())
@@ -34,6 +27,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         failed(e)
     })
+}
+
+/// A new temporary file beside `path`, to be renamed over it once written: its name is unique to
+/// this process and call, and it is created exclusively (a file or link already at that name is
+/// left alone and the next name is tried).
+pub fn create_temporary(path: &Path) -> Result<(PathBuf, File)> {
+    loop {
+        let tmp = temporary_name(path);
+        match OpenOptions::new().read(true).write(true).create_new(true).open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => bail!("cannot write {}: {e}", path.display()),
+        }
+    }
 }
 
 /// `path.<process id>-<n>.tmp`, n counting this process's temporary files.

@@ -7,7 +7,10 @@ mod common;
 use common::temp_dir;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use pggan::data::resize::{center_crop, resize};
-use pggan::data::{cached, emoji, emoji_cache_key, folder, from_files, prepare, Dataset, Images, Loader};
+use pggan::data::{
+    cached, emoji, emoji_cache_key, folder, from_files, prepare, prepare_folder, Damaged, Dataset, Images, Loader,
+    Transform,
+};
 use pggan::rng::Rng;
 use std::fs;
 use std::io::Cursor;
@@ -43,20 +46,21 @@ fn gradient(w: u32, h: u32, seed: u32) -> DynamicImage {
 fn pyramid_levels_are_box_averages() {
     let full = random_images(3, 3, 32, 1);
     let d = Dataset::from_images("random", full.clone(), vec![]).unwrap();
-    assert_eq!(d.levels.iter().map(|l| l.res).collect::<Vec<_>>(), [4, 8, 16, 32]);
+    assert_eq!(d.resolutions().collect::<Vec<_>>(), [4, 8, 16, 32]);
     assert_eq!((d.count(), d.channels(), d.max_res()), (3, 3, 32));
-    assert_eq!(d.at(32).unwrap(), &full);
-    for pair in d.levels.windows(2) {
-        let (low, high) = (&pair[0], &pair[1]);
-        let r = low.res;
+    assert_eq!(d.at(32).unwrap(), full);
+    // Each level is the mean of its pixel's block of the full image (the unrounded chain of 2x2
+    // means), rounded half to even.
+    for r in d.resolutions() {
+        let (level, k) = (d.at(r).unwrap(), 32 / r);
         for p in 0..3 * 3 {
             for y in 0..r {
                 for x in 0..r {
-                    let at = |yy: usize, xx: usize| high.pixels[(p * 2 * r + yy) * 2 * r + xx] as f64;
-                    let mean =
-                        (at(2 * y, 2 * x) + at(2 * y, 2 * x + 1) + at(2 * y + 1, 2 * x) + at(2 * y + 1, 2 * x + 1))
-                            / 4.0;
-                    assert_eq!(low.pixels[(p * r + y) * r + x], mean.round() as u8);
+                    let block: f64 = (0..k * k)
+                        .map(|i| full.pixels[(p * 32 + y * k + i / k) * 32 + x * k + i % k] as f64)
+                        .sum();
+                    let want = (block / (k * k) as f64).round_ties_even() as u8;
+                    assert_eq!(level.pixels[(p * r + y) * r + x], want, "{r}x{r} plane {p} ({y}, {x})");
                 }
             }
         }
@@ -67,6 +71,53 @@ fn pyramid_levels_are_box_averages() {
     let e = Dataset::from_images("none", Images::new(0, 3, 8, vec![]).unwrap(), vec![]).unwrap_err();
     assert!(e.to_string().contains("no images"), "{e}");
     assert!(d.at(64).is_err() && d.at(6).is_err());
+}
+
+/// A case derived by hand where the official pyramid (unrounded chain, halves to even) differs from
+/// halving rounded levels with halves away from zero. A 16x16 plane whose 2x2 blocks have the 8x8
+/// means below, tiled in 2x2 cells of four kinds:
+/// - kind 0: means 1.75, 1.75, 1.75, 0.25 -> 8x8 rounds to 2, 2, 2, 0; 4x4 is rint(1.375) = 1
+///   (from the rounded 8x8 it would be mean(2, 2, 2, 0) = 1.5 -> 2);
+/// - kind 1: 2.5 everywhere -> 2 and 2 (away from zero: 3 and 3);
+/// - kind 2: 0.5 everywhere -> 0 and 0 (away from zero: 1 and 1);
+/// - kind 3: 3.5 everywhere -> 4 and 4 (halves to even round up too).
+#[test]
+fn pyramid_matches_a_case_derived_by_hand() {
+    // Each 8x8 mean m as a 2x2 block of bytes summing to 4m.
+    let block = |m4: u8| -> [u8; 4] {
+        match m4 {
+            7 => [2, 2, 2, 1],
+            1 => [1, 0, 0, 0],
+            10 => [3, 2, 2, 3],
+            2 => [1, 0, 0, 1],
+            14 => [4, 3, 3, 4],
+            _ => unreachable!(),
+        }
+    };
+    // 4 x the 8x8 means of each kind's cell, in the cell's order (top left, top right, ...).
+    let kinds: [[u8; 4]; 4] = [[7, 7, 7, 1], [10; 4], [2; 4], [14; 4]];
+    let (want8, want4): ([[u8; 4]; 4], [u8; 4]) = ([[2, 2, 2, 0], [2; 4], [0; 4], [4; 4]], [1, 2, 0, 4]);
+    let kind = |cy: usize, cx: usize| (cy + cx) % 4;
+    let mut plane = vec![0u8; 16 * 16];
+    for y in 0..16 {
+        for x in 0..16 {
+            let (cell, within) = ((y / 4, x / 4), (y / 2 % 2) * 2 + x / 2 % 2);
+            plane[y * 16 + x] = block(kinds[kind(cell.0, cell.1)][within])[(y % 2) * 2 + x % 2];
+        }
+    }
+    let d = Dataset::from_images("hand", Images::new(1, 1, 16, plane).unwrap(), vec![]).unwrap();
+    let (l8, l4) = (d.at(8).unwrap(), d.at(4).unwrap());
+    for y in 0..8 {
+        for x in 0..8 {
+            let want = want8[kind(y / 2, x / 2)][(y % 2) * 2 + x % 2];
+            assert_eq!(l8.pixels[y * 8 + x], want, "8x8 ({y}, {x})");
+        }
+    }
+    for y in 0..4 {
+        for x in 0..4 {
+            assert_eq!(l4.pixels[y * 4 + x], want4[kind(y, x)], "4x4 ({y}, {x})");
+        }
+    }
 }
 
 #[test]
@@ -119,10 +170,10 @@ fn batch_mirrors_and_fades_like_the_reference() {
     for (a, b) in plain.chunks(16).zip(flipped.chunks(16)) {
         assert_eq!(a.iter().rev().collect::<Vec<_>>(), b.iter().collect::<Vec<_>>());
     }
-    let image = d.at(16).unwrap().image(1);
+    let level = d.at(16).unwrap();
     assert!(plain
         .iter()
-        .zip(image)
+        .zip(level.image(1))
         .all(|(&v, &p)| v == (p as f64 / 127.5 - 1.0) as f32));
 
     for (indices, mirror, res, alpha, msg) in [
@@ -380,16 +431,37 @@ fn folders_load_skip_and_cache() {
     eprintln!("folder: cached reload {:?}", start.elapsed());
     assert_eq!(calls, [(7, 7)]);
 
-    // A damaged cache file (flipped byte, then truncated) is rebuilt without an error.
+    // A cache file whose header or length is damaged (a flipped byte, then cut short) is rebuilt
+    // when it is opened, without an error.
     let mut bytes = fs::read(&files[0]).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x55;
+    bytes[20] ^= 0x55;
     fs::write(&files[0], &bytes).unwrap();
-    assert_eq!(folder(&dir, 3, 8, Some(&cache), &mut |_, _| {}).unwrap(), d);
+    let mut calls = 0;
+    assert_eq!(folder(&dir, 3, 8, Some(&cache), &mut |_, _| calls += 1).unwrap(), d);
+    assert_eq!(calls, 7, "a damaged header must be rebuilt by decoding");
+    let bytes = fs::read(&files[0]).unwrap();
+    let mid = bytes.len() / 2;
     fs::write(&files[0], &bytes[..mid]).unwrap();
     let mut calls = 0;
     assert_eq!(folder(&dir, 3, 8, Some(&cache), &mut |_, _| calls += 1).unwrap(), d);
     assert_eq!(calls, 7, "a truncated cache must be rebuilt by decoding");
+    // A flipped byte among the images is found when its chunk is first read (opening reads only the
+    // header and the lists): refused with the images it damages, and the entry removed, so that the
+    // next load prepares the folder again. The 5 images at 8x8 (192 bytes each) are one chunk; the
+    // byte is the 4x4 level's last.
+    let mut bytes = fs::read(&files[0]).unwrap();
+    bytes[64 + 5 * 48 - 1] ^= 1;
+    fs::write(&files[0], &bytes).unwrap();
+    let damaged = folder(&dir, 3, 8, Some(&cache), &mut |_, _| {}).unwrap();
+    assert_eq!(damaged.images(8, &[4]).unwrap(), d.images(8, &[4]).unwrap());
+    let e = damaged.images(4, &[1]).unwrap_err();
+    let damage = e.downcast_ref::<Damaged>().expect("a Damaged error");
+    assert_eq!((damage.res, damage.first, damage.last, damage.removed), (4, 0, 4, true));
+    assert!(e.to_string().contains("images 0 to 4 at 4x4"), "{e}");
+    assert!(!files[0].exists());
+    let mut calls = 0;
+    assert_eq!(folder(&dir, 3, 8, Some(&cache), &mut |_, _| calls += 1).unwrap(), d);
+    assert_eq!(calls, 7, "a damaged entry must be prepared again");
 
     // The cache is what is read: a file changed in place with its size and time kept is not seen...
     let a = dir.join("a.png");
@@ -409,7 +481,8 @@ fn folders_load_skip_and_cache() {
     // Other shapes are other cache entries; no cache folder means no cache.
     assert_eq!(folder(&dir, 1, 4, Some(&cache), &mut |_, _| {}).unwrap().channels(), 1);
     assert_eq!(folder(&dir, 3, 8, None, &mut |_, _| {}).unwrap(), added);
-    assert_eq!(cache_files().len(), 4, "{:?}", cache_files());
+    // The folder's changes replaced its entry each time; the other shape has its own.
+    assert_eq!(cache_files().len(), 2, "{:?}", cache_files());
 
     // Errors name the folder and why.
     let empty = temp_dir("empty");
@@ -438,6 +511,44 @@ fn folders_load_skip_and_cache() {
     for d in [dir, cache, empty, text] {
         fs::remove_dir_all(d).unwrap();
     }
+}
+
+/// How a non-square image becomes square, into prepared files: its centered square, the whole image
+/// centered on black, or the whole image resized; an image smaller than the resolution is upscaled
+/// and counted.
+#[test]
+fn transforms_make_images_square() {
+    let dir = temp_dir("transforms");
+    let flat = |w, h, v| {
+        encode(
+            DynamicImage::ImageRgb8(ImageBuffer::from_pixel(w, h, Rgb([v; 3]))),
+            ImageFormat::Png,
+        )
+    };
+    write(&dir, "images/small.png", &flat(2, 2, 100));
+    write(&dir, "images/wide.png", &flat(8, 4, 255));
+    // The wide image at 4x4: on an 8x8 black square when padded, rows 0-1 and 6-7 black.
+    let padded = [[0; 4], [255; 4], [255; 4], [0; 4]].concat();
+    for (transform, wide) in [
+        (Transform::CenterCrop, vec![255; 16]),
+        (Transform::Pad, padded),
+        (Transform::Stretch, vec![255; 16]),
+    ] {
+        let file = dir.join(format!("{}.pggan", transform.name()));
+        let d = prepare_folder(&dir.join("images"), &file, 1, 4, transform, &mut |_, _| {}).unwrap();
+        assert_eq!(d.file().unwrap().transform, transform.name());
+        assert_eq!((d.count(), d.upscaled), (2, 1));
+        let level = d.at(4).unwrap();
+        assert_eq!(
+            (level.image(0), level.image(1)),
+            (&[100; 16][..], &wide[..]),
+            "{transform:?}"
+        );
+        assert_eq!(Dataset::open(&file).unwrap(), d);
+    }
+    let e = "crop".parse::<Transform>().unwrap_err().to_string();
+    assert!(e.contains("center-crop, pad, stretch"), "{e}");
+    fs::remove_dir_all(dir).unwrap();
 }
 
 /// The first offset of JPEG marker `code` (0xFF, code) in `jpeg`.

@@ -205,6 +205,17 @@ impl Sandbox {
         ];
         args.extend(TINY_16);
         assert!(run_pggan(&args).status.success(), "the tiny run failed");
+        // The prepared file the examples of `train` read (those of `dataset` come after them).
+        let prepared = root.join("photos-256.pggan");
+        let args = [
+            "dataset",
+            "prepare",
+            images.to_str().unwrap(),
+            prepared.to_str().unwrap(),
+            "--res",
+            "16",
+        ];
+        assert!(run_pggan(&args).status.success(), "preparing the folder failed");
         Sandbox {
             run: runs.join("000-photos-16"),
             root,
@@ -281,19 +292,34 @@ impl Sandbox {
                 &cache,
             ]),
             ["serve"] => pairs(&["--port", "0", "--root", &path(&self.page)]),
+            ["dataset", "info", ..] if example.iter().any(|a| a == "--grid") => {
+                pairs(&["--grid", &written("grid.png")])
+            }
             _ => Vec::new(),
         };
         if command == ["metrics", "msssim"] {
             set.extend(pairs(&["--pairs", "4"]));
         }
-        let mut args = example[1..].to_vec();
+        // Positional paths: the image folder, and prepared files shared by the examples (one
+        // prepares what the next reads).
+        let mut args: Vec<String> = example[1..]
+            .iter()
+            .map(|a| match a.as_str() {
+                "photos" => path(&self.images),
+                f if f.ends_with(".pggan") => path(&self.root.join(f)),
+                _ => a.clone(),
+            })
+            .collect();
         let mut put = |flag: &str, value: &str, add: bool| match args.iter().position(|a| a == flag) {
             Some(i) => args[i + 1] = value.to_string(),
             None if add => args.extend([flag.to_string(), value.to_string()]),
             None => {}
         };
         for (flag, value) in &read {
-            put(flag, value, false);
+            // A prepared file is trained on as the example says: the one an earlier example wrote.
+            if *flag != "--data" || !example.iter().any(|a| a.ends_with(".pggan")) {
+                put(flag, value, false);
+            }
         }
         for (flag, value) in &set {
             put(flag, value, true);

@@ -189,7 +189,12 @@ fn resume_continues_exactly() {
     run_steps(&mut first, 7);
     let bytes = block_on(first.checkpoint()).unwrap().to_bytes().unwrap();
     let ck = Checkpoint::from_bytes(&bytes).unwrap();
-    let mut resumed = Trainer::resume(common::gpu(), &ck, data()).unwrap();
+    // The resumed run reads its images from a prepared file, each minibatch drawn a step ahead and
+    // read on a thread of its own: the same draws and images, so the same model.
+    let dir = common::temp_dir("resume-file");
+    let file = pggan::data::cached(Some(&dir), "random-8", || Ok(data())).unwrap();
+    assert!(file.file().is_some());
+    let mut resumed = Trainer::resume(common::gpu(), &ck, file).unwrap();
     run_steps(&mut resumed, 8);
     assert!(resumed.finished());
     let mut got = block_on(resumed.checkpoint()).unwrap();
@@ -203,6 +208,7 @@ fn resume_continues_exactly() {
             "{name} differs after resume"
         );
     }
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

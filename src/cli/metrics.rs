@@ -118,8 +118,7 @@ pub struct Source {
 /// has more.
 fn dataset_images(name: &str, channels: usize, res: usize, count: usize, src: &Source, seed: u64) -> Result<Images> {
     let data = load_data(name, channels, res, &src.cache)?;
-    let all = data.at(res)?;
-    Ok(all.pick(&Rng::new(seed).sample(all.count, count)))
+    data.images(res, &Rng::new(seed).sample(data.count(), count))
 }
 
 fn generated(g: &Generator, count: usize, seed: u64) -> Result<Images> {

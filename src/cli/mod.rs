@@ -2,6 +2,7 @@
 //! training, data and metrics they call.
 
 mod bench;
+mod dataset;
 mod export;
 mod generate;
 mod metrics;
@@ -60,6 +61,13 @@ enum Command {
     /// Train a PG-GAN (what `pggan` alone runs: on the embedded emoji set to 64x64).
     #[command(after_long_help = train::EXAMPLES)]
     Train(Box<train::TrainArgs>),
+    /// Prepared datasets: `prepare` a folder of images into one file that training reads without
+    /// loading it; `info` on such a file.
+    #[command(after_long_help = dataset::EXAMPLES)]
+    Dataset {
+        #[command(subcommand)]
+        command: dataset::DatasetCommand,
+    },
     /// Images from a checkpoint's EMA generator: PNG files, one grid, or a .npy file.
     #[command(after_long_help = generate::GENERATE_EXAMPLES)]
     Generate(generate::GenerateArgs),
@@ -209,6 +217,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Train(args) => train::run(&args),
+        Command::Dataset { command } => dataset::run(&command).map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => generate::run_generate(&args),
         Command::Interpolate(args) => generate::run_interpolate(&args),
         Command::Export(args) => export::run(&args),

@@ -21,6 +21,7 @@ use pggan::train::run::{self, RunOptions, CHECKPOINT, CONFIG};
 use pggan::train::trainer::Trainer;
 use pollster::block_on;
 
+use super::dataset::{summary, Progress};
 use super::{ensure_folder, GpuArgs};
 
 pub const EXAMPLES: &str = "\
@@ -29,6 +30,8 @@ Examples:
   pggan train
   # A folder of images (searched recursively) to 128x128, 8 images per step:
   pggan train --data photos --max-res 128 --minibatch 8
+  # A file made by pggan dataset prepare, at its resolution:
+  pggan train --data photos-256.pggan --max-res 256
   # Continue a stopped run from its last checkpoint:
   pggan train --resume runs/000-photos-128";
 
@@ -37,7 +40,8 @@ Examples:
 /// its own settings; [`show_defaults`] writes them into the help.
 #[derive(Args, Debug, Default)]
 pub struct TrainArgs {
-    /// Image folder (PNG, JPEG, WebP, BMP; searched recursively), or `emoji`, the embedded set.
+    /// Image folder (PNG, JPEG, WebP, BMP; searched recursively; prepared into the cache), a file
+    /// made by `pggan dataset prepare`, or `emoji`, the embedded set.
     #[arg(long)]
     pub data: Option<String>,
     /// Folder that holds the runs; each run gets `NNN-<data>-<res>` inside.
@@ -253,29 +257,30 @@ pub fn load_dataset(cfg: &TrainConfig, cache: &Path) -> Result<Dataset> {
     load_data(&cfg.data, cfg.net.channels, cfg.net.max_res, cache)
 }
 
-/// `"emoji"` or an image folder with `c` channels at `r` x `r`, with progress and a warning for
-/// skipped files.
+/// `"emoji"`, an image folder (prepared into the cache) or a prepared file, with `c` channels at
+/// `r` x `r`; progress while preparing, and a summary.
 pub fn load_data(name: &str, c: usize, r: usize, cache: &Path) -> Result<Dataset> {
-    let bar = indicatif::ProgressBar::new(0);
-    let mut progress = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
+    let path = Path::new(name);
     let data = if name == EMOJI {
         data::cached(Some(cache), &data::emoji_cache_key(c, r), || data::emoji(c, r))?
-    } else {
-        data::folder(Path::new(name), c, r, Some(cache), &mut progress)?
-    };
-    bar.finish_and_clear();
-    if !data.skipped.is_empty() {
-        errln!(
-            "warning: skipped {} files that are not readable images, e.g. {}: {}",
-            data.skipped.len(),
-            data.skipped[0].path,
-            data.skipped[0].reason
+    } else if path.is_file() {
+        let data = Dataset::open(path)?;
+        ensure!(
+            (data.max_res(), data.channels()) == (r, c),
+            "the prepared dataset {name} is {}x{} with {} channels; this run needs {r}x{r} with {c} \
+             (--max-res, --channels): prepare it again with pggan dataset prepare --res {r} --channels {c}",
+            data.max_res(),
+            data.max_res(),
+            data.channels()
         );
-    }
-    errln!("dataset {}: {} images, {r}x{r}, {c} channels", data.name, data.count());
+        data
+    } else {
+        let mut progress = Progress::new(&format!("preparing {name}"));
+        let data = data::folder(path, c, r, Some(cache), &mut |d, t| progress.update(d, t))?;
+        progress.finish();
+        data
+    };
+    errln!("{}", summary(&data));
     Ok(data)
 }
 

@@ -1,149 +1,120 @@
-//! The on-disk cache of prepared datasets: one file per key holding every level and the skipped
-//! list, checked by a CRC-32 so a damaged or foreign file is rebuilt instead of trusted.
+//! The on-disk cache of prepared datasets: one prepared file per key (`pack`), its header, lists and
+//! length checked when it is opened, so a cut or foreign file is rebuilt instead of trusted (a
+//! damaged chunk is found when it is first read, and the entry removed then).
 
-use super::{Dataset, Images, Skipped, FORMAT_VERSION};
-use crate::files::{read_regular, write_atomic, Lock};
+use super::{pack, Dataset};
+use crate::files::Lock;
 use anyhow::{anyhow, ensure, Context, Result};
 use std::fs;
-use std::path::Path;
-
-const MAGIC: &[u8; 8] = b"PGGANDS\0";
+use std::path::{Path, PathBuf};
 
 /// Returns the dataset cached under `key` in `cache_dir` when that file is intact and was written for
 /// this key and format version; otherwise runs `build` and stores its result there (atomically:
 /// a temporary file renamed into place). One process builds a key at a time: another that needs
 /// it meanwhile waits on the key's lock file, then reads what the first stored. A cache that cannot
-/// be written is reported on stderr and the built dataset is returned. With no `cache_dir`, just runs `build`. `key` becomes the file
-/// name `<key>.bin`, so it may hold only ASCII letters, digits, '-', '_' and '.'.
+/// be written is reported on stderr and the built dataset is returned. With no `cache_dir`, just runs
+/// `build`. `key` becomes the file name `<key>.bin`, so it may hold only ASCII letters, digits, '-',
+/// '_' and '.'; an entry replaces those whose key differs only after its last '-' (see [`Slot`]).
 pub fn cached(cache_dir: Option<&Path>, key: &str, build: impl FnOnce() -> Result<Dataset>) -> Result<Dataset> {
-    let Some(dir) = cache_dir else {
-        return build();
-    };
+    check_key(key)?;
+    match cache_dir.map(|dir| lookup(dir, key)).transpose() {
+        Ok(Some(Entry::Ready(dataset))) => Ok(dataset),
+        Ok(Some(Entry::Build(slot))) => {
+            let dataset = build()?;
+            slot.fill(|path| pack::write(path, &dataset, key, ""))
+        }
+        Ok(None) => build(),
+        Err(e) => {
+            unwritable(&e);
+            build()
+        }
+    }
+}
+
+/// Reports a cache that cannot be used; the dataset is prepared in memory instead.
+pub(crate) fn unwritable(e: &anyhow::Error) {
+    crate::errln!("warning: the dataset cache cannot be written ({e:#}); preparing the images in memory");
+}
+
+/// A cache entry: there, or to be built under its lock.
+pub(crate) enum Entry {
+    Ready(Dataset),
+    Build(Slot),
+}
+
+/// Where an entry is to be built, its lock held until it is.
+pub(crate) struct Slot {
+    dir: PathBuf,
+    key: String,
+    path: PathBuf,
+    _lock: Lock,
+}
+
+fn check_key(key: &str) -> Result<()> {
     ensure!(
         !key.is_empty() && !key.starts_with('.') && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
         "the dataset cache key {key:?} must be a plain file name (ASCII letters, digits, '-', '_', '.')"
     );
+    Ok(())
+}
+
+/// The intact entry of `key`, or its slot with the key's lock taken (waiting while another process
+/// builds it, then taking what it stored). Errors when the cache folder cannot be created or
+/// locked. `key` is a plain name ([`check_key`]).
+pub(crate) fn lookup(dir: &Path, key: &str) -> Result<Entry> {
     let path = dir.join(format!("{key}.bin"));
-    let load = || read_regular(&path, u64::MAX).ok().and_then(|bytes| decode(&bytes, key));
-    if let Some(dataset) = load() {
-        return Ok(dataset);
-    }
-    // Without the lock (a cache folder that cannot be written) the dataset is built all the same.
-    let lock = fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))
-        .and_then(|()| {
-            Lock::wait(&dir.join(format!("{key}.lock")), |holder| {
-                crate::errln!(
-                    "waiting for {holder}, which is preparing the dataset {}",
-                    path.display()
-                )
-            })
-        });
-    if let Some(dataset) = lock.is_ok().then(load).flatten() {
-        return Ok(dataset);
-    }
-    let dataset = build()?;
-    let stored = lock
-        .as_ref()
-        .map_err(|e| anyhow!("{e:#}"))
-        .and_then(|_| write_atomic(&path, &encode(&dataset, key)));
-    if let Err(e) = stored {
-        crate::errln!(
-            "warning: the dataset cache {} could not be written: {e:#}",
-            path.display()
-        );
-    }
-    Ok(dataset)
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// Layout: magic, version, key, name, channels, level count, image count, skipped (count, then path
-/// and reason each), every level's pixels from 4x4 up, CRC-32 of all that. Integers little-endian
-/// u64, strings as length + UTF-8.
-fn encode(dataset: &Dataset, key: &str) -> Vec<u8> {
-    let mut out = MAGIC.to_vec();
-    out.extend_from_slice(&(FORMAT_VERSION as u64).to_le_bytes());
-    put_str(&mut out, key);
-    put_str(&mut out, &dataset.name);
-    for n in [
-        dataset.channels(),
-        dataset.levels.len(),
-        dataset.count(),
-        dataset.skipped.len(),
-    ] {
-        out.extend_from_slice(&(n as u64).to_le_bytes());
-    }
-    for s in &dataset.skipped {
-        put_str(&mut out, &s.path);
-        put_str(&mut out, &s.reason);
-    }
-    for level in &dataset.levels {
-        out.extend_from_slice(&level.pixels);
-    }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        (n <= self.bytes.len()).then(|| {
-            let (head, rest) = self.bytes.split_at(n);
-            self.bytes = rest;
-            head
-        })
-    }
-
-    fn num(&mut self) -> Option<usize> {
-        usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()
-    }
-
-    fn string(&mut self) -> Option<String> {
-        let n = self.num()?;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
-    }
-}
-
-/// The dataset in `bytes` if they are an intact cache file for `key` of this format version.
-fn decode(bytes: &[u8], key: &str) -> Option<Dataset> {
-    let (body, crc) = bytes.split_at(bytes.len().checked_sub(4)?);
-    if crc32fast::hash(body).to_le_bytes() != crc || !body.starts_with(MAGIC) {
-        return None;
-    }
-    let mut r = Reader {
-        bytes: &body[MAGIC.len()..],
+    let load = || {
+        pack::open(&path, true)
+            .ok()
+            .filter(|d| d.file().is_some_and(|f| f.key == key))
     };
-    if r.num()? != FORMAT_VERSION as usize || r.string()? != key {
-        return None;
+    if let Some(dataset) = load() {
+        return Ok(Entry::Ready(dataset));
     }
-    let name = r.string()?;
-    let (channels, levels, count, skipped) = (r.num()?, r.num()?, r.num()?, r.num()?);
-    // 4 << 29 pixels a side is far beyond any image; the bound keeps the shift below from overflowing.
-    if levels == 0 || levels > 30 || count == 0 {
-        return None;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let lock = Lock::wait(&dir.join(format!("{key}.lock")), |holder| {
+        crate::errln!(
+            "waiting for {holder}, which is preparing the dataset {}",
+            path.display()
+        )
+    })?;
+    if let Some(dataset) = load() {
+        return Ok(Entry::Ready(dataset));
     }
-    let skipped = (0..skipped)
-        .map(|_| {
-            Some(Skipped {
-                path: r.string()?,
-                reason: r.string()?,
-            })
-        })
-        .collect::<Option<Vec<_>>>()?;
-    let levels = (0..levels)
-        .map(|i| {
-            let res = 4usize << i;
-            let n = count.checked_mul(channels)?.checked_mul(res)?.checked_mul(res)?;
-            Images::new(count, channels, res, r.take(n)?.to_vec()).ok()
-        })
-        .collect::<Option<Vec<_>>>()?;
-    r.bytes.is_empty().then_some(Dataset { name, levels, skipped })
+    Ok(Entry::Build(Slot {
+        dir: dir.to_path_buf(),
+        key: key.to_string(),
+        path,
+        _lock: lock,
+    }))
+}
+
+impl Slot {
+    /// Runs `write(path)`, which writes the entry's prepared file, and opens it; then removes the
+    /// entries it replaces (the same key up to its last '-': the same folder and shape, changed) and
+    /// prints the cache's size.
+    pub(crate) fn fill(self, write: impl FnOnce(&Path) -> Result<()>) -> Result<Dataset> {
+        write(&self.path)?;
+        let dataset = pack::open(&self.path, true)?;
+        let family = &self.key[..self.key.rfind('-').map_or(0, |i| i + 1)];
+        let (mut files, mut bytes) = (0, 0);
+        for entry in fs::read_dir(&self.dir).map_err(|e| anyhow!("cannot list {}: {e}", self.dir.display()))? {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(key) = name.strip_suffix(".bin") else { continue };
+            if !family.is_empty() && key != self.key && key.starts_with(family) && fs::remove_file(entry.path()).is_ok()
+            {
+                crate::errln!("removed the cache entry {name}, which this one replaces");
+                continue;
+            }
+            files += 1;
+            bytes += entry.metadata().map_or(0, |m| m.len());
+        }
+        crate::errln!(
+            "dataset cache {}: {files} prepared sets, {:.1} MB",
+            self.dir.display(),
+            bytes as f64 / 1e6
+        );
+        Ok(dataset)
+    }
 }

@@ -2,8 +2,8 @@
 //! transparency on white, convert the colours, crop the centered square, area-resize.
 
 use super::resize::{resize_rows, square_window};
-use super::{check_shape, par_map, Dataset, Images, Skipped};
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use super::{check_shape, par_map, Dataset, Levels, Prepared, Tally};
+use anyhow::{anyhow, ensure, Context, Result};
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits};
 use std::borrow::Cow;
 use std::io::{self, BufRead, Cursor, Read, Seek};
@@ -31,11 +31,76 @@ const MAX_FILE_BYTES: u64 = MAX_ALLOC + (64 << 20);
 /// Files over 576 MiB, images over 32768 pixels a side or 512 MiB decoded, and JPEGs that end
 /// before their end marker are refused.
 pub fn prepare(bytes: &[u8], channels: usize, res: usize) -> Result<Vec<u8>> {
-    prepare_from(Cursor::new(bytes), bytes.len() as u64, channels, res)
+    prepare_from(
+        Cursor::new(bytes),
+        bytes.len() as u64,
+        channels,
+        res,
+        Transform::CenterCrop,
+    )
+    .map(|p| p.pixels)
 }
 
-/// [`prepare`] reading the `size` bytes of an encoded image from `input` (a file) as it decodes.
-pub(crate) fn prepare_from(input: impl BufRead + Seek, size: u64, channels: usize, res: usize) -> Result<Vec<u8>> {
+/// How an image that is not square becomes square.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transform {
+    /// Its centered square (the official tool's, and StyleGAN2-ADA's `center-crop`).
+    #[default]
+    CenterCrop,
+    /// The whole image centered on a black square.
+    Pad,
+    /// The whole image resized to the square, its proportions changed.
+    Stretch,
+}
+
+impl Transform {
+    pub const ALL: [Transform; 3] = [Transform::CenterCrop, Transform::Pad, Transform::Stretch];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Transform::CenterCrop => "center-crop",
+            Transform::Pad => "pad",
+            Transform::Stretch => "stretch",
+        }
+    }
+
+    /// The part of a `w` x `h` image that is resized to the square: its top-left corner in the image
+    /// (negative where it pads) and its width and height.
+    fn frame(self, w: usize, h: usize) -> (isize, isize, usize, usize) {
+        match self {
+            Transform::CenterCrop => {
+                let (x0, y0, side) = square_window(w, h);
+                (x0 as isize, y0 as isize, side, side)
+            }
+            Transform::Pad => {
+                let side = w.max(h);
+                (-(((side - w) / 2) as isize), -(((side - h) / 2) as isize), side, side)
+            }
+            Transform::Stretch => (0, 0, w, h),
+        }
+    }
+}
+
+impl std::str::FromStr for Transform {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Transform> {
+        Transform::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Transform::ALL.iter().map(|t| t.name()).collect();
+            anyhow!("unknown transform {s:?}: give one of {}", names.join(", "))
+        })
+    }
+}
+
+/// [`prepare`] reading the `size` bytes of an encoded image from `input` (a file) as it decodes,
+/// made square as `transform` says.
+pub(crate) fn prepare_from(
+    input: impl BufRead + Seek,
+    size: u64,
+    channels: usize,
+    res: usize,
+    transform: Transform,
+) -> Result<Prepared> {
     ensure!(
         channels == 1 || channels == 3,
         "images must have 1 or 3 channels, not {channels}"
@@ -51,15 +116,19 @@ pub(crate) fn prepare_from(input: impl BufRead + Seek, size: u64, channels: usiz
     let (image, _held) = decode(input)?;
     let (w, h) = (image.width() as usize, image.height() as usize);
     ensure!(w > 0 && h > 0, "the image has no pixels ({w}x{h})");
+    let frame = transform.frame(w, h);
     // 8-bit images are read in place; deeper ones (16-bit, float) through one f32 RGBA copy.
     let values = match &image {
-        DynamicImage::ImageLuma8(b) => resample(b.as_raw(), w, 1, 255.0, channels, res),
-        DynamicImage::ImageLumaA8(b) => resample(b.as_raw(), w, 2, 255.0, channels, res),
-        DynamicImage::ImageRgb8(b) => resample(b.as_raw(), w, 3, 255.0, channels, res),
-        DynamicImage::ImageRgba8(b) => resample(b.as_raw(), w, 4, 255.0, channels, res),
-        other => resample(other.to_rgba32f().as_raw(), w, 4, 1.0, channels, res),
+        DynamicImage::ImageLuma8(b) => resample(b.as_raw(), w, 1, 255.0, channels, res, frame),
+        DynamicImage::ImageLumaA8(b) => resample(b.as_raw(), w, 2, 255.0, channels, res, frame),
+        DynamicImage::ImageRgb8(b) => resample(b.as_raw(), w, 3, 255.0, channels, res, frame),
+        DynamicImage::ImageRgba8(b) => resample(b.as_raw(), w, 4, 255.0, channels, res, frame),
+        other => resample(other.to_rgba32f().as_raw(), w, 4, 1.0, channels, res, frame),
     }?;
-    Ok(values.into_iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect())
+    Ok(Prepared {
+        pixels: values.into_iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect(),
+        upscaled: frame.2 < res || frame.3 < res,
+    })
 }
 
 /// Decodes an image of any supported format, recognised by its content, within the limits above;
@@ -176,7 +245,8 @@ fn jpeg_complete(mut input: impl BufRead) -> io::Result<bool> {
 }
 
 /// Resamples interleaved pixels of `spp` samples (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) whose full
-/// scale is `max` into `channels` planes of `res` x `res` on the 0..=255 scale.
+/// scale is `max` into `channels` planes of `res` x `res` on the 0..=255 scale: the `frame` of the
+/// image ([`Transform::frame`]), black where it lies outside the image.
 fn resample<T: Copy + Into<f64>>(
     data: &[T],
     w: usize,
@@ -184,13 +254,21 @@ fn resample<T: Copy + Into<f64>>(
     max: f64,
     channels: usize,
     res: usize,
+    (x0, y0, fw, fh): (isize, isize, usize, usize),
 ) -> Result<Vec<f64>> {
     let h = data.len() / (w * spp);
-    let (x0, y0, side) = square_window(w, h);
     let scale = 255.0 / max;
-    resize_rows(side, side, res, res, channels, |y, buf| {
-        let row = &data[((y0 + y) * w + x0) * spp..((y0 + y) * w + x0 + side) * spp];
-        for (x, px) in row.chunks_exact(spp).enumerate() {
+    resize_rows(fw, fh, res, res, channels, |y, buf| {
+        buf.fill(0.0);
+        let Some(sy) = (y0 + y as isize).try_into().ok().filter(|&sy: &usize| sy < h) else {
+            return;
+        };
+        let row = &data[sy * w * spp..(sy + 1) * w * spp];
+        for x in 0..fw {
+            let Some(sx) = (x0 + x as isize).try_into().ok().filter(|&sx: &usize| sx < w) else {
+                continue;
+            };
+            let px = &row[sx * spp..(sx + 1) * spp];
             let alpha = if spp == 2 || spp == 4 {
                 px[spp - 1].into() / max
             } else {
@@ -211,51 +289,11 @@ fn resample<T: Copy + Into<f64>>(
                 };
             } else {
                 for (c, v) in rgb.into_iter().enumerate() {
-                    buf[c * side + x] = v;
+                    buf[c * fw + x] = v;
                 }
             }
         }
     })
-}
-
-/// Builds a dataset from prepared images, each named; those that failed are listed as skipped.
-/// `source` names where they came from in the error when none could be used.
-pub(crate) fn assemble(
-    name: &str,
-    source: &str,
-    prepared: Vec<(String, Result<Vec<u8>>)>,
-    channels: usize,
-    res: usize,
-) -> Result<Dataset> {
-    if prepared.is_empty() {
-        bail!("there are no files in {source}");
-    }
-    let mut pixels = Vec::new();
-    let mut skipped = Vec::new();
-    for (path, result) in prepared {
-        match result {
-            Ok(bytes) => pixels.extend_from_slice(&bytes),
-            Err(e) => skipped.push(Skipped {
-                path,
-                reason: format!("{e:#}"),
-            }),
-        }
-    }
-    let count = pixels.len() / (channels * res * res);
-    if count == 0 {
-        let reasons: Vec<String> = skipped
-            .iter()
-            .take(3)
-            .map(|s| format!("{}: {}", s.path, s.reason))
-            .collect();
-        bail!(
-            "no image in {source} could be used: all {} files were skipped ({}{})",
-            skipped.len(),
-            reasons.join("; "),
-            if skipped.len() > 3 { "; ..." } else { "" }
-        );
-    }
-    Dataset::from_images(name, Images::new(count, channels, res, pixels)?, skipped)
 }
 
 /// A dataset prepared a few images at a time, so that a caller without threads (the page) can stay
@@ -270,7 +308,10 @@ pub struct Loader {
     res: usize,
     /// Named encoded files; each one's bytes are dropped once it is prepared.
     files: Vec<(String, Cow<'static, [u8]>)>,
-    prepared: Vec<Result<Vec<u8>>>,
+    /// The levels of the images prepared so far, and what was made of their files.
+    levels: Levels,
+    tally: Tally,
+    done: usize,
 }
 
 impl Loader {
@@ -287,8 +328,10 @@ impl Loader {
             source,
             channels,
             res,
-            prepared: Vec::with_capacity(files.len()),
             files,
+            levels: Levels::new(channels, res),
+            tally: Tally::default(),
+            done: 0,
         })
     }
 
@@ -311,7 +354,7 @@ impl Loader {
 
     /// Number of files prepared so far.
     pub fn done(&self) -> usize {
-        self.prepared.len()
+        self.done
     }
 
     pub fn channels(&self) -> usize {
@@ -323,16 +366,23 @@ impl Loader {
     }
 
     /// Prepares the next `n` files (fewer at the end; natively on every core) and returns how many are
-    /// done. A file that fails is remembered and becomes a [`Skipped`] at [`finish`](Loader::finish).
+    /// done. A file that fails is remembered and becomes a [`Skipped`](super::Skipped) at [`finish`](Loader::finish).
     pub fn prepare(&mut self, n: usize) -> usize {
         let (start, end) = (self.done(), (self.done() + n).min(self.total()));
         let (c, r) = (self.channels, self.res);
         let chunk = &mut self.files[start..end];
-        self.prepared
-            .extend(par_map(&*chunk, |(_, bytes)| prepare(bytes, c, r), &mut |_, _| {}));
-        for (_, bytes) in chunk {
+        let prepared = par_map(
+            &*chunk,
+            |(_, bytes)| prepare_from(Cursor::new(&bytes[..]), bytes.len() as u64, c, r, Transform::CenterCrop),
+            &mut |_, _| {},
+        );
+        for ((name, bytes), result) in chunk.iter_mut().zip(prepared) {
             *bytes = Cow::Borrowed(&[]);
+            self.tally
+                .add(&mut self.levels, name.clone(), result)
+                .expect("memory takes every image of the loader's shape");
         }
+        self.done = end;
         self.done()
     }
 
@@ -346,13 +396,13 @@ impl Loader {
             self.done(),
             self.total()
         );
-        let named = self.files.into_iter().map(|(n, _)| n).zip(self.prepared).collect();
-        assemble(&self.name, &self.source, named, self.channels, self.res)
+        self.tally.check(&self.source)?;
+        self.levels.finish(&self.name, self.tally)
     }
 }
 
 /// A dataset from named encoded files (for example files dropped on the page): each decoded as
-/// [`prepare`] does; a file that fails becomes a [`Skipped`] with the decoder's reason. Errors when
+/// [`prepare`] does; a file that fails becomes a [`Skipped`](super::Skipped) with the decoder's reason. Errors when
 /// no file could be used. `channels` is 1 or 3, `res` a power of two of at least 4.
 pub fn from_files(
     name: &str,

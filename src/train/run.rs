@@ -26,7 +26,7 @@ use pollster::block_on;
 use super::config::TrainConfig;
 use super::driver::{Driver, Outcome, Progress, Save, Sink, TickLine};
 use super::trainer::Trainer;
-use crate::data::Images;
+use crate::data::{Damaged, Images};
 use crate::files::{open_append, write_atomic};
 use crate::samples::grid;
 use crate::tensorboard::EventWriter;
@@ -205,11 +205,14 @@ pub fn train(driver: &mut Driver, dir: &Path, opts: &RunOptions, origin: &str) -
     let stop = || opts.stop.load(Ordering::SeqCst);
     let result = RunFolder::create(driver.trainer(), dir, opts, &bar, &mut text).and_then(|mut folder| {
         match block_on(driver.run(&mut folder, &stop)) {
-            // Only the log failed: the model is good, so it is saved before the run stops.
-            Err(e) if e.is::<LogFailed>() => Err(match block_on(driver.save(&mut folder, Save::Checkpoint)) {
-                Ok(()) => anyhow!("{e}; the run stopped after writing its checkpoint"),
-                Err(ck) => anyhow!("{e}; the checkpoint could not be written either: {ck:#}"),
-            }),
+            // Only the log or the dataset file failed: the model is good, so it is saved before the
+            // run stops.
+            Err(e) if e.is::<LogFailed>() || e.is::<Damaged>() => {
+                Err(match block_on(driver.save(&mut folder, Save::Checkpoint)) {
+                    Ok(()) => anyhow!("{e}; the run stopped after writing its checkpoint"),
+                    Err(ck) => anyhow!("{e}; the checkpoint could not be written either: {ck:#}"),
+                })
+            }
             result => result,
         }
     });
@@ -249,17 +252,12 @@ impl<'a> RunFolder<'a> {
         let cfg = trainer.cfg();
         write_atomic(&dir.join(CONFIG), serde_json::to_string_pretty(cfg)?.as_bytes())?;
         if trainer.state().steps == 0 {
-            let reals = trainer.data().at(cfg.net.max_res)?;
-            let shown = (opts.grid * opts.grid).min(reals.count);
-            let first = Images::new(
-                shown,
-                reals.channels,
-                reals.res,
-                reals.pixels[..shown * reals.image(0).len()].to_vec(),
-            )?;
+            let data = trainer.data();
+            let shown = (opts.grid * opts.grid).min(data.count());
+            let first = data.images(cfg.net.max_res, &(0..shown).collect::<Vec<_>>())?;
             write_atomic(
                 &dir.join("samples/reals.png"),
-                &grid(&first, opts.grid, reals.res)?.png()?,
+                &grid(&first, opts.grid, first.res)?.png()?,
             )?;
         }
         let log = open_append(&dir.join(LOG))?;

@@ -2,8 +2,6 @@
 //! browser. It only records GPU work and reads back when asked (statistics, samples, checkpoints),
 //! so the caller decides when to wait: the CLI blocks, the page awaits.
 
-use std::sync::Arc;
-
 use anyhow::{bail, ensure, Result};
 use serde::Serialize;
 
@@ -13,7 +11,7 @@ use super::dist::{check_share, share_rows, Replicas};
 use super::sample::generate;
 pub use super::state::{AdamSteps, HistoryPoint, TrainState};
 use super::step::{self, Grad, Model, StepInputs};
-use crate::data::{Dataset, Images};
+use crate::data::{Dataset, Fetch, Images};
 use crate::gpu::{Gpu, Tensor};
 use crate::metrics::{self, Swd, SwdConfig};
 use crate::nn::backend::GpuBackend;
@@ -73,6 +71,17 @@ impl Due {
     }
 }
 
+/// A step's minibatch, this process's share of it: its images being read.
+struct Minibatch {
+    /// The whole minibatch's size, every process's share together.
+    n: usize,
+    images: Fetch,
+    mirror: Vec<bool>,
+    z_d: Vec<f32>,
+    z_g: Vec<f32>,
+    mix: Vec<f32>,
+}
+
 pub struct Trainer {
     gpu: Gpu,
     /// The layers' precision for the whole run.
@@ -80,12 +89,10 @@ pub struct Trainer {
     cfg: TrainConfig,
     model: Model<Tensor>,
     state: TrainState,
-    /// Shared with the thread that reads the next minibatch.
-    data: Arc<Dataset>,
-    /// The next step's minibatch, being read (natively).
-    #[cfg(not(target_arch = "wasm32"))]
-    next: Option<Prefetch>,
+    data: Dataset,
     rng: Rng,
+    /// The next step's minibatch, drawn ahead.
+    ahead: Option<Minibatch>,
     stats: Tensor,
     /// The last tick ended (0 before the first).
     tick: u64,
@@ -141,15 +148,14 @@ impl Trainer {
             precision_warning,
             stats: gpu.zeros(&[loss::STATS])?,
             rng: Rng::new(state.rng),
+            ahead: None,
             tick: state.images / cfg.tick_images(),
             replicas: None,
             gpu,
             cfg,
             model,
             state,
-            data: Arc::new(data),
-            #[cfg(not(target_arch = "wasm32"))]
-            next: None,
+            data,
         })
     }
 
@@ -167,9 +173,13 @@ impl Trainer {
         // The configuration and the images, at 4x4 (every image, and cheap to hash).
         let mut crc = crc32fast::Hasher::new();
         crc.update(serde_json::to_string(&self.cfg)?.as_bytes());
-        let smallest = &self.data.levels[0];
-        crc.update(&(smallest.count as u64).to_le_bytes());
-        crc.update(&smallest.pixels);
+        let count = self.data.count();
+        crc.update(&(count as u64).to_le_bytes());
+        // A few thousand images at a time, so that a prepared file is never read whole.
+        for first in (0..count).step_by(4096) {
+            let indices: Vec<usize> = (first..(first + 4096).min(count)).collect();
+            crc.update(&self.data.images(4, &indices)?.pixels);
+        }
         if let Some(listed) = differing(replicas.as_mut(), crc.finalize())? {
             bail!(
                 "the processes' configurations or datasets differ (CRC-32 of the configuration and \
@@ -301,44 +311,39 @@ impl Trainer {
     /// tick clock says is due after it.
     pub fn step(&mut self) -> Result<Due> {
         let before = self.state.images;
-        self.state.schedule_images = self.next_schedule_images();
+        self.state.schedule_images = self.schedule_images();
         let pos = self.position();
+        let batch = match self.ahead.take() {
+            Some(batch) => batch,
+            None => self.draw(pos),
+        };
+        // Read before anything of the model changes: a damaged dataset file stops the run with
+        // the model as the last step left it, to be saved (the RNG's saved state is the step's).
+        let images = batch.images.wait()?;
         if pos.phase != self.state.phase {
             // A new fade-in or stabilisation phase: Adam starts over (official train.py, `reset_opt_for_new_lod`).
             self.model.reset_adam(&GpuBackend::new(&self.gpu, &self.layers))?;
             self.state.phase = pos.phase;
         }
-        let (res, latent) = (pos.res(), self.cfg.net.latent);
-        let n = self.cfg.minibatch(res);
-        let rng = &mut self.rng;
-        let indices = draw_indices(rng, n, self.data.count());
-        let mirror: Vec<bool> = (0..n).map(|_| self.cfg.mirror && rng.next_u64() & 1 == 1).collect();
-        let (z_d, z_g) = (rng.normals(n * latent), rng.normals(n * latent));
-        let mix: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
-        // Every process draws the whole minibatch from the run's one stream and trains on its share
-        // (`dist::share`): the draws are those of a single-process run, whatever the process count.
-        let (rank, ranks) = self.rank();
-        let share = |v: &[f32], width| share_rows(v, width, rank, ranks);
-        let bytes = self.reals_bytes(res, share_rows(&indices, 1, rank, ranks))?;
-        let local = n / ranks;
+        let (res, latent, local) = (pos.res(), self.cfg.net.latent, batch.mirror.len());
         // Not `self.backend()`: the step borrows the model mutably.
         let bk = GpuBackend::new(&self.gpu, &self.layers);
         let gpu = bk.gpu;
         // The images go up as bytes; the GPU scales, mirrors and fades them.
         let reals = gpu.scratch(&[local, self.cfg.net.channels, res, res])?;
-        let mirror = reals::flags(&share_rows(&mirror, 1, rank, ranks));
+        let mirror = reals::flags(&batch.mirror);
         reals::forward(
             gpu,
-            &gpu.upload_bytes(&bytes)?,
+            &gpu.upload_bytes(&images.pixels)?,
             &gpu.upload_bytes(&mirror)?,
             &reals,
             pos.alpha,
         )?;
         let inputs = StepInputs {
             reals,
-            z_d: gpu.upload(&share(&z_d, latent), &[local, latent])?,
-            z_g: gpu.upload(&share(&z_g, latent), &[local, latent])?,
-            mix: gpu.upload(&share(&mix, 1), &[local])?,
+            z_d: gpu.upload(&batch.z_d, &[local, latent])?,
+            z_g: gpu.upload(&batch.z_g, &[local, latent])?,
+            mix: gpu.upload(&batch.mix, &[local])?,
         };
         let replicas = &mut self.replicas;
         let mut sync = |bk: &GpuBackend, grad: &Tensor, which: Grad| match replicas {
@@ -356,53 +361,49 @@ impl Trainer {
             &mut sync,
         )?;
         gpu.flush();
-        self.state.images += n as u64;
+        self.state.images += batch.n as u64;
         self.state.steps += 1;
         self.state.rng = self.rng.state();
-        #[cfg(not(target_arch = "wasm32"))]
-        self.read_ahead();
+        // The next step's minibatch is drawn now (the stream's saved state stays this step's, so a
+        // resumed run draws the same) and its images read while the GPU runs this step.
+        if !self.finished() {
+            let next = self.cfg.position(self.schedule_images());
+            self.ahead = Some(self.draw(next));
+        }
         Ok(self.due(before))
     }
 
-    /// The images whose schedule the next step follows: the official loop evaluates it once every
-    /// `MINIBATCH_REPEATS` minibatches.
-    fn next_schedule_images(&self) -> u64 {
+    /// The image count the next step's schedule is evaluated at: it is evaluated once every
+    /// `MINIBATCH_REPEATS` steps.
+    fn schedule_images(&self) -> u64 {
         match self.state.steps.is_multiple_of(MINIBATCH_REPEATS) {
             true => self.state.images,
             false => self.state.schedule_images,
         }
     }
 
-    /// The bytes of this process's `indices` at `res`: those read ahead where they are these
-    /// (`read_ahead`), else read now.
-    fn reals_bytes(&mut self, res: usize, indices: Vec<usize>) -> Result<Vec<u8>> {
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Some(next) = self.next.take() {
-            if (next.res, &next.indices) == (res, &indices) {
-                return next
-                    .bytes
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("the thread reading the minibatch panicked"))?;
-            }
-        }
-        Ok(self.data.images(res, &indices)?.pixels)
-    }
-
-    /// Starts reading the next step's minibatch on a thread of its own while the GPU runs this one.
-    /// Its indices are the run's next draws, taken from a copy of the generator: the step draws
-    /// them again, from the one stream, in the same order.
-    #[cfg(not(target_arch = "wasm32"))]
-    fn read_ahead(&mut self) {
-        if self.finished() {
-            return;
-        }
-        let res = self.cfg.position(self.next_schedule_images()).res();
+    /// The minibatch of a step at `pos`, drawn from the run's one stream: image indices, mirror
+    /// flags, the latents of D's and G's steps, the penalty's mixing factors. Every process draws the
+    /// whole minibatch and keeps its share (`dist::share`): the draws are those of a
+    /// single-process run, whatever the process count. Its images are read from then on.
+    fn draw(&mut self, pos: Position) -> Minibatch {
+        let (res, latent) = (pos.res(), self.cfg.net.latent);
+        let n = self.cfg.minibatch(res);
+        let count = self.data.count() as u64;
+        let rng = &mut self.rng;
+        let indices: Vec<usize> = (0..n).map(|_| (rng.next_u64() % count) as usize).collect();
+        let mirror: Vec<bool> = (0..n).map(|_| self.cfg.mirror && rng.next_u64() & 1 == 1).collect();
+        let (z_d, z_g) = (rng.normals(n * latent), rng.normals(n * latent));
+        let mix: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
         let (rank, ranks) = self.rank();
-        let all = draw_indices(&mut self.rng.clone(), self.cfg.minibatch(res), self.data.count());
-        let indices = share_rows(&all, 1, rank, ranks);
-        let (data, wanted) = (Arc::clone(&self.data), indices.clone());
-        let bytes = std::thread::spawn(move || Ok(data.images(res, &wanted)?.pixels));
-        self.next = Some(Prefetch { res, indices, bytes });
+        Minibatch {
+            n,
+            images: self.data.fetch(res, share_rows(&indices, 1, rank, ranks)),
+            mirror: share_rows(&mirror, 1, rank, ranks),
+            z_d: share_rows(&z_d, latent, rank, ranks),
+            z_g: share_rows(&z_g, latent, rank, ranks),
+            mix: share_rows(&mix, 1, rank, ranks),
+        }
     }
 
     /// The tick clock after a step from `before` images to the current count.
@@ -488,13 +489,13 @@ impl Trainer {
         if res < cfg.min_res {
             return Ok(None);
         }
-        let reals = self.data.at(res)?;
         let mut rng = Rng::new(seed);
         // Distinct reals, as `pggan metrics swd` draws them.
-        let indices = rng.sample(reals.count, count);
+        let indices = rng.sample(self.data.count(), count);
+        let reals = self.data.images(res, &indices)?;
         let fakes = self.samples(&rng.normals(indices.len() * self.cfg.net.latent)).await?;
         Ok(Some(
-            metrics::swd(&self.gpu, &reals.pick(&indices), &fakes, &cfg, rng.next_u64()).await?,
+            metrics::swd(&self.gpu, &reals, &fakes, &cfg, rng.next_u64()).await?,
         ))
     }
 
@@ -569,19 +570,6 @@ fn differing(replicas: &mut dyn Replicas, crc: u32) -> Result<Option<String>> {
         .map(|(r, s)| format!("rank {r} {s:08x}"))
         .collect();
     Ok(Some(listed.join(", ")))
-}
-
-/// `n` image indices of a dataset of `count`, the first draws of a step.
-fn draw_indices(rng: &mut Rng, n: usize, count: usize) -> Vec<usize> {
-    (0..n).map(|_| (rng.next_u64() % count as u64) as usize).collect()
-}
-
-/// A minibatch being read on a thread of its own: this process's images `indices` at `res`.
-#[cfg(not(target_arch = "wasm32"))]
-struct Prefetch {
-    res: usize,
-    indices: Vec<usize>,
-    bytes: std::thread::JoinHandle<Result<Vec<u8>>>,
 }
 
 /// The dataset must match the networks and fill a minibatch.
