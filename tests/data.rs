@@ -484,6 +484,16 @@ fn folders_load_skip_and_cache() {
     // The folder's changes replaced its entry each time; the other shape has its own.
     assert_eq!(cache_files().len(), 2, "{:?}", cache_files());
 
+    // A cache folder that cannot be made (here: below a file) is reported; the set is prepared in
+    // memory, and the emoji set's cache likewise.
+    let blocked = dir.join("notes.txt").join("cache");
+    assert_eq!(folder(&dir, 3, 8, Some(&blocked), &mut |_, _| {}).unwrap(), added);
+    let small = emoji(3, 4).unwrap();
+    assert_eq!(
+        cached(Some(&blocked), &emoji_cache_key(3, 4), || emoji(3, 4)).unwrap(),
+        small
+    );
+
     // Errors name the folder and why.
     let empty = temp_dir("empty");
     write(&empty, ".only-hidden", b"x");
@@ -712,6 +722,25 @@ fn emoji_set() {
     eprintln!("emoji(3, 64): cached reload in {:?}", start.elapsed());
     assert_eq!(reloaded, full);
     assert!(cached(Some(&cache), "../escape", || Ok(full.clone())).is_err());
+    fs::remove_dir_all(cache).unwrap();
+}
+
+/// A cache entry that cannot be written (here a folder has its name, so the finished file cannot be
+/// renamed into place): the set is returned from memory with a warning, and no temporary file is
+/// left.
+#[test]
+fn an_unwritable_cache_entry_keeps_the_set_in_memory() {
+    let cache = temp_dir("entry");
+    let key = emoji_cache_key(3, 4);
+    fs::create_dir_all(cache.join(format!("{key}.bin"))).unwrap();
+    let d = cached(Some(&cache), &key, || emoji(3, 4)).unwrap();
+    assert!(d.file().is_none());
+    assert_eq!(d, emoji(3, 4).unwrap());
+    let names: Vec<String> = fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
     fs::remove_dir_all(cache).unwrap();
 }
 

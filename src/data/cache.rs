@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 /// this key and format version; otherwise runs `build` and stores its result there (atomically:
 /// a temporary file renamed into place). One process builds a key at a time: another that needs
 /// it meanwhile waits on the key's lock file, then reads what the first stored. A cache that cannot
-/// be written is reported on stderr and the built dataset is returned. With no `cache_dir`, just runs
+/// be written (its folder, or the file: a full disk) is reported on stderr and the built dataset is
+/// returned. With no `cache_dir`, just runs
 /// `build`. `key` becomes the file name `<key>.bin`, so it may hold only ASCII letters, digits, '-',
 /// '_' and '.'; an entry replaces those whose key differs only after its last '-' (see [`Slot`]).
 pub fn cached(cache_dir: Option<&Path>, key: &str, build: impl FnOnce() -> Result<Dataset>) -> Result<Dataset> {
@@ -21,7 +22,10 @@ pub fn cached(cache_dir: Option<&Path>, key: &str, build: impl FnOnce() -> Resul
         Ok(Some(Entry::Ready(dataset))) => Ok(dataset),
         Ok(Some(Entry::Build(slot))) => {
             let dataset = build()?;
-            slot.fill(|path| pack::write(path, &dataset, key, ""))
+            slot.fill(|path| pack::write(path, &dataset, key, "")).or_else(|e| {
+                unwritable(&e);
+                Ok(dataset)
+            })
         }
         Ok(None) => build(),
         Err(e) => {
@@ -31,9 +35,9 @@ pub fn cached(cache_dir: Option<&Path>, key: &str, build: impl FnOnce() -> Resul
     }
 }
 
-/// Reports a cache that cannot be used; the dataset is prepared in memory instead.
+/// Reports a cache that cannot be used; the dataset is kept in memory instead.
 pub(crate) fn unwritable(e: &anyhow::Error) {
-    crate::errln!("warning: the dataset cache cannot be written ({e:#}); preparing the images in memory");
+    crate::errln!("warning: the dataset cache cannot be written ({e:#}); the images are kept in memory");
 }
 
 /// A cache entry: there, or to be built under its lock.

@@ -169,8 +169,11 @@ impl Listing {
 /// With a `cache_dir`, the prepared set is written there as it is prepared, under a key that covers
 /// the folder's path, every file's relative path, size and modification time, `channels`, `res` and
 /// the format version, so it is reused while the folder is unchanged; the entry of the folder as
-/// it was before a change is removed. Errors when `dir` is missing, not a folder, empty, or holds
-/// no decodable image (with how many files were skipped and the first reasons).
+/// it was before a change is removed; a cache folder that cannot be created or locked is reported
+/// on stderr and the set prepared in memory, while a cache file that cannot be written (a full disk)
+/// is an error naming it (preparing again in memory would decode every image twice). Errors when
+/// `dir` is missing, not a folder, empty, or holds no decodable image (with how many files were
+/// skipped and the first reasons).
 pub fn folder(
     dir: &Path,
     channels: usize,
