@@ -340,7 +340,7 @@ fn cut_and_flipped_files_are_refused() {
             && e.contains("the run stopped after writing its checkpoint"),
         "{e}"
     );
-    let run = fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let run = runs.join("000-photos-16");
     let ck = pggan::train::checkpoint::load(&run.join("checkpoint.safetensors")).unwrap();
     assert!(ck.state.steps > 0, "the checkpoint is of step {}", ck.state.steps);
     fs::remove_dir_all(root).unwrap();

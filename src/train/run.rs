@@ -53,8 +53,13 @@ pub struct RunOptions<'a> {
 /// at least, more after 999).
 pub fn new_run_dir(out: &Path, cfg: &TrainConfig) -> Result<PathBuf> {
     fs::create_dir_all(out).with_context(|| format!("cannot create the runs folder {}", out.display()))?;
-    let data = Path::new(&cfg.data)
-        .file_name()
+    // A prepared file's name without its extension (`photos.pggan`: `photos`).
+    let data = Path::new(&cfg.data);
+    let name = match data.is_file() {
+        true => data.file_stem(),
+        false => data.file_name(),
+    };
+    let data = name
         .map(|n| {
             n.to_string_lossy()
                 .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
