@@ -1,7 +1,8 @@
 //! `pggan bench train`, `pggan bench kernels`, `pggan bench quality` and `pggan bench launches` as a
 //! user runs them, on tiny shapes: the JSON they print, the per-kernel profile, forced tiles, the
 //! refusal of an unknown tile, `--precision` of train, kernels and quality, the per-launch host cost
-//! with its counts, and `pggan bench precision` (features and the mixed kernels).
+//! with its counts, `pggan bench precision` (features and the mixed kernels), and `pggan bench
+//! data` (reals made on the host and on the GPU).
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -287,4 +288,35 @@ fn bench_precision_checks_f16_and_refuses_cooperative_matrices_on_lavapipe() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
     let why = report["refused"][1]["error"].as_str().unwrap();
     assert_eq!(why, "conv coop: turned off by PGGAN_MIXED_CONV=f16", "{report}");
+}
+
+/// `bench data` on a prepared file of 64x64 images (so only its 64x64 row): both ways timed, and
+/// the process's memory reported.
+#[test]
+fn bench_data_times_both_ways_of_making_reals() {
+    let dir = common::temp_dir("bench-data");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for i in 0..8u32 {
+        let image = image::RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 4) as u8, (i * 30) as u8])
+        });
+        image.save(images.join(format!("{i}.png"))).unwrap();
+    }
+    let file = dir.join("set.pggan");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let out = run(&["dataset", "prepare", &s(&images), &s(&file), "--res", "64"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = json(&["bench", "data", "--data", &s(&file), "--steps", "2", "--json"]);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{report}");
+    assert_eq!(
+        (rows[0]["resolution"].as_u64(), rows[0]["minibatch"].as_u64()),
+        (Some(64), Some(16))
+    );
+    for key in ["f64_ms", "read_ms", "bytes_ms"] {
+        assert!(rows[0][key].as_f64().unwrap() > 0.0, "{key}: {report}");
+    }
+    assert!(report["peak_resident_bytes"].as_u64().unwrap() >= report["private_bytes"].as_u64().unwrap());
+    assert!(report["private_bytes"].as_u64().unwrap() > 0, "{report}");
 }

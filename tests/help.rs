@@ -281,6 +281,7 @@ impl Sandbox {
             ]),
             ["bench", "kernels"] => pairs(&["--batch", "1", "--max-channels", "8", "--reps", "1"]),
             ["bench", "launches"] => pairs(&["--launches", "100", "--rounds", "2"]),
+            ["bench", "data"] => pairs(&["--steps", "1"]),
             ["bench", "quality"] => pairs(&[
                 "--resolution",
                 "4",

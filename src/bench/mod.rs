@@ -3,9 +3,13 @@
 //! quality, natively.
 
 #[cfg(not(target_arch = "wasm32"))]
+mod data;
+#[cfg(not(target_arch = "wasm32"))]
 mod native;
 mod train;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use data::*;
 #[cfg(not(target_arch = "wasm32"))]
 pub use native::*;
 pub use train::{adapter, train, train_on, train_report, train_table, TrainBench, TrainRow, TrainSettings};

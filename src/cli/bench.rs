@@ -53,6 +53,23 @@ Examples:
     /// every one ran and passed.
     #[command(after_long_help = "Examples:\n  pggan bench precision")]
     Precision,
+    /// The host's milliseconds to produce a minibatch of reals from a prepared file, as the trainer
+    /// did before (scaled, mirrored and faded on the host in f64, uploaded as f32) and as it does now
+    /// (the bytes read, uploaded as bytes, turned into reals on the GPU), at 64x64, 256x256 and
+    /// 1024x1024 (those the file holds) with minibatches 16, 16 and 4; and the process's peak memory.
+    #[command(after_long_help = "Examples:\n  pggan bench data --data photos-256.pggan")]
+    Data(DataArgs),
+}
+
+/// The settings of `pggan bench data`.
+#[derive(Args)]
+pub struct DataArgs {
+    /// A prepared file (`pggan dataset prepare`).
+    #[arg(long)]
+    data: PathBuf,
+    /// Timed minibatches per resolution, after one untimed.
+    #[arg(long, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10000))]
+    steps: usize,
 }
 
 /// The settings of `pggan bench launches`.
@@ -173,6 +190,7 @@ fn bench(opts: &GpuOptions, what: BenchWhat, json: bool, mut replicas: Option<Bo
         BenchWhat::Quality(a) => quality(gpu, adapter, a, json)?,
         BenchWhat::Kernels(a) => kernels(gpu, adapter, a, json)?,
         BenchWhat::Precision => precision(gpu, adapter, json)?,
+        BenchWhat::Data(a) => data(gpu, adapter, a, json)?,
     };
     if json && lead {
         outln!("{report}");
@@ -382,6 +400,39 @@ fn quality(gpu: Gpu, adapter: Value, a: QualityArgs, json: bool) -> Result<Value
         "precision": format!("{:?}", layers.precision),
         "layers": layers.describe(),
         "result": r,
+    }))
+}
+
+fn data(gpu: Gpu, adapter: Value, a: DataArgs, json: bool) -> Result<Value> {
+    let set = pggan::data::Dataset::open(&a.data)?;
+    let rows = bench::reals_rows(&gpu, &set, a.steps)?;
+    let (peak, private) = bench::memory().unwrap_or_default();
+    if !json {
+        outln!(
+            "data: {} ({} images of {}x{}), {} minibatches per resolution after one",
+            a.data.display(),
+            set.count(),
+            set.max_res(),
+            set.max_res(),
+            a.steps
+        );
+        match rows.is_empty() {
+            true => outln!("nothing timed: the file's images are smaller than 64x64"),
+            false => out!("{}", bench::data_table(&rows)),
+        }
+        outln!(
+            "memory: peak resident {:.1} MB, private now {:.1} MB",
+            peak as f64 / 1e6,
+            private as f64 / 1e6
+        );
+    }
+    Ok(serde_json::json!({
+        "bench": "data",
+        "adapter": adapter,
+        "config": { "data": a.data, "steps": a.steps, "images": set.count(), "resolution": set.max_res() },
+        "rows": rows,
+        "peak_resident_bytes": peak,
+        "private_bytes": private,
     }))
 }
 
