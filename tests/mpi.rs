@@ -2,7 +2,8 @@
 //! the emoji set at 8x8, as a user runs it. K = 2 against K = 1 (the same draws, within f32
 //! reduction order), one checkpoint written by rank 0 and resumed with K = 2 and K = 1, a refused
 //! K, K = 1 under mpirun equal to a plain run bit for bit, a signal that stops every rank at one
-//! step with a checkpoint, a killed rank and drifting parameters ending the run within a bound.
+//! step with a checkpoint, a killed rank and drifting parameters ending the run within a bound,
+//! and an image folder prepared once by one rank while the other waits, each rank's memory printed.
 //!
 //! mpirun runs as root here (CI), so the tests pass Open MPI's allow-run-as-root option; a test
 //! fails when mpirun is missing (tests/run.sh installs it).
@@ -406,4 +407,36 @@ fn processes_with_different_configurations_are_refused() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Two processes on one host and an image folder not yet prepared: one prepares it into the
+/// cache while the other waits for it, both train on that one file, and each reports its memory.
+#[test]
+fn two_processes_prepare_a_folder_once_and_report_their_memory() {
+    let root = temp_dir("mpi-data");
+    let images = root.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for i in 0..8u32 {
+        let image = image::RgbImage::from_fn(16, 16, |x, y| {
+            image::Rgb([(x * 16) as u8, (y * 16) as u8, (i * 30) as u8])
+        });
+        image.save(images.join(format!("{i}.png"))).unwrap();
+    }
+    let args = with(
+        tiny(&root.join("cache"), &root.join("runs")),
+        &["--data", images.to_str().unwrap(), "--total-kimg", "0.032"],
+    );
+    let err = ok(&finish(mpirun(2, &args), LIMIT));
+    let preparing = format!("preparing {}: ", images.display());
+    assert_eq!(err.matches(&preparing).count(), 1, "{err}");
+    assert_eq!(err.matches("1 prepared sets").count(), 1, "{err}");
+    for rank in 0..2 {
+        let line = format!("rank {rank} of 2: peak memory ");
+        let at = err
+            .find(&line)
+            .unwrap_or_else(|| panic!("no memory line of rank {rank}: {err}"));
+        let mb: f64 = err[at + line.len()..].split(' ').next().unwrap().parse().unwrap();
+        eprintln!("rank {rank}: peak memory {mb} MB");
+        assert!(mb > 1.0 && mb < 4000.0, "{err}");
+    }
 }

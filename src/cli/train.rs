@@ -379,6 +379,7 @@ fn train(
         errln!("precision: {}", trainer.layers().describe());
     }
     describe_adapter(&trainer);
+    let (rank, ranks) = trainer.rank();
     let flag = stop.clone();
     // The first Ctrl-C, SIGTERM or SIGHUP stops after the current step with a checkpoint; a
     // second one exits at once.
@@ -390,7 +391,9 @@ fn train(
     .context("cannot install the signal handler")?;
     #[cfg(feature = "mpi")]
     if !lead {
-        return pggan::train::mpi::follow(trainer);
+        let outcome = pggan::train::mpi::follow(trainer);
+        describe_memory(rank, ranks);
+        return outcome;
     }
     let terminal = std::io::stderr().is_terminal();
     let opts = RunOptions {
@@ -409,7 +412,22 @@ fn train(
             to.dir.display()
         ),
     }
+    describe_memory(rank, ranks);
     Ok(outcome)
+}
+
+/// In a data-parallel run, each process's peak resident memory and its private memory at the end
+/// (the dataset is read from one file, not held by each process).
+fn describe_memory(rank: usize, ranks: usize) {
+    if let (Some((peak, private)), true) = (pggan::bench::memory(), ranks > 1) {
+        // Formatted first: the processes share stderr.
+        let line = format!(
+            "rank {rank} of {ranks}: peak memory {:.1} MB, private {:.1} MB",
+            peak as f64 / 1e6,
+            private as f64 / 1e6
+        );
+        errln!("{line}");
+    }
 }
 
 /// `--resume PATH`: the checkpoint's run with the settings given, and where it continues.
