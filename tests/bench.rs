@@ -296,13 +296,7 @@ fn bench_precision_checks_f16_and_refuses_cooperative_matrices_on_lavapipe() {
 fn bench_data_times_both_ways_of_making_reals() {
     let dir = common::temp_dir("bench-data");
     let images = dir.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    for i in 0..8u32 {
-        let image = image::RgbImage::from_fn(64, 64, |x, y| {
-            image::Rgb([(x * 4) as u8, (y * 4) as u8, (i * 30) as u8])
-        });
-        image.save(images.join(format!("{i}.png"))).unwrap();
-    }
+    common::make_images(&images, 8, 64, 1);
     let file = dir.join("set.pggan");
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     let out = run(&["dataset", "prepare", &s(&images), &s(&file), "--res", "64"]);

@@ -415,13 +415,7 @@ fn processes_with_different_configurations_are_refused() {
 fn two_processes_prepare_a_folder_once_and_report_their_memory() {
     let root = temp_dir("mpi-data");
     let images = root.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    for i in 0..8u32 {
-        let image = image::RgbImage::from_fn(16, 16, |x, y| {
-            image::Rgb([(x * 16) as u8, (y * 16) as u8, (i * 30) as u8])
-        });
-        image.save(images.join(format!("{i}.png"))).unwrap();
-    }
+    common::make_images(&images, 8, 16, 1);
     let args = with(
         tiny(&root.join("cache"), &root.join("runs")),
         &["--data", images.to_str().unwrap(), "--total-kimg", "0.032"],

@@ -5,36 +5,12 @@
 
 mod common;
 
-use common::{pggan, run_pggan, temp_dir};
-use image::{ImageFormat, Rgb, RgbImage};
-use pggan::rng::Rng;
+use common::{make_images, pggan, run_pggan, temp_dir};
+use image::{Rgb, RgbImage};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use std::time::{Duration, Instant};
-
-/// `count` images of `side` x `side`: smooth gradients plus noise, every third a JPEG, the rest
-/// PNGs, written into `dir`.
-fn make_images(dir: &Path, count: usize, side: u32, seed: u64) {
-    fs::create_dir_all(dir).unwrap();
-    let mut rng = Rng::new(seed);
-    for i in 0..count {
-        let (a, b) = (rng.next_u64() % 200, rng.next_u64() % 200);
-        let image = RgbImage::from_fn(side, side, |x, y| {
-            let noise = (rng.next_u64() % 24) as u32;
-            Rgb([
-                ((x * 255 / side) + noise).min(255) as u8,
-                ((y * 255 / side) as u64 + a).min(255) as u8,
-                ((x + y) as u64 % 56 + b + noise as u64).min(255) as u8,
-            ])
-        });
-        let (name, format) = match i % 3 {
-            0 => (format!("{i:05}.jpg"), ImageFormat::Jpeg),
-            _ => (format!("{i:05}.png"), ImageFormat::Png),
-        };
-        image.save_with_format(dir.join(name), format).unwrap();
-    }
-}
 
 /// The status line `field` (kB) of process `pid`, in bytes.
 fn status_bytes(pid: u32, field: &str) -> Option<u64> {
@@ -185,7 +161,8 @@ fn private_memory_does_not_grow_with_the_dataset() {
 }
 
 /// `dataset prepare` then `dataset info`: progress lines, the summary (images, skipped by reason
-/// with their paths, upscaled images), the grid, and a file of another shape refused by `train` with both shapes.
+/// with their paths, upscaled images), the grid, a file of another shape refused by `train` with
+/// both shapes, and the metrics reading a smaller level of the file.
 #[test]
 fn prepare_info_and_a_shape_mismatch() {
     let root = temp_dir("prepare");
@@ -256,6 +233,17 @@ fn prepare_info_and_a_shape_mismatch() {
         !runs.exists() || fs::read_dir(&runs).unwrap().next().is_none(),
         "a run folder was made"
     );
+    // The metrics read any level the file holds, and refuse one it does not.
+    let metrics = |res: &str| {
+        let f = s(&file);
+        run_pggan(&["metrics", "swd", "--real", &f, "--fake", &f, "--res", res, "--count", "4", "--json"])
+    };
+    let out = metrics("8");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = metrics("4");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let e = String::from_utf8_lossy(&metrics("16").stderr).into_owned();
+    assert!(e.contains("holds 8x8 images with 3 channels; 16x16 with 3 are asked for"), "{e}");
     fs::remove_dir_all(root).unwrap();
 }
 

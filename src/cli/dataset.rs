@@ -122,11 +122,15 @@ pub fn summary(data: &Dataset) -> String {
         data.channels()
     );
     if let Some(file) = data.file() {
+        // The emoji set, made square by hand, has no transform.
+        let transform = match file.transform.as_str() {
+            "" => String::new(),
+            t => format!(", {t}"),
+        };
         text += &format!(
-            ", {} ({:.1} MB, {})",
+            ", {} ({:.1} MB{transform})",
             file.path.display(),
-            file.bytes as f64 / 1e6,
-            file.transform
+            file.bytes as f64 / 1e6
         );
     }
     if data.upscaled > 0 {

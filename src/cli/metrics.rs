@@ -16,7 +16,7 @@ use pggan::outln;
 use pggan::rng::Rng;
 
 use super::generate::Generator;
-use super::train::load_data;
+use super::train::load_level;
 
 const SWD_EXAMPLES: &str = "\
 Examples:
@@ -114,10 +114,10 @@ pub struct Source {
     pub json: bool,
 }
 
-/// `count` images of a dataset (`"emoji"` or a folder), drawn at random without repeats when it
-/// has more.
+/// `count` images of a dataset (`"emoji"`, a folder or a prepared file holding `res`), drawn at
+/// random without repeats when it has more.
 fn dataset_images(name: &str, channels: usize, res: usize, count: usize, src: &Source, seed: u64) -> Result<Images> {
-    let data = load_data(name, channels, res, &src.cache)?;
+    let data = load_level(name, channels, res, &src.cache)?;
     data.images(res, &Rng::new(seed).sample(data.count(), count))
 }
 

@@ -252,6 +252,25 @@ fn read_json_config(path: &Path) -> Result<TrainConfig> {
     TrainConfig::from_json(&text).with_context(|| format!("{} is not a valid pggan configuration", path.display()))
 }
 
+/// `load_data` to read images at `r` x `r` (the metrics): a prepared file may hold larger ones, and
+/// its level of `r` is read.
+pub fn load_level(name: &str, c: usize, r: usize, cache: &Path) -> Result<Dataset> {
+    let path = Path::new(name);
+    if name == EMOJI || !path.is_file() {
+        return load_data(name, c, r, cache);
+    }
+    let data = Dataset::open(path)?;
+    ensure!(
+        data.channels() == c && data.resolutions().any(|level| level == r),
+        "the prepared dataset {name} holds {}x{} images with {} channels; {r}x{r} with {c} are asked for",
+        data.max_res(),
+        data.max_res(),
+        data.channels()
+    );
+    errln!("{}", summary(&data));
+    Ok(data)
+}
+
 /// The dataset a configuration names, prepared at its resolution (cached natively).
 pub fn load_dataset(cfg: &TrainConfig, cache: &Path) -> Result<Dataset> {
     load_data(&cfg.data, cfg.net.channels, cfg.net.max_res, cache)

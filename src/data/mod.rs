@@ -444,8 +444,9 @@ impl Fetch {
 /// `images` as a minibatch of f32 NCHW in [-1, 1] (x / 127.5 - 1), image `i` mirrored left-right
 /// where `mirror[i]`, faded as G's output is during a fade-in:
 /// x = lerp(upsample2x_nearest(avgpool2x2(x)), x, alpha), so alpha = 1 leaves x unchanged (and 4x4
-/// images are never faded). Computed on the host in f64 (`ops::reals::forward_ref`); training
-/// uploads the bytes and runs `ops::reals` on the GPU instead.
+/// images are never faded). Computed on the host in f64 (`ops::reals::forward_ref`), as the trainer
+/// did before it uploaded the bytes and ran `ops::reals` on the GPU; kept for the tests and for
+/// `pggan bench data`'s comparison.
 pub fn reals(images: &Images, mirror: &[bool], alpha: f32) -> Result<Vec<f32>> {
     ensure!(
         images.count == mirror.len(),

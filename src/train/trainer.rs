@@ -135,14 +135,13 @@ impl Trainer {
 
     /// The trainer, with the layers at the configuration's precision, chosen here once for the run
     /// (`auto` resolved against the device; `mixed` refused without f16 arithmetic; natively, a
-    /// cooperative convolution is checked first, `LayerPrecision::verified`, and replaced if wrong,
+    /// cooperative convolution is checked first, `LayerPrecision::choose`, and replaced if wrong,
     /// with a warning: [`Trainer::precision_warning`]).
     fn assemble(gpu: Gpu, cfg: TrainConfig, data: Dataset, model: Model<Tensor>, state: TrainState) -> Result<Trainer> {
-        let layers = LayerPrecision::of(&gpu, cfg.precision.resolve(&gpu.precision)?)?;
         #[cfg(not(target_arch = "wasm32"))]
-        let (layers, precision_warning) = pollster::block_on(layers.verified(&gpu))?;
+        let (layers, precision_warning) = pollster::block_on(LayerPrecision::choose(&gpu, cfg.precision))?;
         #[cfg(target_arch = "wasm32")]
-        let precision_warning = None;
+        let (layers, precision_warning) = (LayerPrecision::of(&gpu, cfg.precision.resolve(&gpu.precision)?)?, None);
         Ok(Trainer {
             layers,
             precision_warning,

@@ -1,6 +1,6 @@
 //! Native test helpers: a device on whatever adapter exists (a test fails when there is none) with
 //! WebGPU's default limits, a runner that asserts every row of an op's check, the `pggan` binary as a
-//! user runs it, fresh temporary folders, and the project's Python environment. Not every test
+//! user runs it, fresh temporary folders, image folders to prepare, and the project's Python environment. Not every test
 //! binary uses each of them.
 #![allow(dead_code)]
 
@@ -9,7 +9,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pggan::check::{table, Check};
+use image::{ImageFormat, Rgb, RgbImage};
 use pggan::gpu::{Gpu, GpuOptions};
+use pggan::rng::Rng;
 
 pub fn gpu() -> Gpu {
     let gpu = pollster::block_on(Gpu::new(&GpuOptions::for_tests())).expect("a GPU adapter is required for this test");
@@ -165,4 +167,27 @@ pub fn as_version(bytes: &[u8], version: u32) -> Vec<u8> {
     meta.insert("version".into(), version.to_string());
     meta.insert("crc32".into(), format!("{:08x}", crc.finalize()));
     safetensors::serialize(tensors, Some(meta)).unwrap()
+}
+
+/// `count` images of `side` x `side`: smooth gradients plus noise, every third a JPEG, the rest
+/// PNGs, written into `dir`.
+pub fn make_images(dir: &Path, count: usize, side: u32, seed: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut rng = Rng::new(seed);
+    for i in 0..count {
+        let (a, b) = (rng.next_u64() % 200, rng.next_u64() % 200);
+        let image = RgbImage::from_fn(side, side, |x, y| {
+            let noise = (rng.next_u64() % 24) as u32;
+            Rgb([
+                ((x * 255 / side) + noise).min(255) as u8,
+                ((y * 255 / side) as u64 + a).min(255) as u8,
+                ((x + y) as u64 % 56 + b + noise as u64).min(255) as u8,
+            ])
+        });
+        let (name, format) = match i % 3 {
+            0 => (format!("{i:05}.jpg"), ImageFormat::Jpeg),
+            _ => (format!("{i:05}.png"), ImageFormat::Png),
+        };
+        image.save_with_format(dir.join(name), format).unwrap();
+    }
 }
