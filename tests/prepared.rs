@@ -236,14 +236,19 @@ fn prepare_info_and_a_shape_mismatch() {
     // The metrics read any level the file holds, and refuse one it does not.
     let metrics = |res: &str| {
         let f = s(&file);
-        run_pggan(&["metrics", "swd", "--real", &f, "--fake", &f, "--res", res, "--count", "4", "--json"])
+        run_pggan(&[
+            "metrics", "swd", "--real", &f, "--fake", &f, "--res", res, "--count", "4", "--json",
+        ])
     };
     let out = metrics("8");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = metrics("4");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let e = String::from_utf8_lossy(&metrics("16").stderr).into_owned();
-    assert!(e.contains("holds 8x8 images with 3 channels; 16x16 with 3 are asked for"), "{e}");
+    assert!(
+        e.contains("holds 8x8 images with 3 channels; 16x16 with 3 are asked for"),
+        "{e}"
+    );
     fs::remove_dir_all(root).unwrap();
 }
 

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pggan::check::{table, Check};
 use image::{ImageFormat, Rgb, RgbImage};
+use pggan::check::{table, Check};
 use pggan::gpu::{Gpu, GpuOptions};
 use pggan::rng::Rng;
 
