@@ -233,20 +233,23 @@ fn prepare_info_and_a_shape_mismatch() {
         !runs.exists() || fs::read_dir(&runs).unwrap().next().is_none(),
         "a run folder was made"
     );
-    // The metrics read any level the file holds, and refuse one it does not.
+    // The metrics read any level a file holds (SWD from 16x16 on), and refuse one it does not.
+    let file32 = root.join("photos-32.pggan");
+    let out = run_pggan(&["dataset", "prepare", &s(&photos), &s(&file32), "--res", "32"]);
+    assert!(out.status.success());
     let metrics = |res: &str| {
-        let f = s(&file);
+        let f = s(&file32);
         run_pggan(&[
             "metrics", "swd", "--real", &f, "--fake", &f, "--res", res, "--count", "4", "--json",
         ])
     };
-    let out = metrics("8");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = metrics("4");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let e = String::from_utf8_lossy(&metrics("16").stderr).into_owned();
+    for res in ["16", "32"] {
+        let out = metrics(res);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let e = String::from_utf8_lossy(&metrics("64").stderr).into_owned();
     assert!(
-        e.contains("holds 8x8 images with 3 channels; 16x16 with 3 are asked for"),
+        e.contains("holds 32x32 images with 3 channels; 64x64 with 3 are asked for"),
         "{e}"
     );
     fs::remove_dir_all(root).unwrap();
