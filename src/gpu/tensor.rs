@@ -1,5 +1,6 @@
 //! A GPU tensor (a pooled storage buffer and its NCHW shape), upload and asynchronous download.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -109,8 +110,15 @@ impl Gpu {
     pub fn upload_bytes(&self, bytes: &[u8]) -> Result<Tensor> {
         let words = bytes.len().div_ceil(4).max(1);
         let (t, reused) = self.alloc(&[words])?;
-        let mut padded = bytes.to_vec();
-        padded.resize(4 * words, 0);
+        // Copied only to be padded: a minibatch's images are whole words already.
+        let padded: Cow<[u8]> = match bytes.len() == 4 * words {
+            true => Cow::Borrowed(bytes),
+            false => {
+                let mut padded = bytes.to_vec();
+                padded.resize(4 * words, 0);
+                Cow::Owned(padded)
+            }
+        };
         self.queue_write(&t, &padded, reused);
         Ok(t)
     }

@@ -319,14 +319,14 @@ impl Trainer {
         // Read before anything of the model changes: a damaged dataset file stops the run with
         // the model as the last step left it, to be saved (the RNG's saved state is the step's).
         let images = batch.images.wait()?;
+        // Not `self.backend()`: the step borrows the model mutably.
+        let bk = GpuBackend::new(&self.gpu, &self.layers);
         if pos.phase != self.state.phase {
             // A new fade-in or stabilisation phase: Adam starts over (official train.py, `reset_opt_for_new_lod`).
-            self.model.reset_adam(&GpuBackend::new(&self.gpu, &self.layers))?;
+            self.model.reset_adam(&bk)?;
             self.state.phase = pos.phase;
         }
         let (res, latent, local) = (pos.res(), self.cfg.net.latent, batch.mirror.len());
-        // Not `self.backend()`: the step borrows the model mutably.
-        let bk = GpuBackend::new(&self.gpu, &self.layers);
         let gpu = bk.gpu;
         // The images go up as bytes; the GPU scales, mirrors and fades them.
         let reals = gpu.scratch(&[local, self.cfg.net.channels, res, res])?;
